@@ -1,0 +1,1 @@
+"""pbxsms bus: the NATS JetStream side (embedded server, stream, publish, consumers)."""

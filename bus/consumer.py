@@ -1,0 +1,301 @@
+"""The one durable pull-consumer runner every subscriber uses.
+
+Retries live in JetStream, not in process memory: a transient failure is a `nak` with
+exponential backoff, a permanent one is settled at once, and after the last attempt the
+event goes to `sms.dead.<consumer>` with the reason before it is acknowledged. The
+server-side `max_deliver` is unlimited on purpose: we count attempts ourselves so that a
+message whose last attempt died with the process still reaches the dead letters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+log = logging.getLogger("pbxsms.bus.consumer")
+
+
+class Retry(Exception):
+    """A transient failure: try again later (after `delay` seconds, else backoff)."""
+
+    def __init__(self, reason: str, delay: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay = delay
+
+
+class Permanent(Exception):
+    """A failure no retry can fix: dead-letter at once."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Attempts and backoff; `[bus]` in the TOML file sets the defaults."""
+
+    max_deliver: int = 10
+    backoff_initial: float = 1.0
+    backoff_max: float = 300.0
+    ack_wait: float = 30.0
+    max_in_flight: int = 64
+
+    def delay(self, attempt: int) -> float:
+        """Exponential backoff with 10% jitter, so retries of a burst do not stampede."""
+        base = min(self.backoff_initial * 2.0 ** max(attempt - 1, 0), self.backoff_max)
+        return base * random.uniform(0.9, 1.1)  # noqa: S311 (jitter, not crypto)
+
+
+@dataclass
+class Delivery:
+    """One delivery of one stored event to a handler."""
+
+    msg: Msg
+    consumer: str
+    attempt: int
+    max_deliver: int
+    stream_seq: int
+    _progress_at: float = field(default=0.0)
+
+    @property
+    def subject(self) -> str:
+        return self.msg.subject
+
+    @property
+    def data(self) -> bytes:
+        return self.msg.data
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return dict(self.msg.headers or {})
+
+    @property
+    def last_attempt(self) -> bool:
+        return self.attempt >= self.max_deliver
+
+    async def in_progress(self) -> None:
+        """Tell JetStream we are still working, so it does not redeliver yet."""
+        await self.msg.in_progress()
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+Outcome = Callable[[str, str], None]
+DeadLetterer = Callable[[Delivery, str], Awaitable[None]]
+
+
+class ConsumerRunner:
+    """Runs `handler` for every event on `subject`, under the durable name `name`."""
+
+    def __init__(
+        self,
+        nc: NATS,
+        js: JetStreamContext,
+        stream: str,
+        name: str,
+        subject: str,
+        handler: Handler,
+        policy: RetryPolicy,
+        dead_letter: DeadLetterer,
+        on_outcome: Outcome | None = None,
+        deliver_policy: DeliverPolicy = DeliverPolicy.NEW,
+    ) -> None:
+        self.nc, self.js, self.stream = nc, js, stream
+        self.name, self.subject, self.handler = name, subject, handler
+        self.policy = policy
+        self.dead_letter = dead_letter
+        self.on_outcome = on_outcome or (lambda consumer, outcome: None)
+        self.deliver_policy = deliver_policy
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._sub: Subscription | None = None
+        self._inbox = ""
+        self._stopping = False
+        self._slot_freed = asyncio.Event()
+        # The one outstanding pull request: how many messages it may still bring, and
+        # until when we trust the server still holds it.
+        self._requested = 0
+        self._request_deadline = 0.0
+        self._request_ended = asyncio.Event()
+        self._pause_until = 0.0
+
+    async def start(self) -> None:
+        """Create or update the durable consumer and start pulling."""
+        config = ConsumerConfig(
+            name=self.name,
+            durable_name=self.name,
+            filter_subject=self.subject,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.policy.ack_wait,
+            max_deliver=-1,
+            max_ack_pending=max(self.policy.max_in_flight * 4, 1000),
+            deliver_policy=self.deliver_policy,
+        )
+        await self.js.add_consumer(self.stream, config)
+        self._inbox = self.nc.new_inbox()
+        self._sub = await self.nc.subscribe(self._inbox, cb=self._on_message)
+        self._loop_task = asyncio.create_task(self._pull_loop(), name=f"consumer:{self.name}")
+        log.info("consumer %s started on %s", self.name, self.subject)
+
+    async def stop(self, drain_timeout: float = 10.0) -> None:
+        """Stop pulling, let in-flight handlers finish (up to `drain_timeout`)."""
+        self._stopping = True
+        if self._loop_task:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=drain_timeout)
+            for task in pending:
+                task.cancel()  # unacked: JetStream redelivers it after ack_wait
+        log.info("consumer %s stopped", self.name)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def _pull_loop(self) -> None:
+        expires = 5.0
+        while not self._stopping:
+            now = time.monotonic()
+            if self._requested > 0 and now < self._request_deadline:
+                # Wait for this request to end (filled, expired) or time out locally.
+                self._request_ended.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._request_ended.wait(),
+                                           self._request_deadline - now)
+                continue
+            if now < self._pause_until:
+                await asyncio.sleep(self._pause_until - now)
+                continue
+            free = self.policy.max_in_flight - len(self._tasks)
+            if free < max(1, self.policy.max_in_flight // 4) and self._tasks:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            request = {"batch": free, "expires": int(expires * 1e9),
+                       "idle_heartbeat": int(expires / 2 * 1e9)}
+            self._requested = free
+            self._request_deadline = time.monotonic() + expires + 2.0
+            try:
+                await self.nc.publish(
+                    f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.name}",
+                    json.dumps(request).encode(), reply=self._inbox)
+            except Exception as error:
+                log.warning("consumer %s cannot request messages: %s", self.name, error)
+                self._requested = 0
+                await asyncio.sleep(1.0)
+
+    async def _on_message(self, msg: Msg) -> None:
+        status = (msg.headers or {}).get("Status") if msg.headers else None
+        if status is not None or not msg.reply:
+            # 100 heartbeat keeps the request alive; 404/408/409 end it.
+            if status and status != "100":
+                if status == "409":  # e.g. consumer deleted: do not spin on it
+                    log.warning("consumer %s: %s", self.name,
+                                (msg.headers or {}).get("Description", status))
+                    self._pause_until = time.monotonic() + 1.0
+                self._requested = 0
+                self._request_ended.set()
+            elif status == "100":
+                self._request_deadline = time.monotonic() + 5.0
+            return
+        self._requested -= 1
+        if self._requested <= 0:
+            self._request_ended.set()
+        task = asyncio.create_task(self._handle(msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slot_freed.set()
+
+    async def _handle(self, msg: Msg) -> None:
+        meta = msg.metadata
+        delivery = Delivery(msg=msg, consumer=self.name, attempt=meta.num_delivered,
+                            max_deliver=self.policy.max_deliver,
+                            stream_seq=meta.sequence.stream)
+        try:
+            if delivery.attempt > self.policy.max_deliver:
+                # The last attempt never settled (the process died or stalled).
+                raise Permanent(f"no outcome after {self.policy.max_deliver} attempts")
+            await self._run_with_progress(delivery)
+        except Permanent as error:
+            await self._give_up(delivery, error.reason)
+            return
+        except Retry as error:
+            await self._retry(delivery, error.reason, error.delay)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.exception("consumer %s: handler failed on seq %d", self.name,
+                          delivery.stream_seq)
+            await self._retry(delivery, f"{type(error).__name__}: {error}", None)
+            return
+        await self._settle(msg.ack())
+        self.on_outcome(self.name, "ack")
+
+    async def _run_with_progress(self, delivery: Delivery) -> None:
+        handler = asyncio.ensure_future(self.handler(delivery))
+        interval = max(self.policy.ack_wait / 3, 0.5)
+        try:
+            while True:
+                done, _ = await asyncio.wait({handler}, timeout=interval)
+                if done:
+                    handler.result()
+                    return
+                # Slow remote side: keep the message ours instead of a redelivery.
+                await delivery.in_progress()
+        finally:
+            if not handler.done():
+                handler.cancel()
+
+    async def _retry(self, delivery: Delivery, reason: str, delay: float | None) -> None:
+        if delivery.last_attempt:
+            await self._give_up(delivery, f"{reason} (after {delivery.attempt} attempts)")
+            return
+        wait = delay if delay is not None else self.policy.delay(delivery.attempt)
+        log.info("consumer %s: seq %d attempt %d failed, retry in %.1fs: %s", self.name,
+                 delivery.stream_seq, delivery.attempt, wait, reason)
+        await self._settle(delivery.msg.nak(delay=wait))
+        self.on_outcome(self.name, "retry")
+
+    async def _give_up(self, delivery: Delivery, reason: str) -> None:
+        try:
+            await self.dead_letter(delivery, reason)
+        except Exception as error:
+            # Not stored as a dead letter: keep the original and try again later.
+            log.error("consumer %s: dead letter for seq %d not stored (%s); will retry",
+                      self.name, delivery.stream_seq, error)
+            await self._settle(delivery.msg.nak(delay=self.policy.backoff_max))
+            self.on_outcome(self.name, "retry")
+            return
+        log.warning("consumer %s: seq %d dead-lettered: %s", self.name,
+                    delivery.stream_seq, reason)
+        await self._settle(delivery.msg.term())
+        self.on_outcome(self.name, "dead")
+
+    async def _settle(self, action: Awaitable[None]) -> None:
+        try:
+            await action
+        except Exception as error:
+            # The ack did not leave: JetStream will redeliver, and handlers dedupe.
+            log.warning("consumer %s: ack not sent: %s", self.name, error)
