@@ -1,0 +1,3 @@
+"""pbxsms core: settings, events, plugins, HTTP and the serve runtime."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,59 @@
+"""The aiohttp application: routes come from plugins, errors are always JSON."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from pbxsms.core import metrics
+from pbxsms.core.http import json_error
+from pbxsms.core.registry import Handler_
+from pbxsms.core.runtime import Runtime
+
+log = logging.getLogger("pbxsms.http")
+
+MAX_BODY = 64 * 1024
+RUNTIME_KEY = web.AppKey("runtime", Runtime)
+
+
+@web.middleware
+async def errors_as_json(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every error a client sees is JSON; an unexpected exception is logged, never leaked."""
+    route = request.match_info.route.resource
+    label = route.canonical if route is not None else "unmatched"
+    started = time.perf_counter()
+    try:
+        return await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        return json_error(413, f"request body larger than {MAX_BODY} bytes")
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        message = {404: "not found", 405: "method not allowed"}.get(error.status, error.reason)
+        return json_error(error.status, message, headers=_allow(error))
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, label)
+        return json_error(500, "internal error; see the gateway's log")
+    finally:
+        metrics.HTTP_LATENCY.labels(label).observe(time.perf_counter() - started)
+
+
+def _allow(error: web.HTTPException) -> dict[str, str] | None:
+    allow = error.headers.get("Allow")
+    return {"Allow": allow} if allow else None
+
+
+def create_app(runtime: Runtime) -> web.Application:
+    """The application with every enabled plugin's routes."""
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_as_json])
+    app[RUNTIME_KEY] = runtime
+
+    def register(method: str, path: str, handler: Handler_) -> None:
+        app.router.add_route(method, path, handler)
+
+    runtime.plugins.register_routes(runtime, register)
+    return app

@@ -1,0 +1,141 @@
+"""The `pbxsms` command line. Plugins add groups through the `register_commands` hook."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from pbxsms.core import __version__
+from pbxsms.core.events import json_schemas
+from pbxsms.core.loader import load_config, redacted
+from pbxsms.core.logs import setup_logging
+from pbxsms.core.plugins import Plugins, available_plugins
+from pbxsms.core.problems import ConfigError
+from pbxsms.core.settings import Config, default_env_file, load_core, load_file
+
+env_option = click.option("--env-file", type=click.Path(path_type=Path), default=None,
+                          help="Settings file with secrets (default: ./.env, PBXSMS_ENV_FILE).")
+config_option = click.option("--config", "config_path", type=click.Path(path_type=Path),
+                             default=None, help="TOML file (default: PBXSMS_CONFIG or "
+                             "config/pbxsms.toml).")
+
+
+def load_or_exit(env_file: Path | None, config_path: Path | None) -> tuple[Config, Plugins]:
+    """The configuration, or each problem on stderr and exit status 2."""
+    try:
+        return load_config(env_file, config_path)
+    except ConfigError as error:
+        click.echo("Configuration problems:", err=True)
+        for problem in error.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(2)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="pbxsms")
+def cli() -> None:
+    """pbxsms: two-way SMS gateway for IP PBXs, on NATS JetStream."""
+
+
+@cli.command()
+@env_option
+@config_option
+def serve(env_file: Path | None, config_path: Path | None) -> None:
+    """Run the gateway until SIGTERM/SIGINT; SIGHUP (or `pbxsms reload`) reloads settings."""
+    from pbxsms.core.server import serve as run
+
+    config, plugins = load_or_exit(env_file, config_path)
+    setup_logging(config.core.log_level, config.core.log_format)
+    try:
+        asyncio.run(run(config, plugins))
+    except (ConnectionError, RuntimeError) as error:
+        click.echo(f"pbxsms: {error}", err=True)
+        sys.exit(1)
+
+
+@cli.group()
+def config() -> None:
+    """Inspect the configuration."""
+
+
+@config.command("check")
+@env_option
+@config_option
+def config_check(env_file: Path | None, config_path: Path | None) -> None:
+    """Print the effective settings (secrets hidden) and every problem; non-zero on problems."""
+    cfg, plugins = load_or_exit(env_file, config_path)
+    click.echo(f"env file: {cfg.env_file or '(none)'}")
+    click.echo(f"config file: {cfg.core.config}"
+               f"{'' if cfg.core.config.exists() else ' (missing: defaults used)'}")
+    click.echo(f"plugins enabled: {', '.join(plugins.enabled) or '(none)'}")
+    sections: dict[str, Any] = {"core": cfg.core, **cfg.plugins}
+    for name, settings in sections.items():
+        click.echo(f"[{name}]")
+        for key, value in redacted(settings).items():
+            click.echo(f"  {key} = {value}")
+    click.echo("[bus]")
+    for key, value in cfg.file.bus.model_dump().items():
+        click.echo(f"  {key} = {value}")
+    click.echo(f"numbers in config file: {len(cfg.file.numbers)}")
+    problems = plugins.config_warnings(cfg)
+    if problems:
+        click.echo("Problems:")
+        for problem in problems:
+            click.echo(f"  {problem}")
+        sys.exit(1)
+    click.echo("OK: no problems found")
+
+
+@cli.command()
+@env_option
+def reload(env_file: Path | None) -> None:
+    """Ask the running `pbxsms serve` (found by its pid file) to reload its settings."""
+    core = load_core(env_file if env_file is not None else default_env_file())
+    path = core.data_dir / "pbxsms.pid"
+    try:
+        pid = int(path.read_text().strip())
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError) as error:
+        click.echo(f"pbxsms: no running gateway found via {path}: {error}", err=True)
+        sys.exit(1)
+    click.echo(f"sent SIGHUP to pbxsms (pid {pid}); its log says whether the reload applied")
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schemas of the bus events, keyed by subject."""
+    click.echo(json.dumps(json_schemas(), indent=2))
+
+
+@cli.command("plugins")
+@env_option
+@config_option
+def plugins_command(env_file: Path | None, config_path: Path | None) -> None:
+    """List available plugins and which are enabled."""
+    core = load_core(env_file if env_file is not None else default_env_file())
+    file = load_file(config_path or core.config)
+    enabled = set(file.plugins.enabled)
+    for name, source in sorted(available_plugins().items()):
+        mark = "enabled " if name in enabled else "disabled"
+        click.echo(f"{mark}  {name:<12} {source}")
+    for name in sorted(enabled - set(available_plugins())):
+        click.echo(f"UNKNOWN   {name:<12} named in [plugins] enabled but not installed")
+
+
+def build_cli() -> click.Group:
+    """The CLI with every available plugin's commands."""
+    try:
+        Plugins(None).register_commands(cli)
+    except ConfigError as error:  # a broken entry point must not take the CLI down
+        click.echo(f"pbxsms: plugin commands unavailable: {error}", err=True)
+    return cli
+
+
+def main() -> None:
+    build_cli()(prog_name="pbxsms")

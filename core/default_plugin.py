@@ -1,0 +1,44 @@
+"""The core's own routes, shipped as an ordinary plugin: health, readiness, metrics."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pbxsms.core.hookspecs import hookimpl
+from pbxsms.core.problems import Problem
+from pbxsms.core.registry import RouteRegister
+from pbxsms.core.runtime import Runtime
+from pbxsms.core.settings import Config
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+
+@hookimpl
+def register_routes(runtime: Runtime, register: RouteRegister) -> None:
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        reasons = runtime.readiness()
+        if reasons:
+            return web.json_response({"status": "not ready", "reasons": reasons}, status=503)
+        return web.json_response({"status": "ready"})
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    register("GET", "/healthz", healthz)
+    register("GET", "/readyz", readyz)
+    register("GET", "/metrics", metrics)
+
+
+@hookimpl
+def config_warnings(config: Config) -> list[Problem]:
+    core = config.core
+    problems = []
+    if core.api_token is None or not core.api_token.get_secret_value():
+        problems.append(Problem("PBXSMS_API_TOKEN",
+                                "unset: /api/v1 refuses every call (sending, numbers)"))
+    if not core.public_url:
+        problems.append(Problem("PBXSMS_PUBLIC_URL",
+                                "unset: `pbxsms clicksend webhook-url` cannot print the URLs"))
+    return problems

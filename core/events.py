@@ -1,0 +1,146 @@
+"""The events on the bus: versioned JSON (pydantic v2), each carrying our message id.
+
+Other PBX services build on these; `pbxsms schema` prints their JSON Schemas and
+docs/events.md documents them. Add fields freely; rename or remove only with a new
+`schema` version.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+def new_id() -> str:
+    """A new message id (UUID4, lower case): the key of a message everywhere."""
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    """Common envelope: schema version and our message id."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    schema_version: int = Field(SCHEMA_VERSION, alias="schema",
+                                description="Version of this event's shape")
+    id: str = Field(default_factory=new_id, description="Our message id (UUID)")
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+
+
+class Route(BaseModel):
+    """Where an inbound message goes: the message settings of the number it was sent to."""
+
+    number: str
+    provider: str
+    extension: str | None = None
+    domain: str | None = None
+    email: list[str] = Field(default_factory=list)
+    mobileapp_org: str | None = None
+
+
+class InboundMessage(Event):
+    """`sms.inbound.<provider>`: a customer's SMS accepted from a provider."""
+
+    provider: str = Field(description="Provider plugin that received it, e.g. clicksend")
+    provider_message_id: str | None = Field(None, description="The provider's id, if any")
+    from_: str = Field(alias="from", description="Sender (the customer), E.164")
+    to: str = Field(description="Our number that received it, E.164")
+    body: str = Field(description="Text of the message")
+    received_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = Field(None, description="Provider's timestamp, when given")
+    reply_to_provider_id: str | None = Field(
+        None, description="Provider id of our outbound message this replies to")
+    reply_to_id: str | None = Field(None, description="Our id of the message replied to")
+    route: Route | None = Field(None, description="Message settings of `to`, when known")
+    extra: dict[str, str] = Field(default_factory=dict,
+                                  description="Other provider fields (account ids)")
+
+
+class OutboundRequest(Event):
+    """`sms.outbound`: someone asks to send an SMS."""
+
+    from_: str | None = Field(None, alias="from",
+                              description="Our number to send from, E.164")
+    extension: str | None = Field(
+        None, description="Send on behalf of this extension when `from` is not given")
+    to: str = Field(description="Recipient, E.164")
+    body: str
+    provider: str | None = Field(None, description="Forces a provider; else the number's")
+    source: str = Field("api", description="Who asked: api, mobileapp, a service name")
+    requested_at: datetime = Field(default_factory=utcnow)
+    in_reply_to: str | None = Field(None, description="Our id of the inbound message")
+
+
+class State(StrEnum):
+    """A message's state; per channel for inbound deliveries."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    ACCEPTED = "accepted"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    UNROUTABLE = "unroutable"
+    SKIPPED = "skipped"
+
+    @property
+    def final(self) -> bool:
+        return self in FINAL_STATES
+
+
+FINAL_STATES = frozenset({State.DELIVERED, State.FAILED, State.UNROUTABLE, State.SKIPPED})
+
+
+class StatusEvent(Event):
+    """`sms.status.<id>`: a message (or one channel of its delivery) changed state."""
+
+    direction: Literal["inbound", "outbound"]
+    state: State
+    channel: str | None = Field(None, description="provider, mobileapp, email, ...")
+    reason: str | None = None
+    attempt: int | None = None
+    provider_message_id: str | None = None
+    error_code: str | None = None
+    segments: int | None = None
+    at: datetime = Field(default_factory=utcnow)
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeadLetter(Event):
+    """`sms.dead.<consumer>`: a consumer gave up on an event after its last attempt."""
+
+    consumer: str
+    subject: str = Field(description="Subject of the original event")
+    stream_seq: int = Field(description="Sequence of the original in the stream")
+    attempts: int
+    reason: str
+    original: Any = Field(description="The original event (JSON), or its text")
+    at: datetime = Field(default_factory=utcnow)
+
+
+EVENT_MODELS: dict[str, type[Event]] = {
+    "sms.inbound.<provider>": InboundMessage,
+    "sms.outbound": OutboundRequest,
+    "sms.status.<id>": StatusEvent,
+    "sms.dead.<consumer>": DeadLetter,
+}
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """The JSON Schema of each event, keyed by subject."""
+    return {subject: model.model_json_schema(by_alias=True)
+            for subject, model in EVENT_MODELS.items()}

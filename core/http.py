@@ -1,0 +1,31 @@
+"""HTTP helpers shared by every route: JSON errors and constant-time token checks."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from aiohttp import web
+
+
+def json_error(status: int, message: str, field: str | None = None,
+               headers: dict[str, str] | None = None) -> web.Response:
+    """The one error shape: `{"error": ..., "field": ...}`."""
+    body: dict[str, Any] = {"error": message}
+    if field is not None:
+        body["field"] = field
+    return web.json_response(body, status=status, headers=headers)
+
+
+def same_secret(given: str | None, expected: str) -> bool:
+    """Constant-time comparison, so response timing leaks nothing about the secret."""
+    if given is None:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, if any."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None

@@ -1,0 +1,59 @@
+"""Reading the whole configuration: core settings, the TOML file, each plugin's settings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pbxsms.core.plugins import Plugins
+from pbxsms.core.problems import ConfigError, Problem, env_name
+from pbxsms.core.settings import (
+    Config,
+    default_env_file,
+    load_core,
+    load_file,
+    load_plugin_settings,
+)
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings
+
+
+def load_config(env_file: Path | None = None, config_path: Path | None = None,
+                plugins: Plugins | None = None) -> tuple[Config, Plugins]:
+    """Read everything, or raise ConfigError listing every problem by setting name."""
+    env_file = env_file if env_file is not None else default_env_file()
+    core = load_core(env_file)
+    if config_path is not None:
+        core = core.model_copy(update={"config": config_path})
+    file = load_file(core.config)
+    plugins = plugins if plugins is not None else Plugins(file.plugins.enabled)
+    problems: list[Problem] = []
+    settings: dict[str, BaseSettings] = {}
+    for name, model in plugins.settings_models().items():
+        value, found = load_plugin_settings(model, file.section(name), env_file, name)
+        problems.extend(found)
+        if value is not None:
+            settings[name] = value
+    if problems:
+        raise ConfigError(problems)
+    return Config(core=core, file=file, plugins=settings, env_file=env_file), plugins
+
+
+def redacted(settings: BaseSettings) -> dict[str, str]:
+    """A settings object as env-name → printable value, every secret masked."""
+    shown: dict[str, str] = {}
+    for field, value in settings:
+        name = env_name(type(settings), field)
+        if isinstance(value, SecretStr):
+            shown[name] = "(set, hidden)" if value.get_secret_value() else "(empty)"
+        elif value is None:
+            shown[name] = "(unset)"
+        else:
+            shown[name] = hide_url_password(str(value))
+    return shown
+
+
+def hide_url_password(text: str) -> str:
+    """`nats://user:secret@host` → `nats://user:***@host`, for each URL of a comma list."""
+    return ",".join(re.sub(r"(://[^:/@,]+:)[^@/,]+@", r"\1***@", part)
+                    for part in text.split(","))

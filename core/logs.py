@@ -1,0 +1,50 @@
+"""Logging: one line per event with level and component; JSON for machines.
+
+Message bodies and secrets are never passed to a logger at INFO or above; the message id
+travels in `extra={"msg_id": ...}`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "component": record.name,
+            "message": record.getMessage(),
+        }
+        msg_id = getattr(record, "msg_id", None)
+        if msg_id:
+            line["msg_id"] = msg_id
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s%(msg_id_part)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        msg_id = getattr(record, "msg_id", None)
+        record.msg_id_part = f" [id={msg_id}]" if msg_id else ""
+        return super().format(record)
+
+
+def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+    """Configure the root logger once for the process (stderr)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Third-party chatter stays at WARNING unless we debug.
+    for name in ("aiohttp.access", "nats", "asyncio"):
+        logging.getLogger(name).setLevel(logging.WARNING if level != "DEBUG" else level)

@@ -1,0 +1,216 @@
+"""The running gateway: configuration, plugins, the NATS connection and the consumers.
+
+Plugins receive the Runtime in their hooks and use it to publish and read settings.
+`runtime.config` is replaced whole on reload, so read it per message, never cache it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from aiohttp import ClientSession, ClientTimeout
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from pbxsms.bus.consumer import ConsumerRunner, Delivery, RetryPolicy
+from pbxsms.bus.embedded import EmbeddedNats
+from pbxsms.bus.publish import Published, PublishError, publish
+from pbxsms.bus.stream import StreamSettings, ensure_stream
+from pbxsms.core import metrics
+from pbxsms.core.events import DeadLetter, Event, StatusEvent
+
+if TYPE_CHECKING:
+    from pbxsms.core.plugins import Plugins
+    from pbxsms.core.registry import Provider
+    from pbxsms.core.settings import Config
+
+log = logging.getLogger("pbxsms.runtime")
+
+
+class Runtime:
+    """One pbxsms process's shared state."""
+
+    def __init__(self, config: Config, plugins: Plugins) -> None:
+        self.config = config
+        self.plugins = plugins
+        self.embedded: EmbeddedNats | None = None
+        self.nc: NATS | None = None
+        self._js: JetStreamContext | None = None
+        self.stream_ready = False
+        self.consumers: list[ConsumerRunner] = []
+        self.providers: dict[str, Provider] = {}
+        self._http: ClientSession | None = None
+        self.started_at = time.monotonic()
+
+    # -- the bus ------------------------------------------------------------------
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise RuntimeError("the bus is not connected yet")
+        return self._js
+
+    @property
+    def stream(self) -> str:
+        return self.config.file.bus.stream
+
+    async def connect(self) -> None:
+        """Start the embedded server when NATS_URL is unset, connect, ensure the stream."""
+        core = self.config.core
+        servers = core.nats_servers()
+        if not servers:
+            self.embedded = EmbeddedNats(core.embedded_nats_port, core.data_dir / "nats")
+            await self.embedded.start()
+            servers = [self.embedded.url]
+        self.nc = await _connect(servers, explicit=not self.embedded)
+        self._js = self.nc.jetstream(timeout=self.config.file.bus.publish_timeout)
+        bus = self.config.file.bus
+        await ensure_stream(self.js, StreamSettings(
+            name=bus.stream, max_age=bus.max_age, duplicate_window=bus.duplicate_window,
+            replicas=bus.replicas))
+        self.stream_ready = True
+
+    async def close(self) -> None:
+        """Close the connection and stop the embedded server, if any."""
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        if self.nc is not None and not self.nc.is_closed:
+            try:
+                await asyncio.wait_for(self.nc.drain(), 5.0)
+            except Exception as error:
+                log.debug("drain: %s", error)
+                with contextlib.suppress(Exception):
+                    await self.nc.close()
+        self.stream_ready = False
+        if self.embedded is not None:
+            await self.embedded.stop()
+            self.embedded = None
+
+    async def publish(self, subject: str, event: Event | bytes, msg_id: str) -> Published:
+        """Store an event once per `msg_id`; PublishError when it is not stored."""
+        payload = event.to_json() if isinstance(event, Event) else event
+        family = metrics.subject_family(subject)
+        try:
+            result = await publish(self.js, subject, payload, msg_id,
+                                   timeout=self.config.file.bus.publish_timeout)
+        except (PublishError, RuntimeError) as error:
+            metrics.PUBLISH_FAILURES.labels(family).inc()
+            raise PublishError(str(error)) from error
+        metrics.EVENTS_PUBLISHED.labels(family, str(result.duplicate).lower()).inc()
+        return result
+
+    async def publish_status(self, status: StatusEvent) -> Published:
+        """Publish a state change on `sms.status.<id>`, deduplicated per state and channel."""
+        key = f"status:{status.id}:{status.channel or '-'}:{status.state}:{status.attempt or 0}"
+        return await self.publish(f"sms.status.{status.id}", status, key)
+
+    # -- consumers ----------------------------------------------------------------
+
+    def retry_policy(self, max_deliver: int | None = None) -> RetryPolicy:
+        bus = self.config.file.bus
+        return RetryPolicy(max_deliver=max_deliver or bus.max_deliver,
+                           backoff_initial=bus.backoff_initial, backoff_max=bus.backoff_max,
+                           ack_wait=bus.ack_wait, max_in_flight=bus.max_in_flight)
+
+    async def start_consumers(self) -> None:
+        """Start every consumer the plugins declared."""
+        assert self.nc is not None
+        for spec in self.plugins.consumers(self):
+            runner = ConsumerRunner(
+                self.nc, self.js, self.stream, spec.name, spec.subject, spec.handler,
+                self.retry_policy(spec.max_deliver), self.dead_letter, _count_outcome)
+            await runner.start()
+            self.consumers.append(runner)
+
+    async def stop_consumers(self) -> None:
+        await asyncio.gather(*(runner.stop() for runner in self.consumers))
+        self.consumers.clear()
+
+    async def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Store the original event and the reason on `sms.dead.<consumer>`."""
+        original = _json_or_text(delivery.data)
+        letter = DeadLetter(consumer=delivery.consumer, subject=delivery.subject,
+                            stream_seq=delivery.stream_seq, attempts=delivery.attempt,
+                            reason=reason, original=original)
+        if isinstance(original, dict) and isinstance(original.get("id"), str):
+            letter.id = original["id"]
+        await self.publish(f"sms.dead.{delivery.consumer}", letter,
+                           f"dead:{delivery.consumer}:{delivery.stream_seq}")
+        metrics.DEAD_LETTERS.labels(delivery.consumer).inc()
+
+    # -- shared services ----------------------------------------------------------
+
+    @property
+    def http(self) -> ClientSession:
+        """One HTTP client for every outbound call (connection pooling)."""
+        if self._http is None:
+            self._http = ClientSession(timeout=ClientTimeout(total=30))
+        return self._http
+
+    def readiness(self) -> list[str]:
+        """Why this instance cannot serve now; empty when it can."""
+        reasons = []
+        if self.nc is None or not self.nc.is_connected:
+            reasons.append("not connected to NATS")
+        elif not self.stream_ready:
+            reasons.append(f"JetStream stream {self.stream} not ready")
+        return reasons + self.plugins.readiness(self)
+
+    async def reload(self, new: Config) -> None:
+        """Swap in re-read settings; the next message uses them, nothing in flight stops."""
+        old, self.config = self.config, new
+        if (old.core.nats_url, old.core.http_port, old.core.http_host) != (
+                new.core.nats_url, new.core.http_port, new.core.http_host):
+            log.warning("NATS_URL, PBXSMS_HTTP_HOST and PBXSMS_HTTP_PORT apply at the next "
+                        "restart, not on reload")
+        await self.plugins.settings_reloaded(self, old, new)
+
+
+def _json_or_text(data: bytes) -> object:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data.decode(errors="replace")
+
+
+def _count_outcome(consumer: str, outcome: str) -> None:
+    metrics.CONSUMER_OUTCOMES.labels(consumer, outcome).inc()
+
+
+async def _connect(servers: list[str], explicit: bool, timeout: float = 30.0) -> NATS:
+    """Connect, retrying until `timeout`; afterwards the client reconnects forever."""
+
+    async def disconnected() -> None:
+        if nc_box and not nc_box[0].is_closed and not nc_box[0].is_draining:
+            log.warning("disconnected from NATS; reconnecting")
+
+    async def reconnected() -> None:
+        log.info("reconnected to NATS")
+
+    async def error(e: Exception) -> None:
+        log.debug("NATS: %s", e)
+
+    nc_box: list[NATS] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            nc_box.append(NATS())
+            await nc_box[0].connect(
+                servers=servers, name="pbxsms", connect_timeout=2,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,  # type: ignore[arg-type]  # float works
+                disconnected_cb=disconnected, reconnected_cb=reconnected, error_cb=error)
+            return nc_box[0]
+        except Exception as e:
+            nc_box.clear()
+            if time.monotonic() >= deadline:
+                hint = "check NATS_URL" if explicit else "see the embedded server's log"
+                raise ConnectionError(
+                    f"cannot connect to NATS at {', '.join(servers)}: {e} ({hint})") from e
+            log.warning("NATS at %s not reachable yet (%s); retrying", ", ".join(servers), e)
+            await asyncio.sleep(1.0)

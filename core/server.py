@@ -1,0 +1,112 @@
+"""`pbxsms serve`: start the bus, the plugins, the consumers and HTTP; stop them in order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from pathlib import Path
+
+from aiohttp import web
+from pbxsms.core import metrics
+from pbxsms.core.app import create_app
+from pbxsms.core.loader import load_config
+from pbxsms.core.plugins import Plugins
+from pbxsms.core.problems import ConfigError
+from pbxsms.core.runtime import Runtime
+from pbxsms.core.settings import Config
+
+log = logging.getLogger("pbxsms.server")
+
+
+def pid_file(config: Config) -> Path:
+    return config.core.data_dir / "pbxsms.pid"
+
+
+class Server:
+    """One `pbxsms serve` process."""
+
+    def __init__(self, config: Config, plugins: Plugins) -> None:
+        self.runtime = Runtime(config, plugins)
+        self._runner: web.AppRunner | None = None
+        self._stop = asyncio.Event()
+        self._reloads: set[asyncio.Task[None]] = set()
+        self.port: int | None = None
+
+    async def start(self) -> None:
+        """Bring everything up; HTTP last, so nothing is accepted before it can be stored."""
+        runtime = self.runtime
+        for problem in runtime.plugins.config_warnings(runtime.config):
+            log.warning("%s", problem)
+        await runtime.connect()
+        runtime.providers = runtime.plugins.providers(runtime)
+        await runtime.plugins.startup(runtime)
+        await runtime.start_consumers()
+        core = runtime.config.core
+        self._runner = web.AppRunner(create_app(runtime), access_log=None,
+                                     handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, core.http_host, core.http_port,
+                           reuse_address=True)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else core.http_port
+        log.info("pbxsms serving on http://%s:%s", core.http_host, self.port)
+
+    async def stop(self) -> None:
+        """Stop taking requests, let consumers finish, close the bus."""
+        runtime = self.runtime
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await runtime.stop_consumers()
+        await runtime.plugins.shutdown(runtime)
+        await runtime.close()
+        log.info("pbxsms stopped")
+
+    async def reload(self) -> None:
+        """Re-read `.env` and the TOML file; keep the old settings when the new are bad."""
+        old = self.runtime.config
+        try:
+            new, _ = load_config(old.env_file, old.core.config, plugins=self.runtime.plugins)
+        except ConfigError as error:
+            metrics.RELOADS.labels("rejected").inc()
+            log.error("reload rejected, keeping the running settings: %s", error)
+            return
+        await self.runtime.reload(new)
+        metrics.RELOADS.labels("applied").inc()
+        log.info("settings reloaded")
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def install_signals(self) -> None:
+        """SIGTERM/SIGINT stop gracefully, SIGHUP reloads; installed before anything starts."""
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+        loop.add_signal_handler(signal.SIGINT, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._track(loop.create_task(self.reload())))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+
+async def serve(config: Config, plugins: Plugins) -> None:
+    """Run until SIGTERM/SIGINT; SIGHUP reloads the settings."""
+    server = Server(config, plugins)
+    pid_path = pid_file(config)
+    server.install_signals()
+    try:
+        await server.start()
+        pid_path.parent.mkdir(parents=True, exist_ok=True)
+        pid_path.write_text(str(os.getpid()))
+        await server._stop.wait()
+    finally:
+        await server.stop()
+        with contextlib.suppress(OSError):
+            if pid_path.read_text().strip() == str(os.getpid()):
+                pid_path.unlink()

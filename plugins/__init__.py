@@ -1,0 +1,1 @@
+"""Built-in pbxsms plugins, registered exactly like external ones."""

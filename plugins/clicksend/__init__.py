@@ -1,0 +1,1 @@
+"""ClickSend: inbound webhooks, delivery receipts and outbound sending."""

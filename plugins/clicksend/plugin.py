@@ -1,0 +1,31 @@
+"""The ClickSend plugin's hooks."""
+
+from __future__ import annotations
+
+from pbxsms.core.hookspecs import hookimpl
+from pbxsms.core.problems import Problem
+from pbxsms.core.settings import Config, PluginSettings
+from pbxsms.plugins.clicksend.settings import ClickSendSettings
+
+
+@hookimpl
+def settings_model() -> type[PluginSettings]:
+    return ClickSendSettings
+
+
+@hookimpl
+def config_warnings(config: Config) -> list[Problem]:
+    settings: ClickSendSettings = config.plugin("clicksend")
+    problems = []
+    if not settings.username:
+        problems.append(Problem("CLICKSEND_USERNAME",
+                                "unset: replies and sends through ClickSend cannot go out"))
+    if settings.api_key is None or not settings.api_key.get_secret_value():
+        problems.append(Problem("CLICKSEND_API_KEY",
+                                "unset: replies and sends through ClickSend cannot go out"))
+    if not settings.subaccount_id and settings.webhook_token is None:
+        problems.append(Problem(
+            "CLICKSEND_WEBHOOK_TOKEN",
+            "unset, and CLICKSEND_SUBACCOUNT_ID too: inbound webhooks are unauthenticated, "
+            "anyone who finds the URL can inject messages"))
+    return problems

@@ -1,0 +1,1 @@
+"""Email: a read-only copy of inbound SMS to the number's addresses."""

@@ -1,0 +1,19 @@
+"""Mobile-app settings (`RINGOTEL_*`)."""
+
+from __future__ import annotations
+
+from pbxsms.core.settings import PluginSettings
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+
+class MobileAppSettings(PluginSettings):
+    """The app API we push to, and the token its reply webhook must carry."""
+
+    model_config = SettingsConfigDict(env_prefix="RINGOTEL_", extra="ignore",
+                                      case_sensitive=False)
+
+    api_url: str | None = Field(None, pattern=r"^https?://")
+    api_token: SecretStr | None = None
+    webhook_token: SecretStr | None = None
+    timeout: float = Field(15.0, gt=0)
