@@ -1,0 +1,54 @@
+"""Test helpers: free ports, waiting on conditions with deadlines, configs in tmp dirs."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from pbxsms.core.loader import load_config
+from pbxsms.core.plugins import Plugins
+from pbxsms.core.settings import Config
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0,
+    message: str = "condition",
+) -> None:
+    """Poll `condition` until true; fail the test with `message` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        await asyncio.sleep(0.02)
+
+
+def write_env(path: Path, **values: str) -> Path:
+    path.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
+    return path
+
+
+def make_config(
+    tmp_path: Path, toml: str = "", env: dict[str, str] | None = None,
+    plugins: Plugins | None = None,
+) -> tuple[Config, Plugins]:
+    """A full configuration read from files in `tmp_path`, as an operator would write them."""
+    config_file = tmp_path / "pbxsms.toml"
+    config_file.write_text(toml)
+    values = {"PBXSMS_DATA_DIR": str(tmp_path / "var"), "PBXSMS_HTTP_PORT": "0",
+              **(env or {})}
+    env_file = write_env(tmp_path / ".env", **values)
+    return load_config(env_file, config_file, plugins=plugins)

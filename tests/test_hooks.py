@@ -1,0 +1,202 @@
+"""Every hook is documented with its exact signature, and exercised here by a plugin."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from aiohttp import ClientSession, web
+from click.testing import CliRunner
+from pbxsms.bus.consumer import Delivery
+from pbxsms.core import hookspecs
+from pbxsms.core.hookspecs import hookimpl
+from pbxsms.core.plugins import Plugins, hook_names
+from pbxsms.core.problems import Problem
+from pbxsms.core.registry import ConsumerRegister, ConsumerSpec, ProviderRegister, RouteRegister
+from pbxsms.core.runtime import Runtime
+from pbxsms.core.settings import Config, PluginSettings
+from pydantic_settings import SettingsConfigDict
+
+from tests.conftest import Gateway
+from tests.helpers import wait_until
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
+
+
+def test_every_hook_is_documented_with_its_signature() -> None:
+    docs = DOCS.read_text()
+    for name in hook_names():
+        spec = getattr(hookspecs, name)
+        signature = str(inspect.signature(spec)).replace("'", "")
+        assert f"### {name}{signature}" in docs, f"docs/plugins.md lacks `{name}{signature}`"
+
+
+def test_every_hook_has_a_test() -> None:
+    tests = "".join(p.read_text() for p in Path(__file__).parent.rglob("test_*.py"))
+    for name in hook_names():
+        assert re.search(rf"def test_hook_{name}\b", tests), f"no test_hook_{name}"
+
+
+class RecorderSettings(PluginSettings):
+    model_config = SettingsConfigDict(env_prefix="RECORDER_")
+    greeting: str = "hello"
+
+
+class Recorder:
+    """A plugin implementing every hook, recording what the core did with it."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.handled: list[bytes] = []
+        self.ready = True
+
+    @hookimpl
+    def settings_model(self) -> type[PluginSettings]:
+        self.calls.append("settings_model")
+        return RecorderSettings
+
+    @hookimpl
+    def config_warnings(self, config: Config) -> list[Problem]:
+        self.calls.append("config_warnings")
+        return [Problem("RECORDER_GREETING", f"is {config.plugin('recorder').greeting}")]
+
+    @hookimpl
+    def register_commands(self, cli: click.Group) -> None:
+        @click.command("recorder-hello")
+        def hello() -> None:
+            click.echo("hello from a plugin")
+
+        cli.add_command(hello)
+
+    @hookimpl
+    def register_routes(self, runtime: Runtime, register: RouteRegister) -> None:
+        async def hello(request: web.Request) -> web.Response:
+            return web.json_response({"greeting": runtime.config.plugin("recorder").greeting})
+
+        register("GET", "/recorder", hello)
+
+    @hookimpl
+    def register_consumers(self, runtime: Runtime, register: ConsumerRegister) -> None:
+        async def handle(delivery: Delivery) -> None:
+            self.handled.append(delivery.data)
+
+        register(ConsumerSpec("recorder", "sms.recorder.>", handle))
+
+    @hookimpl
+    def register_providers(self, runtime: Runtime, register: ProviderRegister) -> None:
+        register(FakeProvider())
+
+    @hookimpl
+    async def startup(self, runtime: Runtime) -> None:
+        self.calls.append("startup")
+
+    @hookimpl
+    async def shutdown(self, runtime: Runtime) -> None:
+        self.calls.append("shutdown")
+
+    @hookimpl
+    def readiness(self, runtime: Runtime) -> list[str]:
+        return [] if self.ready else ["recorder is paused"]
+
+    @hookimpl
+    def settings_reloaded(self, runtime: Runtime, old: Config, new: Config) -> None:
+        self.calls.append(f"reloaded:{old.plugin('recorder').greeting}->"
+                          f"{new.plugin('recorder').greeting}")
+
+
+class FakeProvider:
+    name = "fake"
+
+    async def send_batch(self, messages: Any) -> Any:
+        return []
+
+
+def plugins_with(recorder: Recorder) -> Plugins:
+    plugins = Plugins([])
+    plugins.register(recorder, "recorder")
+    return plugins
+
+
+StartGateway = Callable[..., Awaitable[Gateway]]
+
+
+async def test_hook_settings_model(start_gateway: StartGateway) -> None:
+    recorder = Recorder()
+    gateway = await start_gateway(env={"RECORDER_GREETING": "hi"}, plugins=plugins_with(recorder))
+    assert "settings_model" in recorder.calls
+    assert gateway.runtime.config.plugin("recorder").greeting == "hi"
+
+
+async def test_hook_config_warnings(start_gateway: StartGateway) -> None:
+    recorder = Recorder()
+    gateway = await start_gateway(plugins=plugins_with(recorder))
+    warnings = gateway.runtime.plugins.config_warnings(gateway.runtime.config)
+    assert Problem("RECORDER_GREETING", "is hello") in warnings
+
+
+def test_hook_register_commands() -> None:
+    recorder = Recorder()
+    cli = click.Group()
+    plugins_with(recorder).register_commands(cli)
+    result = CliRunner().invoke(cli, ["recorder-hello"])
+    assert result.output == "hello from a plugin\n"
+
+
+async def test_hook_register_routes(start_gateway: StartGateway) -> None:
+    gateway = await start_gateway(plugins=plugins_with(Recorder()))
+    async with ClientSession() as http, http.get(f"{gateway.url}/recorder") as response:
+        assert response.status == 200
+        assert await response.json() == {"greeting": "hello"}
+
+
+async def test_hook_register_consumers(start_gateway: StartGateway) -> None:
+    recorder = Recorder()
+    gateway = await start_gateway(plugins=plugins_with(recorder))
+    await gateway.runtime.publish("sms.recorder.x", b'{"n": 1}', "rec-1")
+    await wait_until(lambda: recorder.handled == [b'{"n": 1}'], message="the consumer")
+
+
+async def test_hook_register_providers(start_gateway: StartGateway) -> None:
+    gateway = await start_gateway(plugins=plugins_with(Recorder()))
+    assert list(gateway.runtime.providers) == ["fake"]
+
+
+async def test_hook_startup(start_gateway: StartGateway) -> None:
+    recorder = Recorder()
+    await start_gateway(plugins=plugins_with(recorder))
+    assert "startup" in recorder.calls
+
+
+async def test_hook_shutdown(start_gateway: StartGateway) -> None:
+    recorder = Recorder()
+    gateway = await start_gateway(plugins=plugins_with(recorder))
+    await gateway.server.stop()
+    assert recorder.calls[-1] == "shutdown"
+
+
+async def test_hook_readiness(start_gateway: StartGateway) -> None:
+    recorder = Recorder()
+    gateway = await start_gateway(plugins=plugins_with(recorder))
+    async with ClientSession() as http:
+        async with http.get(f"{gateway.url}/readyz") as response:
+            assert response.status == 200
+        recorder.ready = False
+        async with http.get(f"{gateway.url}/readyz") as response:
+            assert response.status == 503
+            assert (await response.json())["reasons"] == ["recorder is paused"]
+
+
+async def test_hook_settings_reloaded(start_gateway: StartGateway) -> None:
+    recorder = Recorder()
+    gateway = await start_gateway(plugins=plugins_with(recorder))
+    env_file = gateway.runtime.config.env_file
+    assert env_file is not None
+    env_file.write_text(env_file.read_text() + "RECORDER_GREETING=bonjour\n")
+    await gateway.server.reload()
+    assert "reloaded:hello->bonjour" in recorder.calls
+    async with ClientSession() as http, http.get(f"{gateway.url}/recorder") as response:
+        assert await response.json() == {"greeting": "bonjour"}

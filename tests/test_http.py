@@ -1,0 +1,37 @@
+"""The HTTP skeleton: health, readiness, JSON errors."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import ClientSession
+
+from tests.conftest import Gateway
+
+StartGateway = Callable[..., Awaitable[Gateway]]
+
+
+async def test_health_ready_and_json_errors(start_gateway: StartGateway) -> None:
+    gateway = await start_gateway()
+    async with ClientSession() as http:
+        async with http.get(f"{gateway.url}/healthz") as response:
+            assert (response.status, await response.json()) == (200, {"status": "ok"})
+        async with http.get(f"{gateway.url}/readyz") as response:
+            assert (response.status, await response.json()) == (200, {"status": "ready"})
+        async with http.get(f"{gateway.url}/no/such/route") as response:
+            assert (response.status, await response.json()) == (404, {"error": "not found"})
+        async with http.delete(f"{gateway.url}/healthz") as response:
+            assert response.status == 405
+            assert await response.json() == {"error": "method not allowed"}
+        async with http.get(f"{gateway.url}/metrics") as response:
+            assert response.status == 200
+            assert "pbxsms_http_request_seconds" in await response.text()
+
+
+async def test_readyz_reports_lost_nats(start_gateway: StartGateway) -> None:
+    gateway = await start_gateway()
+    assert gateway.runtime.nc is not None
+    await gateway.runtime.nc.close()
+    async with ClientSession() as http, http.get(f"{gateway.url}/readyz") as response:
+        assert response.status == 503
+        assert (await response.json())["reasons"] == ["not connected to NATS"]

@@ -1,0 +1,175 @@
+"""`pbxsms serve` as a real subprocess: embedded NATS, readiness, signals, restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import free_port, write_env
+
+PBXSMS = [sys.executable, "-c", "from pbxsms.core.cli import main; main()"]
+
+
+class Proc:
+    def __init__(self, cwd: Path, http_port: int, nats_port: int, env: dict[str, str]) -> None:
+        self.cwd, self.http_port, self.nats_port = cwd, http_port, nats_port
+        self.log = cwd / "serve.log"
+        full_env = {**os.environ, "PBXSMS_HTTP_PORT": str(http_port),
+                    "PBXSMS_EMBEDDED_NATS_PORT": str(nats_port),
+                    "PBXSMS_ENV_FILE": str(cwd / ".env"), **env}
+        self.popen = subprocess.Popen(
+            [*PBXSMS, "serve"], cwd=cwd, env=full_env,
+            stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+
+    def get(self, path: str) -> tuple[int, dict[str, object]]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}",
+                                        timeout=2) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise AssertionError(f"serve exited early:\n{self.log.read_text()}")
+            try:
+                if self.get("/readyz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"not ready in {timeout}s:\n{self.log.read_text()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> int:
+        self.popen.send_signal(sig)
+        return self.popen.wait(timeout)
+
+
+def nats_server_pids() -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"nats-server" in cmd:
+                found.add(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Iterator[Path]:
+    write_env(tmp_path / ".env", PBXSMS_DATA_DIR=str(tmp_path / "var"))
+    yield tmp_path
+
+
+def test_serve_starts_embedded_nats_and_stops_cleanly_on_sigterm(workdir: Path) -> None:
+    before = nats_server_pids()
+    proc = Proc(workdir, free_port(), free_port(), {})
+    try:
+        proc.wait_ready()
+        assert proc.get("/healthz") == (200, {"status": "ok"})
+        assert nats_server_pids() - before, "an embedded nats-server runs"
+        started = time.monotonic()
+        assert proc.stop(signal.SIGTERM) == 0
+        assert time.monotonic() - started < 5
+        assert not (nats_server_pids() - before), "no nats-server left running"
+    finally:
+        if proc.popen.poll() is None:
+            proc.popen.kill()
+    log = proc.log.read_text()
+    # Started with no .env secrets: it says what is missing and what will not work.
+    assert "CLICKSEND_API_KEY: unset" in log
+    assert "inbound webhooks are unauthenticated" in log
+    assert (workdir / "var" / "nats" / "jetstream").is_dir()
+
+
+def test_sigint_stops_cleanly_too(workdir: Path) -> None:
+    proc = Proc(workdir, free_port(), free_port(), {})
+    proc.wait_ready()
+    assert proc.stop(signal.SIGINT) == 0
+
+
+def test_taken_port_is_a_clear_error_naming_nats_url(workdir: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = Proc(workdir, free_port(), port, {})
+        code = proc.popen.wait(30)
+    assert code != 0
+    log = proc.log.read_text()
+    assert "NATS_URL" in log and f"127.0.0.1:{port}" in log
+    assert "Traceback" not in log
+
+
+def test_events_survive_a_restart(workdir: Path) -> None:
+    import asyncio
+
+    import nats
+
+    nats_port = free_port()
+
+    async def publish_and_count(publish: bool) -> int:
+        nc = await nats.connect(f"nats://127.0.0.1:{nats_port}")
+        js = nc.jetstream()
+        if publish:
+            await js.publish("sms.inbound.test", b"{}", headers={"Nats-Msg-Id": "keep-1"})
+        count = (await js.stream_info("SMS")).state.messages
+        await nc.close()
+        return count
+
+    proc = Proc(workdir, free_port(), nats_port, {})
+    proc.wait_ready()
+    assert asyncio.run(publish_and_count(True)) == 1
+    assert proc.stop() == 0
+    proc = Proc(workdir, free_port(), nats_port, {})
+    proc.wait_ready()
+    try:
+        assert asyncio.run(publish_and_count(False)) == 1
+    finally:
+        assert proc.stop() == 0
+
+
+def test_sighup_and_pbxsms_reload_reread_settings(workdir: Path) -> None:
+    proc = Proc(workdir, free_port(), free_port(), {})
+    proc.wait_ready()
+    try:
+        env = {**os.environ, "PBXSMS_ENV_FILE": str(workdir / ".env")}
+        write_env(workdir / ".env", PBXSMS_DATA_DIR=str(workdir / "var"),
+                  PBXSMS_SMTP_PORT="not-a-port")
+        result = subprocess.run([*PBXSMS, "reload"], cwd=workdir, env=env,
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stderr
+        _wait_for_log(proc, "reload rejected")
+        assert "PBXSMS_SMTP_PORT" in proc.log.read_text()
+        assert proc.get("/readyz")[0] == 200, "bad settings leave the old ones running"
+
+        write_env(workdir / ".env", PBXSMS_DATA_DIR=str(workdir / "var"),
+                  PBXSMS_SMTP_HOST="mail.example.com")
+        proc.popen.send_signal(signal.SIGHUP)
+        _wait_for_log(proc, "settings reloaded")
+    finally:
+        assert proc.stop() == 0
+
+
+def _wait_for_log(proc: Proc, text: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in proc.log.read_text():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} not logged:\n{proc.log.read_text()}")
+        time.sleep(0.05)
