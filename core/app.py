@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+
 from pbxsms.core import metrics
 from pbxsms.core.http import json_error
 from pbxsms.core.registry import Handler_

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+
 from pbxsms.core import __version__
 from pbxsms.core.events import json_schemas
 from pbxsms.core.loader import load_config, redacted

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
 from pbxsms.core.hookspecs import hookimpl
+from pbxsms.core.http import api_refusal, json_error
 from pbxsms.core.problems import Problem
-from pbxsms.core.registry import RouteRegister
+from pbxsms.core.registry import ConsumerRegister, ConsumerSpec, RouteRegister
 from pbxsms.core.runtime import Runtime
 from pbxsms.core.settings import Config
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 
 @hookimpl
@@ -26,9 +28,25 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
         return web.Response(body=generate_latest(),
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    async def message_status(request: web.Request) -> web.Response:
+        refusal = api_refusal(request, runtime.config.core.api_token)
+        if refusal is not None:
+            return refusal
+        record = await runtime.status.get(request.match_info["id"])
+        if record is None:
+            return json_error(404, "no such message", field="id")
+        return web.Response(body=record.model_dump_json(), content_type="application/json")
+
     register("GET", "/healthz", healthz)
     register("GET", "/readyz", readyz)
     register("GET", "/metrics", metrics)
+    register("GET", "/api/v1/messages/{id}", message_status)
+
+
+@hookimpl
+def register_consumers(runtime: Runtime, register: ConsumerRegister) -> None:
+    # Folds every status event into the per-message record that the API serves.
+    register(ConsumerSpec("status-store", "sms.status.>", runtime.status.handle))
 
 
 @hookimpl

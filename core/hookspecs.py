@@ -9,6 +9,7 @@ import pluggy
 
 if TYPE_CHECKING:
     import click
+
     from pbxsms.core.problems import Problem
     from pbxsms.core.registry import ConsumerRegister, ProviderRegister, RouteRegister
     from pbxsms.core.runtime import Runtime

@@ -6,6 +6,7 @@ import hmac
 from typing import Any
 
 from aiohttp import web
+from pydantic import SecretStr
 
 
 def json_error(status: int, message: str, field: str | None = None,
@@ -29,3 +30,13 @@ def bearer_token(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def api_refusal(request: web.Request, token: SecretStr | None) -> web.Response | None:
+    """None when the request carries the API's Bearer token; else the 401 to answer."""
+    if token is None or not token.get_secret_value():
+        return json_error(401, "the API is disabled: set PBXSMS_API_TOKEN to enable it")
+    if not same_secret(bearer_token(request), token.get_secret_value()):
+        return json_error(401, "missing or wrong Bearer token",
+                          headers={"WWW-Authenticate": 'Bearer realm="pbxsms"'})
+    return None

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings
+
 from pbxsms.core.plugins import Plugins
 from pbxsms.core.problems import ConfigError, Problem, env_name
 from pbxsms.core.settings import (
@@ -14,8 +17,6 @@ from pbxsms.core.settings import (
     load_file,
     load_plugin_settings,
 )
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings
 
 
 def load_config(env_file: Path | None = None, config_path: Path | None = None,

@@ -12,11 +12,13 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
+
 from pbxsms.core import hookspecs
 from pbxsms.core.problems import ConfigError, Problem
 
 if TYPE_CHECKING:
     import click
+
     from pbxsms.core.registry import (
         ConsumerSpec,
         Provider,

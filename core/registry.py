@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import web
+
 from pbxsms.bus.consumer import Handler
 
 Handler_ = Callable[[web.Request], Awaitable[web.StreamResponse]]

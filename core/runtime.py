@@ -16,12 +16,15 @@ from typing import TYPE_CHECKING
 from aiohttp import ClientSession, ClientTimeout
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+
 from pbxsms.bus.consumer import ConsumerRunner, Delivery, RetryPolicy
 from pbxsms.bus.embedded import EmbeddedNats
+from pbxsms.bus.kv import ensure_kv
 from pbxsms.bus.publish import Published, PublishError, publish
 from pbxsms.bus.stream import StreamSettings, ensure_stream
 from pbxsms.core import metrics
 from pbxsms.core.events import DeadLetter, Event, StatusEvent
+from pbxsms.core.status import MESSAGES_BUCKET, PROVIDER_IDS_BUCKET, StatusStore
 
 if TYPE_CHECKING:
     from pbxsms.core.plugins import Plugins
@@ -44,6 +47,7 @@ class Runtime:
         self.consumers: list[ConsumerRunner] = []
         self.providers: dict[str, Provider] = {}
         self._http: ClientSession | None = None
+        self._status: StatusStore | None = None
         self.started_at = time.monotonic()
 
     # -- the bus ------------------------------------------------------------------
@@ -53,6 +57,17 @@ class Runtime:
         if self._js is None:
             raise RuntimeError("the bus is not connected yet")
         return self._js
+
+    @property
+    def status(self) -> StatusStore:
+        """Message status records (KV), ready once connected."""
+        if self._status is None:
+            raise RuntimeError("the bus is not connected yet")
+        return self._status
+
+    @status.setter
+    def status(self, store: StatusStore) -> None:
+        self._status = store
 
     @property
     def stream(self) -> str:
@@ -72,6 +87,10 @@ class Runtime:
         await ensure_stream(self.js, StreamSettings(
             name=bus.stream, max_age=bus.max_age, duplicate_window=bus.duplicate_window,
             replicas=bus.replicas))
+        self.status = StatusStore(
+            await ensure_kv(self.js, MESSAGES_BUCKET, ttl=bus.max_age, replicas=bus.replicas),
+            await ensure_kv(self.js, PROVIDER_IDS_BUCKET, ttl=bus.max_age,
+                            replicas=bus.replicas))
         self.stream_ready = True
 
     async def close(self) -> None:

@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 
 from aiohttp import web
+
 from pbxsms.core import metrics
 from pbxsms.core.app import create_app
 from pbxsms.core.loader import load_config

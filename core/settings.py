@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pbxsms.core.durations import Duration
-from pbxsms.core.problems import ConfigError, Problem, problems_from_validation
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from pbxsms.core.durations import Duration
+from pbxsms.core.problems import ConfigError, Problem, problems_from_validation
 
 DEFAULT_ENABLED = ["clicksend", "email", "mobileapp"]
 

@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator
 import nats
 import pytest
 from nats.aio.client import Client as NATS
+
 from pbxsms.bus.consumer import ConsumerRunner, Delivery, Permanent, Retry, RetryPolicy
 from pbxsms.bus.embedded import EmbeddedNats
 from pbxsms.bus.publish import PublishError, publish
 from pbxsms.bus.stream import StreamSettings, ensure_stream
-
 from tests.helpers import wait_until
 
 FAST = RetryPolicy(max_deliver=3, backoff_initial=0.05, backoff_max=0.2, ack_wait=2.0,

@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 from click.testing import CliRunner
+
 from pbxsms.core.cli import cli
 from pbxsms.core.events import EVENT_MODELS, InboundMessage, OutboundRequest, StatusEvent
 

@@ -11,6 +11,8 @@ from typing import Any
 import click
 from aiohttp import ClientSession, web
 from click.testing import CliRunner
+from pydantic_settings import SettingsConfigDict
+
 from pbxsms.bus.consumer import Delivery
 from pbxsms.core import hookspecs
 from pbxsms.core.hookspecs import hookimpl
@@ -19,8 +21,6 @@ from pbxsms.core.problems import Problem
 from pbxsms.core.registry import ConsumerRegister, ConsumerSpec, ProviderRegister, RouteRegister
 from pbxsms.core.runtime import Runtime
 from pbxsms.core.settings import Config, PluginSettings
-from pydantic_settings import SettingsConfigDict
-
 from tests.conftest import Gateway
 from tests.helpers import wait_until
 

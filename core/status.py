@@ -1,0 +1,155 @@
+"""Message status: a projection of `sms.status.>` into a KV bucket, so any instance answers.
+
+Status events are the source of truth; this store folds them into one record per message
+(current state, per-channel state, history) and indexes provider ids (e.g. ClickSend's
+`message_id`) back to ours for delivery receipts. A channel in a final state is never
+moved back by a late or repeated event; the event still appears in the history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from nats.js.kv import KeyValue
+from pydantic import BaseModel, Field
+
+from pbxsms.bus import kv as kvs
+from pbxsms.bus.consumer import Delivery, Permanent
+from pbxsms.core.events import State, StatusEvent, utcnow
+
+MESSAGES_BUCKET = "sms_messages"
+PROVIDER_IDS_BUCKET = "sms_provider_ids"
+
+
+class ChannelStatus(BaseModel):
+    state: State
+    attempt: int | None = None
+    reason: str | None = None
+    at: datetime
+
+
+class HistoryEntry(BaseModel):
+    state: State
+    channel: str | None = None
+    reason: str | None = None
+    attempt: int | None = None
+    provider_message_id: str | None = None
+    error_code: str | None = None
+    at: datetime
+
+
+class StatusRecord(BaseModel):
+    """What `GET /api/v1/messages/{id}` returns."""
+
+    id: str
+    direction: str
+    state: State
+    summary: str = ""
+    provider_message_id: str | None = None
+    segments: int | None = None
+    channels: dict[str, ChannelStatus] = Field(default_factory=dict)
+    history: list[HistoryEntry] = Field(default_factory=list)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+def apply(record: StatusRecord | None, event: StatusEvent) -> StatusRecord:
+    """Fold one status event into the record (pure; safe to repeat)."""
+    entry = HistoryEntry(state=event.state, channel=event.channel, reason=event.reason,
+                         attempt=event.attempt, provider_message_id=event.provider_message_id,
+                         error_code=event.error_code, at=event.at)
+    if record is None:
+        record = StatusRecord(id=event.id, direction=event.direction, state=event.state)
+    elif entry in record.history:
+        return record
+    record.history.append(entry)
+    record.history.sort(key=lambda item: item.at)
+    channel = event.channel or "-"
+    current = record.channels.get(channel)
+    if current is None or not current.state.final:
+        record.channels[channel] = ChannelStatus(state=event.state, attempt=event.attempt,
+                                                 reason=event.reason, at=event.at)
+    record.provider_message_id = event.provider_message_id or record.provider_message_id
+    record.segments = event.segments or record.segments
+    record.state = overall_state(record)
+    record.summary = ", ".join(_describe(name, status)
+                               for name, status in sorted(record.channels.items()))
+    record.updated_at = utcnow()
+    return record
+
+
+def overall_state(record: StatusRecord) -> State:
+    """One word for the whole message: the most recent channel state, finals first."""
+    states = list(record.channels.values())
+    if len(states) == 1:
+        return states[0].state
+    pending = [s for s in states if not s.state.final]
+    latest = max(pending or states, key=lambda s: s.at)
+    return latest.state
+
+
+def _describe(name: str, status: ChannelStatus) -> str:
+    text = f"{name}: {status.state.value}"
+    if status.state == State.RETRYING and status.attempt:
+        text += f" ({status.attempt})"
+    return text
+
+
+class StatusStore:
+    """Read and fold message status records."""
+
+    def __init__(self, messages: KeyValue, provider_ids: KeyValue) -> None:
+        self.messages = messages
+        self.provider_ids = provider_ids
+
+    async def get(self, message_id: str) -> StatusRecord | None:
+        if not _valid_key(message_id):
+            return None
+        value, _ = await kvs.read(self.messages, message_id)
+        return StatusRecord.model_validate_json(value) if value else None
+
+    async def find_by_provider_id(self, provider: str, provider_message_id: str) -> str | None:
+        """Our id for a provider's message id, once its acceptance was recorded."""
+        key = f"{provider}.{provider_message_id}"
+        if not _valid_key(key):
+            return None
+        value, _ = await kvs.read(self.provider_ids, key)
+        return value.decode() if value else None
+
+    async def remember_provider_id(self, provider: str, provider_message_id: str,
+                                   message_id: str) -> None:
+        key = f"{provider}.{provider_message_id}"
+        if _valid_key(key):
+            await self.provider_ids.put(key, message_id.encode())
+
+    async def apply(self, event: StatusEvent) -> StatusRecord:
+        """Fold `event` into its record (compare-and-set against concurrent writers)."""
+        if not _valid_key(event.id):
+            raise ValueError(f"not a usable message id: {event.id!r}")
+
+        def change(current: bytes | None) -> bytes:
+            record = StatusRecord.model_validate_json(current) if current else None
+            return apply(record, event).model_dump_json().encode()
+
+        await kvs.modify(self.messages, event.id, change)
+        if event.provider_message_id and event.channel:
+            await self.remember_provider_id(event.channel, event.provider_message_id, event.id)
+        record = await self.get(event.id)
+        assert record is not None
+        return record
+
+    async def handle(self, delivery: Delivery) -> None:
+        """Consumer handler for `sms.status.>`."""
+        try:
+            event = StatusEvent.model_validate_json(delivery.data)
+            _valid = _valid_key(event.id)
+        except ValueError as error:
+            raise Permanent(f"not a status event: {error}") from error
+        if not _valid:
+            raise Permanent(f"not a usable message id: {event.id!r}")
+        await self.apply(event)
+
+
+def _valid_key(key: str) -> bool:
+    return bool(key) and len(key) <= 256 and all(
+        c.isalnum() or c in "-_=." for c in key) and not key.startswith(".") \
+        and not key.endswith(".") and ".." not in key

@@ -1,0 +1,66 @@
+"""Message status records: folded from status events, final states never regress."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from aiohttp import ClientSession
+
+from pbxsms.core.events import State, StatusEvent, new_id, utcnow
+from pbxsms.core.status import apply
+from tests.conftest import Gateway
+from tests.helpers import wait_until
+
+StartGateway = Callable[..., Awaitable[Gateway]]
+
+
+def event(mid: str, state: State, channel: str = "clicksend", seconds: int = 0,
+          **kw: object) -> StatusEvent:
+    return StatusEvent(id=mid, direction="outbound", state=state, channel=channel,
+                       at=utcnow() + timedelta(seconds=seconds), **kw)
+
+
+def test_final_state_is_not_overwritten_by_a_late_event() -> None:
+    mid = new_id()
+    record = apply(None, event(mid, State.QUEUED))
+    record = apply(record, event(mid, State.DELIVERED, seconds=2))
+    record = apply(record, event(mid, State.SENT, seconds=1))  # late receipt
+    assert record.state == State.DELIVERED
+    assert [h.state for h in record.history] == [State.QUEUED, State.SENT, State.DELIVERED]
+
+
+def test_repeated_event_is_recorded_once() -> None:
+    mid = new_id()
+    same = event(mid, State.ACCEPTED)
+    record = apply(apply(None, same), same)
+    assert len(record.history) == 1
+
+
+def test_channels_are_summarised() -> None:
+    mid = new_id()
+    record = apply(None, event(mid, State.DELIVERED, channel="mobileapp"))
+    record = apply(record, event(mid, State.RETRYING, channel="email", attempt=3, seconds=1))
+    assert record.summary == "email: retrying (3), mobileapp: delivered"
+    assert record.state == State.RETRYING
+
+
+async def test_status_api_serves_the_record_from_any_instance(start_gateway: StartGateway
+                                                              ) -> None:
+    env = {"PBXSMS_API_TOKEN": "t0ken"}
+    first = await start_gateway(env=env)
+    second = await start_gateway(env=env)
+    mid = new_id()
+    await first.runtime.publish_status(event(mid, State.ACCEPTED, provider_message_id="CS-1"))
+    headers = {"Authorization": "Bearer t0ken"}
+    async with ClientSession(headers=headers) as http:
+        async def accepted() -> bool:
+            async with http.get(f"{second.url}/api/v1/messages/{mid}") as response:
+                return response.status == 200 and (await response.json())["state"] == "accepted"
+
+        await wait_until(accepted, message="the record on the second instance")
+        assert await second.runtime.status.find_by_provider_id("clicksend", "CS-1") == mid
+        async with http.get(f"{second.url}/api/v1/messages/{new_id()}") as response:
+            assert response.status == 404
+    async with ClientSession() as http, http.get(f"{first.url}/api/v1/messages/{mid}") as resp:
+        assert resp.status == 401
