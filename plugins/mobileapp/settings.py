@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pbxsms.core.settings import PluginSettings
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
+
+from pbxsms.core.settings import PluginSettings
 
 
 class MobileAppSettings(PluginSettings):
