@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import click
+
 from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.problems import Problem
 from pbxsms.core.settings import Config, PluginSettings
+from pbxsms.plugins.clicksend.commands import clicksend
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(clicksend)
 
 
 @hookimpl
