@@ -23,13 +23,15 @@ class RouteRegister(Protocol):
 class ConsumerSpec:
     """A durable pull consumer: its name, what it reads, and the handler per message.
 
-    Retry policy defaults come from `[bus]`; a spec may override `max_deliver`.
+    Retry policy defaults come from `[bus]`; a spec may override `max_deliver` and
+    `max_in_flight` (a batching consumer needs a whole batch in flight at once).
     """
 
     name: str
     subject: str
     handler: Handler
     max_deliver: int | None = None
+    max_in_flight: int | None = None
 
 
 class ConsumerRegister(Protocol):

@@ -130,11 +130,13 @@ class Runtime:
 
     # -- consumers ----------------------------------------------------------------
 
-    def retry_policy(self, max_deliver: int | None = None) -> RetryPolicy:
+    def retry_policy(self, max_deliver: int | None = None,
+                     max_in_flight: int | None = None) -> RetryPolicy:
         bus = self.config.file.bus
         return RetryPolicy(max_deliver=max_deliver or bus.max_deliver,
                            backoff_initial=bus.backoff_initial, backoff_max=bus.backoff_max,
-                           ack_wait=bus.ack_wait, max_in_flight=bus.max_in_flight)
+                           ack_wait=bus.ack_wait,
+                           max_in_flight=max_in_flight or bus.max_in_flight)
 
     async def start_consumers(self) -> None:
         """Start every consumer the plugins declared."""
@@ -142,7 +144,8 @@ class Runtime:
         for spec in self.plugins.consumers(self):
             runner = ConsumerRunner(
                 self.nc, self.js, self.stream, spec.name, spec.subject, spec.handler,
-                self.retry_policy(spec.max_deliver), self.dead_letter, _count_outcome)
+                self.retry_policy(spec.max_deliver, spec.max_in_flight), self.dead_letter,
+                _count_outcome)
             await runner.start()
             self.consumers.append(runner)
 
