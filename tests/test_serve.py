@@ -56,17 +56,27 @@ class Proc:
         return self.popen.wait(timeout)
 
 
-def nats_server_pids() -> set[int]:
+def nats_server_children(parent: int) -> set[int]:
+    """nats-server processes whose parent is `parent` (other tests may run their own)."""
     found = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 cmd = (entry / "cmdline").read_bytes()
-            except OSError:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
                 continue
-            if b"nats-server" in cmd:
+            if b"nats-server" in cmd and ppid == parent:
                 found.add(int(entry.name))
     return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 @pytest.fixture
@@ -76,16 +86,16 @@ def workdir(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_serve_starts_embedded_nats_and_stops_cleanly_on_sigterm(workdir: Path) -> None:
-    before = nats_server_pids()
     proc = Proc(workdir, free_port(), free_port(), {})
     try:
         proc.wait_ready()
         assert proc.get("/healthz") == (200, {"status": "ok"})
-        assert nats_server_pids() - before, "an embedded nats-server runs"
+        embedded = nats_server_children(proc.popen.pid)
+        assert len(embedded) == 1, "an embedded nats-server runs"
         started = time.monotonic()
         assert proc.stop(signal.SIGTERM) == 0
         assert time.monotonic() - started < 5
-        assert not (nats_server_pids() - before), "no nats-server left running"
+        assert not any(alive(pid) for pid in embedded), "no nats-server left running"
     finally:
         if proc.popen.poll() is None:
             proc.popen.kill()
