@@ -97,7 +97,8 @@ class Plugins:
                 if model is not None}
 
     def config_warnings(self, config: Config) -> list[Problem]:
-        return [p for problems in self.pm.hook.config_warnings(config=config)
+        """Core problems first, then each plugin's in `enabled` order."""
+        return [p for problems in self._by_plugin("config_warnings", config=config).values()
                 for p in problems]
 
     def register_commands(self, cli: click.Group) -> None:
