@@ -1,13 +1,16 @@
-"""Message settings as a core plugin: the API, and `[[numbers]]` applied at start and on
-reload."""
+"""Message settings as a core plugin: the API and CLI, and `[[numbers]]` applied at start
+and on reload."""
 
 from __future__ import annotations
 
 import logging
 
+import click
+
 from pbxsms.core import numbers_api
 from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.numbers import STORE_ERRORS, NumberError
+from pbxsms.core.numbers_cli import numbers
 from pbxsms.core.registry import RouteRegister
 from pbxsms.core.runtime import Runtime
 from pbxsms.core.settings import Config
@@ -22,6 +25,11 @@ async def apply_file(runtime: Runtime, config: Config) -> int:
     log.info("message settings: %d numbers in %s, %d changed", len(records),
              config.core.config, written)
     return written
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(numbers)
 
 
 @hookimpl
