@@ -55,4 +55,8 @@ async def settings_reloaded(runtime: Runtime, old: Config, new: Config) -> None:
 
 @hookimpl
 def readiness(runtime: Runtime) -> list[str]:
-    return [] if runtime.numbers.ready else ["message settings (numbers) not loaded"]
+    try:
+        ready = runtime.numbers.ready
+    except RuntimeError:  # not connected yet: the core already says so
+        return []
+    return [] if ready else ["message settings (numbers) not loaded"]
