@@ -35,6 +35,19 @@ async def read(kv: KeyValue, key: str) -> tuple[bytes | None, int]:
     return entry.value, entry.revision or 0
 
 
+async def entries_under(kv: KeyValue, prefix: str) -> dict[str, bytes]:
+    """Every live key under `prefix.` with its value (filtered by the server, not here)."""
+    watcher = await kv.watch(f"{prefix}.>", ignore_deletes=True)
+    found: dict[str, bytes] = {}
+    try:
+        while (entry := await watcher.updates(timeout=10.0)  # type: ignore[no-untyped-call]
+               ) is not None:
+            found[entry.key] = entry.value or b""
+    finally:
+        await watcher.stop()  # type: ignore[no-untyped-call]
+    return found
+
+
 async def modify(kv: KeyValue, key: str,
                  change: Callable[[bytes | None], bytes | Awaitable[bytes | None] | None],
                  attempts: int = 20) -> bytes | None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
+from pbxsms.core.numbers import NumberError, parse_rows
 from pbxsms.core.plugins import Plugins
 from pbxsms.core.problems import ConfigError, Problem, env_name
 from pbxsms.core.settings import (
@@ -35,6 +36,13 @@ def load_config(env_file: Path | None = None, config_path: Path | None = None,
         problems.extend(found)
         if value is not None:
             settings[name] = value
+    try:
+        # Checked here so that a bad table stops `serve` and `config check`, and a reload
+        # that would bring one is rejected whole. Providers are confirmed at start.
+        parse_rows(file.numbers, core.default_region, plugins.enabled, where="toml.numbers",
+                   known="enabled plugins")
+    except NumberError as error:
+        problems.append(Problem(error.field, error.message))
     if problems:
         raise ConfigError(problems)
     return Config(core=core, file=file, plugins=settings, env_file=env_file), plugins

@@ -28,3 +28,8 @@ def subject_family(subject: str) -> str:
     """`sms.status.<id>` → `sms.status`: label values must stay few."""
     parts = subject.split(".")
     return ".".join(parts[:2]) if len(parts) > 2 and parts[1] in ("status", "dead") else subject
+UNROUTABLE = Counter("pbxsms_unroutable_total",
+                     "Inbound messages stored without a route, by provider and cause "
+                     "(invalid, unknown, disabled, provider)", ["provider", "cause"])
+NUMBERS = Gauge("pbxsms_numbers", "Numbers with message settings, by enabled flag",
+                ["enabled"])

@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP = "pbxsms.plugins"
 
-# Always on: the core's own routes and consumers, shipped as an ordinary plugin.
-CORE_PLUGINS = {"core": "pbxsms.core.default_plugin"}
+# Always on: the core's own routes and consumers, shipped as ordinary plugins.
+CORE_PLUGINS = {"core": "pbxsms.core.default_plugin",
+                "numbers": "pbxsms.core.numbers_plugin"}
 
 # Built-in optional plugins, enabled by name in `[plugins] enabled`.
 BUILTIN_PLUGINS = {

@@ -23,8 +23,10 @@ from pbxsms.bus.kv import ensure_kv
 from pbxsms.bus.publish import Published, PublishError, publish
 from pbxsms.bus.stream import StreamSettings, ensure_stream
 from pbxsms.core import metrics
+from pbxsms.core.conversations import CONVERSATIONS_BUCKET, Conversations
 from pbxsms.core.events import DeadLetter, Event, StatusEvent
-from pbxsms.core.status import MESSAGES_BUCKET, PROVIDER_IDS_BUCKET, StatusStore
+from pbxsms.core.numbers import NUMBERS_BUCKET, NumberStore
+from pbxsms.core.status import MESSAGES_BUCKET, PROVIDER_IDS_BUCKET, STATES_BUCKET, StatusStore
 
 if TYPE_CHECKING:
     from pbxsms.core.plugins import Plugins
@@ -48,6 +50,7 @@ class Runtime:
         self.providers: dict[str, Provider] = {}
         self._http: ClientSession | None = None
         self._status: StatusStore | None = None
+        self._numbers: NumberStore | None = None
         self.started_at = time.monotonic()
 
     # -- the bus ------------------------------------------------------------------
@@ -70,6 +73,13 @@ class Runtime:
         self._status = store
 
     @property
+    def numbers(self) -> NumberStore:
+        """Message settings per number (KV, read from memory), ready once connected."""
+        if self._numbers is None:
+            raise RuntimeError("the bus is not connected yet")
+        return self._numbers
+
+    @property
     def stream(self) -> str:
         return self.config.file.bus.stream
 
@@ -90,7 +100,16 @@ class Runtime:
         self.status = StatusStore(
             await ensure_kv(self.js, MESSAGES_BUCKET, ttl=bus.max_age, replicas=bus.replicas),
             await ensure_kv(self.js, PROVIDER_IDS_BUCKET, ttl=bus.max_age,
-                            replicas=bus.replicas))
+                            replicas=bus.replicas),
+            await ensure_kv(self.js, STATES_BUCKET, ttl=bus.max_age, replicas=bus.replicas))
+        # Message settings and conversations are configuration, not traffic: no TTL.
+        self._numbers = NumberStore(
+            self.nc, await ensure_kv(self.js, NUMBERS_BUCKET, replicas=bus.replicas),
+            Conversations(await ensure_kv(self.js, CONVERSATIONS_BUCKET,
+                                          replicas=bus.replicas)),
+            region=lambda: self.config.core.default_region,
+            providers=lambda: self.providers.keys())
+        await self._numbers.start()
         self.stream_ready = True
 
     async def close(self) -> None:
@@ -98,6 +117,8 @@ class Runtime:
         if self._http is not None:
             await self._http.close()
             self._http = None
+        if self._numbers is not None:
+            await self._numbers.stop()
         if self.nc is not None and not self.nc.is_closed:
             try:
                 await asyncio.wait_for(self.nc.drain(), 5.0)

@@ -1,9 +1,11 @@
 """Message status: a projection of `sms.status.>` into a KV bucket, so any instance answers.
 
 Status events are the source of truth; this store folds them into one record per message
-(current state, per-channel state, history) and indexes provider ids (e.g. ClickSend's
-`message_id`) back to ours for delivery receipts. A channel in a final state is never
-moved back by a late or repeated event; the event still appears in the history.
+(current state, per-channel state, history), indexes provider ids (e.g. ClickSend's
+`message_id`) back to ours for delivery receipts, and indexes messages by current state
+(`<state>.<id>`) so that e.g. every unroutable message can be listed. A channel in a final
+state is never moved back by a late or repeated event; the event still appears in the
+history.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pbxsms.core.events import State, StatusEvent, utcnow
 
 MESSAGES_BUCKET = "sms_messages"
 PROVIDER_IDS_BUCKET = "sms_provider_ids"
+STATES_BUCKET = "sms_states"
 
 
 class ChannelStatus(BaseModel):
@@ -97,9 +100,11 @@ def _describe(name: str, status: ChannelStatus) -> str:
 class StatusStore:
     """Read and fold message status records."""
 
-    def __init__(self, messages: KeyValue, provider_ids: KeyValue) -> None:
+    def __init__(self, messages: KeyValue, provider_ids: KeyValue,
+                 states: KeyValue | None = None) -> None:
         self.messages = messages
         self.provider_ids = provider_ids
+        self.states = states
 
     async def get(self, message_id: str) -> StatusRecord | None:
         if not _valid_key(message_id):
@@ -126,8 +131,11 @@ class StatusStore:
         if not _valid_key(event.id):
             raise ValueError(f"not a usable message id: {event.id!r}")
 
+        before: list[State] = []
+
         def change(current: bytes | None) -> bytes:
             record = StatusRecord.model_validate_json(current) if current else None
+            before[:] = [record.state] if record else []
             return apply(record, event).model_dump_json().encode()
 
         await kvs.modify(self.messages, event.id, change)
@@ -135,7 +143,33 @@ class StatusStore:
             await self.remember_provider_id(event.channel, event.provider_message_id, event.id)
         record = await self.get(event.id)
         assert record is not None
+        await self._index(record, before[0] if before else None)
         return record
+
+    async def _index(self, record: StatusRecord, before: State | None) -> None:
+        # Written on every apply, so a redelivered event repairs an index write lost to
+        # a crash; `list` re-checks each record, so a stale entry is never shown.
+        if self.states is None:
+            return
+        await self.states.put(f"{record.state.value}.{record.id}",
+                              record.updated_at.isoformat().encode())
+        if before is not None and before != record.state:
+            await self.states.delete(f"{before.value}.{record.id}")
+
+    async def in_state(self, state: State, limit: int = 100) -> list[StatusRecord]:
+        """The messages now in `state`, most recently changed first."""
+        if self.states is None:
+            return []
+        entries = await kvs.entries_under(self.states, state.value)
+        newest = sorted(entries.items(), key=lambda item: item[1], reverse=True)
+        records = []
+        for key, _ in newest:
+            record = await self.get(key.partition(".")[2])
+            if record is not None and record.state == state:
+                records.append(record)
+                if len(records) >= limit:
+                    break
+        return records
 
     async def handle(self, delivery: Delivery) -> None:
         """Consumer handler for `sms.status.>`."""

@@ -64,3 +64,19 @@ async def test_status_api_serves_the_record_from_any_instance(start_gateway: Sta
             assert response.status == 404
     async with ClientSession() as http, http.get(f"{first.url}/api/v1/messages/{mid}") as resp:
         assert resp.status == 401
+
+
+async def test_messages_are_indexed_by_their_current_state(start_gateway: StartGateway
+                                                           ) -> None:
+    gateway = await start_gateway()
+    store = gateway.runtime.status
+    mid = new_id()
+    await store.apply(event(mid, State.QUEUED))
+    assert [r.id for r in await store.in_state(State.QUEUED)] == [mid]
+    await store.apply(event(mid, State.ACCEPTED, seconds=1))
+    assert await store.in_state(State.QUEUED) == []
+    assert [r.id for r in await store.in_state(State.ACCEPTED)] == [mid]
+    newer = new_id()
+    await store.apply(event(newer, State.ACCEPTED, seconds=2))
+    assert [r.id for r in await store.in_state(State.ACCEPTED)] == [newer, mid]
+    assert [r.id for r in await store.in_state(State.ACCEPTED, limit=1)] == [newer]

@@ -1,0 +1,133 @@
+"""`/api/v1/numbers`: message settings at run time; `GET /api/v1/messages?status=...`.
+
+Every route needs the API's Bearer token. Invalid values answer 422 naming the field;
+a number in the path may be written in any common format (`%2B` for `+`). A failed
+write to the bucket answers 503: nothing was changed, the caller may try again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from pbxsms.core.events import State
+from pbxsms.core.http import api_refusal, json_error
+from pbxsms.core.numbers import STORE_ERRORS, NumberError, NumberSettings
+from pbxsms.core.phone import InvalidNumber
+from pbxsms.core.registry import RouteRegister
+from pbxsms.core.runtime import Runtime
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _shown(record: NumberSettings) -> dict[str, Any]:
+    return record.model_dump(mode="json")
+
+
+async def _json_body(request: web.Request) -> object:
+    """The request's JSON, or raise the 4xx response to answer."""
+    if request.content_type != "application/json":
+        raise _Answer(json_error(415, "send JSON with Content-Type: application/json"))
+    try:
+        return json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise _Answer(json_error(400, f"body is not JSON: {error}")) from None
+
+
+class _Answer(Exception):
+    """Stop handling and answer `response`."""
+
+    def __init__(self, response: web.Response) -> None:
+        self.response = response
+
+
+def register_routes(runtime: Runtime, register: RouteRegister) -> None:
+    def guarded(handler: Handler) -> Handler:
+        async def run(request: web.Request) -> web.StreamResponse:
+            refusal = api_refusal(request, runtime.config.core.api_token)
+            if refusal is not None:
+                return refusal
+            try:
+                return await handler(request)
+            except _Answer as answer:
+                return answer.response
+            except NumberError as error:
+                return json_error(422, error.message, field=error.field)
+            except STORE_ERRORS as error:
+                return json_error(503, f"message settings store unavailable: {error}")
+        return run
+
+    def path_number(request: web.Request) -> str:
+        try:
+            return runtime.numbers.normalise(request.match_info["number"])
+        except InvalidNumber as error:
+            raise NumberError("number", str(error)) from None
+
+    async def list_numbers(request: web.Request) -> web.StreamResponse:
+        extension = request.query.get("extension")
+        domain = request.query.get("domain")
+        records = [r for r in runtime.numbers.all()
+                   if (extension is None or r.extension == extension)
+                   and (domain is None or r.domain == domain.lower())]
+        return web.json_response({"numbers": [_shown(r) for r in records]})
+
+    async def put_many(request: web.Request) -> web.StreamResponse:
+        body = await _json_body(request)
+        rows = body.get("numbers") if isinstance(body, dict) else None
+        if not isinstance(rows, list):
+            raise NumberError("numbers", 'expected {"numbers": [ {...}, ... ]}')
+        records = runtime.numbers.validate_many(rows)  # all valid, or nothing is written
+        dry_run = request.query.get("dry_run", "").lower() in ("1", "true", "yes")
+        written = 0 if dry_run else await runtime.numbers.upsert(records)
+        return web.json_response({"numbers": [_shown(r) for r in records],
+                                  "written": written})
+
+    async def get_number(request: web.Request) -> web.StreamResponse:
+        record = runtime.numbers.get(path_number(request))
+        if record is None:
+            return json_error(404, "no message settings for this number", field="number")
+        return web.json_response(_shown(record))
+
+    async def put_number(request: web.Request) -> web.StreamResponse:
+        number = path_number(request)
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            raise NumberError("record", "expected a JSON object of message settings")
+        given = body.get("number", number)
+        record = runtime.numbers.validate({**body, "number": given})
+        if record.number != number:
+            raise NumberError("number", f"{record.number} differs from the path's {number}")
+        created = await runtime.numbers.put(record)
+        return web.json_response(_shown(record), status=201 if created else 200)
+
+    async def delete_number(request: web.Request) -> web.StreamResponse:
+        if not await runtime.numbers.delete(path_number(request)):
+            return json_error(404, "no message settings for this number", field="number")
+        return web.Response(status=204)
+
+    async def list_messages(request: web.Request) -> web.StreamResponse:
+        try:
+            state = State(request.query.get("status", ""))
+        except ValueError:
+            choices = ", ".join(s.value for s in State)
+            raise _Answer(json_error(422, f"expected one of: {choices}",
+                                     field="status")) from None
+        try:
+            limit = int(request.query.get("limit", "100"))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 1000:
+            raise _Answer(json_error(422, "expected a whole number from 1 to 1000",
+                                     field="limit"))
+        records = await runtime.status.in_state(state, limit)
+        return web.json_response({"messages": [r.model_dump(mode="json") for r in records]})
+
+    register("GET", "/api/v1/numbers", guarded(list_numbers))
+    register("PUT", "/api/v1/numbers", guarded(put_many))
+    register("GET", "/api/v1/numbers/{number}", guarded(get_number))
+    register("PUT", "/api/v1/numbers/{number}", guarded(put_number))
+    register("DELETE", "/api/v1/numbers/{number}", guarded(delete_number))
+    register("GET", "/api/v1/messages", guarded(list_messages))

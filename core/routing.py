@@ -1,0 +1,70 @@
+"""Inbound routing: a message to one of our numbers gets its route, or is stored unroutable.
+
+Nothing is dropped: a message to an unknown or disabled number, or one that came from a
+provider other than the number's own, is still stored on `sms.inbound.<provider>` (with
+no route, so no delivery consumer acts on it), gets the final status `unroutable` with
+the reason, and is counted; `GET /api/v1/messages?status=unroutable` lists them.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING
+
+from pbxsms.bus.publish import Published
+from pbxsms.core import metrics
+from pbxsms.core.events import InboundMessage, State, StatusEvent
+from pbxsms.core.numbers import Unroutable
+
+if TYPE_CHECKING:
+    from pbxsms.core.runtime import Runtime
+
+log = logging.getLogger("pbxsms.routing")
+
+# Fixed forever: inbound ids are derived from the deduplication key under it.
+_INBOUND_IDS = uuid.UUID("6f1c2a3e-8d4b-5e7f-9a0b-1c2d3e4f5a6b")
+
+
+def inbound_id(msg_id: str) -> str:
+    """Our id of an inbound message, derived from its deduplication key (`Nats-Msg-Id`).
+
+    A provider's retry of the same message gets the same id, so whatever is published
+    about it (status, conversation) on the retry is about the message that was stored.
+    """
+    return str(uuid.uuid5(_INBOUND_IDS, msg_id))
+
+
+async def publish_inbound(runtime: Runtime, message: InboundMessage,
+                          msg_id: str) -> Published:
+    """Route `message` by its `to` number, store it, and record what follows.
+
+    Sets `message.id` (see `inbound_id`) and `message.route`. A routed message also
+    becomes the extension's conversation with the customer; an unroutable one goes
+    through `publish_unroutable`. Raises PublishError when it cannot be stored (answer
+    503: the provider retries, and the retry is recognised as the same message).
+    """
+    message.id = inbound_id(msg_id)
+    decision = runtime.numbers.route_inbound(message.to, message.provider)
+    if isinstance(decision, Unroutable):
+        return await publish_unroutable(runtime, message, decision, msg_id)
+    message.route = decision
+    published = await runtime.publish(f"sms.inbound.{message.provider}", message, msg_id)
+    await runtime.numbers.remember_conversation(decision, message.from_)
+    return published
+
+
+async def publish_unroutable(runtime: Runtime, message: InboundMessage, why: Unroutable,
+                             msg_id: str) -> Published:
+    """Store `message` without a route, publish its `unroutable` status, count it."""
+    message.id = inbound_id(msg_id)
+    message.route = None
+    published = await runtime.publish(f"sms.inbound.{message.provider}", message, msg_id)
+    await runtime.publish_status(StatusEvent(
+        id=message.id, direction="inbound", state=State.UNROUTABLE, reason=why.reason,
+        details={"cause": why.cause, "to": message.to, "provider": message.provider}))
+    if not published.duplicate:
+        metrics.UNROUTABLE.labels(message.provider, why.cause).inc()
+        log.warning("inbound message %s is unroutable: %s", message.id, why.reason,
+                    extra={"msg_id": message.id})
+    return published

@@ -1,0 +1,85 @@
+"""Outbound sender selection: the conversation's number, else the extension's first one."""
+
+from __future__ import annotations
+
+import pytest
+
+from pbxsms.core.events import InboundMessage
+from pbxsms.core.numbers import NoSender, NumberStore
+from pbxsms.core.routing import publish_inbound
+from pbxsms.core.runtime import Runtime
+from tests.numbers.conftest import StartGateway
+
+FIRST, SECOND = "+61411111111", "+61422222222"
+DOMAIN = "pbx.example.com"
+FILE = f"""
+[[numbers]]
+number = "{SECOND}"
+provider = "clicksend"
+extension = "101"
+domain = "{DOMAIN}"
+
+[[numbers]]
+number = "{FIRST}"
+provider = "clicksend"
+extension = "101"
+domain = "{DOMAIN}"
+
+[[numbers]]
+number = "+61433333333"
+provider = "clicksend"
+extension = "101"
+domain = "other.example.com"
+"""
+
+
+async def texts(runtime: Runtime, customer: str, to: str, ref: str) -> None:
+    message = InboundMessage(provider="clicksend", provider_message_id=ref, from_=customer,
+                             to=to, body="hi")
+    await publish_inbound(runtime, message, f"clicksend:{ref}")
+
+
+async def sender(numbers: NumberStore, customer: str, extension: str = "101",
+                 domain: str | None = DOMAIN) -> str:
+    return (await numbers.sender_for(extension, domain, customer)).number
+
+
+async def test_a_reply_leaves_from_the_number_the_customer_texted(start: StartGateway) -> None:
+    first = await start(toml=FILE)
+    second = await start()  # shares NATS: the conversation is durable and shared
+    customer = "+61499000001"
+    await texts(first.runtime, customer, SECOND, "CS-C1")
+
+    numbers = second.runtime.numbers
+    assert await sender(numbers, customer) == SECOND
+    assert await sender(numbers, "0499 000 001") == SECOND  # however it is written
+    assert await sender(numbers, customer, f"101@{DOMAIN}", None) == SECOND
+    # Someone who never texted this extension: its first enabled number.
+    assert await sender(numbers, "+61499000002") == FIRST
+
+    # The customer now writes to the first number: replies follow.
+    await texts(first.runtime, customer, FIRST, "CS-C2")
+    assert await sender(numbers, customer) == FIRST
+    await texts(first.runtime, customer, SECOND, "CS-C3")
+
+    # The conversation's number is disabled: back to the first enabled one.
+    record = numbers.get(SECOND)
+    assert record is not None
+    await first.runtime.numbers.put(record.model_copy(update={"enabled": False}))
+    assert await sender(first.runtime.numbers, customer) == FIRST
+
+    # The same extension in another tenant keeps its own numbers.
+    assert await sender(numbers, customer, domain="other.example.com") == "+61433333333"
+
+
+async def test_an_extension_without_numbers_is_a_clear_error(start: StartGateway) -> None:
+    gateway = await start(toml=FILE)
+    numbers = gateway.runtime.numbers
+    with pytest.raises(NoSender, match=r"extension 999@pbx.example.com has no enabled number"):
+        await sender(numbers, "+61499000001", "999")
+    with pytest.raises(NoSender, match=r"exists in several tenants .*other.example.com.*"
+                                       r"pbx.example.com.*write it as 101@<domain>"):
+        await sender(numbers, "+61499000001", domain=None)
+    assert numbers.sending_number("0411 111 111").number == FIRST
+    with pytest.raises(NoSender, match=r"\+61455555555 is not one of the gateway's numbers"):
+        numbers.sending_number("+61455555555")
