@@ -81,6 +81,8 @@ class OutboundRequest(Event):
     source: str = Field("api", description="Who asked: api, mobileapp, a service name")
     requested_at: datetime = Field(default_factory=utcnow)
     in_reply_to: str | None = Field(None, description="Our id of the inbound message")
+    mobileapp_org: str | None = Field(
+        None, description="App organisation of `extension`, for replies from the mobile app")
 
 
 class State(StrEnum):

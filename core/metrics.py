@@ -21,6 +21,9 @@ CONSUMER_IN_FLIGHT = Gauge("pbxsms_consumer_in_flight", "Deliveries being handle
 HTTP_LATENCY = Histogram("pbxsms_http_request_seconds", "HTTP handling time by route",
                          ["route"], buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5,
                                              1, 2.5, 5))
+DELIVERIES = Counter("pbxsms_deliveries_total",
+                     "Inbound delivery attempts by channel (mobileapp, email) and outcome",
+                     ["channel", "outcome"])
 RELOADS = Counter("pbxsms_reloads_total", "Settings reloads by result", ["result"])
 
 

@@ -1,16 +1,25 @@
-"""The email plugin's hooks."""
+"""The email plugin's hooks: a read-only email copy of each inbound SMS."""
 
 from __future__ import annotations
 
 from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.problems import Problem
+from pbxsms.core.registry import ConsumerRegister, ConsumerSpec
+from pbxsms.core.runtime import Runtime
 from pbxsms.core.settings import Config, PluginSettings
+from pbxsms.plugins.email.delivery import CONSUMER, EmailDelivery
 from pbxsms.plugins.email.settings import EmailSettings
 
 
 @hookimpl
 def settings_model() -> type[PluginSettings]:
     return EmailSettings
+
+
+@hookimpl
+def register_consumers(runtime: Runtime, register: ConsumerRegister) -> None:
+    # Its own durable consumer: an SMTP outage never delays the app pushes.
+    register(ConsumerSpec(CONSUMER, "sms.inbound.>", EmailDelivery(runtime).handle))
 
 
 @hookimpl

@@ -1,16 +1,39 @@
-"""The mobile-app plugin's hooks."""
+"""The mobile-app plugin's hooks: inbound SMS pushed to the extension's app, and replies."""
 
 from __future__ import annotations
 
+import click
+
 from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.problems import Problem
+from pbxsms.core.registry import ConsumerRegister, ConsumerSpec, RouteRegister
+from pbxsms.core.runtime import Runtime
 from pbxsms.core.settings import Config, PluginSettings
+from pbxsms.plugins.mobileapp import webhook
+from pbxsms.plugins.mobileapp.commands import mobileapp
+from pbxsms.plugins.mobileapp.delivery import CONSUMER, MobileAppDelivery
 from pbxsms.plugins.mobileapp.settings import MobileAppSettings
 
 
 @hookimpl
 def settings_model() -> type[PluginSettings]:
     return MobileAppSettings
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(mobileapp)
+
+
+@hookimpl
+def register_routes(runtime: Runtime, register: RouteRegister) -> None:
+    register("POST", webhook.PATH, webhook.RingotelWebhook(runtime).handle)
+
+
+@hookimpl
+def register_consumers(runtime: Runtime, register: ConsumerRegister) -> None:
+    # Its own durable consumer: a slow or failing app API never holds back email.
+    register(ConsumerSpec(CONSUMER, "sms.inbound.>", MobileAppDelivery(runtime).handle))
 
 
 @hookimpl

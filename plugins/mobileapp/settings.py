@@ -17,4 +17,6 @@ class MobileAppSettings(PluginSettings):
     api_url: str | None = Field(None, pattern=r"^https?://")
     api_token: SecretStr | None = None
     webhook_token: SecretStr | None = None
+    # The app organisation of numbers whose message settings name none (one-tenant PBXs).
+    org_id: str | None = None
     timeout: float = Field(15.0, gt=0)

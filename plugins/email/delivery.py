@@ -1,0 +1,161 @@
+"""The `deliver-email` consumer: a read-only copy of each inbound SMS to the number's
+addresses, once per address.
+
+Each address is settled on its own: an SMTP server that is down or answers 4xx is tried
+again with backoff until it comes back; a 5xx for one address fails that address (status
+and dead letter name it) while the others are delivered, and never sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import TYPE_CHECKING, Literal
+
+import aiosmtplib
+
+from pbxsms.bus.consumer import Delivery, Permanent, Retry
+from pbxsms.core.deliveries import Ledger, Settled, read_inbound, report, report_failure
+from pbxsms.core.events import State
+from pbxsms.plugins.email.message import compose
+from pbxsms.plugins.email.settings import EmailSettings
+
+if TYPE_CHECKING:
+    from pbxsms.core.runtime import Runtime
+
+log = logging.getLogger("pbxsms.email")
+
+CHANNEL = "email"
+CONSUMER = "deliver-email"
+
+# An address we can put in RCPT TO: no spaces, brackets or line breaks, one @.
+_ADDRESS = re.compile(r"^[^\s<>@,;]+@[^\s<>@,;]+$")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One address after one attempt."""
+
+    state: Literal["delivered", "failed", "retry"]
+    reason: str | None = None
+
+
+class EmailDelivery:
+    """Consumer handler for `sms.inbound.>`."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.ledger = Ledger(runtime)
+
+    async def handle(self, delivery: Delivery) -> None:
+        message = read_inbound(delivery)
+        settings: EmailSettings = self.runtime.config.plugin("email")
+        route = message.route
+        addresses = list(dict.fromkeys(a.strip() for a in (route.email if route else [])
+                                       if a.strip()))
+        if not addresses:
+            await report(self.runtime, message, CHANNEL, State.SKIPPED, delivery.attempt,
+                         f"no email address in the message settings of {message.to}")
+            return
+        if not settings.host:
+            await report(self.runtime, message, CHANNEL, State.SKIPPED, delivery.attempt,
+                         "PBXSMS_SMTP_HOST unset")
+            return
+
+        outcomes: dict[str, Outcome] = {}
+        attempts: list[int] = []
+        pending: list[str] = []
+        for address in addresses:
+            settled = await self.ledger.get(CHANNEL, message.id, address)
+            if settled is not None:
+                outcomes[address] = Outcome(settled.state, settled.reason)
+                attempts.append(settled.attempt)
+            elif not _ADDRESS.match(address):
+                outcomes[address] = Outcome("failed", "not an email address")
+            else:
+                pending.append(address)
+
+        if pending:
+            valid = [a for a in addresses if _ADDRESS.match(a)]
+            try:
+                email = compose(message, settings.from_, valid)
+            except ValueError as error:
+                await report_failure(self.runtime, message, CHANNEL, delivery,
+                                     Permanent(f"cannot write the email: {error}"))
+            sent = await send(settings, email, pending)
+            for address, outcome in sent.items():
+                outcomes[address] = outcome
+                if outcome.state != "retry":
+                    await self.ledger.settle(CHANNEL, message.id, Settled(
+                        state=outcome.state, attempt=delivery.attempt, reason=outcome.reason),
+                        recipient=address)
+                    attempts.append(delivery.attempt)
+            log.info("email copy of %s: %s", message.id, ", ".join(
+                f"{outcome.state}" for outcome in sent.values()))
+
+        details = {"recipients": {address: outcome.state if outcome.reason is None
+                                  else f"{outcome.state}: {outcome.reason}"
+                                  for address, outcome in outcomes.items()}}
+        waiting = {a: o for a, o in outcomes.items() if o.state == "retry"}
+        failed = {a: o for a, o in outcomes.items() if o.state == "failed"}
+        delivered = [a for a, o in outcomes.items() if o.state == "delivered"]
+        if waiting:
+            await report_failure(self.runtime, message, CHANNEL, delivery,
+                                 Retry(_summary(waiting | failed, delivered)), details)
+        if failed:
+            await report_failure(self.runtime, message, CHANNEL, delivery,
+                                 Permanent(_summary(failed, delivered)), details)
+        await report(self.runtime, message, CHANNEL, State.DELIVERED,
+                     max(attempts, default=delivery.attempt), details=details)
+
+
+async def send(settings: EmailSettings, email: EmailMessage,
+               recipients: list[str]) -> dict[str, Outcome]:
+    """One SMTP transaction to `recipients`; the outcome for each of them."""
+    assert settings.host is not None
+    smtp = aiosmtplib.SMTP(
+        hostname=settings.host, port=settings.port, timeout=settings.timeout,
+        start_tls=settings.starttls, username=settings.username,
+        password=settings.password.get_secret_value() if settings.password else None)
+    try:
+        async with smtp:
+            refused, _ = await smtp.send_message(email, sender=settings.from_,
+                                                 recipients=recipients)
+    except aiosmtplib.SMTPRecipientsRefused as error:
+        return {item.recipient: _refused(item.code, item.message)
+                for item in error.recipients}
+    except aiosmtplib.SMTPDataError as error:
+        # The message itself was refused, for everyone in this transaction.
+        return dict.fromkeys(recipients, _refused(error.code, error.message))
+    except aiosmtplib.SMTPResponseException as error:
+        # Greeting, login or sender refused: the server or our settings, not an address.
+        reason = f"SMTP server refused ({error.code} {_line(error.message)}): check " \
+                 "PBXSMS_SMTP_*"
+        return dict.fromkeys(recipients, Outcome("retry", reason))
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+        reason = f"SMTP server unavailable: {type(error).__name__}: {_line(str(error))}"
+        return dict.fromkeys(recipients, Outcome("retry", reason))
+    return {address: _refused(refused[address].code, refused[address].message)
+            if address in refused else Outcome("delivered") for address in recipients}
+
+
+def _refused(code: int, text: str) -> Outcome:
+    reason = f"{code} {_line(text)}"
+    return Outcome("failed" if 500 <= code < 600 else "retry", reason)
+
+
+def _line(text: str) -> str:
+    return " ".join(text.split())[:200]
+
+
+def _summary(problems: dict[str, Outcome], delivered: list[str]) -> str:
+    """`a@x, b@x: <reason>; c@x: <reason> (delivered to d@x)`: one line for the status
+    and the dead letter."""
+    by_reason: dict[str, list[str]] = {}
+    for address, outcome in problems.items():
+        by_reason.setdefault(outcome.reason or outcome.state, []).append(address)
+    text = "; ".join(f"{', '.join(addresses)}: {reason}"
+                     for reason, addresses in by_reason.items())
+    return text + (f" (delivered to {', '.join(delivered)})" if delivered else "")

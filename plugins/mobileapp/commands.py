@@ -1,0 +1,31 @@
+"""`pbxsms mobileapp ...`: the operator's mobile-app helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import click
+
+
+@click.group("mobileapp")
+def mobileapp() -> None:
+    """Mobile-app (Ringotel-style) helpers: a local simulator of the app API."""
+
+
+@mobileapp.command("simulator")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8090, show_default=True,
+              help="Port to listen on (0 picks a free one).")
+@click.option("--token", required=True, envvar="RINGOTEL_API_TOKEN",
+              help="Bearer token the gateway must send (default: RINGOTEL_API_TOKEN).")
+def simulator(host: str, port: int, token: str) -> None:
+    """Run a local stand-in for the app API, for demos and tests.
+
+    Point RINGOTEL_API_URL at the printed URL. Pushes are listed at /_sim/pushes;
+    POST /_sim/reply makes the simulated app reply through the gateway's webhook.
+    """
+    from pbxsms.plugins.mobileapp.simulator import serve_forever
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_forever(host, port, token))

@@ -1,0 +1,166 @@
+"""`POST /webhook/ringotel?token=...`: replies and delivery notices from the mobile app.
+
+`method=message` becomes an `sms.outbound` request, answered 200 only once it is stored
+(503 otherwise, so the app retries). Its id derives from the app's `messageid`, so a
+repeated webhook sends once. `method=delivered` adds the app's confirmation to the status
+of the message we pushed. Other methods (typing, read, ...) are accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from pbxsms.bus.publish import PublishError
+from pbxsms.core import metrics
+from pbxsms.core.events import OutboundRequest, State, StatusEvent, new_id
+from pbxsms.core.http import json_error, same_secret
+from pbxsms.core.phone import InvalidNumber, to_e164
+from pbxsms.plugins.mobileapp.delivery import CHANNEL
+from pbxsms.plugins.mobileapp.settings import MobileAppSettings
+from pbxsms.plugins.mobileapp.threads import Threads
+
+if TYPE_CHECKING:
+    from pbxsms.core.runtime import Runtime
+
+log = logging.getLogger("pbxsms.mobileapp.webhook")
+
+PATH = "/webhook/ringotel"
+# Fixed forever: reply ids must stay the same across versions and instances.
+REPLY_NAMESPACE = uuid.UUID("5b0f3c52-8a57-4c0e-9d3e-2f6f0b8c1a47")
+
+
+def reply_id(orgid: str, messageid: str) -> str:
+    """Our id of the app's message `messageid`: the same on every repeat of the webhook."""
+    return str(uuid.uuid5(REPLY_NAMESPACE, f"{orgid}\n{messageid}"))
+
+
+class RingotelWebhook:
+    """The aiohttp handler."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.threads = Threads(runtime)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        settings: MobileAppSettings = self.runtime.config.plugin("mobileapp")
+        token = settings.webhook_token
+        if token is None or not token.get_secret_value():
+            _count("-", "unauthorized")
+            return json_error(401, "replies from the mobile app are disabled: set "
+                                   "RINGOTEL_WEBHOOK_TOKEN and add ?token=<it> to the "
+                                   "app's webhook URL")
+        if not same_secret(request.query.get("token"), token.get_secret_value()):
+            _count("-", "unauthorized")
+            return json_error(401, "missing or wrong token", field="token")
+        try:
+            payload = await request.json()
+        except ValueError:
+            _count("-", "invalid")
+            return json_error(400, "the body must be JSON")
+        if not isinstance(payload, dict):
+            _count("-", "invalid")
+            return json_error(400, "the body must be a JSON object")
+        method = payload.get("method")
+        if not isinstance(method, str) or not method:
+            _count("-", "invalid")
+            return json_error(400, "method is required", field="method")
+        if method not in ("message", "delivered"):
+            _count("other", "ignored")
+            log.debug("app webhook method %r ignored", method[:40])
+            return web.json_response({"status": "ignored"})
+        params = payload.get("params")
+        if not isinstance(params, dict):
+            _count(method, "invalid")
+            return json_error(422, "params must be an object", field="params")
+        if method == "message":
+            return await self._message(params, settings)
+        return await self._delivered(params)
+
+    async def _message(self, params: dict[str, Any],
+                       settings: MobileAppSettings) -> web.Response:
+        extension = _text(params.get("from"))
+        if extension is None:
+            _count("message", "invalid")
+            return json_error(422, "the sending extension is required", field="params.from")
+        content = params.get("content")
+        if not isinstance(content, str) or not content.strip():
+            _count("message", "invalid")
+            return json_error(422, "the text is required", field="params.content")
+        try:
+            customer = to_e164(_text(params.get("to")) or "",
+                               self.runtime.config.core.default_region)
+        except InvalidNumber as error:
+            _count("message", "invalid")
+            return json_error(422, f"not a phone number: {error}", field="params.to")
+        org = _text(params.get("orgid")) or settings.org_id
+        messageid = _text(params.get("messageid"))
+        if messageid is None:
+            # Still sent: losing a reply is worse than a repeat we cannot recognise.
+            log.warning("app reply without messageid: a repeat of it would send again")
+        try:
+            thread = await self.threads.find(org, extension, customer) if org else None
+        except Exception as error:
+            _count("message", "unavailable")
+            log.warning("app reply: conversation lookup failed: %s", error)
+            return json_error(503, "cannot look up the conversation now; retry")
+        outbound = OutboundRequest(
+            id=reply_id(org or "", messageid) if messageid else new_id(),
+            extension=extension, to=customer, body=content, source="mobileapp",
+            mobileapp_org=org)
+        if thread is not None:
+            # The customer's message reached this extension's app: reply from the number
+            # they texted. Otherwise the dispatcher resolves the extension's number.
+            outbound.from_, outbound.in_reply_to = thread.number, thread.message_id
+        try:
+            published = await self.runtime.publish("sms.outbound", outbound, outbound.id)
+        except PublishError as error:
+            _count("message", "unavailable")
+            log.warning("app reply %s not stored: %s", outbound.id, error)
+            return json_error(503, "the reply could not be stored; retry")
+        _count("message", "duplicate" if published.duplicate else "accepted")
+        log.info("app reply %s from extension %s queued%s", outbound.id, extension,
+                 " (repeat)" if published.duplicate else "")
+        return web.json_response({"status": "accepted", "id": outbound.id,
+                                  "duplicate": published.duplicate})
+
+    async def _delivered(self, params: dict[str, Any]) -> web.Response:
+        messageid = _text(params.get("messageid"))
+        if messageid is None:
+            _count("delivered", "invalid")
+            return json_error(422, "messageid is required", field="params.messageid")
+        try:
+            ours = await self.runtime.status.find_by_provider_id(CHANNEL, messageid)
+        except Exception as error:
+            _count("delivered", "unavailable")
+            log.warning("app delivered notice: lookup failed: %s", error)
+            return json_error(503, "cannot look up the message now; retry")
+        if ours is None:
+            _count("delivered", "unknown")
+            return web.json_response({"status": "unknown"})
+        event = StatusEvent(id=ours, direction="inbound", state=State.DELIVERED,
+                            channel=CHANNEL, provider_message_id=messageid,
+                            details={"confirmed_by": "app"})
+        try:
+            await self.runtime.publish_status(event)
+        except PublishError as error:
+            _count("delivered", "unavailable")
+            log.warning("app delivered notice for %s not stored: %s", ours, error)
+            return json_error(503, "the status could not be stored; retry")
+        _count("delivered", "accepted")
+        return web.json_response({"status": "accepted", "id": ours})
+
+
+def _text(value: object) -> str | None:
+    """A non-empty string from a string or a number (the app may send either)."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _count(kind: str, result: str) -> None:
+    metrics.WEBHOOKS.labels(CHANNEL, kind, result).inc()

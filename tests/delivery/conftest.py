@@ -1,0 +1,25 @@
+"""Fixtures of the delivery tests: the app simulator and a real SMTP server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from pbxsms.plugins.mobileapp.simulator import MobileAppSimulator
+from tests.delivery.support import APP_TOKEN, SmtpServer
+from tests.helpers import free_port
+
+
+@pytest.fixture
+async def app() -> AsyncIterator[MobileAppSimulator]:
+    async with MobileAppSimulator(APP_TOKEN) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[SmtpServer]:
+    server = SmtpServer(free_port())
+    await server.start()
+    yield server
+    await server.stop()
