@@ -83,6 +83,8 @@ def apply(record: StatusRecord | None, event: StatusEvent) -> StatusRecord:
 def overall_state(record: StatusRecord) -> State:
     """One word for the whole message: the most recent channel state, finals first."""
     states = list(record.channels.values())
+    if any(s.state == State.UNROUTABLE for s in states):
+        return State.UNROUTABLE  # no channel can deliver it, whatever else was reported
     if len(states) == 1:
         return states[0].state
     pending = [s for s in states if not s.state.final]

@@ -53,7 +53,9 @@ class EmailDelivery:
         message = read_inbound(delivery)
         settings: EmailSettings = self.runtime.config.plugin("email")
         route = message.route
-        addresses = list(dict.fromkeys(a.strip() for a in (route.email if route else [])
+        if route is None:
+            return  # unroutable: its `unroutable` status already accounts for it
+        addresses = list(dict.fromkeys(a.strip() for a in route.email
                                        if a.strip()))
         if not addresses:
             await report(self.runtime, message, CHANNEL, State.SKIPPED, delivery.attempt,

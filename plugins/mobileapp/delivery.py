@@ -10,7 +10,6 @@ from pbxsms.core.deliveries import Ledger, Settled, read_inbound, report, report
 from pbxsms.core.events import InboundMessage, Route, State
 from pbxsms.plugins.mobileapp.client import push_message
 from pbxsms.plugins.mobileapp.settings import MobileAppSettings
-from pbxsms.plugins.mobileapp.threads import Thread, Threads
 
 if TYPE_CHECKING:
     from pbxsms.core.runtime import Runtime
@@ -27,13 +26,14 @@ class MobileAppDelivery:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.ledger = Ledger(runtime)
-        self.threads = Threads(runtime)
 
     async def handle(self, delivery: Delivery) -> None:
         message = read_inbound(delivery)
         settings: MobileAppSettings = self.runtime.config.plugin("mobileapp")
         route = message.route
-        if route is None or not route.extension:
+        if route is None:
+            return  # unroutable: its `unroutable` status already accounts for it
+        if not route.extension:
             await report(self.runtime, message, CHANNEL, State.SKIPPED, delivery.attempt,
                          f"no extension in the message settings of {message.to}")
             return
@@ -70,8 +70,5 @@ class MobileAppDelivery:
         # Known before the status is folded, so the app's `delivered` notice finds us.
         await self.runtime.status.remember_provider_id(CHANNEL, settled.provider_message_id,
                                                        message.id)
-        await self.threads.remember(org, route.extension, message.from_, Thread(
-            number=route.number, provider=route.provider, message_id=message.id,
-            domain=route.domain, received_at=message.received_at))
         await report(self.runtime, message, CHANNEL, State.DELIVERED, settled.attempt,
                      provider_message_id=settled.provider_message_id)

@@ -18,10 +18,10 @@ from pbxsms.bus.publish import PublishError
 from pbxsms.core import metrics
 from pbxsms.core.events import OutboundRequest, State, StatusEvent, new_id
 from pbxsms.core.http import json_error, same_secret
+from pbxsms.core.numbers import NoSender, NumberSettings
 from pbxsms.core.phone import InvalidNumber, to_e164
 from pbxsms.plugins.mobileapp.delivery import CHANNEL
 from pbxsms.plugins.mobileapp.settings import MobileAppSettings
-from pbxsms.plugins.mobileapp.threads import Threads
 
 if TYPE_CHECKING:
     from pbxsms.core.runtime import Runtime
@@ -43,7 +43,6 @@ class RingotelWebhook:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.threads = Threads(runtime)
 
     async def handle(self, request: web.Request) -> web.Response:
         settings: MobileAppSettings = self.runtime.config.plugin("mobileapp")
@@ -102,19 +101,18 @@ class RingotelWebhook:
             # Still sent: losing a reply is worse than a repeat we cannot recognise.
             log.warning("app reply without messageid: a repeat of it would send again")
         try:
-            thread = await self.threads.find(org, extension, customer) if org else None
+            sender = await self._sender(extension, org, customer, settings)
+        except NoSender as error:
+            _count("message", "invalid")
+            return json_error(422, str(error), field="params.from")
         except Exception as error:
             _count("message", "unavailable")
             log.warning("app reply: conversation lookup failed: %s", error)
             return json_error(503, "cannot look up the conversation now; retry")
         outbound = OutboundRequest(
             id=reply_id(org or "", messageid) if messageid else new_id(),
-            extension=extension, to=customer, body=content, source="mobileapp",
-            mobileapp_org=org)
-        if thread is not None:
-            # The customer's message reached this extension's app: reply from the number
-            # they texted. Otherwise the dispatcher resolves the extension's number.
-            outbound.from_, outbound.in_reply_to = thread.number, thread.message_id
+            from_=sender.number, extension=extension, to=customer, body=content,
+            source="mobileapp", mobileapp_org=org)
         try:
             published = await self.runtime.publish("sms.outbound", outbound, outbound.id)
         except PublishError as error:
@@ -126,6 +124,25 @@ class RingotelWebhook:
                  " (repeat)" if published.duplicate else "")
         return web.json_response({"status": "accepted", "id": outbound.id,
                                   "duplicate": published.duplicate})
+
+    async def _sender(self, extension: str, org: str | None, customer: str,
+                      settings: MobileAppSettings) -> NumberSettings:
+        """The number this reply leaves from: the one the customer last texted.
+
+        The app names the extension and its organisation; the organisation tells the
+        tenant apart when the same extension number exists in several.
+        """
+        numbers = self.runtime.numbers
+        domains = {record.domain for record in numbers.numbers_of(extension)
+                   if org is None or (record.mobileapp_org or settings.org_id) == org}
+        if len(domains) > 1:
+            raise NoSender(f"extension {extension} of organisation {org} has numbers in "
+                           f"several tenants; give each number its own mobileapp_org")
+        domain = next(iter(domains)) if domains else None
+        if not domains and org is not None:
+            raise NoSender(f"extension {extension} of organisation {org} has no enabled "
+                           "number in the message settings")
+        return await numbers.sender_for(extension, domain, customer)
 
     async def _delivered(self, params: dict[str, Any]) -> web.Response:
         messageid = _text(params.get("messageid"))
