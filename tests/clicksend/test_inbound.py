@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -92,6 +93,9 @@ def test_a_replay_after_the_duplicate_window_gets_the_same_id() -> None:
     assert first.dedupe_key == again.dedupe_key == f"clicksend:{SAMPLE_MESSAGE_ID}"
     assert inbound_id(first.dedupe_key) == inbound_id(again.dedupe_key)
     assert uuid.UUID(inbound_id(first.dedupe_key)).version == 5
+    # Other services recompute it from docs/events.md.
+    docs = Path(__file__).resolve().parents[2] / "docs" / "events.md"
+    assert str(INBOUND_ID_NAMESPACE) in docs.read_text()
 
 
 @pytest.mark.parametrize("webhook_type", ["post", "json", "get"])
