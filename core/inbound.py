@@ -101,6 +101,8 @@ async def accept_inbound(runtime: Runtime, message: InboundMessage,
 
 async def _reply_to(runtime: Runtime, provider: str, provider_message_id: str) -> str | None:
     """Our id of the outbound message replied to; best effort, it never blocks acceptance."""
+    if not _connected(runtime):
+        return None
     try:
         async with asyncio.timeout(LOOKUP_TIMEOUT):
             return await runtime.status.find_by_provider_id(provider, provider_message_id)
@@ -159,6 +161,8 @@ async def accept_receipt(runtime: Runtime, receipt: Receipt,
 
 
 async def _find(runtime: Runtime, receipt: Receipt) -> str | None:
+    if not _connected(runtime):
+        raise PublishError("not connected to NATS")
     try:
         async with asyncio.timeout(LOOKUP_TIMEOUT):
             return await runtime.status.find_by_provider_id(receipt.provider,
@@ -166,3 +170,8 @@ async def _find(runtime: Runtime, receipt: Receipt) -> str | None:
     except Exception as error:  # not knowing whether it is ours is an outage, not a "no"
         raise PublishError(f"cannot look up {receipt.provider} id "
                            f"{receipt.provider_message_id}: {error!r}") from error
+
+
+def _connected(runtime: Runtime) -> bool:
+    # A read cannot be buffered until NATS is back, unlike a publish: fail fast instead.
+    return runtime.nc is not None and runtime.nc.is_connected
