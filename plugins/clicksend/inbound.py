@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
-from multidict import MultiMapping
 
 from pbxsms.core.events import InboundMessage, State
 from pbxsms.core.inbound import Receipt, content_key, our_id
@@ -55,7 +55,7 @@ class BadPayload(Exception):
 async def read_fields(request: web.Request) -> Fields:
     """The payload's fields, whatever ClickSend's `webhook_type`; the `token` is not one."""
     if request.method == "GET" or not request.body_exists:
-        return _first_values(request.query)
+        return _fields(request.query.items())
     kind = request.content_type
     if kind == "multipart/form-data":
         try:
@@ -64,14 +64,14 @@ async def read_fields(request: web.Request) -> Fields:
             raise
         except Exception as error:  # aiohttp's multipart parser raises many kinds
             raise BadPayload(400, f"malformed multipart body: {error}") from None
-        return _first_values(form)
+        return _fields(form.items())
     is_json = kind == "application/json" or kind.endswith("+json")
     if not is_json and kind != "application/x-www-form-urlencoded":
         raise BadPayload(415, f"unsupported content type {kind!r}: send JSON, a form, "
                               "or a GET query string")
     raw = await request.read()
     if not raw.strip():
-        return _first_values(request.query)
+        return _fields(request.query.items())
     if is_json:
         return _json_fields(raw)
     try:
@@ -79,16 +79,13 @@ async def read_fields(request: web.Request) -> Fields:
         pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
     except (LookupError, ValueError) as error:  # unknown charset, invalid UTF-8
         raise BadPayload(400, f"malformed form body: {error}") from None
+    return _fields(pairs)
+
+
+def _fields(pairs: Iterable[tuple[str, object]]) -> Fields:
+    """The first value of each name (forms and queries may repeat one), without `token`."""
     fields: Fields = {}
     for key, value in pairs:
-        fields.setdefault(key, value)
-    fields.pop("token", None)
-    return fields
-
-
-def _first_values(values: MultiMapping[Any]) -> Fields:
-    fields: Fields = {}
-    for key, value in values.items():
         fields.setdefault(key, value)
     fields.pop("token", None)
     return fields
@@ -154,13 +151,9 @@ def _number(fields: Fields, name: str, alias: str, region: str, role: str) -> st
         raise BadPayload(400, f"`{used}` is not a usable phone number: {error}", used) from None
 
 
-def _message_id(fields: Fields, required: bool) -> str | None:
+def _message_id(fields: Fields) -> str | None:
     value = _optional(fields, "message_id")
-    if value is None:
-        if required:
-            raise BadPayload(400, "missing `message_id`", "message_id")
-        return None
-    if not _MESSAGE_ID.fullmatch(value):
+    if value is not None and not _MESSAGE_ID.fullmatch(value):
         raise BadPayload(400, "`message_id` is not a ClickSend message id", "message_id")
     return value
 
@@ -204,19 +197,19 @@ class InboundSms:
 
 def parse_inbound(fields: Fields, region: str) -> InboundSms:
     """An inbound SMS, or BadPayload naming the field that is wrong."""
-    message_id = _message_id(fields, required=False)
+    message_id = _message_id(fields)
     sender = _number(fields, "from", "sms", region, "sender")
     recipient = _number(fields, "to", "originalsenderid", region, "recipient (our number)")
     body = _body(fields)
-    custom = _optional(fields, "custom_string", "customstring")
+    custom = _metadata(fields, "custom_string", "customstring")
     extra = {name: value for name in ("user_id", "subaccount_id")
-             if (value := _optional_scalar(fields, name)) is not None}
+             if (value := _metadata(fields, name)) is not None}
     if custom is not None and our_id(custom) is None:
         extra["custom_string"] = custom
     message = InboundMessage(
         provider=PROVIDER, provider_message_id=message_id, to=recipient, body=body,
         sent_at=_timestamp(fields, "timestamp"),
-        reply_to_provider_id=_optional_scalar(fields, "original_message_id",
+        reply_to_provider_id=_metadata(fields, "original_message_id",
                                               "originalmessageid"),
         reply_to_id=our_id(custom), extra=extra, **{"from": sender})
     key = f"{PROVIDER}:{message_id}" if message_id else content_key(message)
@@ -225,17 +218,13 @@ def parse_inbound(fields: Fields, region: str) -> InboundSms:
 
 def _body(fields: Fields) -> str:
     """`body`, else its alias `message`; empty text is a message too (never `original_body`)."""
-    present = [(name, text) for name in ("body", "message")
-               if (text := _text(fields, name)) is not None]
-    if not present:
+    texts = [text for name in ("body", "message") if (text := _text(fields, name)) is not None]
+    if not texts:
         raise BadPayload(400, "missing text: `body` (or `message`)", "body")
-    for _, text in present:
-        if text:
-            return text
-    return present[0][1]
+    return next((text for text in texts if text), "")
 
 
-def _optional_scalar(fields: Fields, *names: str) -> str | None:
+def _metadata(fields: Fields, *names: str) -> str | None:
     """Metadata: a value that is not text is left out rather than refusing the message."""
     try:
         return _optional(fields, *names)
@@ -254,14 +243,15 @@ class DeliveryReceipt:
 def parse_receipt(fields: Fields) -> DeliveryReceipt:
     """A receipt, or BadPayload. Status 200 sent, 201 delivered, 300 sent (ClickSend retries
     after a temporary failure), 301 failed; any other or no status code is `unknown`."""
-    message_id = _message_id(fields, required=True)
-    assert message_id is not None
+    message_id = _message_id(fields)
+    if message_id is None:
+        raise BadPayload(400, "missing `message_id`", "message_id")
     code_text = _optional(fields, "status_code")
     code = int(code_text) if code_text and _STATUS_CODE.fullmatch(code_text) else None
-    state = _STATES.get(code, State.UNKNOWN) if code is not None else State.UNKNOWN
+    state = State.UNKNOWN if code is None else _STATES.get(code, State.UNKNOWN)
     status_text = _optional(fields, "status_text")
     error_text = _optional(fields, "error_text")
-    error_code = _optional_scalar(fields, "error_code")
+    error_code = _metadata(fields, "error_code")
     reason = None
     if code == 300:
         reason = f"temporary failure, ClickSend retries: {error_text or status_text or '-'}"
@@ -270,12 +260,12 @@ def parse_receipt(fields: Fields) -> DeliveryReceipt:
     details: dict[str, Any] = {"source": "clicksend receipt"}
     for name, value in (("status_code", code_text), ("status_text", status_text),
                         ("error_text", error_text),
-                        ("message_type", _optional_scalar(fields, "message_type")),
-                        ("timestamp", _optional_scalar(fields, "timestamp")),
-                        ("timestamp_send", _optional_scalar(fields, "timestamp_send"))):
+                        ("message_type", _metadata(fields, "message_type")),
+                        ("timestamp", _metadata(fields, "timestamp")),
+                        ("timestamp_send", _metadata(fields, "timestamp_send"))):
         if value is not None:
             details[name] = value
     receipt = Receipt(provider=PROVIDER, provider_message_id=message_id, state=state,
-                      id_hint=_optional_scalar(fields, "custom_string", "customstring"),
+                      id_hint=_metadata(fields, "custom_string", "customstring"),
                       reason=reason, error_code=error_code, details=details)
     return DeliveryReceipt(receipt, f"{PROVIDER}:dlr:{message_id}:{code or '-'}")
