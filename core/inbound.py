@@ -26,7 +26,8 @@ log = logging.getLogger("pbxsms.inbound")
 
 # Inbound ids are UUIDv5(INBOUND_ID_NAMESPACE, dedupe key): a replay of the same webhook,
 # even after JetStream's duplicate window, gets the same id, so consumers dedupe it by id.
-INBOUND_ID_NAMESPACE = uuid.UUID("5b0c2a52-6f0e-4d1a-9a43-3d1f7c0e8b21")
+# Fixed forever: changing it changes every inbound id.
+INBOUND_ID_NAMESPACE = uuid.UUID("6f1c2a3e-8d4b-5e7f-9a0b-1c2d3e4f5a6b")
 
 # A receipt's lookup of our id must not hold the webhook much longer than the publish does.
 LOOKUP_TIMEOUT = 2.0
