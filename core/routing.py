@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pbxsms.routing")
 
 # Fixed forever: inbound ids are derived from the deduplication key under it.
-_INBOUND_IDS = uuid.UUID("6f1c2a3e-8d4b-5e7f-9a0b-1c2d3e4f5a6b")
+INBOUND_ID_NAMESPACE = uuid.UUID("6f1c2a3e-8d4b-5e7f-9a0b-1c2d3e4f5a6b")
 
 
 def inbound_id(msg_id: str) -> str:
@@ -32,7 +32,7 @@ def inbound_id(msg_id: str) -> str:
     A provider's retry of the same message gets the same id, so whatever is published
     about it (status, conversation) on the retry is about the message that was stored.
     """
-    return str(uuid.uuid5(_INBOUND_IDS, msg_id))
+    return str(uuid.uuid5(INBOUND_ID_NAMESPACE, msg_id))
 
 
 async def publish_inbound(runtime: Runtime, message: InboundMessage,
@@ -50,7 +50,13 @@ async def publish_inbound(runtime: Runtime, message: InboundMessage,
         return await publish_unroutable(runtime, message, decision, msg_id)
     message.route = decision
     published = await runtime.publish(f"sms.inbound.{message.provider}", message, msg_id)
-    await runtime.numbers.remember_conversation(decision, message.from_)
+    try:
+        await runtime.numbers.remember_conversation(decision, message.from_)
+    except Exception as error:
+        # The message is stored: a missed conversation only means a reply may leave from
+        # the extension's first number. Never fail the webhook for it.
+        log.warning("conversation of %s not recorded: %s", message.id, error,
+                    extra={"msg_id": message.id})
     return published
 
 

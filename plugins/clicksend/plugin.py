@@ -6,9 +6,12 @@ import click
 
 from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.problems import Problem
+from pbxsms.core.registry import RouteRegister
+from pbxsms.core.runtime import Runtime
 from pbxsms.core.settings import Config, PluginSettings
 from pbxsms.plugins.clicksend.commands import clicksend
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
+from pbxsms.plugins.clicksend.webhooks import register_webhooks, webhook_token
 
 
 @hookimpl
@@ -31,9 +34,20 @@ def config_warnings(config: Config) -> list[Problem]:
     if settings.api_key is None or not settings.api_key.get_secret_value():
         problems.append(Problem("CLICKSEND_API_KEY",
                                 "unset: replies and sends through ClickSend cannot go out"))
-    if not settings.subaccount_id and settings.webhook_token is None:
-        problems.append(Problem(
-            "CLICKSEND_WEBHOOK_TOKEN",
-            "unset, and CLICKSEND_SUBACCOUNT_ID too: inbound webhooks are unauthenticated, "
-            "anyone who finds the URL can inject messages"))
+    if webhook_token(settings) is None:
+        if (settings.subaccount_id or "").strip():
+            problems.append(Problem(
+                "CLICKSEND_WEBHOOK_TOKEN",
+                "unset: only CLICKSEND_SUBACCOUNT_ID checks the webhooks, and a subaccount "
+                "id is no secret; set a long random token"))
+        else:
+            problems.append(Problem(
+                "CLICKSEND_WEBHOOK_TOKEN",
+                "unset, and CLICKSEND_SUBACCOUNT_ID too: inbound webhooks are "
+                "unauthenticated, anyone who finds the URL can inject messages"))
     return problems
+
+
+@hookimpl
+def register_routes(runtime: Runtime, register: RouteRegister) -> None:
+    register_webhooks(runtime, register)

@@ -1,0 +1,160 @@
+"""Accepting what providers push to us: inbound messages and delivery receipts.
+
+Provider plugins parse their webhooks; this module does the rest, the same for every
+provider: give the message its id, route it, store it durably on JetStream, count it.
+A webhook answers 200 only after these functions return, because only then is the event
+stored. `PublishError` means it is not known to be stored: answer 503 so the provider
+retries; the retry carries the same dedupe key and never becomes a second event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from pbxsms.bus.publish import PublishError
+from pbxsms.core import metrics
+from pbxsms.core.events import InboundMessage, State, StatusEvent
+from pbxsms.core.routing import publish_inbound
+from pbxsms.core.runtime import Runtime
+
+log = logging.getLogger("pbxsms.inbound")
+
+# A receipt's lookup of our id must not hold the webhook much longer than the publish does.
+LOOKUP_TIMEOUT = 2.0
+
+
+def content_key(message: InboundMessage) -> str:
+    """A dedupe key from the content, for providers that sent no message id."""
+    content = [message.from_, message.to, message.body,
+               message.sent_at.isoformat() if message.sent_at else ""]
+    digest = hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
+    return f"{message.provider}:sha256-{digest[:40]}"
+
+
+def our_id(text: str | None) -> str | None:
+    """`text` as one of our message ids (a UUID, lower case), or None when it is not one."""
+    if not text:
+        return None
+    try:
+        return str(uuid.UUID(text.strip()))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An event stored on JetStream: our id, its stream sequence, and whether it was a repeat."""
+
+    id: str
+    seq: int
+    duplicate: bool
+
+
+async def accept_inbound(runtime: Runtime, message: InboundMessage,
+                         dedupe_key: str) -> Accepted:
+    """Store `message` once per `dedupe_key` on `sms.inbound.<provider>`.
+
+    Returns after the PubAck; raises PublishError when not stored (answer 503).
+    """
+    provider = message.provider
+    message = message.model_copy()
+    if message.reply_to_id is None and message.reply_to_provider_id:
+        message.reply_to_id = await _reply_to(runtime, provider, message.reply_to_provider_id)
+    try:
+        # Routes by the `to` number (or stores it as unroutable) and sets our id.
+        published = await publish_inbound(runtime, message, dedupe_key)
+    except PublishError as error:
+        metrics.WEBHOOKS.labels(provider, "inbound", "failed").inc()
+        log.warning("inbound %s message not stored, answering 503 so it is retried: %s",
+                    provider, error, extra={"msg_id": message.id})
+        raise
+    result = "duplicate" if published.duplicate else "accepted"
+    metrics.WEBHOOKS.labels(provider, "inbound", result).inc()
+    log.info("inbound %s message %s (%s id %s) to %s", provider, result, provider,
+             message.provider_message_id or "-", message.to, extra={"msg_id": message.id})
+    log.debug("inbound message %s is from %s", message.id, message.from_)
+    return Accepted(message.id, published.seq, published.duplicate)
+
+
+async def _reply_to(runtime: Runtime, provider: str, provider_message_id: str) -> str | None:
+    """Our id of the outbound message replied to; best effort, it never blocks acceptance."""
+    if not _connected(runtime):
+        return None
+    try:
+        async with asyncio.timeout(LOOKUP_TIMEOUT):
+            return await runtime.status.find_by_provider_id(provider, provider_message_id)
+    except Exception as error:  # the publish that follows reports a real outage
+        log.debug("reply lookup of %s id %s failed: %s", provider, provider_message_id, error)
+        return None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A provider's delivery report about one of our outbound messages."""
+
+    provider: str
+    provider_message_id: str
+    state: State
+    id_hint: str | None = None  # our id as the provider echoed it (ClickSend: custom_string)
+    reason: str | None = None
+    error_code: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+async def accept_receipt(runtime: Runtime, receipt: Receipt,
+                         dedupe_key: str) -> Accepted | None:
+    """Publish the receipt as a status event of our message; None when it is not ours.
+
+    Our id comes from the provider's echo of it, else from the provider-id index that the
+    `accepted` status fills. An unmatched receipt is counted (`unmatched`) and logged;
+    the status store keeps final states, so a late non-final receipt changes nothing.
+    Raises PublishError when the event (or the lookup) cannot be done now (answer 503).
+    """
+    provider = receipt.provider
+    try:
+        message_id = our_id(receipt.id_hint) or await _find(runtime, receipt)
+        if message_id is None:
+            metrics.WEBHOOKS.labels(provider, "receipt", "unmatched").inc()
+            log.warning("%s receipt for %s id %s (%s) matches no message of ours; "
+                        "nothing recorded", provider, provider, receipt.provider_message_id,
+                        receipt.state.value)
+            return None
+        status = StatusEvent(id=message_id, direction="outbound", state=receipt.state,
+                             channel=provider, reason=receipt.reason,
+                             provider_message_id=receipt.provider_message_id,
+                             error_code=receipt.error_code, details=receipt.details)
+        published = await runtime.publish(f"sms.status.{message_id}", status,
+                                          f"status:{message_id}:{dedupe_key}")
+    except PublishError as error:
+        metrics.WEBHOOKS.labels(provider, "receipt", "failed").inc()
+        log.warning("%s receipt for %s id %s not stored, answering 503 so it is retried: %s",
+                    provider, provider, receipt.provider_message_id, error)
+        raise
+    result = "duplicate" if published.duplicate else "accepted"
+    metrics.WEBHOOKS.labels(provider, "receipt", result).inc()
+    log.info("%s receipt %s: %s", provider, result, receipt.state.value,
+             extra={"msg_id": message_id})
+    return Accepted(message_id, published.seq, published.duplicate)
+
+
+async def _find(runtime: Runtime, receipt: Receipt) -> str | None:
+    if not _connected(runtime):
+        raise PublishError("not connected to NATS")
+    try:
+        async with asyncio.timeout(LOOKUP_TIMEOUT):
+            return await runtime.status.find_by_provider_id(receipt.provider,
+                                                            receipt.provider_message_id)
+    except Exception as error:  # not knowing whether it is ours is an outage, not a "no"
+        raise PublishError(f"cannot look up {receipt.provider} id "
+                           f"{receipt.provider_message_id}: {error!r}") from error
+
+
+def _connected(runtime: Runtime) -> bool:
+    # A read cannot be buffered until NATS is back, unlike a publish: fail fast instead.
+    return runtime.nc is not None and runtime.nc.is_connected

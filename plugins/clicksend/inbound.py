@@ -1,0 +1,271 @@
+"""ClickSend's webhook payloads → an inbound SMS or a delivery receipt.
+
+Lenient about form: a JSON object, a form (urlencoded or multipart) or a query string;
+values as strings or numbers; the legacy aliases (`sms`, `originalsenderid`, `message`,
+`originalmessageid`, `customstring`). Strict about meaning: a sender and a recipient that
+are phone numbers, a usable message id, text that is text. `original_body` is our own
+earlier message and is never read as the customer's text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from pbxsms.core.events import InboundMessage, State
+from pbxsms.core.inbound import Receipt, content_key, our_id
+from pbxsms.core.phone import InvalidNumber, to_e164
+
+PROVIDER = "clicksend"
+
+Fields = dict[str, object]
+
+# ClickSend ids are upper-case UUIDs; anything printable and short is tolerated, but never
+# whitespace or control characters: the id becomes a NATS header and a KV key.
+_MESSAGE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+# A payload is a receipt when it has a message_id and one of these (as FS PBX classifies).
+RECEIPT_MARKERS = ("status_code", "status_text", "error_text")
+
+_STATUS_CODE = re.compile(r"[0-9]{1,5}")
+_STATES = {200: State.SENT, 201: State.DELIVERED, 300: State.SENT, 301: State.FAILED}
+
+
+class BadPayload(Exception):
+    """A webhook we refuse: the status to answer, why, and which field."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+# -- decoding the request ------------------------------------------------------------------
+
+
+async def read_fields(request: web.Request) -> Fields:
+    """The payload's fields, whatever ClickSend's `webhook_type`; the `token` is not one."""
+    if request.method == "GET" or not request.body_exists:
+        return _fields(request.query.items())
+    kind = request.content_type
+    if kind == "multipart/form-data":
+        try:
+            form = await request.post()
+        except web.HTTPRequestEntityTooLarge:
+            raise
+        except Exception as error:  # aiohttp's multipart parser raises many kinds
+            raise BadPayload(400, f"malformed multipart body: {error}") from None
+        return _fields(form.items())
+    is_json = kind == "application/json" or kind.endswith("+json")
+    if not is_json and kind != "application/x-www-form-urlencoded":
+        raise BadPayload(415, f"unsupported content type {kind!r}: send JSON, a form, "
+                              "or a GET query string")
+    raw = await request.read()
+    if not raw.strip():
+        return _fields(request.query.items())
+    if is_json:
+        return _json_fields(raw)
+    try:
+        text = raw.decode(request.charset or "utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
+    except (LookupError, ValueError) as error:  # unknown charset, invalid UTF-8
+        raise BadPayload(400, f"malformed form body: {error}") from None
+    return _fields(pairs)
+
+
+def _fields(pairs: Iterable[tuple[str, object]]) -> Fields:
+    """The first value of each name (forms and queries may repeat one), without `token`."""
+    fields: Fields = {}
+    for key, value in pairs:
+        fields.setdefault(key, value)
+    fields.pop("token", None)
+    return fields
+
+
+def _json_fields(raw: bytes) -> Fields:
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as error:
+        raise BadPayload(400, f"malformed JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise BadPayload(400, "the JSON body must be an object")
+    return data
+
+
+# -- reading fields ------------------------------------------------------------------------
+
+
+def _text(fields: Fields, name: str) -> str | None:
+    """A field as text; None when absent or null. Numbers become their digits."""
+    value = fields.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadPayload(400, f"`{name}` is not valid Unicode text", name) from None
+        return value
+    if isinstance(value, bool):
+        raise BadPayload(400, f"`{name}` must be a string or a number, not a boolean", name)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise BadPayload(400, f"`{name}` must be a finite number", name)
+        return str(int(value)) if value.is_integer() else repr(value)
+    raise BadPayload(400, f"`{name}` must be a string or a number", name)
+
+
+def _first(fields: Fields, *names: str) -> tuple[str, str] | None:
+    """(name, value) of the first of `names` with a non-blank value."""
+    for name in names:
+        value = _text(fields, name)
+        if value is not None and value.strip():
+            return name, value.strip()
+    return None
+
+
+def _optional(fields: Fields, *names: str) -> str | None:
+    found = _first(fields, *names)
+    return found[1] if found else None
+
+
+def _number(fields: Fields, name: str, alias: str, region: str, role: str) -> str:
+    found = _first(fields, name, alias)
+    if found is None:
+        raise BadPayload(400, f"missing {role}: `{name}` (or `{alias}`)", name)
+    used, value = found
+    try:
+        return to_e164(value, region)
+    except InvalidNumber as error:
+        raise BadPayload(400, f"`{used}` is not a usable phone number: {error}", used) from None
+
+
+def _message_id(fields: Fields) -> str | None:
+    value = _optional(fields, "message_id")
+    if value is not None and not _MESSAGE_ID.fullmatch(value):
+        raise BadPayload(400, "`message_id` is not a ClickSend message id", "message_id")
+    return value
+
+
+def _timestamp(fields: Fields, name: str) -> datetime | None:
+    """Unix seconds as a date; None when absent or not a time (a cosmetic field)."""
+    try:
+        value = _optional(fields, name)
+        return datetime.fromtimestamp(int(value), UTC) if value else None
+    except (BadPayload, ValueError, OverflowError, OSError):
+        return None
+
+
+def subaccount_of(fields: Fields) -> str | None:
+    """The payload's `subaccount_id`, as text; None when absent or not a scalar."""
+    try:
+        return _optional(fields, "subaccount_id")
+    except BadPayload:
+        return None
+
+
+def is_receipt(fields: Fields) -> bool:
+    """A `message_id` with a status: ClickSend's delivery receipt shape."""
+    try:
+        return (_optional(fields, "message_id") is not None
+                and any(_optional(fields, name) is not None for name in RECEIPT_MARKERS))
+    except BadPayload:
+        return "message_id" in fields and any(name in fields for name in RECEIPT_MARKERS)
+
+
+# -- the two results -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    """A customer's SMS as ClickSend reported it, numbers already E.164."""
+
+    message: InboundMessage
+    dedupe_key: str
+
+
+def parse_inbound(fields: Fields, region: str) -> InboundSms:
+    """An inbound SMS, or BadPayload naming the field that is wrong."""
+    message_id = _message_id(fields)
+    sender = _number(fields, "from", "sms", region, "sender")
+    recipient = _number(fields, "to", "originalsenderid", region, "recipient (our number)")
+    body = _body(fields)
+    custom = _metadata(fields, "custom_string", "customstring")
+    extra = {name: value for name in ("user_id", "subaccount_id")
+             if (value := _metadata(fields, name)) is not None}
+    if custom is not None and our_id(custom) is None:
+        extra["custom_string"] = custom
+    message = InboundMessage(
+        provider=PROVIDER, provider_message_id=message_id, to=recipient, body=body,
+        sent_at=_timestamp(fields, "timestamp"),
+        reply_to_provider_id=_metadata(fields, "original_message_id",
+                                              "originalmessageid"),
+        reply_to_id=our_id(custom), extra=extra, **{"from": sender})
+    key = f"{PROVIDER}:{message_id}" if message_id else content_key(message)
+    return InboundSms(message, key)
+
+
+def _body(fields: Fields) -> str:
+    """`body`, else its alias `message`; empty text is a message too (never `original_body`)."""
+    texts = [text for name in ("body", "message") if (text := _text(fields, name)) is not None]
+    if not texts:
+        raise BadPayload(400, "missing text: `body` (or `message`)", "body")
+    return next((text for text in texts if text), "")
+
+
+def _metadata(fields: Fields, *names: str) -> str | None:
+    """Metadata: a value that is not text is left out rather than refusing the message."""
+    try:
+        return _optional(fields, *names)
+    except BadPayload:
+        return None
+
+
+@dataclass(frozen=True)
+class DeliveryReceipt:
+    """A delivery receipt for one of our outbound messages."""
+
+    receipt: Receipt
+    dedupe_key: str
+
+
+def parse_receipt(fields: Fields) -> DeliveryReceipt:
+    """A receipt, or BadPayload. Status 200 sent, 201 delivered, 300 sent (ClickSend retries
+    after a temporary failure), 301 failed; any other or no status code is `unknown`."""
+    message_id = _message_id(fields)
+    if message_id is None:
+        raise BadPayload(400, "missing `message_id`", "message_id")
+    code_text = _optional(fields, "status_code")
+    code = int(code_text) if code_text and _STATUS_CODE.fullmatch(code_text) else None
+    state = State.UNKNOWN if code is None else _STATES.get(code, State.UNKNOWN)
+    status_text = _optional(fields, "status_text")
+    error_text = _optional(fields, "error_text")
+    error_code = _metadata(fields, "error_code")
+    reason = None
+    if code == 300:
+        reason = f"temporary failure, ClickSend retries: {error_text or status_text or '-'}"
+    elif state in (State.FAILED, State.UNKNOWN):
+        reason = error_text or status_text
+    details: dict[str, Any] = {"source": "clicksend receipt"}
+    for name, value in (("status_code", code_text), ("status_text", status_text),
+                        ("error_text", error_text),
+                        ("message_type", _metadata(fields, "message_type")),
+                        ("timestamp", _metadata(fields, "timestamp")),
+                        ("timestamp_send", _metadata(fields, "timestamp_send"))):
+        if value is not None:
+            details[name] = value
+    receipt = Receipt(provider=PROVIDER, provider_message_id=message_id, state=state,
+                      id_hint=_metadata(fields, "custom_string", "customstring"),
+                      reason=reason, error_code=error_code, details=details)
+    return DeliveryReceipt(receipt, f"{PROVIDER}:dlr:{message_id}:{code or '-'}")
