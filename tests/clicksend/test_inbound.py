@@ -53,7 +53,8 @@ def sample_event_is_correct(event: dict[str, Any]) -> None:
     assert message.reply_to_provider_id == "1F12D717-947A-6FBC-BBFE-D14C2927CEEF"
     assert message.reply_to_id is None
     assert message.extra == {"user_id": "304497", "subaccount_id": "745158"}
-    assert message.route is None
+    assert message.route is not None
+    assert (message.route.number, message.route.extension) == ("+61477485926", "201")
 
 
 @pytest.mark.parametrize("webhook_type", ["json", "post", "get"])

@@ -1,0 +1,26 @@
+"""ClickSend webhook tests run against a gateway that owns the samples' numbers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from tests.conftest import Gateway
+
+# The `to` numbers of ClickSend's published samples and of these tests: ours, routed to
+# extension 201, so that inbound messages are delivered rather than unroutable.
+OUR_NUMBERS = ("+61477485926", "+61411111111", "+61422222222")
+NUMBERS_TOML = "".join(
+    f'[[numbers]]\nnumber = "{number}"\nprovider = "clicksend"\nextension = "201"\n\n'
+    for number in OUR_NUMBERS)
+
+
+@pytest.fixture
+def start_gateway(
+    start_gateway: Callable[..., Awaitable[Gateway]],
+) -> Callable[..., Awaitable[Gateway]]:
+    async def start(toml: str = "", **kwargs: object) -> Gateway:
+        return await start_gateway(toml=toml + "\n" + NUMBERS_TOML, **kwargs)
+
+    return start
