@@ -3,7 +3,8 @@
 Status events are the source of truth; this store folds them into one record per message
 (current state, per-channel state, history) and indexes provider ids (e.g. ClickSend's
 `message_id`) back to ours for delivery receipts. A channel in a final state is never
-moved back by a late or repeated event; the event still appears in the history.
+moved back by a late or repeated event, and no channel by an event older than its current
+state (events are folded concurrently); the event still appears in the history.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def apply(record: StatusRecord | None, event: StatusEvent) -> StatusRecord:
     record.history.sort(key=lambda item: item.at)
     channel = event.channel or "-"
     current = record.channels.get(channel)
-    if current is None or not current.state.final:
+    # Events are folded concurrently, so they may come out of order: the newest wins.
+    if current is None or (not current.state.final and event.at >= current.at):
         record.channels[channel] = ChannelStatus(state=event.state, attempt=event.attempt,
                                                  reason=event.reason, at=event.at)
     record.provider_message_id = event.provider_message_id or record.provider_message_id
