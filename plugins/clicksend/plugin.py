@@ -6,8 +6,11 @@ import click
 
 from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.problems import Problem
+from pbxsms.core.registry import ProviderRegister
+from pbxsms.core.runtime import Runtime
 from pbxsms.core.settings import Config, PluginSettings
 from pbxsms.plugins.clicksend.commands import clicksend
+from pbxsms.plugins.clicksend.sender import ClickSendProvider
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 
 
@@ -37,3 +40,15 @@ def config_warnings(config: Config) -> list[Problem]:
             "unset, and CLICKSEND_SUBACCOUNT_ID too: inbound webhooks are unauthenticated, "
             "anyone who finds the URL can inject messages"))
     return problems
+
+
+@hookimpl
+def register_providers(runtime: Runtime, register: ProviderRegister) -> None:
+    register(ClickSendProvider(runtime))
+
+
+@hookimpl
+def readiness(runtime: Runtime) -> list[str]:
+    # After a 401 sending is paused instead of retried in a storm; say so until fixed.
+    provider = runtime.providers.get("clicksend")
+    return provider.readiness() if isinstance(provider, ClickSendProvider) else []
