@@ -80,9 +80,10 @@ def config_check(env_file: Path | None, config_path: Path | None) -> None:
         click.echo(f"[{name}]")
         for key, value in redacted(settings).items():
             click.echo(f"  {key} = {value}")
-    click.echo("[bus]")
-    for key, value in cfg.file.bus.model_dump().items():
-        click.echo(f"  {key} = {value}")
+    for name, table in (("bus", cfg.file.bus), ("outbound", cfg.file.outbound)):
+        click.echo(f"[{name}]")
+        for key, value in table.model_dump().items():
+            click.echo(f"  {key} = {value}")
     click.echo(f"numbers in config file: {len(cfg.file.numbers)}")
     problems = plugins.config_warnings(cfg)
     if problems:
