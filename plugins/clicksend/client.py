@@ -24,6 +24,7 @@ from aiohttp import ClientSession, ClientTimeout
 
 from pbxsms.core import __version__
 from pbxsms.core.events import utcnow
+from pbxsms.core.loader import hide_url_password
 from pbxsms.core.registry import OutboundMessage
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 
@@ -154,7 +155,7 @@ class ClickSendClient:
                 text = await response.text()
                 status, response_headers = response.status, response.headers
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
-            raise NotSent(f"cannot reach ClickSend at {self.base_url}: "
+            raise NotSent(f"cannot reach ClickSend at {hide_url_password(self.base_url)}: "
                           f"{type(error).__name__}: {error}") from error
         except (aiohttp.ClientError, TimeoutError) as error:
             raise NoAnswer(f"no answer from ClickSend: {type(error).__name__}: {error}"

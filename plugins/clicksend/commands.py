@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -151,10 +153,18 @@ def simulator(host: str, port: int, username: str | None, api_key: str | None,
         numbers_ = tuple(to_e164(number, "US") for number in numbers_)
     except InvalidNumber as error:
         _fail(f"--number: {error} (write it with +country code)", 2)
+
+    async def run() -> None:
+        task = asyncio.create_task(serve_forever(host, port, username, api_key,
+                                                 subaccount_id=subaccount_id,
+                                                 numbers=numbers_))
+        loop = asyncio.get_running_loop()
+        for stop in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(stop, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
     try:
-        asyncio.run(serve_forever(host, port, username, api_key,
-                                  subaccount_id=subaccount_id, numbers=numbers_))
-    except KeyboardInterrupt:
-        pass
+        asyncio.run(run())
     except OSError as error:
         _fail(f"cannot listen on {host}:{port}: {error}", 1)

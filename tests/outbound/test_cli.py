@@ -125,4 +125,5 @@ async def test_simulator_command_serves_and_prints_no_secret() -> None:
                 assert response.status == 401
     finally:
         process.terminate()
-        await process.wait()
+        code = await process.wait()
+    assert code == 0, "SIGTERM stops it cleanly"

@@ -281,3 +281,13 @@ async def test_a_suspended_account_pauses_sending(start_sending_gateway: StartGa
     assert record.history[-1].error_code == "FORBIDDEN"
     assert "suspended" in (record.history[-1].reason or "")
     assert gateway.runtime.readiness()
+
+
+async def test_a_timeout_after_sending_is_ambiguous(start_sending_gateway: StartGateway,
+                                                    sim: ClickSendSimulator) -> None:
+    gateway = await start_sending_gateway(
+        clicksend='timeout = "300ms"\non_ambiguous = "unknown"')
+    sim.fail_next("delay", delay=1.0)  # answers after we gave up, having stored it
+    record = await settled(gateway, await send(gateway), "unknown")
+    assert record.history[-1].error_code == "NO_ANSWER"
+    await wait_until(lambda: len(sim.sent_messages) == 1, message="the late send")
