@@ -59,7 +59,7 @@ class Dispatcher:
                 return
             try:
                 request, count = check_request(request, self.runtime.config)
-                sender, channel = resolve_sender(self.runtime, request)
+                sender, channel = await resolve_sender(self.runtime, request)
             except (Invalid, Unroutable) as error:
                 await self._refuse(request, error)
             provider = self.runtime.providers[channel]

@@ -123,7 +123,7 @@ def send_handler(runtime: Runtime) -> Any:
             return json_error(400, "the body must be a JSON object")
         try:
             outbound, count = check_request(request_from_json(data), runtime.config)
-            _, provider = resolve_sender(runtime, outbound)
+            _, provider = await resolve_sender(runtime, outbound)
         except Invalid as error:
             return json_error(422, error.message, field=error.field)
         except Unroutable as error:

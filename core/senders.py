@@ -1,7 +1,8 @@
 """Which of our numbers an outbound SMS goes from, and through which provider.
 
-This is the one seam between sending and the message settings of our numbers. For now it
-reads the `[[numbers]]` records of the TOML file; the numbers store replaces it.
+This is the one seam between sending and the message settings of our numbers, used by the
+send API and the dispatcher. For now it reads the `[[numbers]]` records of the TOML file;
+the numbers store replaces it.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ class Unroutable(Exception):
         self.field = field
 
 
-def resolve_sender(runtime: Runtime, request: OutboundRequest) -> tuple[str, str]:
+async def resolve_sender(runtime: Runtime, request: OutboundRequest) -> tuple[str, str]:
     """(our number to send from, provider name) for `request`, or Unroutable.
+
+    Asynchronous so that a store may look things up (e.g. the number a customer last
+    texted the extension on).
 
     `from` must be one of our enabled numbers; without it, the first enabled number of
     `extension` is used. `request.provider` overrides the number's provider.

@@ -13,6 +13,7 @@ from typing import NoReturn, TypeVar
 import click
 from aiohttp import ClientSession
 
+from pbxsms.core.cli import config_option, env_option
 from pbxsms.core.phone import InvalidNumber, to_e164
 from pbxsms.core.problems import ConfigError
 from pbxsms.core.settings import default_env_file, load_core, load_file, load_plugin_settings
@@ -20,12 +21,6 @@ from pbxsms.plugins.clicksend.client import ClickSendClient, ClickSendError
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 
 T = TypeVar("T")
-
-env_option = click.option("--env-file", type=click.Path(path_type=Path), default=None,
-                          help="Settings file with secrets (default: ./.env, PBXSMS_ENV_FILE).")
-config_option = click.option("--config", "config_path", type=click.Path(path_type=Path),
-                             default=None, help="TOML file (default: PBXSMS_CONFIG or "
-                             "config/pbxsms.toml).")
 
 
 @click.group("clicksend")
