@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import re
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
 from pbxsms.bus.publish import PublishError
-from pbxsms.core.events import OutboundRequest, State, StatusEvent
+from pbxsms.core.events import OutboundRequest, State, StatusEvent, utcnow
 from pbxsms.core.http import api_refusal, json_error
 from pbxsms.core.phone import InvalidNumber, to_e164
 from pbxsms.core.runtime import Runtime
@@ -128,13 +129,14 @@ def send_handler(runtime: Runtime) -> Any:
             return json_error(422, error.message, field=error.field)
         except Unroutable as error:
             return json_error(422, error.reason, field=error.field)
+        queued_at = utcnow()  # before the dispatcher can see it, so history stays in order
         try:
             published = await runtime.publish(SUBJECT, outbound, outbound.id)
         except PublishError as error:
             log.warning("send request not stored: %s", error)
             return json_error(503, "the message could not be stored; try again")
         if not published.duplicate:
-            await _queued(runtime, outbound, provider, count)
+            await _queued(runtime, outbound, provider, count, queued_at)
         answer = {"id": outbound.id, "state": State.QUEUED.value, "segments": count.segments,
                   "encoding": count.encoding, "duplicate": published.duplicate}
         return web.json_response(answer, status=202,
@@ -144,9 +146,9 @@ def send_handler(runtime: Runtime) -> Any:
 
 
 async def _queued(runtime: Runtime, outbound: OutboundRequest, provider: str,
-                  count: SegmentCount) -> None:
+                  count: SegmentCount, at: datetime) -> None:
     status = StatusEvent(id=outbound.id, direction="outbound", state=State.QUEUED,
-                         channel=provider, segments=count.segments,
+                         channel=provider, segments=count.segments, at=at,
                          details={"encoding": count.encoding, "source": outbound.source})
     try:
         await runtime.publish_status(status)

@@ -66,8 +66,10 @@ def apply(record: StatusRecord | None, event: StatusEvent) -> StatusRecord:
     record.history.sort(key=lambda item: item.at)
     channel = event.channel or "-"
     current = record.channels.get(channel)
-    # Events are folded concurrently, so they may come out of order: the newest wins.
-    if current is None or (not current.state.final and event.at >= current.at):
+    # Events are folded concurrently, so they may come out of order: the newest wins, and
+    # `queued` (a channel's first state, published by another process) never replaces one.
+    if current is None or (not current.state.final and event.at >= current.at
+                           and event.state != State.QUEUED):
         record.channels[channel] = ChannelStatus(state=event.state, attempt=event.attempt,
                                                  reason=event.reason, at=event.at)
     record.provider_message_id = event.provider_message_id or record.provider_message_id
