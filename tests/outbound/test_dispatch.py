@@ -26,6 +26,9 @@ from tests.outbound.conftest import (
     settled,
 )
 
+# Messages posted together travel in one call even on a slow machine.
+ONE_BATCH = 'flush_delay = "500ms"'
+
 
 async def test_a_lone_reply_is_accepted_with_clicksends_message_id(
         start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
@@ -45,7 +48,7 @@ async def test_a_lone_reply_is_accepted_with_clicksends_message_id(
 
 async def test_2500_queued_messages_go_out_in_3_calls_and_end_accepted(
         start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
-    first = await start_sending_gateway()
+    first = await start_sending_gateway(clicksend=ONE_BATCH)
     # Queue while no dispatcher runs, as after an outage; then a gateway picks them up.
     await first.runtime.stop_consumers()
     requests = [OutboundRequest(**{"from": OURS}, to=recipient(i), body=f"Reminder {i}")
@@ -54,7 +57,7 @@ async def test_2500_queued_messages_go_out_in_3_calls_and_end_accepted(
         await asyncio.gather(*(first.runtime.publish("sms.outbound", r, r.id)
                                for r in requests[chunk:chunk + 250]))
     started = time.monotonic()
-    second = await start_sending_gateway()
+    second = await start_sending_gateway(clicksend=ONE_BATCH)
     await wait_until(lambda: len(sim.sent_messages) >= 2500, 60, "2500 messages at ClickSend")
     calls = sim.send_requests
     assert len(calls) <= 3, f"calls of {[len(c.custom_strings) for c in calls]}"
@@ -89,7 +92,7 @@ async def test_our_json_matches_the_official_sdk(start_sending_gateway: StartGat
 
 async def test_429_5xx_and_dropped_connections_end_accepted_exactly_once(
         start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
-    gateway = await start_sending_gateway()
+    gateway = await start_sending_gateway(clicksend=ONE_BATCH)
     sim.fail_next("429", retry_after=1)
     sim.fail_next("500")
     sim.fail_next("drop")
@@ -130,7 +133,7 @@ async def test_ambiguous_sends_can_be_marked_unknown_instead(
 
 async def test_permanent_codes_fail_at_once_with_their_code(
         start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
-    gateway = await start_sending_gateway()
+    gateway = await start_sending_gateway(clicksend=ONE_BATCH)
     codes = ["INVALID_RECIPIENT", "COUNTRY_NOT_ENABLED", "INVALID_SENDER_ID", "EMPTY_MESSAGE"]
     for n, code in enumerate(codes):
         sim.force_status(recipient(n), code)
@@ -179,7 +182,8 @@ async def test_out_of_credit_fails_loudly(start_sending_gateway: StartGateway,
 
 async def test_a_wrong_api_key_fails_clearly_pauses_and_recovers_on_reload(
         start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
-    gateway = await start_sending_gateway(env={"CLICKSEND_API_KEY": "wrong-key"})
+    gateway = await start_sending_gateway(env={"CLICKSEND_API_KEY": "wrong-key"},
+                                          clicksend=ONE_BATCH)
     ids = await asyncio.gather(*(send(gateway, f"Hi {n}", to=recipient(n)) for n in range(3)))
     for message_id in ids:
         record = await settled(gateway, message_id, "failed")
