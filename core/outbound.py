@@ -18,6 +18,7 @@ from pbxsms.bus.publish import PublishError
 from pbxsms.core.events import OutboundRequest, State, StatusEvent, utcnow
 from pbxsms.core.http import api_refusal, json_error
 from pbxsms.core.phone import InvalidNumber, to_e164
+from pbxsms.core.registry import Handler_
 from pbxsms.core.runtime import Runtime
 from pbxsms.core.segments import SegmentCount, count_segments
 from pbxsms.core.senders import Unroutable, resolve_sender
@@ -107,7 +108,7 @@ def request_from_json(data: dict[str, Any]) -> OutboundRequest:
     return OutboundRequest.model_validate(fields)
 
 
-def send_handler(runtime: Runtime) -> Any:
+def send_handler(runtime: Runtime) -> Handler_:
     """`POST /api/v1/messages`: 202 `{"id", ...}` once the request is durable."""
 
     async def send(request: web.Request) -> web.Response:
