@@ -80,9 +80,10 @@ def config_check(env_file: Path | None, config_path: Path | None) -> None:
         click.echo(f"[{name}]")
         for key, value in redacted(settings).items():
             click.echo(f"  {key} = {value}")
-    click.echo("[bus]")
-    for key, value in cfg.file.bus.model_dump().items():
-        click.echo(f"  {key} = {value}")
+    for name, table in (("bus", cfg.file.bus), ("outbound", cfg.file.outbound)):
+        click.echo(f"[{name}]")
+        for key, value in table.model_dump().items():
+            click.echo(f"  {key} = {value}")
     click.echo(f"numbers in config file: {len(cfg.file.numbers)}")
     problems = plugins.config_warnings(cfg)
     if problems:
@@ -127,6 +128,46 @@ def plugins_command(env_file: Path | None, config_path: Path | None) -> None:
         click.echo(f"{mark}  {name:<12} {source}")
     for name in sorted(enabled - set(available_plugins())):
         click.echo(f"UNKNOWN   {name:<12} named in [plugins] enabled but not installed")
+
+
+@cli.command()
+@click.option("--from", "from_", default=None, help="Our number to send from (E.164).")
+@click.option("--extension", default=None, help="Send from this extension's number instead.")
+@click.option("--to", required=True, help="The recipient's number.")
+@click.option("--url", default=None,
+              help="The gateway (default: http://PBXSMS_HTTP_HOST:PBXSMS_HTTP_PORT).")
+@click.option("--wait", is_flag=True, help="Wait until the provider accepted or refused it.")
+@click.option("--timeout", type=float, default=60.0, show_default=True,
+              help="Seconds --wait waits.")
+@env_option
+@click.argument("text")
+def send(from_: str | None, extension: str | None, to: str, url: str | None, wait: bool,
+         timeout: float, env_file: Path | None, text: str) -> None:
+    """Send TEXT (`-` reads it from stdin) through the running gateway's send API.
+
+    Uses PBXSMS_API_TOKEN from the environment or `.env`; prints the message id.
+    """
+    from pbxsms.core.sendcli import SendFailed, send_via_api
+
+    core = load_core(env_file if env_file is not None else default_env_file())
+    if core.api_token is None or not core.api_token.get_secret_value():
+        click.echo("pbxsms: set PBXSMS_API_TOKEN (the gateway's API token)", err=True)
+        sys.exit(2)
+    if from_ is None and extension is None:
+        click.echo("pbxsms: give --from (our number) or --extension", err=True)
+        sys.exit(2)
+    body = sys.stdin.read() if text == "-" else text
+    host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(  # noqa: S104
+        core.http_host, core.http_host)
+    base = (url or f"http://{host}:{core.http_port}").rstrip("/")
+    request = {"from": from_, "extension": extension, "to": to, "body": body, "source": "cli"}
+    try:
+        asyncio.run(send_via_api(base, core.api_token.get_secret_value(),
+                                 {k: v for k, v in request.items() if v is not None},
+                                 wait, timeout, click.echo))
+    except SendFailed as error:
+        click.echo(f"pbxsms: {error}", err=True)
+        sys.exit(1)
 
 
 def build_cli() -> click.Group:

@@ -26,6 +26,29 @@ DELIVERIES = Counter("pbxsms_deliveries_total",
                      ["channel", "outcome"])
 RELOADS = Counter("pbxsms_reloads_total", "Settings reloads by result", ["result"])
 
+# Outbound: what the dispatcher decided per message, and how provider calls went.
+OUTBOUND = Counter("pbxsms_outbound_messages_total",
+                   "Outbound messages by provider and outcome: accepted, failed, retrying, "
+                   "unknown, unroutable, invalid, duplicate", ["provider", "outcome"])
+OUTBOUND_FAILURES = Counter("pbxsms_outbound_failures_total",
+                            "Outbound messages that failed for good, by provider and code",
+                            ["provider", "code"])
+PROVIDER_REQUESTS = Counter("pbxsms_provider_requests_total",
+                            "Send calls to a provider by result: ok, rate_limited, "
+                            "server_error, auth, client_error, not_sent, no_answer",
+                            ["provider", "result"])
+PROVIDER_BATCH_SIZE = Histogram("pbxsms_provider_batch_size", "Messages per provider send call",
+                                ["provider"], buckets=(1, 5, 10, 50, 100, 250, 500, 1000))
+PROVIDER_SECONDS = Histogram("pbxsms_provider_request_seconds", "Provider send call duration",
+                             ["provider"], buckets=(.05, .1, .25, .5, 1, 2.5, 5, 10, 30))
+PROVIDER_ACCOUNT_ERRORS = Counter("pbxsms_provider_account_errors_total",
+                                  "Sends refused because of the provider account itself "
+                                  "(e.g. INSUFFICIENT_CREDIT, UNAUTHORIZED): alert on these",
+                                  ["provider", "code"])
+PROVIDER_PAUSED = Gauge("pbxsms_provider_paused",
+                        "1 while a provider refuses our credentials and sending is paused",
+                        ["provider"])
+
 
 def subject_family(subject: str) -> str:
     """`sms.status.<id>` → `sms.status`: label values must stay few."""

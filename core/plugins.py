@@ -31,7 +31,8 @@ ENTRY_POINT_GROUP = "pbxsms.plugins"
 
 # Always on: the core's own routes and consumers, shipped as ordinary plugins.
 CORE_PLUGINS = {"core": "pbxsms.core.default_plugin",
-                "numbers": "pbxsms.core.numbers_plugin"}
+                "numbers": "pbxsms.core.numbers_plugin",
+                "outbound": "pbxsms.core.outbound_plugin"}
 
 # Built-in optional plugins, enabled by name in `[plugins] enabled`.
 BUILTIN_PLUGINS = {
@@ -83,7 +84,7 @@ class Plugins:
     def _by_plugin(self, hook: str, **kwargs: Any) -> dict[str, Any]:
         """Call `hook` on each plugin separately, to know who answered what."""
         results = {}
-        for name in ["core", *self.enabled]:
+        for name in [*CORE_PLUGINS, *self.enabled]:
             plugin = self.pm.get_plugin(name)
             if plugin is None:
                 continue

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -40,12 +41,62 @@ class ConsumerRegister(Protocol):
     def __call__(self, spec: ConsumerSpec) -> None: ...
 
 
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One SMS as the dispatcher hands it to a provider: validated, numbers in E.164."""
+
+    id: str
+    from_: str
+    to: str
+    body: str
+    segments: int
+
+
+class Outcome(StrEnum):
+    """How a provider judged one message of a batch."""
+
+    ACCEPTED = "accepted"  # the provider took it; `provider_message_id` identifies it
+    FAILED = "failed"  # refused for good (`code`); retrying cannot help
+    RETRY = "retry"  # not taken, safe to send again after `retry_after` (None: backoff)
+    AMBIGUOUS = "ambiguous"  # sent, but no usable answer: it may or may not go out
+    PAUSED = "paused"  # the provider refuses our account (credentials): sending is paused
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """A provider's verdict on one message."""
+
+    outcome: Outcome
+    provider_message_id: str | None = None
+    code: str | None = None
+    reason: str | None = None
+    retry_after: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
 class Provider(Protocol):
-    """An SMS provider as the outbound dispatcher sees it (extended by the outbound work)."""
+    """An SMS provider as the outbound dispatcher sees it.
+
+    The dispatcher collects messages per provider and calls `send_batch` with at most
+    `max_batch` of them, waiting up to `flush_delay` seconds for a batch to fill. The
+    provider answers one SendResult per message, in order, and never raises for a failed
+    send: every failure is an outcome. `retry_ambiguous` says whether an AMBIGUOUS result
+    is sent again (at-least-once) or marked `unknown`. Read settings per call: they are
+    replaced on reload.
+    """
 
     name: str
 
-    async def send_batch(self, messages: Sequence[object]) -> Sequence[object]: ...
+    @property
+    def max_batch(self) -> int: ...
+
+    @property
+    def flush_delay(self) -> float: ...
+
+    @property
+    def retry_ambiguous(self) -> bool: ...
+
+    async def send_batch(self, messages: Sequence[OutboundMessage]) -> Sequence[SendResult]: ...
 
 
 class ProviderRegister(Protocol):

@@ -79,6 +79,15 @@ class BusConfig(BaseModel):
     max_in_flight: int = Field(64, ge=1)
 
 
+class OutboundConfig(BaseModel):
+    """`[outbound]`: what the core accepts to send, whatever the provider."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # ClickSend truncates beyond 6 parts on many accounts (918 GSM-7 / 402 UCS-2 characters).
+    max_segments: int = Field(6, ge=1, le=255)
+
+
 class PluginsConfig(BaseModel):
     """`[plugins]`: which plugins run."""
 
@@ -94,6 +103,7 @@ class FileConfig(BaseModel):
 
     plugins: PluginsConfig = Field(default_factory=PluginsConfig)
     bus: BusConfig = Field(default_factory=BusConfig)
+    outbound: OutboundConfig = Field(default_factory=OutboundConfig)
     numbers: list[dict[str, Any]] = Field(default_factory=list)
 
     def section(self, name: str) -> dict[str, Any]:

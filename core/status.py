@@ -4,7 +4,8 @@ Status events are the source of truth; this store folds them into one record per
 (current state, per-channel state, history), indexes provider ids (e.g. ClickSend's
 `message_id`) back to ours for delivery receipts, and indexes messages by current state
 (`<state>.<id>`) so that e.g. every unroutable message can be listed. A channel in a final
-state is never moved back by a late or repeated event; the event still appears in the
+state is never moved back by a late or repeated event, and no channel by an event older
+than its current state (events are folded concurrently); the event still appears in the
 history.
 """
 
@@ -68,7 +69,10 @@ def apply(record: StatusRecord | None, event: StatusEvent) -> StatusRecord:
     record.history.sort(key=lambda item: item.at)
     channel = event.channel or "-"
     current = record.channels.get(channel)
-    if current is None or not current.state.final:
+    # Events are folded concurrently, so they may come out of order: the newest wins, and
+    # `queued` (a channel's first state, published by another process) never replaces one.
+    if current is None or (not current.state.final and event.at >= current.at
+                           and event.state != State.QUEUED):
         record.channels[channel] = ChannelStatus(state=event.state, attempt=event.attempt,
                                                  reason=event.reason, at=event.at)
     record.provider_message_id = event.provider_message_id or record.provider_message_id

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import click
 from aiohttp import ClientSession, web
@@ -18,7 +17,15 @@ from pbxsms.core import hookspecs
 from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.plugins import Plugins, hook_names
 from pbxsms.core.problems import Problem
-from pbxsms.core.registry import ConsumerRegister, ConsumerSpec, ProviderRegister, RouteRegister
+from pbxsms.core.registry import (
+    ConsumerRegister,
+    ConsumerSpec,
+    OutboundMessage,
+    Outcome,
+    ProviderRegister,
+    RouteRegister,
+    SendResult,
+)
 from pbxsms.core.runtime import Runtime
 from pbxsms.core.settings import Config, PluginSettings
 from tests.conftest import Gateway
@@ -110,9 +117,12 @@ class Recorder:
 
 class FakeProvider:
     name = "fake"
+    max_batch = 10
+    flush_delay = 0.01
+    retry_ambiguous = True
 
-    async def send_batch(self, messages: Any) -> Any:
-        return []
+    async def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+        return [SendResult(Outcome.ACCEPTED, provider_message_id=m.id) for m in messages]
 
 
 def plugins_with(recorder: Recorder) -> Plugins:

@@ -30,6 +30,23 @@ def test_final_state_is_not_overwritten_by_a_late_event() -> None:
     assert [h.state for h in record.history] == [State.QUEUED, State.SENT, State.DELIVERED]
 
 
+def test_an_older_event_folded_late_does_not_replace_a_newer_state() -> None:
+    # The status consumer folds concurrently: `sending` may be applied after `accepted`.
+    mid = new_id()
+    record = apply(None, event(mid, State.ACCEPTED, seconds=1, provider_message_id="CS-1"))
+    record = apply(record, event(mid, State.SENDING))
+    assert record.state == State.ACCEPTED
+    assert [h.state for h in record.history] == [State.SENDING, State.ACCEPTED]
+
+
+def test_queued_never_replaces_a_later_state() -> None:
+    # The API publishes `queued` after the request, so the dispatcher may be faster.
+    mid = new_id()
+    record = apply(None, event(mid, State.SENDING))
+    record = apply(record, event(mid, State.QUEUED, seconds=1))
+    assert record.state == State.SENDING
+
+
 def test_repeated_event_is_recorded_once() -> None:
     mid = new_id()
     same = event(mid, State.ACCEPTED)

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import NoReturn, TypeVar
 
 import click
+from aiohttp import ClientSession
 from yarl import URL
 
 from pbxsms.core.cli import config_option, env_option, load_or_exit
+from pbxsms.core.phone import InvalidNumber, to_e164
+from pbxsms.core.problems import ConfigError
+from pbxsms.core.settings import default_env_file, load_core, load_file, load_plugin_settings
+from pbxsms.plugins.clicksend.client import ClickSendClient, ClickSendError
+from pbxsms.plugins.clicksend.settings import ClickSendSettings
 from pbxsms.plugins.clicksend.webhooks import DLR_PATH, SMS_PATH, webhook_token
+
+T = TypeVar("T")
 
 
 @click.group("clicksend")
@@ -43,3 +56,140 @@ def webhook_url(env_file: Path | None, config_path: Path | None) -> None:
     if token is None:
         click.echo("warning: CLICKSEND_WEBHOOK_TOKEN is unset, so these URLs carry no secret "
                    "and anyone who finds them can inject messages", err=True)
+
+
+def load_settings(env_file: Path | None, config_path: Path | None) -> ClickSendSettings:
+    """CLICKSEND_* from the environment, `.env` and `[clicksend]`; exit 2 when unusable."""
+    env = env_file if env_file is not None else default_env_file()
+    try:
+        core = load_core(env)
+        file = load_file(config_path or core.config)
+    except ConfigError as error:
+        _fail(f"configuration problems: {error}", 2)
+    value, problems = load_plugin_settings(ClickSendSettings, file.section("clicksend"), env,
+                                           "clicksend")
+    if not isinstance(value, ClickSendSettings):
+        _fail("configuration problems: " + "; ".join(map(str, problems)), 2)
+    return value
+
+
+def call_clicksend(settings: ClickSendSettings,
+                   call: Callable[[ClickSendClient], Awaitable[T]]) -> T:
+    """Run one API call; on failure print the reason (no secrets) and exit 1."""
+    if not settings.can_send:
+        _fail("set CLICKSEND_USERNAME and CLICKSEND_API_KEY (in .env or the environment)", 2)
+
+    async def run() -> T:
+        async with ClientSession() as http:
+            return await call(ClickSendClient(http, settings))
+
+    try:
+        return asyncio.run(run())
+    except ClickSendError as error:
+        _fail(str(error), 1)
+
+
+def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows,
+                                                                        strict=False)]
+    for row in [headers, *rows]:
+        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths,
+                                                                           strict=True))
+                   .rstrip())
+
+
+def _fail(message: str, status: int) -> NoReturn:
+    click.echo(f"pbxsms: {message}", err=True)
+    sys.exit(status)
+
+
+@clicksend.command("subaccounts")
+@env_option
+@config_option
+def subaccounts(env_file: Path | None, config_path: Path | None) -> None:
+    """List the account's subaccounts (step 3 of the FS PBX ClickSend guide).
+
+    Pick the one whose inbound webhooks pbxsms should accept and put its `subaccount_id`
+    in CLICKSEND_SUBACCOUNT_ID. API keys in ClickSend's answer are never printed.
+    """
+    settings = load_settings(env_file, config_path)
+    records = call_clicksend(settings, lambda client: client.subaccounts())
+    if not records:
+        click.echo("No subaccounts.")
+        return
+    rows = [[str(r.get("subaccount_id", "")), str(r.get("api_username") or ""),
+             str(r.get("email") or ""),
+             "CLICKSEND_USERNAME" if r.get("api_username") == settings.username else ""]
+            for r in records]
+    print_table(["subaccount_id", "api_username", "email", "in use"], rows)
+    click.echo("\nSet CLICKSEND_SUBACCOUNT_ID to the subaccount_id whose inbound messages "
+               "pbxsms should accept.")
+    if settings.subaccount_id and settings.subaccount_id not in {row[0] for row in rows}:
+        click.echo(f"Warning: CLICKSEND_SUBACCOUNT_ID={settings.subaccount_id} is not one "
+                   "of them.")
+
+
+@clicksend.command("numbers")
+@env_option
+@config_option
+def numbers(env_file: Path | None, config_path: Path | None) -> None:
+    """List the account's dedicated numbers (use them as `[[numbers]]` number)."""
+    settings = load_settings(env_file, config_path)
+    records = call_clicksend(settings, lambda client: client.numbers())
+    if not records:
+        click.echo("No dedicated numbers on this account.")
+        return
+    rows = []
+    for record in records:
+        status = record.get("status")
+        state = status.get("name") or status.get("label") if isinstance(status, dict) else ""
+        rows.append([str(record.get("dedicated_number") or ""), str(record.get("country") or ""),
+                     str(record.get("type") or ""), str(record.get("number_type") or ""),
+                     str(state or "")])
+    print_table(["number", "country", "type", "number_type", "status"], rows)
+
+
+@clicksend.command("simulator")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0,
+              help="Port to listen on (default: any free port).")
+@click.option("--username", default=None,
+              help="API username it accepts (default: CLICKSEND_USERNAME, else pbxsms).")
+@click.option("--api-key", default=None,
+              help="API key it accepts (default: CLICKSEND_API_KEY). Never printed.")
+@click.option("--subaccount-id", type=int, default=None, help="Subaccount id of that user.")
+@click.option("--number", "numbers_", multiple=True,
+              help="A dedicated number of the account (repeatable).")
+@env_option
+@config_option
+def simulator(host: str, port: int, username: str | None, api_key: str | None,
+              subaccount_id: int | None, numbers_: tuple[str, ...], env_file: Path | None,
+              config_path: Path | None) -> None:
+    """Run a local ClickSend API simulator for demos, tests and benchmarks."""
+    from pbxsms.plugins.clicksend.simulator import serve_forever
+
+    settings = load_settings(env_file, config_path)
+    username = username or settings.username or "pbxsms"
+    if api_key is None and settings.api_key is not None:
+        api_key = settings.api_key.get_secret_value()
+    if not api_key:
+        _fail("give --api-key or set CLICKSEND_API_KEY: the key the simulator accepts", 2)
+    try:
+        numbers_ = tuple(to_e164(number, "US") for number in numbers_)
+    except InvalidNumber as error:
+        _fail(f"--number: {error} (write it with +country code)", 2)
+
+    async def run() -> None:
+        task = asyncio.create_task(serve_forever(host, port, username, api_key,
+                                                 subaccount_id=subaccount_id,
+                                                 numbers=numbers_))
+        loop = asyncio.get_running_loop()
+        for stop in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(stop, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    try:
+        asyncio.run(run())
+    except OSError as error:
+        _fail(f"cannot listen on {host}:{port}: {error}", 1)

@@ -6,10 +6,11 @@ import click
 
 from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.problems import Problem
-from pbxsms.core.registry import RouteRegister
+from pbxsms.core.registry import ProviderRegister, RouteRegister
 from pbxsms.core.runtime import Runtime
 from pbxsms.core.settings import Config, PluginSettings
 from pbxsms.plugins.clicksend.commands import clicksend
+from pbxsms.plugins.clicksend.sender import ClickSendProvider
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 from pbxsms.plugins.clicksend.webhooks import register_webhooks, webhook_token
 
@@ -51,3 +52,15 @@ def config_warnings(config: Config) -> list[Problem]:
 @hookimpl
 def register_routes(runtime: Runtime, register: RouteRegister) -> None:
     register_webhooks(runtime, register)
+
+
+@hookimpl
+def register_providers(runtime: Runtime, register: ProviderRegister) -> None:
+    register(ClickSendProvider(runtime))
+
+
+@hookimpl
+def readiness(runtime: Runtime) -> list[str]:
+    # After a 401 sending is paused instead of retried in a storm; say so until fixed.
+    provider = runtime.providers.get("clicksend")
+    return provider.readiness() if isinstance(provider, ClickSendProvider) else []

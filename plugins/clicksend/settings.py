@@ -1,10 +1,17 @@
-"""ClickSend settings: the `CLICKSEND_*` names of the FS PBX guide, plus our webhook token."""
+"""ClickSend settings: the `CLICKSEND_*` names of the FS PBX guide, plus our webhook token.
+
+Secrets come from the environment or `.env`; the sending tuning may also sit in the
+`[clicksend]` table of the TOML file.
+"""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from pbxsms.core.durations import Duration
 from pbxsms.core.settings import PluginSettings
 
 
@@ -19,6 +26,19 @@ class ClickSendSettings(PluginSettings):
     subaccount_id: str | None = None
     base_url: str = Field("https://rest.clicksend.com", pattern=r"^https?://")
     webhook_token: SecretStr | None = None
+
+    # Sending. A partial batch goes once no message joined it for `flush_delay`.
+    flush_delay: Duration = Field(0.1, le=10)
+    # Client-side limit of send calls per second for the account (each up to 1000 SMS).
+    requests_per_second: float = Field(5.0, gt=0, le=1000)
+    # A timeout or 5xx after the request went out: send again (at-least-once, may
+    # duplicate) or mark the message `unknown` (at-most-once).
+    on_ambiguous: Literal["retry", "unknown"] = "retry"
+    # How long to wait for ClickSend's answer to a send.
+    timeout: Duration = Field(30.0, gt=0, le=300)
+    # After a 401/403, sending stays paused until the credentials change (reload) or
+    # this long has passed; then one call tries again.
+    auth_retry_interval: Duration = Field(300.0, ge=1)
 
     @property
     def can_send(self) -> bool:

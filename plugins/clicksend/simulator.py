@@ -1270,11 +1270,23 @@ def create_app(sim: ClickSendSimulator) -> web.Application:
     return app
 
 
-async def serve_forever(host: str, port: int, username: str, api_key: str) -> None:
+async def serve_forever(
+    host: str,
+    port: int,
+    username: str,
+    api_key: str,
+    *,
+    subaccount_id: int | None = None,
+    numbers: Iterable[str] = (),
+) -> None:
     """Run a simulator with one account until cancelled (for `pbxsms clicksend simulator`)."""
-    sim = ClickSendSimulator([(username, api_key)])
+    sim = ClickSendSimulator()
+    sim.add_account(username, api_key, subaccount_id)
+    for number in numbers:
+        sim.add_number(number)
     url = await sim.start(host, port)
     print(f"ClickSend simulator on {url} (API user {username!r}); control API at {url}/_sim/")
+    print(f"Point a gateway at it with CLICKSEND_BASE_URL={url}", flush=True)
     try:
         await asyncio.Event().wait()
     finally:

@@ -1,0 +1,67 @@
+"""SMS segments: how many parts a text takes, in GSM-7 or, failing that, UCS-2.
+
+A text that fits the GSM 03.38 alphabet (basic table, plus the extension table whose
+characters take two septets) is sent as GSM-7: 160 septets in one part, 153 per part when
+concatenated. Anything else makes the whole text UCS-2: 70 UTF-16 units in one part, 67
+per part. Parts are packed greedily and a two-unit character is never split across two
+parts, as handsets reassemble them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+GSM_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM_EXTENSION = frozenset("^{}\\[~]|€\f")
+
+_LIMITS = {"GSM-7": (160, 153), "UCS-2": (70, 67)}
+
+Encoding = Literal["GSM-7", "UCS-2"]
+
+
+@dataclass(frozen=True)
+class SegmentCount:
+    """How a text goes out: its encoding, its length in that encoding's units, its parts."""
+
+    encoding: Encoding
+    units: int
+    segments: int
+
+    @property
+    def per_segment(self) -> int:
+        """Units per part when the text is split (153 GSM-7, 67 UCS-2)."""
+        return _LIMITS[self.encoding][1]
+
+    def max_units(self, segments: int) -> int:
+        """The most units `segments` parts can hold in this encoding."""
+        single, multi = _LIMITS[self.encoding]
+        return single if segments == 1 else multi * segments
+
+
+def is_gsm7(text: str) -> bool:
+    return all(c in GSM_BASIC or c in GSM_EXTENSION for c in text)
+
+
+def count_segments(text: str) -> SegmentCount:
+    """The encoding, length and number of parts of `text` (0 parts for an empty text)."""
+    encoding: Encoding
+    if is_gsm7(text):
+        encoding, costs = "GSM-7", [2 if c in GSM_EXTENSION else 1 for c in text]
+    else:
+        encoding, costs = "UCS-2", [2 if ord(c) > 0xFFFF else 1 for c in text]
+    units = sum(costs)
+    single, multi = _LIMITS[encoding]
+    if units == 0:
+        return SegmentCount(encoding, 0, 0)
+    if units <= single:
+        return SegmentCount(encoding, units, 1)
+    segments, used = 1, 0
+    for cost in costs:
+        if used + cost > multi:
+            segments, used = segments + 1, 0
+        used += cost
+    return SegmentCount(encoding, units, segments)

@@ -1,0 +1,48 @@
+"""Which of our numbers an outbound SMS goes from, and through which provider.
+
+The one seam between sending and the message settings of our numbers (`runtime.numbers`),
+used by the send API and the dispatcher.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pbxsms.core.numbers import NoSender
+
+if TYPE_CHECKING:
+    from pbxsms.core.events import OutboundRequest
+    from pbxsms.core.runtime import Runtime
+
+
+class Unroutable(Exception):
+    """No usable number or provider for this request; `field` names the culprit."""
+
+    def __init__(self, reason: str, field: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field
+
+
+async def resolve_sender(runtime: Runtime, request: OutboundRequest) -> tuple[str, str]:
+    """(our number to send from, provider name) for `request`, or Unroutable.
+
+    `from` must be one of our enabled numbers. Without it, the extension's conversation
+    number with this customer (the number they last texted), else its first enabled
+    number. `request.provider` overrides the number's provider.
+    """
+    numbers = runtime.numbers
+    try:
+        if request.from_:
+            record = numbers.sending_number(request.from_)
+        elif request.extension:
+            record = await numbers.sender_for(request.extension, None, request.to)
+        else:
+            raise Unroutable("give `from` (our number) or `extension`", "from")
+    except NoSender as error:
+        raise Unroutable(str(error), "from" if request.from_ else "extension") from None
+    provider = request.provider or record.provider
+    if provider not in runtime.providers:
+        raise Unroutable(f"provider {provider!r} of {record.number} is not enabled",
+                         "provider")
+    return record.number, provider

@@ -1,0 +1,297 @@
+"""Sending through ClickSend (the simulator) end to end: batches, results, faults, pauses."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from aiohttp import ClientSession
+
+from pbxsms.core.events import OutboundRequest, State, StatusEvent, new_id
+from pbxsms.core.registry import OutboundMessage, Outcome
+from pbxsms.plugins.clicksend.simulator import TEST_ACCOUNT_KEY, ClickSendSimulator
+from tests.helpers import free_port, wait_until
+from tests.outbound.conftest import (
+    KEY,
+    OURS,
+    USER,
+    StartGateway,
+    basic,
+    dead_letters,
+    drained,
+    metric,
+    recipient,
+    send,
+    settled,
+)
+
+# Messages posted together travel in one call even on a slow machine.
+ONE_BATCH = 'flush_delay = "500ms"'
+
+
+async def test_a_lone_reply_is_accepted_with_clicksends_message_id(
+        start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
+    gateway = await start_sending_gateway()
+    message_id = await send(gateway, "Thanks, see you at 3")
+    record = await settled(gateway, message_id, "accepted")
+    [sent] = sim.sent_messages
+    assert sent["custom_string"] == message_id
+    assert sent["from"] == OURS and sent["to"] == recipient(1)
+    assert record.provider_message_id == sent["message_id"]
+    assert record.segments == 1
+    assert [h.state.value for h in record.history] == ["queued", "sending", "accepted"]
+    assert sim.send_requests[0].authorization == basic()
+    assert await gateway.runtime.status.find_by_provider_id(
+        "clicksend", sent["message_id"]) == message_id
+
+
+async def test_2500_queued_messages_go_out_in_3_calls_and_end_accepted(
+        start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
+    first = await start_sending_gateway(clicksend=ONE_BATCH)
+    # Queue while no dispatcher runs, as after an outage; then a gateway picks them up.
+    await first.runtime.stop_consumers()
+    requests = [OutboundRequest(**{"from": OURS}, to=recipient(i), body=f"Reminder {i}")
+                for i in range(2500)]
+    for chunk in range(0, len(requests), 250):
+        await asyncio.gather(*(first.runtime.publish("sms.outbound", r, r.id)
+                               for r in requests[chunk:chunk + 250]))
+    started = time.monotonic()
+    second = await start_sending_gateway(clicksend=ONE_BATCH)
+    await wait_until(lambda: len(sim.sent_messages) >= 2500, 60, "2500 messages at ClickSend")
+    calls = sim.send_requests
+    assert len(calls) <= 3, f"calls of {[len(c.custom_strings) for c in calls]}"
+    assert all(call.authorization == basic() for call in calls)
+    assert all(len(call.custom_strings) <= 1000 for call in calls)
+    ids = {r.id for r in requests}
+    assert sorted(m["custom_string"] for m in sim.sent_messages) == sorted(ids)
+    clicksend_ids = {m["custom_string"]: m["message_id"] for m in sim.sent_messages}
+
+    # Every request handled (its outcome published before the ack), then every status folded.
+    await wait_until(lambda: drained(second, "outbound"), 60, "the dispatcher to finish")
+    await wait_until(lambda: drained(second, "status-store"), 60, "statuses folded")
+    records = await asyncio.gather(*(second.runtime.status.get(i) for i in ids))
+    assert all(r is not None and r.state == State.ACCEPTED
+               and r.provider_message_id == clicksend_ids[r.id] for r in records)
+    print(f"2500 messages accepted in {time.monotonic() - started:.1f}s")
+
+
+async def test_our_json_matches_the_official_sdk(start_sending_gateway: StartGateway,
+                                                 sim: ClickSendSimulator) -> None:
+    models = pytest.importorskip("clicksend.models")
+    gateway = await start_sending_gateway()
+    message_id = await send(gateway, "Grüße from the front desk {ok}", to=recipient(2))
+    await settled(gateway, message_id, "accepted")
+    [call] = sim.send_requests
+    sdk = models.SendSmsRequest(messages=[models.SendSmsRequestMessagesInner(
+        to=recipient(2), var_from=OURS, body="Grüße from the front desk {ok}",
+        source="pbxsms", custom_string=message_id)])
+    assert call.body == sdk.to_dict()
+    assert models.SendSmsRequest.from_dict(call.body).to_dict() == call.body
+
+
+async def test_429_5xx_and_dropped_connections_end_accepted_exactly_once(
+        start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
+    gateway = await start_sending_gateway(clicksend=ONE_BATCH)
+    sim.fail_next("429", retry_after=1)
+    sim.fail_next("500")
+    sim.fail_next("drop")
+    ids = await asyncio.gather(*(send(gateway, f"Hi {n}", to=recipient(n)) for n in range(3)))
+    records = [await settled(gateway, i, "accepted") for i in ids]
+    assert sorted(m["custom_string"] for m in sim.sent_messages) == sorted(ids)
+    assert [r.fault for r in sim.send_requests[:3]] == ["429", "500", "drop"]
+    after_429 = sim.send_requests[1].received_at - sim.send_requests[0].received_at
+    assert after_429 >= 0.95, f"Retry-After: 1 not honoured ({after_429:.2f}s)"
+    codes = [h.error_code for h in records[0].history if h.state == State.RETRYING]
+    assert codes[0] == "HTTP_TOO_MANY_REQUESTS"
+    assert {"INTERNAL_SERVER_ERROR", "NO_ANSWER"} & set(codes[1:])
+
+
+async def test_ambiguous_sends_are_retried_by_default(start_sending_gateway: StartGateway,
+                                                      sim: ClickSendSimulator) -> None:
+    gateway = await start_sending_gateway()
+    sim.fail_next("store_then_500")
+    message_id = await send(gateway)
+    record = await settled(gateway, message_id, "accepted")
+    # At-least-once: ClickSend had stored the first one, so the customer got it twice.
+    assert [m["custom_string"] for m in sim.sent_messages] == [message_id] * 2
+    assert record.provider_message_id == sim.sent_messages[1]["message_id"]
+
+
+async def test_ambiguous_sends_can_be_marked_unknown_instead(
+        start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
+    gateway = await start_sending_gateway(clicksend='on_ambiguous = "unknown"')
+    sim.fail_next("store_then_500")
+    message_id = await send(gateway)
+    record = await settled(gateway, message_id, "unknown")
+    [letter] = await dead_letters(gateway, 1)
+    assert letter.id == message_id and "ambiguous" in letter.reason
+    assert "INTERNAL_SERVER_ERROR" in (record.history[-1].reason or "")
+    await wait_until(lambda: drained(gateway, "outbound"), message="the dispatcher")
+    assert len(sim.send_requests) == 1 and len(sim.sent_messages) == 1
+
+
+async def test_permanent_codes_fail_at_once_with_their_code(
+        start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
+    gateway = await start_sending_gateway(clicksend=ONE_BATCH)
+    codes = ["INVALID_RECIPIENT", "COUNTRY_NOT_ENABLED", "INVALID_SENDER_ID", "EMPTY_MESSAGE"]
+    for n, code in enumerate(codes):
+        sim.force_status(recipient(n), code)
+    ids = await asyncio.gather(*(send(gateway, to=recipient(n)) for n in range(len(codes) + 1)))
+    for message_id, code in zip(ids, codes, strict=False):
+        record = await settled(gateway, message_id, "failed")
+        assert record.history[-1].error_code == code
+        assert [h.state.value for h in record.history] == ["queued", "sending", "failed"]
+    await settled(gateway, ids[-1], "accepted")  # the good one of the same batch
+    letters = await dead_letters(gateway, len(codes))
+    assert {letter.id: letter.reason.split(":")[0] for letter in letters} == dict(
+        zip(ids, codes, strict=False))
+    assert len(sim.send_requests) == 1, "a permanent code must not be retried"
+
+
+async def test_throttled_is_retried_later(start_sending_gateway: StartGateway,
+                                          sim: ClickSendSimulator) -> None:
+    gateway = await start_sending_gateway()
+    sim.force_status(recipient(5), "THROTTLED")
+    message_id = await send(gateway, to=recipient(5))
+    await wait_until(lambda: len(sim.send_requests) == 1, message="the first try")
+    await settled(gateway, message_id, "retrying")
+    sim.force_status(recipient(5), None)
+    record = await settled(gateway, message_id, "accepted")
+    assert [h.error_code for h in record.history if h.state == State.RETRYING] == [
+        "THROTTLED"]
+
+
+async def test_out_of_credit_fails_loudly(start_sending_gateway: StartGateway,
+                                          sim: ClickSendSimulator,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    # ClickSend's documented test account `nocredit`.
+    gateway = await start_sending_gateway(env={"CLICKSEND_USERNAME": "nocredit",
+                                               "CLICKSEND_API_KEY": TEST_ACCOUNT_KEY})
+    before = metric("pbxsms_provider_account_errors_total", provider="clicksend",
+                    code="INSUFFICIENT_CREDIT")
+    message_id = await send(gateway)
+    record = await settled(gateway, message_id, "failed")
+    assert record.history[-1].error_code == "INSUFFICIENT_CREDIT"
+    assert "out of credit" in (record.history[-1].reason or "")
+    assert metric("pbxsms_provider_account_errors_total", provider="clicksend",
+                  code="INSUFFICIENT_CREDIT") == before + 1
+    assert any(r.levelname == "ERROR" and "INSUFFICIENT_CREDIT" in r.getMessage()
+               for r in caplog.records)
+
+
+async def test_a_wrong_api_key_fails_clearly_pauses_and_recovers_on_reload(
+        start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
+    gateway = await start_sending_gateway(env={"CLICKSEND_API_KEY": "wrong-key"},
+                                          clicksend=ONE_BATCH)
+    ids = await asyncio.gather(*(send(gateway, f"Hi {n}", to=recipient(n)) for n in range(3)))
+    for message_id in ids:
+        record = await settled(gateway, message_id, "failed")
+        reason = record.history[-1].reason or ""
+        assert "CLICKSEND_USERNAME" in reason and "CLICKSEND_API_KEY" in reason, reason
+        assert "wrong-key" not in reason
+    async with ClientSession() as http, http.get(f"{gateway.url}/readyz") as response:
+        assert response.status == 503
+        reasons = (await response.json())["reasons"]
+        assert any("CLICKSEND_API_KEY" in r and "paused" in r for r in reasons), reasons
+    # While paused, a new message fails at once without another call to ClickSend.
+    later = await send(gateway, "one more")
+    await settled(gateway, later, "failed")
+    assert len(sim.send_requests) == 1
+    # Fixing the key and reloading ends the pause.
+    env_file = gateway.runtime.config.env_file
+    assert env_file is not None
+    env_file.write_text(env_file.read_text().replace("wrong-key", KEY))
+    await gateway.server.reload()
+    async with ClientSession() as http, http.get(f"{gateway.url}/readyz") as response:
+        assert response.status == 200
+    await settled(gateway, await send(gateway, "after the fix"), "accepted")
+
+
+async def test_a_redelivered_request_already_accepted_is_not_sent_again(
+        start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
+    gateway = await start_sending_gateway()
+    request = OutboundRequest(**{"from": OURS}, to=recipient(1), body="sent before a crash")
+    await gateway.runtime.publish_status(StatusEvent(
+        id=request.id, direction="outbound", state=State.ACCEPTED, channel="clicksend",
+        provider_message_id="1EE7BD80-F28F-6D4A-B098-CB63CDB0DC73"))
+    await settled(gateway, request.id, "accepted")
+    before = metric("pbxsms_outbound_messages_total", provider="clicksend",
+                    outcome="duplicate")
+    await gateway.runtime.publish("sms.outbound", request, request.id)
+    await wait_until(lambda: drained(gateway, "outbound"), message="the dispatcher")
+    assert sim.send_requests == []
+    assert metric("pbxsms_outbound_messages_total", provider="clicksend",
+                  outcome="duplicate") == before + 1
+
+
+async def test_pbx_services_publish_on_nats(start_sending_gateway: StartGateway,
+                                            sim: ClickSendSimulator) -> None:
+    gateway = await start_sending_gateway(env={"PBXSMS_DEFAULT_REGION": "AU"})
+    runtime = gateway.runtime
+    by_extension = OutboundRequest(extension="101", to="0412 345 678", body="From 101",
+                                   source="crm", provider=None)
+    bad_number = OutboundRequest(**{"from": OURS}, to="12", body="x")
+    no_number = OutboundRequest(extension="999", to=recipient(1), body="x")
+    for request in (by_extension, bad_number, no_number):
+        await runtime.publish("sms.outbound", request, request.id)
+    await settled(gateway, by_extension.id, "accepted")
+    assert sim.sent_messages[0]["from"] == OURS
+    assert sim.sent_messages[0]["to"] == "+61412345678"  # PBXSMS_DEFAULT_REGION=AU
+    failed = await settled(gateway, bad_number.id, "failed")
+    assert failed.history[-1].error_code == "INVALID_REQUEST"
+    unroutable = await settled(gateway, no_number.id, "unroutable")
+    assert "extension 999" in (unroutable.history[-1].reason or "")
+    letters = await dead_letters(gateway, 2)
+    assert {letter.id for letter in letters} == {bad_number.id, no_number.id}
+
+
+async def test_requests_per_second_limits_calls_per_account(
+        start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
+    gateway = await start_sending_gateway(clicksend="requests_per_second = 2")
+    provider = gateway.runtime.providers["clicksend"]
+    messages = [OutboundMessage(id=new_id(), from_=OURS, to=recipient(n), body="hi",
+                                segments=1) for n in range(4)]
+    results = await asyncio.gather(*(provider.send_batch([m]) for m in messages))
+    assert all(r[0].outcome == Outcome.ACCEPTED for r in results)
+    times = sorted(r.received_at for r in sim.send_requests)
+    # A burst of 2, then one call per half second.
+    assert times[3] - times[0] >= 0.9, [round(t - times[0], 2) for t in times]
+
+
+async def test_connection_errors_retry_until_clicksend_is_reachable(
+        start_sending_gateway: StartGateway) -> None:
+    port = free_port()
+    gateway = await start_sending_gateway(
+        env={"CLICKSEND_BASE_URL": f"http://127.0.0.1:{port}"})
+    message_id = await send(gateway)
+    record = await settled(gateway, message_id, "retrying")
+    assert record.history[-1].error_code == "NOT_SENT"
+    late = ClickSendSimulator([(USER, KEY)])
+    await late.start(port=port)
+    try:
+        await settled(gateway, message_id, "accepted")
+        assert [m["custom_string"] for m in late.sent_messages] == [message_id]
+    finally:
+        await late.stop()
+
+
+async def test_a_suspended_account_pauses_sending(start_sending_gateway: StartGateway,
+                                                  sim: ClickSendSimulator) -> None:
+    # ClickSend's documented test account `banned` answers 403.
+    gateway = await start_sending_gateway(env={"CLICKSEND_USERNAME": "banned",
+                                               "CLICKSEND_API_KEY": TEST_ACCOUNT_KEY})
+    record = await settled(gateway, await send(gateway), "failed")
+    assert record.history[-1].error_code == "FORBIDDEN"
+    assert "suspended" in (record.history[-1].reason or "")
+    assert gateway.runtime.readiness()
+
+
+async def test_a_timeout_after_sending_is_ambiguous(start_sending_gateway: StartGateway,
+                                                    sim: ClickSendSimulator) -> None:
+    gateway = await start_sending_gateway(
+        clicksend='timeout = "300ms"\non_ambiguous = "unknown"')
+    sim.fail_next("delay", delay=1.0)  # answers after we gave up, having stored it
+    record = await settled(gateway, await send(gateway), "unknown")
+    assert record.history[-1].error_code == "NO_ANSWER"
+    await wait_until(lambda: len(sim.sent_messages) == 1, message="the late send")
