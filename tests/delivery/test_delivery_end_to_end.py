@@ -1,16 +1,11 @@
 """Issue 6 acceptance, end to end with real parts: ClickSend webhook → email and app push;
 the app's reply → ClickSend sends from the number the customer texted.
-
-It needs the ClickSend inbound webhook, the outbound dispatcher and the numbers routing
-(issues 3, 4 and 5), so it is skipped until those are merged with this branch.
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Awaitable, Callable
-
-import pytest
 
 from pbxsms.core.events import State
 from pbxsms.plugins.clicksend.simulator import ClickSendSimulator
@@ -51,7 +46,6 @@ mobileapp_org = "{ORG}"
 """
 
 
-@pytest.mark.skip(reason="needs the inbound/outbound/numbers merge")
 async def test_clicksend_to_app_and_email_and_the_reply_back(
     start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer
 ) -> None:

@@ -9,6 +9,7 @@ import pytest
 from aiohttp import ClientSession
 
 from pbxsms.core.events import OutboundRequest, State
+from pbxsms.core.routing import publish_inbound as publish_inbound_routed
 from pbxsms.plugins.mobileapp.simulator import MobileAppSimulator
 from pbxsms.plugins.mobileapp.webhook import reply_id
 from tests.conftest import Gateway
@@ -45,15 +46,47 @@ async def post(http: ClientSession, gateway: Gateway, body: Any, token: str | No
         return response.status, await response.json()
 
 
+# Extension 201 owns two numbers, 202 one; every number belongs to app organisation ORG.
+NUMBERS = f"""
+[[numbers]]
+number = "{NUMBER}"
+provider = "clicksend"
+extension = "201"
+domain = "pbx.example.com"
+mobileapp_org = "{ORG}"
+
+[[numbers]]
+number = "+61433333333"
+provider = "clicksend"
+extension = "201"
+domain = "pbx.example.com"
+mobileapp_org = "{ORG}"
+
+[[numbers]]
+number = "+61444444444"
+provider = "clicksend"
+extension = "202"
+domain = "pbx.example.com"
+mobileapp_org = "{ORG}"
+"""
+
+
+def with_numbers() -> str:
+    return bus_toml().replace('enabled = ["email", "mobileapp"]',
+                              'enabled = ["clicksend", "email", "mobileapp"]') + NUMBERS
+
+
 async def test_a_reply_leaves_from_the_number_the_customer_texted(
     start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer
 ) -> None:
-    gateway = await start_gateway(toml=bus_toml(), env=gateway_env(app, smtp))
-    # The extension owns two numbers; the customer texted one, then the other.
+    gateway = await start_gateway(toml=with_numbers(), env=gateway_env(app, smtp))
+    # The extension owns two numbers; the customer texted one, then the other. The
+    # inbound path (routing) records the conversation.
     earlier = inbound("Are you open?", number=NUMBER)
     texted = inbound("Can I book for 4?", number="+61433333333")
     for message in (earlier, texted):
-        await publish_inbound(gateway.runtime, message)
+        await publish_inbound_routed(gateway.runtime, message,
+                                     f"clicksend:{message.provider_message_id}")
         await wait_channel(gateway.runtime, message.id, "mobileapp", State.DELIVERED)
 
     url = f"{gateway.url}/webhook/ringotel"
@@ -63,7 +96,7 @@ async def test_a_reply_leaves_from_the_number_the_customer_texted(
     request = OutboundRequest.model_validate(await last_on(gateway.runtime, "sms.outbound"))
     assert (request.from_, request.to, request.extension, request.body, request.source) == (
         "+61433333333", CUSTOMER, "201", "Yes, see you at 4", "mobileapp")
-    assert (request.in_reply_to, request.mobileapp_org) == (texted.id, ORG)
+    assert request.mobileapp_org == ORG
     assert request.id == reply_id(ORG, "rt-msg-1")
 
     # The app repeats the webhook: accepted again, sent once.
@@ -73,11 +106,11 @@ async def test_a_reply_leaves_from_the_number_the_customer_texted(
     assert await count_on(gateway.runtime, "sms.outbound") == 1
 
 
-async def test_a_reply_without_a_known_conversation_leaves_the_number_to_the_dispatcher(
+async def test_a_reply_without_a_conversation_leaves_from_the_extensions_number(
     start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer,
     http: ClientSession
 ) -> None:
-    gateway = await start_gateway(toml=bus_toml(), env=gateway_env(app, smtp))
+    gateway = await start_gateway(toml=with_numbers(), env=gateway_env(app, smtp))
     status, body = await post(http, gateway, {"method": "message", "params": {
         "from": 202, "to": "(415) 555-2671", "content": "Call me", "orgid": ORG,
         "messageid": "rt-2"}})
@@ -85,8 +118,20 @@ async def test_a_reply_without_a_known_conversation_leaves_the_number_to_the_dis
     request = OutboundRequest.model_validate(await last_on(gateway.runtime, "sms.outbound"))
     # The customer's number in E.164 (PBXSMS_DEFAULT_REGION), the extension as text.
     assert (request.from_, request.extension, request.to, request.mobileapp_org) == (
-        None, "202", "+14155552671", ORG)
-    assert request.in_reply_to is None and body["id"] == request.id
+        "+61444444444", "202", "+14155552671", ORG)
+    assert body["id"] == request.id
+
+
+async def test_a_reply_from_an_extension_without_a_number_is_refused_clearly(
+    start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer,
+    http: ClientSession
+) -> None:
+    gateway = await start_gateway(toml=with_numbers(), env=gateway_env(app, smtp))
+    status, body = await post(http, gateway, {"method": "message", "params": {
+        "from": "299", "to": CUSTOMER, "content": "hi", "orgid": ORG, "messageid": "n"}})
+    assert status == 422 and body["field"] == "params.from"
+    assert "299" in body["error"] and "no enabled number" in body["error"]
+    assert await count_on(gateway.runtime, "sms.outbound") == 0
 
 
 @pytest.mark.parametrize(("env", "token", "message"), [
@@ -164,7 +209,7 @@ async def test_a_reply_that_cannot_be_stored_is_503(
     start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer,
     http: ClientSession
 ) -> None:
-    gateway = await start_gateway(toml=bus_toml(), env=gateway_env(app, smtp))
+    gateway = await start_gateway(toml=with_numbers(), env=gateway_env(app, smtp))
     await gateway.runtime.js.delete_stream(gateway.runtime.stream)
     status, body = await post(http, gateway, {"method": "message", "params": {
         "from": "201", "to": CUSTOMER, "content": "hi", "orgid": ORG, "messageid": "m"}})

@@ -21,6 +21,12 @@ StartGateway = Callable[..., Awaitable[Gateway]]
 
 
 class StubProvider:
+    """A second provider beside ClickSend; these tests never send through it."""
+
+    max_batch = 1
+    flush_delay = 0.0
+    retry_ambiguous = True
+
     def __init__(self, name: str) -> None:
         self.name = name
 
@@ -29,13 +35,11 @@ class StubProvider:
 
 
 class Providers:
-    """Registers providers by name. `clicksend` stands in until the ClickSend plugin
-    registers its own sender (the outbound work); `othersms` is a second provider."""
+    """Registers `othersms`, a provider beside the ClickSend plugin's own."""
 
     @hookimpl
     def register_providers(self, runtime: Runtime, register: ProviderRegister) -> None:
         register(StubProvider("othersms"))
-        register(StubProvider("clicksend"))
 
 
 def gateway_plugins() -> Plugins:

@@ -63,7 +63,7 @@ TOO_LONG = "x" * (6 * 153 + 1)
     ({"from": OURS, "to": "+61400000001", "body": "ж" * 403}, "body", "402 UCS-2"),
     ({"to": "+61400000001", "body": "hi"}, "from", "extension"),
     ({"from": "+61400000009", "to": "+61400000001", "body": "hi"}, "from",
-     "not one of our numbers"),
+     "not one of the gateway's numbers"),
     ({"extension": "999", "to": "+61400000001", "body": "hi"}, "extension", "no enabled"),
     ({"from": OURS, "to": "+61400000001", "body": "hi", "id": "x.y"}, "id", "UUID"),
     ({"from": OURS, "to": "+61400000001", "body": "hi", "provider": "nope"}, "provider",
