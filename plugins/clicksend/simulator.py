@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import hmac
 import json
 import math
@@ -27,10 +26,12 @@ from typing import Any, Literal, get_args
 from urllib.parse import urlencode
 
 import phonenumbers
-from aiohttp import ClientError, ClientSession, ClientTimeout, web
+from aiohttp import ClientError, web
 from phonenumbers import carrier as pn_carrier
 from phonenumbers.geodata.locale import LOCALE_DATA
 from yarl import URL
+
+from pbxsms.plugins.simserver import SimulatedService
 
 __all__ = [
     "MAX_MESSAGES_PER_REQUEST",
@@ -309,7 +310,7 @@ class PushResult:
     payload: JsonDict
 
 
-class ClickSendSimulator:
+class ClickSendSimulator(SimulatedService):
     """In-memory ClickSend: accounts, dedicated numbers, sent messages and injectable faults.
 
     Test numbers are accepted with `message_parts` 0 and price "0.0000" (never delivered, never
@@ -354,7 +355,7 @@ class ClickSendSimulator:
         # Probes saw 20/minute on /v3/account and 6000 elsewhere.
         self.endpoint_rate_limits = dict(endpoint_rate_limits or {"/v3/account": 20})
         self.enforce_rate_limits = enforce_rate_limits
-        self.push_timeout = push_timeout
+        super().__init__(push_timeout)
 
         self.accounts: dict[str, Account] = {}
         self.numbers: list[JsonDict] = []
@@ -362,15 +363,11 @@ class ClickSendSimulator:
         self.sent_messages: list[JsonDict] = []
         self.forced_statuses: dict[str, str] = {}
         self.faults: list[Fault] = []
-        self._base_url: str | None = None
 
         self._next_subaccount_id = 526569
         self._created = int(time.time())
         self._throttle: dict[tuple[int, str, str], float] = {}
         self._buckets: dict[tuple[str, str], tuple[float, int]] = {}
-        self._runner: web.AppRunner | None = None
-        self._session: ClientSession | None = None
-        self._stopping = asyncio.Event()
 
         for username, api_key in accounts:
             self.add_account(username, api_key)
@@ -494,41 +491,8 @@ class ClickSendSimulator:
 
     # ---- lifecycle -----------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Listen on host:port (0 picks a free port) and return the base URL."""
-        self._stopping.clear()
-        self._runner = web.AppRunner(create_app(self), access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        bound_port = self._runner.addresses[0][1]
-        shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
-        shown = f"[{shown}]" if ":" in shown else shown
-        self._base_url = f"http://{shown}:{bound_port}"
-        return self._base_url
-
-    @property
-    def base_url(self) -> str:
-        """`http://host:port` of the running simulator."""
-        if self._base_url is None:
-            raise RuntimeError("simulator not started")
-        return self._base_url
-
-    async def stop(self) -> None:
-        self._stopping.set()  # wakes handlers sleeping in a "delay" fault
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def __aenter__(self) -> ClickSendSimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+    def create_app(self) -> web.Application:
+        return create_app(self)
 
     # ---- webhooks pushed to a gateway ----------------------------------------------------
 
@@ -656,8 +620,6 @@ class ClickSendSimulator:
         json_body: JsonDict | None = None,
         form: list[tuple[str, str]] | None = None,
     ) -> PushResult:
-        if self._session is None:
-            self._session = ClientSession(timeout=ClientTimeout(total=self.push_timeout))
         data: str | None = None
         headers: dict[str, str] = {}
         if json_body is not None:
@@ -665,7 +627,7 @@ class ClickSendSimulator:
         elif form is not None:
             data = urlencode(form)
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-        async with self._session.request(method, url, data=data, headers=headers) as resp:
+        async with self.session.request(method, url, data=data, headers=headers) as resp:
             return PushResult(status=resp.status, body=await resp.text(), url=url, payload=payload)
 
     def _find_sent(
@@ -749,7 +711,7 @@ class ClickSendSimulator:
         if fault is not None:
             # The body is in before the delay, so a client that times out has still sent it.
             if fault.kind == "delay":
-                await self._sleep(fault.delay)
+                await self.pause(fault.delay)
             elif fault.kind == "429":
                 headers = {"Retry-After": str(fault.retry_after)}
                 return self._finish(rec, _json_response(429, _too_many(), headers))
@@ -791,10 +753,6 @@ class ClickSendSimulator:
             if fault.endpoint is None or fault.endpoint == path:
                 return self.faults.pop(i)
         return None
-
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     def _authenticate(self, header: str | None) -> Account | None:
         if not header or not header.startswith("Basic "):

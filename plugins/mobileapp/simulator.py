@@ -22,8 +22,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
-from aiohttp import ClientError, ClientSession, ClientTimeout, web
+from aiohttp import ClientError, web
 from yarl import URL
+
+from pbxsms.plugins.simserver import SimulatedService
 
 __all__ = [
     "FaultKind",
@@ -106,7 +108,7 @@ class WebhookResult:
     payload: JsonDict
 
 
-class MobileAppSimulator:
+class MobileAppSimulator(SimulatedService):
     """In-memory mobile-app API: records pushes, injects faults and talks back to a gateway.
 
     With no users registered any orgid/extension is accepted; after `add_user()` unknown ones
@@ -124,16 +126,12 @@ class MobileAppSimulator:
         self.token = token
         # None accepts POST on any path, so "https://host/api" and ".../api/" both work.
         self.api_path = api_path
-        self.push_timeout = push_timeout
+        super().__init__(push_timeout)
         self.users: set[tuple[str, str]] = set(users)
         self.pushes: list[Push] = []
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
         self.always: Fault | None = None
-        self._base_url: str | None = None
-        self._runner: web.AppRunner | None = None
-        self._session: ClientSession | None = None
-        self._stopping = asyncio.Event()
 
     # ---- configuration -------------------------------------------------------------------
 
@@ -173,45 +171,13 @@ class MobileAppSimulator:
 
     # ---- lifecycle -----------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Listen on host:port (0 picks a free port) and return the base URL."""
-        self._stopping.clear()
-        self._runner = web.AppRunner(create_app(self), access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        bound_port = self._runner.addresses[0][1]
-        shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
-        shown = f"[{shown}]" if ":" in shown else shown
-        self._base_url = f"http://{shown}:{bound_port}"
-        return self._base_url
-
-    @property
-    def base_url(self) -> str:
-        """`http://host:port` of the running simulator."""
-        if self._base_url is None:
-            raise RuntimeError("simulator not started")
-        return self._base_url
+    def create_app(self) -> web.Application:
+        return create_app(self)
 
     @property
     def api_url(self) -> str:
         """The URL the gateway should be configured with."""
         return self.base_url + (self.api_path or "/")
-
-    async def stop(self) -> None:
-        self._stopping.set()  # wakes handlers sleeping in a "delay" fault
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def __aenter__(self) -> MobileAppSimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # ---- the app talking to the gateway --------------------------------------------------
 
@@ -249,10 +215,8 @@ class MobileAppSimulator:
         return await self._post(url, token, {"method": "delivered", "params": params})
 
     async def _post(self, url: str, token: str | None, payload: JsonDict) -> WebhookResult:
-        if self._session is None:
-            self._session = ClientSession(timeout=ClientTimeout(total=self.push_timeout))
         target = str(URL(url).update_query(token=token)) if token is not None else url
-        async with self._session.post(target, json=payload) as resp:
+        async with self.session.post(target, json=payload) as resp:
             return WebhookResult(
                 status=resp.status, body=await resp.text(), url=target, payload=payload
             )
@@ -292,8 +256,7 @@ class MobileAppSimulator:
 
         if fault is not None and fault.kind == "delay":
             # The body is in before the delay, so a client that times out has still sent it.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=fault.delay)
+            await self.pause(fault.delay)
         if fault is not None and fault.kind == "500":
             return self._finish(rec, _json_response(500, {"error": "Internal Server Error"}))
         if not self._authorised(request.headers.get("Authorization")):
