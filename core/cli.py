@@ -32,10 +32,14 @@ def load_or_exit(env_file: Path | None, config_path: Path | None) -> tuple[Confi
     try:
         return load_config(env_file, config_path)
     except ConfigError as error:
-        click.echo("Configuration problems:", err=True)
-        for problem in error.problems:
-            click.echo(f"  {problem}", err=True)
+        report_problems(error)
         sys.exit(2)
+
+
+def report_problems(error: ConfigError) -> None:
+    click.echo("Configuration problems:", err=True)
+    for problem in error.problems:
+        click.echo(f"  {problem}", err=True)
 
 
 @click.group()
@@ -180,4 +184,8 @@ def build_cli() -> click.Group:
 
 
 def main() -> None:
-    build_cli()(prog_name="pbxsms")
+    try:
+        build_cli()(prog_name="pbxsms")
+    except ConfigError as error:  # any command: name each bad setting, no traceback
+        report_problems(error)
+        sys.exit(2)

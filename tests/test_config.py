@@ -98,3 +98,12 @@ def test_shipped_sample_config_is_valid() -> None:
         env={**os.environ, "PBXSMS_ENV_FILE": os.devnull})
     assert "Configuration problems" not in result.stderr, result.stderr
     assert "plugins enabled: clicksend, email, mobileapp" in result.stdout
+
+
+def test_every_command_names_a_bad_setting_without_a_traceback(tmp_path: Path) -> None:
+    for command in (["plugins"], ["reload"]):
+        result = subprocess.run(
+            [*PBXSMS, *command], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+            env={**os.environ, "PBXSMS_ENV_FILE": os.devnull, "PBXSMS_HTTP_PORT": "abc"})
+        assert result.returncode == 2, command
+        assert "PBXSMS_HTTP_PORT" in result.stderr and "Traceback" not in result.stderr
