@@ -25,6 +25,7 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
         return web.json_response({"status": "ready"})
 
     async def metrics(request: web.Request) -> web.Response:
+        await runtime.refresh_backlog()
         return web.Response(body=generate_latest(),
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
 

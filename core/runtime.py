@@ -186,6 +186,20 @@ class Runtime:
                            f"dead:{delivery.consumer}:{delivery.stream_seq}")
         metrics.DEAD_LETTERS.labels(delivery.consumer).inc()
 
+    async def refresh_backlog(self) -> None:
+        """Read each consumer's backlog from the server into the gauges (at scrape time)."""
+
+        async def one(runner: ConsumerRunner) -> None:
+            try:
+                info = await self.js.consumer_info(self.stream, runner.name, timeout=2.0)
+            except Exception as error:  # a scrape must not fail because the bus is slow
+                log.debug("consumer info for %s: %s", runner.name, error)
+                return
+            metrics.CONSUMER_PENDING.labels(runner.name).set(info.num_pending or 0)
+            metrics.CONSUMER_ACK_PENDING.labels(runner.name).set(info.num_ack_pending or 0)
+
+        await asyncio.gather(*(one(runner) for runner in self.consumers))
+
     # -- shared services ----------------------------------------------------------
 
     @property
