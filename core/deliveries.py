@@ -78,7 +78,7 @@ class Ledger:
                 if attempt == attempts:
                     raise
                 log.warning("%s: ledger write for %s failed (%s); retrying", channel,
-                            message_id, error)
+                            message_id, error, extra={"msg_id": message_id})
                 await asyncio.sleep(0.2 * attempt)
 
 
@@ -142,5 +142,5 @@ async def report_failure(runtime: Runtime, message: InboundMessage, channel: str
     except Retry as error:
         # The delivery's own failure is what counts; the runner still retries or
         # dead-letters it, and the dead letter carries the reason.
-        log.warning("%s: %s", channel, error.reason)
+        log.warning("%s: %s", channel, error.reason, extra={"msg_id": message.id})
     raise failure
