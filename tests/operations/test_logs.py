@@ -91,9 +91,9 @@ async def test_a_run_logs_one_line_per_event_with_our_id_and_nothing_secret(
                                   (reply_id, "accepted by clicksend")):
             assert logged(message_id, words), (words, captured[1].getvalue())
 
-    for line in json_lines(captured[1]):
-        assert set(line) >= {"time", "level", "component", "message"}, line
-        assert line["level"] in ("INFO", "WARNING", "ERROR"), line
+    for entry in json_lines(captured[1]):
+        assert set(entry) >= {"time", "level", "component", "message"}, entry
+        assert entry["level"] in ("INFO", "WARNING", "ERROR"), entry
     text = "\n".join(line for line in captured[0].getvalue().splitlines()
                      if SINK not in line)
     for line in text.splitlines():
