@@ -30,7 +30,7 @@ lint: $(STAMP)
 	@rm -rf .typecheck && mkdir -p .typecheck/pbxsms && \
 	  for d in core bus plugins; do ln -s ../../$$d .typecheck/pbxsms/$$d; done
 	MYPYPATH=.typecheck $(BIN)/mypy -p pbxsms.core -p pbxsms.bus -p pbxsms.plugins
-	MYPYPATH=.typecheck $(BIN)/mypy tests
+	MYPYPATH=.typecheck $(BIN)/mypy tests docs/examples
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
