@@ -3,15 +3,19 @@ each fault with its fix; plugins add checks through the `doctor_checks` hook."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from click.testing import CliRunner
 
 from pbxsms.core.cli import cli
 from pbxsms.core.doctor import Check, Finding, fail, run_doctor
 from pbxsms.core.hookspecs import hookimpl
+from pbxsms.core.loader import load_config
 from pbxsms.core.plugins import Plugins
 from pbxsms.core.settings import Config
 from pbxsms.plugins.clicksend.simulator import ClickSendSimulator
@@ -129,3 +133,44 @@ async def test_hook_doctor_checks(start_gateway: StartGateway) -> None:
     assert "ok    nats: connected to" in output and "ok    stream: SMS: " in output
     assert "FAIL  probe: probe refused SMS\n      fix: set PROBE_KEY" in output
     assert "FAIL  probe broken: the check itself failed: ValueError: boom" in output
+
+
+class Logins:
+    """aiosmtpd authenticator: one user, one password."""
+
+    def __call__(self, server: object, session: object, envelope: object, mechanism: str,
+                 auth_data: object) -> AuthResult:
+        good = isinstance(auth_data, LoginPassword) and (
+            auth_data.login, auth_data.password) == (b"pbx", b"mail-s3cret")
+        # handled=False: aiosmtpd answers a failure with 535 itself.
+        return AuthResult(success=good, handled=False)
+
+
+async def test_the_smtp_check_logs_in_when_a_user_is_set(tmp_path: Path) -> None:
+    port = free_port()
+    controller = Controller(Sink(), hostname="127.0.0.1", port=port, authenticator=Logins(),
+                            auth_require_tls=False)
+    await asyncio.to_thread(controller.start)
+    try:
+        findings = []
+        for password in ("mail-s3cret", "wrong"):
+            toml = tmp_path / f"{password}.toml"
+            toml.write_text('[plugins]\nenabled = ["email"]\n')
+            env = write_env(tmp_path / f"{password}.env", PBXSMS_SMTP_HOST="127.0.0.1",
+                            PBXSMS_SMTP_PORT=str(port), PBXSMS_SMTP_USERNAME="pbx",
+                            PBXSMS_SMTP_PASSWORD=password)
+            config, plugins = load_config(env, toml)
+            (check,) = [c for c in plugins.doctor_checks(config) if c.name == "email"]
+            findings.append(await check.run())
+    finally:
+        await asyncio.to_thread(controller.stop)
+    good, bad = findings
+    assert good.status == "ok" and "logged in as pbx" in good.detail, good
+    assert bad.status == "fail" and "refused the login" in bad.detail, bad
+    assert bad.fix is not None and "PBXSMS_SMTP_PASSWORD" in bad.fix
+    assert "wrong" not in bad.detail + bad.fix
+
+
+class Sink:
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        return "250 OK"
