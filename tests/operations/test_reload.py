@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import signal
 import subprocess
@@ -54,6 +55,7 @@ class Serve:
         self.url = f"http://127.0.0.1:{free_port()}"
         self.env = {"PBXSMS_DATA_DIR": str(workdir / "var"), "PBXSMS_API_TOKEN": TOKEN,
                     "PBXSMS_HTTP_PORT": self.url.rsplit(":", 1)[1],
+                    "PBXSMS_LOG_FORMAT": "json",
                     "PBXSMS_EMBEDDED_NATS_PORT": str(free_port())}
         (workdir / "pbxsms.toml").write_text(TOML)
         self.popen: subprocess.Popen[bytes] | None = None
@@ -162,6 +164,11 @@ async def test_new_clicksend_credentials_apply_to_the_next_send_and_none_is_lost
     log = serve.log.read_text()
     for secret in ("old-key", "new-key", "rotated-key", TOKEN):
         assert secret not in log, f"{secret} logged"
+    # PBXSMS_LOG_FORMAT=json: one JSON object per line, sends carry their message id.
+    lines = [json.loads(line) for line in log.splitlines()]
+    assert all({"time", "level", "component", "message"} <= set(line) for line in lines)
+    assert sum("accepted by clicksend" in line["message"] and "msg_id" in line
+               for line in lines) == 33
 
 
 def _bodies(clicksend: ClickSendSimulator) -> list[str]:
