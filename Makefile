@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-faults lint bench clean
+.PHONY: install run test test-faults lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,8 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/pbxsms serve --config config/pbxsms.toml
@@ -30,7 +32,7 @@ lint: $(STAMP)
 	@rm -rf .typecheck && mkdir -p .typecheck/pbxsms && \
 	  for d in core bus plugins; do ln -s ../../$$d .typecheck/pbxsms/$$d; done
 	MYPYPATH=.typecheck $(BIN)/mypy -p pbxsms.core -p pbxsms.bus -p pbxsms.plugins
-	MYPYPATH=.typecheck $(BIN)/mypy tests
+	MYPYPATH=.typecheck $(BIN)/mypy tests docs/examples
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

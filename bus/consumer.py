@@ -91,6 +91,16 @@ class Delivery:
         """Tell JetStream we are still working, so it does not redeliver yet."""
         await self.msg.in_progress()
 
+    @property
+    def log_extra(self) -> dict[str, str]:
+        """`extra` for log lines about this event: its `id` (ours), when it has one."""
+        try:
+            event = json.loads(self.data)
+        except ValueError:
+            return {}
+        event_id = event.get("id") if isinstance(event, dict) else None
+        return {"msg_id": event_id} if isinstance(event_id, str) else {}
+
 
 Handler = Callable[[Delivery], Awaitable[None]]
 Outcome = Callable[[str, str], None]
@@ -247,7 +257,7 @@ class ConsumerRunner:
             raise
         except Exception as error:
             log.exception("consumer %s: handler failed on seq %d", self.name,
-                          delivery.stream_seq)
+                          delivery.stream_seq, extra=delivery.log_extra)
             await self._retry(delivery, f"{type(error).__name__}: {error}", None)
             return
         await self._settle(msg.ack())
@@ -274,7 +284,7 @@ class ConsumerRunner:
             return
         wait = delay if delay is not None else self.policy.delay(delivery.attempt)
         log.info("consumer %s: seq %d attempt %d failed, retry in %.1fs: %s", self.name,
-                 delivery.stream_seq, delivery.attempt, wait, reason)
+                 delivery.stream_seq, delivery.attempt, wait, reason, extra=delivery.log_extra)
         await self._settle(delivery.msg.nak(delay=wait))
         self.on_outcome(self.name, "retry")
 
@@ -284,12 +294,12 @@ class ConsumerRunner:
         except Exception as error:
             # Not stored as a dead letter: keep the original and try again later.
             log.error("consumer %s: dead letter for seq %d not stored (%s); will retry",
-                      self.name, delivery.stream_seq, error)
+                      self.name, delivery.stream_seq, error, extra=delivery.log_extra)
             await self._settle(delivery.msg.nak(delay=self.policy.backoff_max))
             self.on_outcome(self.name, "retry")
             return
         log.warning("consumer %s: seq %d dead-lettered: %s", self.name,
-                    delivery.stream_seq, reason)
+                    delivery.stream_seq, reason, extra=delivery.log_extra)
         await self._settle(delivery.msg.term())
         self.on_outcome(self.name, "dead")
 

@@ -100,6 +100,19 @@ def config_check(env_file: Path | None, config_path: Path | None) -> None:
 
 @cli.command()
 @env_option
+@config_option
+def doctor(env_file: Path | None, config_path: Path | None) -> None:
+    """Check the settings against NATS, the stream, ClickSend, SMTP and the app; say how to
+    fix each problem. Sends nothing. Exit status 1 on problems, 2 on unusable settings."""
+    from pbxsms.core.doctor import run_doctor
+
+    config, plugins = load_or_exit(env_file, config_path)
+    if not asyncio.run(run_doctor(config, plugins, click.echo)):
+        sys.exit(1)
+
+
+@cli.command()
+@env_option
 def reload(env_file: Path | None) -> None:
     """Ask the running `pbxsms serve` (found by its pid file) to reload its settings."""
     core = load_core(env_file if env_file is not None else default_env_file())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from pbxsms.core.doctor import Check, core_checks
 from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.http import api_refusal, json_error
 from pbxsms.core.problems import Problem
@@ -25,6 +26,7 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
         return web.json_response({"status": "ready"})
 
     async def metrics(request: web.Request) -> web.Response:
+        await runtime.refresh_backlog()
         return web.Response(body=generate_latest(),
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -60,3 +62,8 @@ def config_warnings(config: Config) -> list[Problem]:
         problems.append(Problem("PBXSMS_PUBLIC_URL",
                                 "unset: `pbxsms clicksend webhook-url` cannot print the URLs"))
     return problems
+
+
+@hookimpl
+def doctor_checks(config: Config) -> list[Check]:
+    return core_checks(config)

@@ -78,7 +78,7 @@ class Ledger:
                 if attempt == attempts:
                     raise
                 log.warning("%s: ledger write for %s failed (%s); retrying", channel,
-                            message_id, error)
+                            message_id, error, extra={"msg_id": message_id})
                 await asyncio.sleep(0.2 * attempt)
 
 
@@ -117,6 +117,9 @@ async def report(runtime: Runtime, message: InboundMessage, channel: str, state:
     delivery itself from repeating, so only the status event is published again.
     """
     metrics.DELIVERIES.labels(channel, state.value).inc()
+    if state is State.DELIVERED:
+        waited = (utcnow() - message.received_at).total_seconds()
+        metrics.DELIVERY_LATENCY.labels(channel).observe(max(waited, 0.0))
     event = StatusEvent(id=message.id, direction="inbound", state=state, channel=channel,
                         reason=reason, attempt=attempt, provider_message_id=provider_message_id,
                         details=details or {})
@@ -139,5 +142,5 @@ async def report_failure(runtime: Runtime, message: InboundMessage, channel: str
     except Retry as error:
         # The delivery's own failure is what counts; the runner still retries or
         # dead-letters it, and the dead letter carries the reason.
-        log.warning("%s: %s", channel, error.reason)
+        log.warning("%s: %s", channel, error.reason, extra={"msg_id": message.id})
     raise failure

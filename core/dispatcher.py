@@ -82,7 +82,7 @@ class Dispatcher:
         channel = next(iter(record.channels), "-")
         metrics.OUTBOUND.labels(channel, "duplicate").inc()
         log.info("outbound %s was already accepted (%s); not sending it again", message_id,
-                 record.provider_message_id)
+                 record.provider_message_id, extra={"msg_id": message_id})
         return True
 
     async def _refuse(self, request: OutboundRequest, error: Invalid | Unroutable) -> NoReturn:
@@ -93,7 +93,8 @@ class Dispatcher:
         else:
             state, code, reason, outcome = State.UNROUTABLE, None, error.reason, "unroutable"
         metrics.OUTBOUND.labels(channel or "-", outcome).inc()
-        log.warning("outbound %s %s: %s", request.id, state.value, reason)
+        log.warning("outbound %s %s: %s", request.id, state.value, reason,
+                    extra={"msg_id": request.id})
         await self._publish(StatusEvent(id=request.id, direction="outbound", state=state,
                                         channel=channel, reason=reason, error_code=code))
         raise Permanent(reason)
@@ -107,13 +108,16 @@ class Dispatcher:
                                 details=result.details)
             self._remember(event)
             metrics.OUTBOUND.labels(name, "accepted").inc()
+            log.info("outbound %s accepted by %s (%s id %s)", message.id, name, name,
+                     result.provider_message_id or "-", extra={"msg_id": message.id})
             await self._publish(event)
             return
         reason = _reason(result)
         ambiguous = result.outcome == Outcome.AMBIGUOUS
         if ambiguous and not provider.retry_ambiguous:
             metrics.OUTBOUND.labels(name, "unknown").inc()
-            log.warning("outbound %s unknown: %s", message.id, reason)
+            log.warning("outbound %s unknown: %s", message.id, reason,
+                        extra={"msg_id": message.id})
             await self._status(message, name, State.UNKNOWN, delivery.attempt, reason=reason,
                                code=result.code)
             raise Permanent(f"unknown: {reason}")
@@ -127,7 +131,8 @@ class Dispatcher:
             reason = f"gave up after {delivery.attempt} attempts: {reason}"
         metrics.OUTBOUND.labels(name, "failed").inc()
         metrics.OUTBOUND_FAILURES.labels(name, result.code or "-").inc()
-        log.warning("outbound %s failed (%s): %s", message.id, result.code or "-", reason)
+        log.warning("outbound %s failed (%s): %s", message.id, result.code or "-", reason,
+                    extra={"msg_id": message.id})
         await self._status(message, name, State.FAILED, delivery.attempt, reason=reason,
                            code=result.code)
         raise Permanent(f"{result.code}: {reason}" if result.code else reason)

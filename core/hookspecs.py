@@ -10,6 +10,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
+    from pbxsms.core.doctor import Check
     from pbxsms.core.problems import Problem
     from pbxsms.core.registry import ConsumerRegister, ProviderRegister, RouteRegister
     from pbxsms.core.runtime import Runtime
@@ -62,6 +63,15 @@ def shutdown(runtime: Runtime) -> Awaitable[None] | None:
 @hookspec
 def readiness(runtime: Runtime) -> list[str]:
     """Return the reasons this plugin cannot serve now; empty when it can."""
+
+
+@hookspec
+def doctor_checks(config: Config) -> list[Check]:
+    """Return checks of this plugin's settings against the real services, for `pbxsms doctor`.
+
+    Each `Check(name, run)` awaits to a `Finding` (ok, warn or fail with a fix); it must
+    not send a message.
+    """
 
 
 @hookspec

@@ -16,14 +16,22 @@ CONSUMER_OUTCOMES = Counter("pbxsms_consumer_outcomes_total",
                             ["consumer", "outcome"])
 DEAD_LETTERS = Counter("pbxsms_dead_letters_total", "Events given up on, per consumer",
                        ["consumer"])
-CONSUMER_IN_FLIGHT = Gauge("pbxsms_consumer_in_flight", "Deliveries being handled now",
-                           ["consumer"])
 HTTP_LATENCY = Histogram("pbxsms_http_request_seconds", "HTTP handling time by route",
                          ["route"], buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5,
                                              1, 2.5, 5))
 DELIVERIES = Counter("pbxsms_deliveries_total",
                      "Inbound delivery attempts by channel (mobileapp, email) and outcome",
                      ["channel", "outcome"])
+DELIVERY_LATENCY = Histogram("pbxsms_webhook_to_delivery_seconds",
+                             "Time from the webhook storing an inbound message to a person "
+                             "receiving it, by channel", ["channel"],
+                             buckets=(.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800))
+CONSUMER_PENDING = Gauge("pbxsms_consumer_pending",
+                         "Events not yet handed to a consumer (backlog), read at scrape",
+                         ["consumer"])
+CONSUMER_ACK_PENDING = Gauge("pbxsms_consumer_ack_pending",
+                             "Events handed to a consumer and not yet settled, read at scrape",
+                             ["consumer"])
 RELOADS = Counter("pbxsms_reloads_total", "Settings reloads by result", ["result"])
 
 # Outbound: what the dispatcher decided per message, and how provider calls went.
@@ -50,12 +58,14 @@ PROVIDER_PAUSED = Gauge("pbxsms_provider_paused",
                         ["provider"])
 
 
-def subject_family(subject: str) -> str:
-    """`sms.status.<id>` → `sms.status`: label values must stay few."""
-    parts = subject.split(".")
-    return ".".join(parts[:2]) if len(parts) > 2 and parts[1] in ("status", "dead") else subject
 UNROUTABLE = Counter("pbxsms_unroutable_total",
                      "Inbound messages stored without a route, by provider and cause "
                      "(invalid, unknown, disabled, provider)", ["provider", "cause"])
 NUMBERS = Gauge("pbxsms_numbers", "Numbers with message settings, by enabled flag",
                 ["enabled"])
+
+
+def subject_family(subject: str) -> str:
+    """`sms.status.<id>` → `sms.status`: label values must stay few."""
+    parts = subject.split(".")
+    return ".".join(parts[:2]) if len(parts) > 2 and parts[1] in ("status", "dead") else subject

@@ -134,10 +134,14 @@ def send_handler(runtime: Runtime) -> Handler_:
         try:
             published = await runtime.publish(SUBJECT, outbound, outbound.id)
         except PublishError as error:
-            log.warning("send request not stored: %s", error)
+            log.warning("send request not stored: %s", error, extra={"msg_id": outbound.id})
             return json_error(503, "the message could not be stored; try again")
         if not published.duplicate:
             await _queued(runtime, outbound, provider, count, queued_at)
+        log.info("outbound message queued from %s via %s (%s, %d segment(s))%s",
+                 outbound.from_ or outbound.extension, provider, outbound.source or "api",
+                 count.segments, " (repeat)" if published.duplicate else "",
+                 extra={"msg_id": outbound.id})
         answer = {"id": outbound.id, "state": State.QUEUED.value, "segments": count.segments,
                   "encoding": count.encoding, "duplicate": published.duplicate}
         return web.json_response(answer, status=202,
@@ -155,4 +159,5 @@ async def _queued(runtime: Runtime, outbound: OutboundRequest, provider: str,
         await runtime.publish_status(status)
     except PublishError as error:
         # The request itself is stored and will be sent; only this status is missing.
-        log.warning("queued status of %s not stored: %s", outbound.id, error)
+        log.warning("queued status of %s not stored: %s", outbound.id, error,
+                    extra={"msg_id": outbound.id})

@@ -19,6 +19,7 @@ from pbxsms.core.problems import ConfigError, Problem
 if TYPE_CHECKING:
     import click
 
+    from pbxsms.core.doctor import Check
     from pbxsms.core.registry import (
         ConsumerSpec,
         Provider,
@@ -130,6 +131,11 @@ class Plugins:
     def readiness(self, runtime: Runtime) -> list[str]:
         return [reason for reasons in self.pm.hook.readiness(runtime=runtime)
                 for reason in reasons]
+
+    def doctor_checks(self, config: Config) -> list[Check]:
+        """The core's checks first, then each plugin's in `enabled` order."""
+        return [check for checks in self._by_plugin("doctor_checks", config=config).values()
+                for check in checks]
 
     async def settings_reloaded(self, runtime: Runtime, old: Config, new: Config) -> None:
         for result in self.pm.hook.settings_reloaded(runtime=runtime, old=old, new=new):

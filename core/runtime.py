@@ -25,6 +25,7 @@ from pbxsms.bus.stream import StreamSettings, ensure_stream
 from pbxsms.core import metrics
 from pbxsms.core.conversations import CONVERSATIONS_BUCKET, Conversations
 from pbxsms.core.events import DeadLetter, Event, StatusEvent
+from pbxsms.core.loader import hide_url_password
 from pbxsms.core.numbers import NUMBERS_BUCKET, NumberStore
 from pbxsms.core.status import MESSAGES_BUCKET, PROVIDER_IDS_BUCKET, STATES_BUCKET, StatusStore
 
@@ -186,6 +187,20 @@ class Runtime:
                            f"dead:{delivery.consumer}:{delivery.stream_seq}")
         metrics.DEAD_LETTERS.labels(delivery.consumer).inc()
 
+    async def refresh_backlog(self) -> None:
+        """Read each consumer's backlog from the server into the gauges (at scrape time)."""
+
+        async def one(runner: ConsumerRunner) -> None:
+            try:
+                info = await self.js.consumer_info(self.stream, runner.name, timeout=2.0)
+            except Exception as error:  # a scrape must not fail because the bus is slow
+                log.debug("consumer info for %s: %s", runner.name, error)
+                return
+            metrics.CONSUMER_PENDING.labels(runner.name).set(info.num_pending or 0)
+            metrics.CONSUMER_ACK_PENDING.labels(runner.name).set(info.num_ack_pending or 0)
+
+        await asyncio.gather(*(one(runner) for runner in self.consumers))
+
     # -- shared services ----------------------------------------------------------
 
     @property
@@ -239,6 +254,7 @@ async def _connect(servers: list[str], explicit: bool, timeout: float = 30.0) ->
         log.debug("NATS: %s", e)
 
     nc_box: list[NATS] = []
+    where = hide_url_password(",".join(servers))  # NATS_URL may carry a password
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -254,6 +270,6 @@ async def _connect(servers: list[str], explicit: bool, timeout: float = 30.0) ->
             if time.monotonic() >= deadline:
                 hint = "check NATS_URL" if explicit else "see the embedded server's log"
                 raise ConnectionError(
-                    f"cannot connect to NATS at {', '.join(servers)}: {e} ({hint})") from e
-            log.warning("NATS at %s not reachable yet (%s); retrying", ", ".join(servers), e)
+                    f"cannot connect to NATS at {where}: {e} ({hint})") from e
+            log.warning("NATS at %s not reachable yet (%s); retrying", where, e)
             await asyncio.sleep(1.0)

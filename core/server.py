@@ -51,7 +51,13 @@ class Server:
         await self._runner.setup()
         site = web.TCPSite(self._runner, core.http_host, core.http_port,
                            reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as error:  # a clear line instead of a traceback
+            raise RuntimeError(
+                f"cannot listen on {core.http_host}:{core.http_port}: "
+                f"{error.strerror or error}; stop what uses it or set PBXSMS_HTTP_PORT "
+                f"(PBXSMS_HTTP_HOST)") from error
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else core.http_port

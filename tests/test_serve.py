@@ -127,6 +127,21 @@ def test_taken_port_is_a_clear_error_naming_nats_url(workdir: Path) -> None:
     assert "Traceback" not in log
 
 
+def test_taken_http_port_is_a_clear_error_naming_the_setting(workdir: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = Proc(workdir, port, free_port(), {})
+        code = proc.popen.wait(30)
+    assert code == 1
+    log = proc.log.read_text()
+    assert f"pbxsms: cannot listen on 127.0.0.1:{port}" in log and "PBXSMS_HTTP_PORT" in log
+    assert "Traceback" not in log
+
+
 def test_events_survive_a_restart(workdir: Path) -> None:
     import asyncio
 

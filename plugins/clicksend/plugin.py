@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 
+from pbxsms.core.doctor import Check
 from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.problems import Problem
 from pbxsms.core.registry import ProviderRegister, RouteRegister
 from pbxsms.core.runtime import Runtime
 from pbxsms.core.settings import Config, PluginSettings
+from pbxsms.plugins.clicksend import doctor
 from pbxsms.plugins.clicksend.commands import clicksend
 from pbxsms.plugins.clicksend.sender import ClickSendProvider
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
@@ -64,3 +66,8 @@ def readiness(runtime: Runtime) -> list[str]:
     # After a 401 sending is paused instead of retried in a storm; say so until fixed.
     provider = runtime.providers.get("clicksend")
     return provider.readiness() if isinstance(provider, ClickSendProvider) else []
+
+
+@hookimpl
+def doctor_checks(config: Config) -> list[Check]:
+    return doctor.checks(config)

@@ -179,7 +179,9 @@ class ClickSendProvider:
             log.warning("ClickSend send of %d is ambiguous: %s", count, error)
             return SendResult(Outcome.AMBIGUOUS, code=code, reason=f"ambiguous: {error}")
         _count("client_error")
-        log.error("ClickSend refused a send of %d: %s %s", count, error, error.data or "")
+        # `data` may echo the messages (bodies): DEBUG only.
+        log.error("ClickSend refused a send of %d: %s", count, error)
+        log.debug("ClickSend's answer: %s", error.data)
         return SendResult(Outcome.FAILED, code=code, reason=f"ClickSend refused it: {error}")
 
     def _start_pause(self, reason: str, code: str, settings: ClickSendSettings) -> None:

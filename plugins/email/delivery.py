@@ -95,7 +95,7 @@ class EmailDelivery:
                         recipient=address)
                     attempts.append(delivery.attempt)
             log.info("email copy of %s: %s", message.id, ", ".join(
-                f"{outcome.state}" for outcome in sent.values()))
+                f"{outcome.state}" for outcome in sent.values()), extra={"msg_id": message.id})
 
         details = {"recipients": {address: outcome.state if outcome.reason is None
                                   else f"{outcome.state}: {outcome.reason}"

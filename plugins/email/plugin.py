@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pbxsms.core.doctor import Check
 from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.problems import Problem
 from pbxsms.core.registry import ConsumerRegister, ConsumerSpec
 from pbxsms.core.runtime import Runtime
 from pbxsms.core.settings import Config, PluginSettings
+from pbxsms.plugins.email import doctor
 from pbxsms.plugins.email.delivery import CONSUMER, EmailDelivery
 from pbxsms.plugins.email.settings import EmailSettings
 
@@ -28,3 +30,8 @@ def config_warnings(config: Config) -> list[Problem]:
     if not settings.host:
         return [Problem("PBXSMS_SMTP_HOST", "unset: no email copies of inbound SMS are sent")]
     return []
+
+
+@hookimpl
+def doctor_checks(config: Config) -> list[Check]:
+    return doctor.checks(config)

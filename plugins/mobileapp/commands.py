@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
+from pathlib import Path
 
 import click
+
+from pbxsms.core.cli import env_option
+from pbxsms.core.settings import default_env_file, load_plugin_settings
+from pbxsms.plugins.mobileapp.settings import MobileAppSettings
 
 
 @click.group("mobileapp")
@@ -17,9 +23,11 @@ def mobileapp() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8090, show_default=True,
               help="Port to listen on (0 picks a free one).")
-@click.option("--token", required=True, envvar="RINGOTEL_API_TOKEN",
-              help="Bearer token the gateway must send (default: RINGOTEL_API_TOKEN).")
-def simulator(host: str, port: int, token: str) -> None:
+@click.option("--token", default=None, envvar="RINGOTEL_API_TOKEN",
+              help="Bearer token the gateway must send (default: RINGOTEL_API_TOKEN from "
+              "the environment or .env).")
+@env_option
+def simulator(host: str, port: int, token: str | None, env_file: Path | None) -> None:
     """Run a local stand-in for the app API, for demos and tests.
 
     Point RINGOTEL_API_URL at the printed URL. Pushes are listed at /_sim/pushes;
@@ -27,5 +35,14 @@ def simulator(host: str, port: int, token: str) -> None:
     """
     from pbxsms.plugins.mobileapp.simulator import serve_forever
 
+    if not token:
+        env = env_file if env_file is not None else default_env_file()
+        settings, _ = load_plugin_settings(MobileAppSettings, {}, env, "mobileapp")
+        if isinstance(settings, MobileAppSettings) and settings.api_token is not None:
+            token = settings.api_token.get_secret_value()
+    if not token:
+        click.echo("pbxsms: give --token or set RINGOTEL_API_TOKEN (environment or .env)",
+                   err=True)
+        sys.exit(2)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_forever(host, port, token))

@@ -58,9 +58,10 @@ class MobileAppDelivery:
                               provider_message_id=messageid)
             await self.ledger.settle(CHANNEL, message.id, settled)
             log.info("pushed %s to extension %s (app message %s)", message.id,
-                     route.extension, messageid)
+                     route.extension, messageid, extra={"msg_id": message.id})
         else:
-            log.info("%s already pushed (attempt %d): not again", message.id, settled.attempt)
+            log.info("%s already pushed (attempt %d): not again", message.id, settled.attempt,
+                     extra={"msg_id": message.id})
         await self._finish(message, route, org, settled)
 
     async def _finish(self, message: InboundMessage, route: Route, org: str,

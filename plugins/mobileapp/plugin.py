@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
+from pbxsms.core.doctor import Check
 from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.problems import Problem
 from pbxsms.core.registry import ConsumerRegister, ConsumerSpec, RouteRegister
 from pbxsms.core.runtime import Runtime
 from pbxsms.core.settings import Config, PluginSettings
-from pbxsms.plugins.mobileapp import webhook
+from pbxsms.plugins.mobileapp import doctor, webhook
 from pbxsms.plugins.mobileapp.commands import mobileapp
 from pbxsms.plugins.mobileapp.delivery import CONSUMER, MobileAppDelivery
 from pbxsms.plugins.mobileapp.settings import MobileAppSettings
@@ -48,3 +49,8 @@ def config_warnings(config: Config) -> list[Problem]:
         problems.append(Problem("RINGOTEL_WEBHOOK_TOKEN",
                                 "unset: replies from the mobile app are refused"))
     return problems
+
+
+@hookimpl
+def doctor_checks(config: Config) -> list[Check]:
+    return doctor.checks(config)

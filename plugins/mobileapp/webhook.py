@@ -117,11 +117,12 @@ class RingotelWebhook:
             published = await self.runtime.publish("sms.outbound", outbound, outbound.id)
         except PublishError as error:
             _count("message", "unavailable")
-            log.warning("app reply %s not stored: %s", outbound.id, error)
+            log.warning("app reply %s not stored: %s", outbound.id, error,
+                        extra={"msg_id": outbound.id})
             return json_error(503, "the reply could not be stored; retry")
         _count("message", "duplicate" if published.duplicate else "accepted")
         log.info("app reply %s from extension %s queued%s", outbound.id, extension,
-                 " (repeat)" if published.duplicate else "")
+                 " (repeat)" if published.duplicate else "", extra={"msg_id": outbound.id})
         return web.json_response({"status": "accepted", "id": outbound.id,
                                   "duplicate": published.duplicate})
 
@@ -165,7 +166,8 @@ class RingotelWebhook:
             await self.runtime.publish_status(event)
         except PublishError as error:
             _count("delivered", "unavailable")
-            log.warning("app delivered notice for %s not stored: %s", ours, error)
+            log.warning("app delivered notice for %s not stored: %s", ours, error,
+                        extra={"msg_id": ours})
             return json_error(503, "the status could not be stored; retry")
         _count("delivered", "accepted")
         return web.json_response({"status": "accepted", "id": ours})

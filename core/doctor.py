@@ -1,0 +1,160 @@
+"""`pbxsms doctor`: check a configuration against the real services, say how to fix each fault.
+
+The core checks the settings, NATS and the stream; each plugin adds its own checks through
+the `doctor_checks` hook. No check sends a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js.errors import NotFoundError
+
+from pbxsms.core.loader import hide_url_password
+
+if TYPE_CHECKING:
+    from pbxsms.core.plugins import Plugins
+    from pbxsms.core.settings import Config
+
+TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What one check found; `fix` tells the operator what to change."""
+
+    status: Literal["ok", "warn", "fail"]
+    detail: str
+    fix: str | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    """One named check; `run` must not send messages and should finish within seconds."""
+
+    name: str
+    run: Callable[[], Awaitable[Finding]]
+
+
+def ok(detail: str) -> Finding:
+    return Finding("ok", detail)
+
+
+def warn(detail: str, fix: str | None = None) -> Finding:
+    return Finding("warn", detail, fix)
+
+
+def fail(detail: str, fix: str) -> Finding:
+    return Finding("fail", detail, fix)
+
+
+async def run_doctor(config: Config, plugins: Plugins, echo: Callable[[str], None]) -> bool:
+    """Print every finding; True when nothing failed (warnings are allowed)."""
+    findings: list[tuple[str, Finding]] = []
+    problems = plugins.config_warnings(config)
+    for problem in problems:
+        findings.append(("settings", warn(str(problem))))
+    if not problems:
+        findings.append(("settings", ok("no problems")))
+    for line in _lines(findings):
+        echo(line)
+    healthy = True
+    for check in plugins.doctor_checks(config):
+        finding = await _run(check)
+        healthy = healthy and finding.status != "fail"
+        for line in _lines([(check.name, finding)]):
+            echo(line)
+    echo("doctor: all checks passed" if healthy else "doctor: problems found (see FAIL above)")
+    return healthy
+
+
+async def _run(check: Check) -> Finding:
+    try:
+        return await asyncio.wait_for(check.run(), TIMEOUT)
+    except TimeoutError:
+        return fail(f"no answer within {TIMEOUT:.0f}s", "check the host and the network path")
+    except Exception as error:  # a broken check is a finding, not a crash
+        return fail(f"the check itself failed: {type(error).__name__}: {error}",
+                    "report this with the output of `pbxsms doctor`")
+
+
+def _lines(findings: list[tuple[str, Finding]]) -> list[str]:
+    label = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
+    lines = []
+    for name, finding in findings:
+        lines.append(f"{label[finding.status]}  {name}: {finding.detail}")
+        if finding.fix:
+            lines.append(f"      fix: {finding.fix}")
+    return lines
+
+
+# -- the core's own checks (registered by core/default_plugin.py) -------------------
+
+
+def core_checks(config: Config) -> list[Check]:
+    return [Check("nats", lambda: _nats(config)), Check("stream", lambda: _stream(config))]
+
+
+def nats_servers(config: Config) -> tuple[list[str], bool]:
+    """NATS_URL's servers, or the embedded server's URL; True when NATS_URL is set."""
+    servers = config.core.nats_servers()
+    if servers:
+        return servers, True
+    return [f"nats://127.0.0.1:{config.core.embedded_nats_port}"], False
+
+
+async def _connect(config: Config) -> NATS:
+    servers, _ = nats_servers(config)
+
+    async def quiet(error: Exception) -> None:
+        """The finding reports the error; nats-py would print a traceback per attempt."""
+
+    # (allow_reconnect=False makes nats-py retry the first connect forever.)
+    return await nats.connect(servers=servers, connect_timeout=3, max_reconnect_attempts=1,
+                              reconnect_time_wait=0.1, error_cb=quiet,
+                              name="pbxsms-doctor")
+
+
+async def _nats(config: Config) -> Finding:
+    servers, explicit = nats_servers(config)
+    where = hide_url_password(",".join(servers))
+    try:
+        nc = await _connect(config)
+    except Exception as error:
+        fix = ("check NATS_URL (host, port, user and password) and that the NATS servers "
+               "run" if explicit else
+               "NATS_URL is unset, so pbxsms runs an embedded server while `pbxsms serve` "
+               "runs: start it (or run doctor while it runs), or check "
+               "PBXSMS_EMBEDDED_NATS_PORT")
+        return fail(f"cannot connect to {where}: {type(error).__name__}: {error}", fix)
+    await nc.close()
+    return ok(f"connected to {where}")
+
+
+async def _stream(config: Config) -> Finding:
+    name = config.file.bus.stream
+    try:
+        nc = await _connect(config)
+    except Exception:
+        return fail("not checked: NATS is not reachable", "fix the nats check first")
+    try:
+        info = await nc.jetstream().stream_info(name)
+    except NotFoundError:
+        return fail(f"stream {name} does not exist",
+                    "start `pbxsms serve` once: it creates the stream and buckets")
+    except Exception as error:
+        return fail(f"cannot read stream {name}: {type(error).__name__}: {error}",
+                    "JetStream must be enabled on the NATS servers (see deploy/nats/)")
+    finally:
+        await nc.close()
+    replicas = info.config.num_replicas or 1
+    wanted = config.file.bus.replicas
+    detail = f"{name}: {info.state.messages} messages, {replicas} replica(s)"
+    if replicas != wanted:
+        return warn(detail, f"[bus] replicas is {wanted}: restart `pbxsms serve` to apply it")
+    return ok(detail)

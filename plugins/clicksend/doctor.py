@@ -1,0 +1,61 @@
+"""`pbxsms doctor` for ClickSend: are the credentials accepted (`GET /v3/account`)?"""
+
+from __future__ import annotations
+
+from aiohttp import ClientSession
+
+from pbxsms.core.doctor import Check, Finding, fail, ok, warn
+from pbxsms.core.settings import Config
+from pbxsms.plugins.clicksend.client import ClickSendClient, ClickSendError, HTTPError
+from pbxsms.plugins.clicksend.settings import ClickSendSettings
+from pbxsms.plugins.clicksend.webhooks import webhook_token
+
+CREDENTIALS = ("set CLICKSEND_USERNAME and CLICKSEND_API_KEY in .env (ClickSend dashboard → "
+               "Developers → API Credentials), then `pbxsms reload`")
+
+
+def checks(config: Config) -> list[Check]:
+    settings: ClickSendSettings = config.plugin("clicksend")
+    return [Check("clicksend", lambda: account(settings)),
+            Check("clicksend webhooks", lambda: webhooks(config, settings))]
+
+
+async def account(settings: ClickSendSettings) -> Finding:
+    if not settings.can_send:
+        return fail("credentials unset", CREDENTIALS)
+    url = f"{settings.base_url.rstrip('/')}/v3/account"
+    async with ClientSession() as http:
+        try:
+            data = await ClickSendClient(http, settings).account()
+        except HTTPError as error:
+            if error.status in (401, 403):
+                return fail(f"credentials refused ({error.status}) by {url}",
+                            "check CLICKSEND_USERNAME and CLICKSEND_API_KEY in .env (ClickSend "
+                            "dashboard → Developers → API Credentials), then `pbxsms reload`")
+            return fail(f"{url} answered: {error}", "see ClickSend's status page; try again")
+        except ClickSendError as error:
+            return fail(f"{error}", "check CLICKSEND_BASE_URL and the network path to it")
+    # `_subaccount` also holds the live API key: only its id is read.
+    balance = data.get("balance")
+    detail = f"credentials accepted by {url}" + (
+        f" (balance {balance})" if balance is not None else "")
+    used = data.get("_subaccount")
+    used_id = str(used.get("subaccount_id") or "") if isinstance(used, dict) else ""
+    subaccount = (settings.subaccount_id or "").strip()
+    if subaccount and used_id and used_id != subaccount:
+        return warn(detail + f"; these credentials are subaccount {used_id}, "
+                    f"CLICKSEND_SUBACCOUNT_ID is {subaccount}",
+                    "run `pbxsms clicksend subaccounts` and set CLICKSEND_SUBACCOUNT_ID to the "
+                    "subaccount the numbers belong to")
+    return ok(detail)
+
+
+async def webhooks(config: Config, settings: ClickSendSettings) -> Finding:
+    if webhook_token(settings) is None:
+        return warn("CLICKSEND_WEBHOOK_TOKEN unset: anyone who finds the webhook URL can "
+                    "post messages", "set a long random CLICKSEND_WEBHOOK_TOKEN, run "
+                    "`pbxsms reload` and paste `pbxsms clicksend webhook-url` into ClickSend")
+    if not config.core.public_url:
+        return warn("PBXSMS_PUBLIC_URL unset: `pbxsms clicksend webhook-url` cannot print the "
+                    "URLs", "set PBXSMS_PUBLIC_URL to the https:// address ClickSend reaches")
+    return ok(f"token set; URLs under {config.core.public_url}")
