@@ -45,7 +45,7 @@ def end_to_end(workdir: Path, sinks: Sinks, rate: float, seconds: float) -> dict
         load = run_open(gateway.webhook, rate, seconds)
         sent: dict[str, float] = load["sent"]
         stats = _settle(sinks, lambda s: len(s["app"]) >= len(sent)
-                        and len(s["email"]) >= len(sent), 60)
+                        and len(s["email"]) >= len(sent), 30)
         gateway.sample_rss()
     finally:
         gateway.close()
