@@ -90,10 +90,14 @@ def table(r: dict[str, Any]) -> str:
          f"{os_['accepted']}/{os_['messages']} in {os_['send_requests']} calls"),
         ("gateway peak RSS", f"{r['peak_rss_mb']:.0f} MB", "", "", ""),
     ]
-    head = ("measurement", "throughput", "p50 ms", "p99 ms", "note")
-    widths = [max(len(str(row[k])) for row in [head, *rows]) for k in range(5)]
+    parts: list[dict[str, Any]] = [i["bare"], i["gateway"], e, ob, os_, {}]
+    cores = [f"{x['gateway_cores']:.2f} / {x['nats_cores']:.2f}" if "gateway_cores" in x
+             else "" for x in parts]
+    table_rows = [(*row, core) for row, core in zip(rows, cores, strict=True)]
+    head = ("measurement", "throughput", "p50 ms", "p99 ms", "note", "cores gw / nats")
+    widths = [max(len(str(row[k])) for row in [head, *table_rows]) for k in range(6)]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-             for row in [head, *rows]]
+             for row in [head, *table_rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     m = r["machine"]
     lines.append("")

@@ -66,6 +66,39 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="utf-8") as found:
+            return [int(child) for child in found.read().split()]
+    except OSError:
+        return []
+
+
+class CpuWatch:
+    """CPU seconds the gateway and its embedded nats-server use between start and stop."""
+
+    def __init__(self, gateway: int) -> None:
+        self.pids = {"gateway": gateway, "nats": (children(gateway) or [0])[0]}
+        self.start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.began = time.monotonic()
+
+    def stop(self) -> dict[str, float]:
+        """Cores used by each over the interval (1.0 = one core busy)."""
+        elapsed = time.monotonic() - self.began
+        return {f"{name}_cores": round((cpu_seconds(pid) - self.start[name]) / elapsed, 2)
+                for name, pid in self.pids.items()}
+
+
 class Sinks:
     """`python -m bench.sinks` in its own process."""
 
@@ -159,6 +192,9 @@ class Gateway:
     @property
     def webhook(self) -> str:
         return f"{self.url}/webhook/clicksend/sms?token={HOOK_TOKEN}"
+
+    def watch_cpu(self) -> CpuWatch:
+        return CpuWatch(self.process.pid)
 
     def sample_rss(self) -> float:
         """The peak RSS so far (the kernel keeps the high-water mark)."""

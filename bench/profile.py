@@ -67,6 +67,8 @@ def main(which: str, seconds: float = 10.0) -> None:
         finally:
             sinks.close()
         print(summarise(raw))
+        if len(sys.argv) > 3:
+            (Path(sys.argv[3])).write_text(raw.read_text(encoding="utf-8"), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,9 @@ def ingest(workdir: Path, sinks: Sinks, seconds: float) -> dict[str, Any]:
     gateway = Gateway(workdir / "ingest", sinks, ["clicksend"])
     try:
         run_closed(gateway.webhook, CONNECTIONS, 1)
+        cpu = gateway.watch_cpu()
         measured = run_closed(gateway.webhook, CONNECTIONS, seconds)
+        measured.update(cpu.stop())
     finally:
         gateway.close()
     return {"bare": yardstick, "gateway": measured,
@@ -42,10 +44,12 @@ def end_to_end(workdir: Path, sinks: Sinks, rate: float, seconds: float) -> dict
         run_open(gateway.webhook, 20, 1)  # warm-up: connections, first KV keys
         _settle(sinks, lambda s: len(s["app"]) >= 20 and len(s["email"]) >= 20, 30)
         sinks.reset()
+        cpu = gateway.watch_cpu()
         load = run_open(gateway.webhook, rate, seconds)
         sent: dict[str, float] = load["sent"]
         stats = _settle(sinks, lambda s: len(s["app"]) >= len(sent)
                         and len(s["email"]) >= len(sent), 30)
+        cores = cpu.stop()
         gateway.sample_rss()
     finally:
         gateway.close()
@@ -56,7 +60,8 @@ def end_to_end(workdir: Path, sinks: Sinks, rate: float, seconds: float) -> dict
     return {"offered_rps": load["offered_rps"], "sent": len(sent), "delivered": len(done),
             "errors": load["errors"], "rps": len(done) / (last - first) if done else 0.0,
             "p50_ms": percentile(latencies, 50) * 1000,
-            "p99_ms": percentile(latencies, 99) * 1000, "peak_rss_mb": gateway.peak_rss_mb}
+            "p99_ms": percentile(latencies, 99) * 1000, "peak_rss_mb": gateway.peak_rss_mb,
+            **cores}
 
 
 def outbound(workdir: Path, sinks: Sinks, count: int, batch: int) -> dict[str, Any]:
@@ -65,11 +70,13 @@ def outbound(workdir: Path, sinks: Sinks, count: int, batch: int) -> dict[str, A
     clicksend = f"max_batch = {batch}\nrequests_per_second = 1000\n"
     gateway = Gateway(workdir / f"outbound-{batch}", sinks, ["clicksend"], clicksend)
     try:
+        cpu = gateway.watch_cpu()
         out = subprocess.run(
             [sys.executable, "-m", "bench.publisher", gateway.nats_url, str(count)],
             capture_output=True, text=True, check=True)
         published = json.loads(out.stdout.strip().splitlines()[-1])
         stats = _settle(sinks, lambda s: s["clicksend"]["accepted"] >= count, 120)
+        cores = cpu.stop()
         gateway.sample_rss()
     finally:
         gateway.close()
@@ -79,7 +86,7 @@ def outbound(workdir: Path, sinks: Sinks, count: int, batch: int) -> dict[str, A
             "send_requests": accepted["requests"], "max_batch": batch,
             "rps": accepted["accepted"] / elapsed if elapsed > 0 else 0.0,
             "publish_rps": count / (published["published"] - published["started"]),
-            "peak_rss_mb": gateway.peak_rss_mb}
+            "peak_rss_mb": gateway.peak_rss_mb, **cores}
 
 
 def _settle(sinks: Sinks, done: Any, timeout: float) -> dict[str, Any]:
