@@ -151,7 +151,7 @@ def run_closed(url: str, connections: int, seconds: float) -> dict[str, Any]:
         path = Path(folder) / "webhook.lua"
         path.write_text(script, encoding="utf-8")
         out = subprocess.run(
-            ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds:.0f}s",
+            ["wrk", "-t", "1", "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
              "--timeout", "10s", "-s", str(path), url],
             capture_output=True, text=True, check=True)
     match = re.search(r"^JSON (.*)$", out.stdout, re.MULTILINE)
