@@ -22,6 +22,8 @@ TARGETS = {
 }
 
 
+LIGHT_RATE = 100.0
+
 PARTS = ("ingest", "end_to_end", "outbound")
 
 
@@ -39,6 +41,9 @@ def run(seconds: float, rate: float, messages: int, out: Path | None,
                 results["ingest"] = scenarios.ingest(workdir, sinks, seconds)
             if "end_to_end" in only:
                 results["end_to_end"] = scenarios.end_to_end(workdir, sinks, rate, seconds)
+                # Latency where the gateway keeps up, beside the one at the target rate.
+                results["end_to_end_light"] = scenarios.end_to_end(workdir, sinks,
+                                                                   LIGHT_RATE, seconds)
             if "outbound" in only:
                 results["outbound_batched"] = scenarios.outbound(workdir, sinks, messages,
                                                                  1000)
@@ -51,7 +56,7 @@ def run(seconds: float, rate: float, messages: int, out: Path | None,
         print(json.dumps(results, indent=2, default=str))
         return results
     results["peak_rss_mb"] = max(results[name]["peak_rss_mb"] for name in (
-        "ingest", "end_to_end", "outbound_batched", "outbound_single"))
+        "ingest", "end_to_end", "end_to_end_light", "outbound_batched", "outbound_single"))
     results["verdicts"] = verdicts(results)
     results["seconds"] = round(time.monotonic() - began, 1)
     if out is not None:
@@ -73,7 +78,7 @@ def verdicts(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def table(r: dict[str, Any]) -> str:
-    i, e = r["ingest"], r["end_to_end"]
+    i, e, light = r["ingest"], r["end_to_end"], r["end_to_end_light"]
     ob, os_ = r["outbound_batched"], r["outbound_single"]
     rows = [
         ("inbound ingest, bare aiohttp", f"{i['bare']['rps']:,.0f} req/s",
@@ -84,13 +89,17 @@ def table(r: dict[str, Any]) -> str:
         ("inbound end to end", f"{e['rps']:,.0f} msg/s", f"{e['p50_ms']:.1f}",
          f"{e['p99_ms']:.1f}", f"{e['delivered']}/{e['sent']} delivered, "
                                f"offered {e['offered_rps']:,.0f}/s"),
+        ("inbound end to end, light load", f"{light['rps']:,.0f} msg/s",
+         f"{light['p50_ms']:.1f}", f"{light['p99_ms']:.1f}",
+         f"{light['delivered']}/{light['sent']} delivered, "
+         f"offered {light['offered_rps']:,.0f}/s"),
         ("outbound, batches of 1000", f"{ob['rps']:,.0f} msg/s", "", "",
          f"{ob['accepted']}/{ob['messages']} in {ob['send_requests']} calls"),
         ("outbound, batches of 1", f"{os_['rps']:,.0f} msg/s", "", "",
          f"{os_['accepted']}/{os_['messages']} in {os_['send_requests']} calls"),
         ("gateway peak RSS", f"{r['peak_rss_mb']:.0f} MB", "", "", ""),
     ]
-    parts: list[dict[str, Any]] = [i["bare"], i["gateway"], e, ob, os_, {}]
+    parts: list[dict[str, Any]] = [i["bare"], i["gateway"], e, light, ob, os_, {}]
     cores = [f"{x['gateway_cores']:.2f} / {x['nats_cores']:.2f}" if "gateway_cores" in x
              else "" for x in parts]
     table_rows = [(*row, core) for row, core in zip(rows, cores, strict=True)]
