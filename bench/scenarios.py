@@ -52,7 +52,8 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def end_to_end(workdir: Path, sinks: Sinks, rate: float, seconds: float) -> dict[str, Any]:
     """Webhooks at a fixed rate until the app push and the email both arrived."""
     sinks.reset()
-    gateway = Gateway(workdir / f"end-to-end-{rate:.0f}", sinks, ["clicksend", "mobileapp", "email"])
+    gateway = Gateway(workdir / f"end-to-end-{rate:.0f}", sinks,
+                      ["clicksend", "mobileapp", "email"])
     try:
         run_open(gateway.webhook, 20, 1)  # warm-up: connections, first KV keys
         _settle(sinks, lambda s: len(s["app"]) >= 20 and len(s["email"]) >= 20, 30)
