@@ -87,12 +87,12 @@ def table(r: dict[str, Any]) -> str:
          f"{i['gateway']['p50_ms']:.1f}", f"{i['gateway']['p99_ms']:.1f}",
          f"{i['ratio']:.2f} x bare"),
         ("inbound end to end", f"{e['rps']:,.0f} msg/s", f"{e['p50_ms']:.1f}",
-         f"{e['p99_ms']:.1f}", f"{e['delivered']}/{e['sent']} delivered, "
-                               f"offered {e['offered_rps']:,.0f}/s"),
+         f"{e['p99_ms']:.1f}", f"{e['delivered']}/{e['sent']} delivered, offered "
+         f"{e['offered_rps']:,.0f}/s; sinks {e['sinks_cores']:.2f} cores"),
         ("inbound end to end, light load", f"{light['rps']:,.0f} msg/s",
          f"{light['p50_ms']:.1f}", f"{light['p99_ms']:.1f}",
          f"{light['delivered']}/{light['sent']} delivered, "
-         f"offered {light['offered_rps']:,.0f}/s"),
+         f"offered {light['offered_rps']:,.0f}/s; sinks {light['sinks_cores']:.2f} cores"),
         ("outbound, batches of 1000", f"{ob['rps']:,.0f} msg/s", "", "",
          f"{ob['accepted']}/{ob['messages']} in {ob['send_requests']} calls"),
         ("outbound, batches of 1", f"{os_['rps']:,.0f} msg/s", "", "",

@@ -87,8 +87,8 @@ def children(pid: int) -> list[int]:
 class CpuWatch:
     """CPU seconds the gateway and its embedded nats-server use between start and stop."""
 
-    def __init__(self, gateway: int) -> None:
-        self.pids = {"gateway": gateway, "nats": (children(gateway) or [0])[0]}
+    def __init__(self, gateway: int, **more: int) -> None:
+        self.pids = {"gateway": gateway, "nats": (children(gateway) or [0])[0], **more}
         self.start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         self.began = time.monotonic()
 
@@ -131,6 +131,9 @@ def gateway_toml(plugins: list[str], clicksend: str = "") -> str:
     return f"""
 [plugins]
 enabled = {json.dumps(plugins)}
+
+[bus]
+{os.environ.get("BENCH_BUS", "")}
 
 [clicksend]
 {clicksend}
@@ -193,8 +196,9 @@ class Gateway:
     def webhook(self) -> str:
         return f"{self.url}/webhook/clicksend/sms?token={HOOK_TOKEN}"
 
-    def watch_cpu(self) -> CpuWatch:
-        return CpuWatch(self.process.pid)
+    def watch_cpu(self, **more: int) -> CpuWatch:
+        """Also watches the processes named in `more` (name=pid)."""
+        return CpuWatch(self.process.pid, **more)
 
     def sample_rss(self) -> float:
         """The peak RSS so far (the kernel keeps the high-water mark)."""

@@ -58,7 +58,7 @@ def end_to_end(workdir: Path, sinks: Sinks, rate: float, seconds: float) -> dict
         run_open(gateway.webhook, 20, 1)  # warm-up: connections, first KV keys
         _settle(sinks, lambda s: len(s["app"]) >= 20 and len(s["email"]) >= 20, 30)
         sinks.reset()
-        cpu = gateway.watch_cpu()
+        cpu = gateway.watch_cpu(sinks=sinks.process.pid)
         load = run_open(gateway.webhook, rate, seconds)
         sent: dict[str, float] = load["sent"]
         stats = _settle(sinks, lambda s: len(s["app"]) >= len(sent)
