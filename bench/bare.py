@@ -18,11 +18,11 @@ async def webhook(request: web.Request) -> web.Response:
 def main(port: int) -> None:
     app = web.Application()
     app.router.add_post("/webhook/clicksend/sms", webhook)
-    app.router.add_get("/healthz", lambda request: webhook_health())
+    app.router.add_get("/healthz", health)
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
-async def webhook_health() -> web.Response:
+async def health(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
