@@ -32,9 +32,14 @@ lint: $(STAMP)
 	@rm -rf .typecheck && mkdir -p .typecheck/pbxsms && \
 	  for d in core bus plugins; do ln -s ../../$$d .typecheck/pbxsms/$$d; done
 	MYPYPATH=.typecheck $(BIN)/mypy -p pbxsms.core -p pbxsms.bus -p pbxsms.plugins
-	MYPYPATH=.typecheck $(BIN)/mypy tests docs/examples
+	MYPYPATH=.typecheck $(BIN)/mypy tests docs/examples bench
 
+# wrk is the load generator when it can be installed (Debian: apt-get install wrk);
+# otherwise the benchmark says so and uses its Python generator in another process.
 bench: $(STAMP)
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null 2>&1; } || \
+	  echo "wrk not installed: using the Python load generator"
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench
 
 clean:

@@ -138,17 +138,19 @@ class StatusStore:
             raise ValueError(f"not a usable message id: {event.id!r}")
 
         before: list[State] = []
+        folded: list[StatusRecord] = []
 
         def change(current: bytes | None) -> bytes:
             record = StatusRecord.model_validate_json(current) if current else None
             before[:] = [record.state] if record else []
-            return apply(record, event).model_dump_json().encode()
+            # The last call's record is the one written: no need to read it back.
+            folded[:] = [apply(record, event)]
+            return folded[0].model_dump_json().encode()
 
         await kvs.modify(self.messages, event.id, change)
         if event.provider_message_id and event.channel:
             await self.remember_provider_id(event.channel, event.provider_message_id, event.id)
-        record = await self.get(event.id)
-        assert record is not None
+        record = folded[0]
         await self._index(record, before[0] if before else None)
         return record
 

@@ -97,7 +97,7 @@ class ClickSendProvider:
 
     @property
     def max_batch(self) -> int:
-        return MAX_MESSAGES
+        return min(self.settings.max_batch, MAX_MESSAGES)
 
     @property
     def flush_delay(self) -> float:

@@ -29,6 +29,8 @@ class ClickSendSettings(PluginSettings):
 
     # Sending. A partial batch goes once no message joined it for `flush_delay`.
     flush_delay: Duration = Field(0.1, le=10)
+    # Messages per send call: ClickSend takes up to 1000; fewer only to compare or debug.
+    max_batch: int = Field(1000, ge=1, le=1000)
     # Client-side limit of send calls per second for the account (each up to 1000 SMS).
     requests_per_second: float = Field(5.0, gt=0, le=1000)
     # A timeout or 5xx after the request went out: send again (at-least-once, may

@@ -8,8 +8,10 @@ and dead letter name it) while the others are delivered, and never sent again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import socket
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Literal
@@ -119,6 +121,7 @@ async def send(settings: EmailSettings, email: EmailMessage,
     assert settings.host is not None
     smtp = aiosmtplib.SMTP(
         hostname=settings.host, port=settings.port, timeout=settings.timeout,
+        local_hostname=await local_hostname(),
         start_tls=settings.starttls, username=settings.username,
         password=settings.password.get_secret_value() if settings.password else None)
     try:
@@ -141,6 +144,16 @@ async def send(settings: EmailSettings, email: EmailMessage,
         return dict.fromkeys(recipients, Outcome("retry", reason))
     return {address: _refused(refused[address].code, refused[address].message)
             if address in refused else Outcome("delivered") for address in recipients}
+
+
+_HOSTNAME: list[str] = []
+
+
+async def local_hostname() -> str:
+    """Our name for EHLO, looked up once: aiosmtplib would ask DNS on every connection."""
+    if not _HOSTNAME:
+        _HOSTNAME.append(await asyncio.to_thread(socket.getfqdn))
+    return _HOSTNAME[0]
 
 
 def _refused(code: int, text: str) -> Outcome:

@@ -1,0 +1,141 @@
+"""`python -m bench` (`make bench`): run every measurement, print a table, write
+`bench/results/latest.json`. `--seconds` and `--messages` shorten it (the smoke test)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import machine, scenarios
+from bench.load import wrk_available
+from bench.procs import Sinks
+
+RESULTS = Path(__file__).parent / "results" / "latest.json"
+
+TARGETS = {
+    "ingest_ratio": 0.6, "ingest_p99_ms": 25.0, "e2e_rps": 1000.0, "e2e_p99_ms": 250.0,
+    "outbound_rps": 3000.0, "peak_rss_mb": 150.0,
+}
+
+
+LIGHT_RATE = 100.0
+
+PARTS = ("ingest", "end_to_end", "outbound")
+
+
+def run(seconds: float, rate: float, messages: int, out: Path | None,
+        only: set[str] | frozenset[str] = frozenset(PARTS)) -> dict[str, Any]:
+    began = time.monotonic()
+    results: dict[str, Any] = {"machine": machine.describe(),
+                               "load_generator": "wrk" if wrk_available() else "python",
+                               "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    with tempfile.TemporaryDirectory(prefix="pbxsms-bench-") as folder:
+        workdir = Path(folder)
+        sinks = Sinks()
+        try:
+            if "ingest" in only:
+                results["ingest"] = scenarios.ingest(workdir, sinks, seconds)
+            if "end_to_end" in only:
+                results["end_to_end"] = scenarios.end_to_end(workdir, sinks, rate, seconds)
+                # Latency where the gateway keeps up, beside the one at the target rate.
+                results["end_to_end_light"] = scenarios.end_to_end(workdir, sinks,
+                                                                   LIGHT_RATE, seconds)
+            if "outbound" in only:
+                results["outbound_batched"] = scenarios.outbound(workdir, sinks, messages,
+                                                                 1000)
+                # One call per message is slow: fewer messages keep the run short.
+                results["outbound_single"] = scenarios.outbound(workdir, sinks,
+                                                                min(messages, 5000), 1)
+        finally:
+            sinks.close()
+    if only != set(PARTS):  # a partial run, to compare one change: print it as it is
+        print(json.dumps(results, indent=2, default=str))
+        return results
+    results["peak_rss_mb"] = max(results[name]["peak_rss_mb"] for name in (
+        "ingest", "end_to_end", "end_to_end_light", "outbound_batched", "outbound_single"))
+    results["verdicts"] = verdicts(results)
+    results["seconds"] = round(time.monotonic() - began, 1)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return results
+
+
+def verdicts(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    measured = {
+        "ingest_ratio": r["ingest"]["ratio"], "ingest_p99_ms": r["ingest"]["gateway"]["p99_ms"],
+        "e2e_rps": r["end_to_end"]["rps"], "e2e_p99_ms": r["end_to_end"]["p99_ms"],
+        "outbound_rps": r["outbound_batched"]["rps"], "peak_rss_mb": r["peak_rss_mb"],
+    }
+    upper = {"ingest_p99_ms", "e2e_p99_ms", "peak_rss_mb"}
+    return {name: {"measured": round(value, 3), "target": TARGETS[name],
+                   "met": value <= TARGETS[name] if name in upper else value >= TARGETS[name]}
+            for name, value in measured.items()}
+
+
+def table(r: dict[str, Any]) -> str:
+    i, e, light = r["ingest"], r["end_to_end"], r["end_to_end_light"]
+    ob, os_ = r["outbound_batched"], r["outbound_single"]
+    rows = [
+        ("inbound ingest, bare aiohttp", f"{i['bare']['rps']:,.0f} req/s",
+         f"{i['bare']['p50_ms']:.1f}", f"{i['bare']['p99_ms']:.1f}", ""),
+        ("inbound ingest, pbxsms", f"{i['gateway']['rps']:,.0f} req/s",
+         f"{i['gateway']['p50_ms']:.1f}", f"{i['gateway']['p99_ms']:.1f}",
+         f"{i['ratio']:.2f} x bare"),
+        ("inbound end to end", f"{e['rps']:,.0f} msg/s", f"{e['p50_ms']:.1f}",
+         f"{e['p99_ms']:.1f}", f"{e['delivered']}/{e['sent']} delivered, offered "
+         f"{e['offered_rps']:,.0f}/s; sinks {e['sinks_cores']:.2f} cores"),
+        ("inbound end to end, light load", f"{light['rps']:,.0f} msg/s",
+         f"{light['p50_ms']:.1f}", f"{light['p99_ms']:.1f}",
+         f"{light['delivered']}/{light['sent']} delivered, "
+         f"offered {light['offered_rps']:,.0f}/s; sinks {light['sinks_cores']:.2f} cores"),
+        ("outbound, batches of 1000", f"{ob['rps']:,.0f} msg/s", "", "",
+         f"{ob['accepted']}/{ob['messages']} in {ob['send_requests']} calls"),
+        ("outbound, batches of 1", f"{os_['rps']:,.0f} msg/s", "", "",
+         f"{os_['accepted']}/{os_['messages']} in {os_['send_requests']} calls"),
+        ("gateway peak RSS", f"{r['peak_rss_mb']:.0f} MB", "", "", ""),
+    ]
+    parts: list[dict[str, Any]] = [i["bare"], i["gateway"], e, light, ob, os_, {}]
+    cores = [f"{x['gateway_cores']:.2f} / {x['nats_cores']:.2f}" if "gateway_cores" in x
+             else "" for x in parts]
+    table_rows = [(*row, core) for row, core in zip(rows, cores, strict=True)]
+    head = ("measurement", "throughput", "p50 ms", "p99 ms", "note", "cores gw / nats")
+    widths = [max(len(str(row[k])) for row in [head, *table_rows]) for k in range(6)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+             for row in [head, *table_rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    m = r["machine"]
+    lines.append("")
+    lines.append(f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, "
+                 f"{m['nats_server']}; load generator: {r['load_generator']}")
+    for name, v in r["verdicts"].items():
+        lines.append(f"target {name}: {v['measured']} vs {v['target']} "
+                     f"{'met' if v['met'] else 'MISSED'}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0,
+                        help="length of each load (ingest, end to end)")
+    parser.add_argument("--rate", type=float, default=1100.0,
+                        help="webhooks per second offered end to end")
+    parser.add_argument("--messages", type=int, default=20000,
+                        help="outbound requests per outbound run")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
+    parser.add_argument("--only", choices=PARTS, action="append",
+                        help="run only this part (repeatable); prints JSON, writes nothing")
+    args = parser.parse_args()
+    if args.only:
+        run(args.seconds, args.rate, args.messages, None, set(args.only))
+        return
+    results = run(args.seconds, args.rate, args.messages, args.out)
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()

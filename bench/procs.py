@@ -1,0 +1,234 @@
+"""Starting and watching the processes of a run: the gateway, the sinks, the yardstick."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from bench.sinks import APP_TOKEN, KEY, USER
+
+HOOK_TOKEN = "bench-hook-token"
+API_TOKEN = "bench-api-token"
+ORG = "bench-org"
+OURS = "+61411111111"  # the number customers text, extension 201's
+CUSTOMER = "+61422222222"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_http(url: str, timeout: float = 60.0) -> None:
+    """Wait until `url` answers 200."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} not ready after {timeout:.0f}s")
+        time.sleep(0.1)
+
+
+def stop(process: subprocess.Popen[Any], timeout: float = 15.0) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """The process's peak resident set (VmHWM), in MB; None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="utf-8") as found:
+            return [int(child) for child in found.read().split()]
+    except OSError:
+        return []
+
+
+class CpuWatch:
+    """CPU seconds the gateway and its embedded nats-server use between start and stop."""
+
+    def __init__(self, gateway: int, **more: int) -> None:
+        self.pids = {"gateway": gateway, "nats": (children(gateway) or [0])[0], **more}
+        self.start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.began = time.monotonic()
+
+    def stop(self) -> dict[str, float]:
+        """Cores used by each over the interval (1.0 = one core busy)."""
+        elapsed = time.monotonic() - self.began
+        return {f"{name}_cores": round((cpu_seconds(pid) - self.start[name]) / elapsed, 2)
+                for name, pid in self.pids.items()}
+
+
+class Sinks:
+    """`python -m bench.sinks` in its own process."""
+
+    def __init__(self) -> None:
+        self.smtp_port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.sinks", str(self.smtp_port)],
+            stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the sinks process did not start")
+        self.urls: dict[str, Any] = json.loads(line)
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.urls["control"] + "/stats", timeout=30) as r:
+            data: dict[str, Any] = json.load(r)
+            return data
+
+    def reset(self) -> None:
+        request = urllib.request.Request(self.urls["control"] + "/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=30):
+            pass
+
+    def close(self) -> None:
+        stop(self.process)
+
+
+def gateway_toml(plugins: list[str], clicksend: str = "") -> str:
+    return f"""
+[plugins]
+enabled = {json.dumps(plugins)}
+
+[bus]
+{os.environ.get("BENCH_BUS", "")}
+
+[clicksend]
+{clicksend}
+
+[[numbers]]
+number = "{OURS}"
+provider = "clicksend"
+extension = "201"
+domain = "pbx.example.com"
+email = ["desk@example.com"]
+mobileapp_org = "{ORG}"
+"""
+
+
+class Gateway:
+    """`pbxsms serve` with its embedded NATS, in its own process and data directory."""
+
+    def __init__(self, workdir: Path, sinks: Sinks, plugins: list[str],
+                 clicksend: str = "", profile: Path | None = None) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        config = workdir / "pbxsms.toml"
+        config.write_text(gateway_toml(plugins, clicksend), encoding="utf-8")
+        env = {key: value for key, value in os.environ.items()
+               if not key.startswith(("PBXSMS_", "CLICKSEND_", "RINGOTEL_"))
+               and key != "NATS_URL"}
+        env.update({
+            "PBXSMS_ENV_FILE": os.devnull, "PBXSMS_CONFIG": str(config),
+            "PBXSMS_DATA_DIR": str(workdir / "var"), "PBXSMS_HTTP_PORT": str(self.port),
+            "PBXSMS_EMBEDDED_NATS_PORT": str(free_port()), "PBXSMS_API_TOKEN": API_TOKEN,
+            "PBXSMS_DEFAULT_REGION": "AU",
+            "CLICKSEND_USERNAME": USER, "CLICKSEND_API_KEY": KEY,
+            "CLICKSEND_BASE_URL": sinks.urls["clicksend"],
+            "CLICKSEND_WEBHOOK_TOKEN": HOOK_TOKEN,
+            "RINGOTEL_API_URL": sinks.urls["app"], "RINGOTEL_API_TOKEN": APP_TOKEN,
+            "PBXSMS_SMTP_HOST": "127.0.0.1", "PBXSMS_SMTP_PORT": str(sinks.urls["smtp_port"]),
+            "PBXSMS_SMTP_FROM": "sms@pbx.example.com",
+        })
+        self.log = (workdir / "gateway.log").open("w", encoding="utf-8")
+        command = [sys.executable, "-c", "from pbxsms.core.cli import main; main()", "serve"]
+        self.process = subprocess.Popen(
+            command, env=env,
+            stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.nats_url = f"nats://127.0.0.1:{env['PBXSMS_EMBEDDED_NATS_PORT']}"
+        try:
+            wait_http(self.url + "/readyz")
+        except RuntimeError:
+            self.close()
+            raise
+        self.peak_rss_mb = 0.0
+        self.profiler: subprocess.Popen[bytes] | None = None
+        if profile is not None:  # collapsed stacks, for `python -m bench.profile`
+            self.profiler = subprocess.Popen([
+                str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw",
+                "--rate", "200", "--nonblocking", "--pid", str(self.process.pid),
+                "--output", str(profile)], stdout=subprocess.DEVNULL)
+
+    @property
+    def webhook(self) -> str:
+        return f"{self.url}/webhook/clicksend/sms?token={HOOK_TOKEN}"
+
+    def watch_cpu(self, **more: int) -> CpuWatch:
+        """Also watches the processes named in `more` (name=pid)."""
+        return CpuWatch(self.process.pid, **more)
+
+    def sample_rss(self) -> float:
+        """The peak RSS so far (the kernel keeps the high-water mark)."""
+        rss = peak_rss_mb(self.process.pid)
+        if rss is not None:
+            self.peak_rss_mb = max(self.peak_rss_mb, rss)
+        return self.peak_rss_mb
+
+    def close(self) -> None:
+        self.sample_rss()
+        if self.profiler is not None:  # py-spy writes its output on SIGINT
+            self.profiler.send_signal(signal.SIGINT)
+            self.profiler.wait(30)
+        stop(self.process)
+        self.log.close()
+
+
+class Bare:
+    """The bare aiohttp handler in its own process."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.bare", str(self.port)])
+        self.url = f"http://127.0.0.1:{self.port}"
+        wait_http(self.url + "/healthz")
+
+    @property
+    def webhook(self) -> str:
+        return f"{self.url}/webhook/clicksend/sms?token={HOOK_TOKEN}"
+
+    def close(self) -> None:
+        stop(self.process)

@@ -1,0 +1,113 @@
+"""The four measurements; each starts its own gateway so one cannot slow the next."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.load import percentile, run_closed, run_open
+from bench.procs import Bare, Gateway, Sinks
+
+CONNECTIONS = 32
+
+
+def ingest(workdir: Path, sinks: Sinks, seconds: float, rounds: int = 3) -> dict[str, Any]:
+    """Webhooks stored on JetStream vs. a bare aiohttp handler, the same load.
+
+    Both servers run at once and take turns (`rounds` each, alternating), and each side's
+    median round counts: the machine is shared, and turns spread its noise over both.
+    """
+    bare = Bare()
+    # Only ClickSend: ingest is the webhook up to the PubAck, not the deliveries after it.
+    gateway = Gateway(workdir / "ingest", sinks, ["clicksend"])
+    bares: list[dict[str, Any]] = []
+    ours: list[dict[str, Any]] = []
+    try:
+        run_closed(bare.webhook, CONNECTIONS, 1)  # warm-up
+        run_closed(gateway.webhook, CONNECTIONS, 1)
+        for _ in range(rounds):
+            bares.append(run_closed(bare.webhook, CONNECTIONS, seconds / rounds))
+            cpu = gateway.watch_cpu()
+            ours.append(run_closed(gateway.webhook, CONNECTIONS, seconds / rounds))
+            ours[-1].update(cpu.stop())
+    finally:
+        bare.close()
+        gateway.close()
+    yardstick, measured = _median(bares), _median(ours)
+    return {"bare": yardstick, "gateway": measured,
+            "ratio": measured["rps"] / yardstick["rps"], "peak_rss_mb": gateway.peak_rss_mb,
+            "rounds": {"bare_rps": [round(r["rps"]) for r in bares],
+                       "gateway_rps": [round(r["rps"]) for r in ours]}}
+
+
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median throughput."""
+    return sorted(runs, key=lambda run: run["rps"])[len(runs) // 2]
+
+
+def end_to_end(workdir: Path, sinks: Sinks, rate: float, seconds: float) -> dict[str, Any]:
+    """Webhooks at a fixed rate until the app push and the email both arrived."""
+    sinks.reset()
+    gateway = Gateway(workdir / f"end-to-end-{rate:.0f}", sinks,
+                      ["clicksend", "mobileapp", "email"])
+    try:
+        run_open(gateway.webhook, 20, 1)  # warm-up: connections, first KV keys
+        _settle(sinks, lambda s: len(s["app"]) >= 20 and len(s["email"]) >= 20, 30)
+        sinks.reset()
+        cpu = gateway.watch_cpu(sinks=sinks.process.pid)
+        load = run_open(gateway.webhook, rate, seconds)
+        sent: dict[str, float] = load["sent"]
+        stats = _settle(sinks, lambda s: len(s["app"]) >= len(sent)
+                        and len(s["email"]) >= len(sent), 30)
+        cores = cpu.stop()
+        gateway.sample_rss()
+    finally:
+        gateway.close()
+    done = {tag: max(stats["app"][tag], stats["email"][tag]) for tag in sent
+            if tag in stats["app"] and tag in stats["email"]}
+    latencies = [done[tag] - sent[tag] for tag in done]
+    first, last = min(sent.values()), max(done.values(), default=0.0)
+    return {"offered_rps": load["offered_rps"], "sent": len(sent), "delivered": len(done),
+            "errors": load["errors"], "rps": len(done) / (last - first) if done else 0.0,
+            "p50_ms": percentile(latencies, 50) * 1000,
+            "p99_ms": percentile(latencies, 99) * 1000, "peak_rss_mb": gateway.peak_rss_mb,
+            **cores}
+
+
+def outbound(workdir: Path, sinks: Sinks, count: int, batch: int) -> dict[str, Any]:
+    """`count` requests on sms.outbound until the ClickSend simulator accepted them all."""
+    sinks.reset()
+    clicksend = f"max_batch = {batch}\nrequests_per_second = 1000\n"
+    gateway = Gateway(workdir / f"outbound-{batch}", sinks, ["clicksend"], clicksend)
+    try:
+        cpu = gateway.watch_cpu()
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.publisher", gateway.nats_url, str(count)],
+            capture_output=True, text=True, check=True)
+        published = json.loads(out.stdout.strip().splitlines()[-1])
+        stats = _settle(sinks, lambda s: s["clicksend"]["accepted"] >= count, 120)
+        cores = cpu.stop()
+        gateway.sample_rss()
+    finally:
+        gateway.close()
+    accepted = stats["clicksend"]
+    elapsed = accepted["last"] - published["started"]
+    return {"messages": count, "accepted": accepted["accepted"],
+            "send_requests": accepted["requests"], "max_batch": batch,
+            "rps": accepted["accepted"] / elapsed if elapsed > 0 else 0.0,
+            "publish_rps": count / (published["published"] - published["started"]),
+            "peak_rss_mb": gateway.peak_rss_mb, **cores}
+
+
+def _settle(sinks: Sinks, done: Any, timeout: float) -> dict[str, Any]:
+    """The sinks' stats once `done(stats)`, or as they are at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = sinks.stats()
+        if done(stats) or time.monotonic() > deadline:
+            return stats
+        time.sleep(0.2)

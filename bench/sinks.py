@@ -1,0 +1,118 @@
+"""The gateway's far ends, in their own process: ClickSend and app simulators, an SMTP sink.
+
+Started as `python -m bench.sinks`; prints one JSON line with its URLs when ready, and
+answers `GET /stats` with when each message arrived (wall clock, as the load generators
+stamp it), so latency is measured outside the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+from typing import Any
+
+from aiohttp import web
+from aiosmtpd.controller import Controller
+
+from pbxsms.plugins.clicksend.simulator import ClickSendSimulator
+from pbxsms.plugins.mobileapp.simulator import MobileAppSimulator
+
+USER, KEY = "bench-user", "bench-key"
+APP_TOKEN = "bench-app-token"
+TAG = "bench#"  # message bodies carry `bench#<n>`
+
+
+def tag_of(text: str) -> str | None:
+    start = text.find(TAG)
+    if start < 0:
+        return None
+    end = start + len(TAG)
+    while end < len(text) and text[end].isdigit():
+        end += 1
+    return text[start + len(TAG):end]
+
+
+class Sink:
+    """SMTP handler keeping only when each tagged message arrived."""
+
+    def __init__(self) -> None:
+        self.arrived: dict[str, float] = {}
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        content = envelope.content
+        text = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
+        tag = tag_of(text)
+        if tag is not None:
+            self.arrived.setdefault(tag, time.time())
+        return "250 Message accepted for delivery"
+
+
+class CountingClickSend(ClickSendSimulator):
+    """The simulator, noting when its accepted-message count last grew."""
+
+    last_accept: float = 0.0
+    first_accept: float = 0.0
+
+    async def _send(self, request: web.Request, account: Any, rec: Any) -> web.Response:
+        response: web.Response = await super()._send(request, account, rec)
+        now = time.time()
+        self.first_accept = self.first_accept or now
+        self.last_accept = now
+        return response
+
+
+async def main(smtp_port: int) -> None:
+    clicksend = CountingClickSend([(USER, KEY)])
+    app = MobileAppSimulator(APP_TOKEN)
+    sink = Sink()
+    await clicksend.start()
+    await app.start()
+    smtp = Controller(sink, hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
+
+    async def stats(request: web.Request) -> web.Response:
+        pushes: dict[str, float] = {}
+        for push in app.pushes:
+            tag = tag_of(push.content)
+            if tag is not None:
+                pushes.setdefault(tag, push.received_at)
+        return web.json_response({
+            "app": pushes, "email": sink.arrived,
+            "clicksend": {"accepted": len(clicksend.sent_messages),
+                          "requests": len(clicksend.send_requests),
+                          "first": clicksend.first_accept, "last": clicksend.last_accept}})
+
+    async def reset(request: web.Request) -> web.Response:
+        app.pushes.clear()
+        app.requests.clear()
+        sink.arrived.clear()
+        clicksend.reset()
+        clicksend.first_accept = clicksend.last_accept = 0.0
+        return web.json_response({})
+
+    control = web.Application()
+    control.router.add_get("/stats", stats)
+    control.router.add_post("/reset", reset)
+    runner = web.AppRunner(control, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    print(json.dumps({"control": f"http://127.0.0.1:{port}", "clicksend": clicksend.base_url,
+                      "app": app.api_url, "smtp_port": smtp_port}), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    await stop.wait()
+    smtp.stop()
+    await runner.cleanup()
+    await app.stop()
+    await clicksend.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1])))
