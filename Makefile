@@ -37,7 +37,7 @@ lint: $(STAMP)
 # wrk is the load generator when it can be installed (Debian: apt-get install wrk);
 # otherwise the benchmark says so and uses its Python generator in another process.
 bench: $(STAMP)
-	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null 2>&1; } || \
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get update -qq && apt-get install -y -qq wrk; } >/dev/null 2>&1; } || \
 	  echo "wrk not installed: using the Python load generator"
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench
