@@ -130,6 +130,9 @@ def send_handler(runtime: Runtime) -> Handler_:
             return json_error(422, error.message, field=error.field)
         except Unroutable as error:
             return json_error(422, error.reason, field=error.field)
+        except PublishError as error:
+            log.warning("send request not taken: %s", error)
+            return json_error(503, "the message bus is unavailable; try again")
         queued_at = utcnow()  # before the dispatcher can see it, so history stays in order
         try:
             published = await runtime.publish(SUBJECT, outbound, outbound.id)
