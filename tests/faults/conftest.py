@@ -1,5 +1,5 @@
 """Fault-suite fixtures: the app simulator and SMTP server run in the test process; the
-results table is written to the document `PBXSMS_FAULTS_REPORT` names (make test-faults)."""
+results table is written to the document `FAULTS_REPORT` names (make test-faults)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,6 @@ __all__ = ["app", "smtp"]
 @pytest.fixture(scope="session", autouse=True)
 def report() -> Iterator[None]:
     yield
-    target = os.environ.get("PBXSMS_FAULTS_REPORT")
+    target = os.environ.get("FAULTS_REPORT")
     if target and RESULTS:
         write_report(Path(target), RESULTS)

@@ -23,7 +23,7 @@ from tests.helpers import free_port, write_env
 from tests.procs import Proc, alive, nats_server_children
 
 # `make test-faults` sets it: the full-size scenarios (2,000 webhooks, 10,000 requests).
-FULL = os.environ.get("PBXSMS_FAULTS_FULL") == "1"
+FULL = os.environ.get("FAULTS_FULL") == "1"
 
 NUMBER = "+61411111111"  # ours, routed to extension 201 and an email address
 CUSTOMER = "+61422222222"
