@@ -6,7 +6,6 @@ publish there instead, so the dispatcher runs the same checks again.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from datetime import datetime
@@ -16,7 +15,7 @@ from aiohttp import web
 
 from pbxsms.bus.publish import PublishError
 from pbxsms.core.events import OutboundRequest, State, StatusEvent, utcnow
-from pbxsms.core.http import api_refusal, json_error
+from pbxsms.core.http import api_refusal, json_error, read_json
 from pbxsms.core.phone import InvalidNumber, to_e164
 from pbxsms.core.registry import Handler_
 from pbxsms.core.runtime import Runtime
@@ -118,7 +117,7 @@ def send_handler(runtime: Runtime) -> Handler_:
         if request.content_type != "application/json":
             return json_error(415, "send a JSON object (Content-Type: application/json)")
         try:
-            data = json.loads(await request.text())
+            data = await read_json(request)
         except ValueError:
             return json_error(400, "the body is not valid JSON")
         if not isinstance(data, dict):
