@@ -160,15 +160,20 @@ class Webhook:
 class ClickSendPoster:
     """Posts webhooks as ClickSend does: a non-200 answer (or none) is retried later."""
 
-    def __init__(self, url: str, concurrency: int = 16, retry_delay: float = 0.2) -> None:
-        self.url = f"{url}/webhook/clicksend/sms?token={SECRETS['CLICKSEND_WEBHOOK_TOKEN']}"
+    def __init__(self, *urls: str, concurrency: int = 16, retry_delay: float = 0.2) -> None:
+        # Several gateways: a load balancer's view, each attempt going to the next one.
+        token = SECRETS["CLICKSEND_WEBHOOK_TOKEN"]
+        self.urls = [f"{url}/webhook/clicksend/sms?token={token}" for url in urls]
         self.concurrency = concurrency
         self.retry_delay = retry_delay
         self.accepted = 0
+        self._turn = 0
 
     async def post_once(self, session: aiohttp.ClientSession, hook: Webhook) -> int:
+        self._turn += 1
+        url = self.urls[self._turn % len(self.urls)]
         try:
-            async with session.post(self.url, json=inbound_payload(hook.body, hook.message_id),
+            async with session.post(url, json=inbound_payload(hook.body, hook.message_id),
                                     timeout=aiohttp.ClientTimeout(total=10)) as response:
                 await response.read()
                 status = response.status
