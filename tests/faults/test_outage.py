@@ -57,8 +57,8 @@ async def test_nats_down_for_10s_under_load(
         while time.monotonic() - down_since < OUTAGE:
             answers.append(await _send(session, gateway.url))
             await asyncio.sleep(0.5)
-        ready = await session.get(f"{gateway.url}/readyz")
-        assert ready.status == 503, "not ready while the bus is down"
+        async with session.get(f"{gateway.url}/readyz") as readyz:
+            assert readyz.status == 503, "not ready while the bus is down"
     # What was posted while down: 503 only (ClickSend keeps it and retries).
     during = [a for hook in hooks for a in hook.answers[1:]]
     assert set(answers) == {503}, answers
