@@ -129,19 +129,23 @@ async def test_a_nats_node_and_a_gateway_die_under_load(
         load = asyncio.create_task(poster.deliver(hooks, deadline=600))
         await wait_until(lambda: poster.accepted >= LOAD // 3 and len(app.pushes) > 0,
                          120, "a third of the load accepted")
+        accepted_at_kill = poster.accepted
         started = time.monotonic()
         cluster.kill(2)
         await asyncio.to_thread(gateways[1].kill, False)
-        accepted_at_kill = poster.accepted
         await load
+        # Work continues on the survivors: a second wave, posted after the kills (its
+        # attempts at the dead gateway fail and are retried, as ClickSend would).
+        wave = bodies("cluster-after", LOAD // 10)
+        await poster.deliver([Webhook(body) for body in wave], deadline=120)
+        sent += wave
         sinks = Sinks(app, smtp)
         await wait_until(lambda: sinks.all_delivered(sent), 300 if FULL else 120,
                          "every message at the app and by email")
-        assert poster.accepted > accepted_at_kill, "the survivors took more work"
         result = record(measure(
             "cluster", "3-node JetStream cluster (R3), 2 gateways; one nats node and one "
             "gateway killed (-9) under load", sinks, sent, bound=2 * MAX_IN_FLIGHT,
-            notes=f"({LOAD - accepted_at_kill} webhooks accepted by the survivors; "
+            notes=f"({len(sent) - accepted_at_kill} webhooks accepted after the kills; "
                   f"drained {time.monotonic() - started:.0f} s after the kills)."))
         assert result.lost == 0
         app_dups = sum(n - 1 for n in sinks.app_counts().values() if n > 1)
