@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 from typing import Any
 
 from aiohttp import web
@@ -40,3 +41,14 @@ def api_refusal(request: web.Request, token: SecretStr | None) -> web.Response |
         return json_error(401, "missing or wrong Bearer token",
                           headers={"WWW-Authenticate": 'Bearer realm="pbxsms"'})
     return None
+
+
+async def read_json(request: web.Request) -> object:
+    """The body as JSON, read as UTF-8 whatever charset the request declares (an unknown
+    one must not fail the handler); ValueError when it is not JSON, however broken."""
+    raw = await request.read()
+    try:
+        return json.loads(raw)
+    except RecursionError as error:
+        raise ValueError("JSON nested too deeply") from error
+

@@ -7,14 +7,13 @@ write to the bucket answers 503: nothing was changed, the caller may try again.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from pbxsms.core.events import State
-from pbxsms.core.http import api_refusal, json_error
+from pbxsms.core.http import api_refusal, json_error, read_json
 from pbxsms.core.numbers import STORE_ERRORS, NumberError, NumberSettings
 from pbxsms.core.phone import InvalidNumber
 from pbxsms.core.registry import RouteRegister
@@ -32,8 +31,8 @@ async def _json_body(request: web.Request) -> object:
     if request.content_type != "application/json":
         raise _Answer(json_error(415, "send JSON with Content-Type: application/json"))
     try:
-        return json.loads(await request.read())
-    except (ValueError, UnicodeDecodeError) as error:
+        return await read_json(request)
+    except ValueError as error:
         raise _Answer(json_error(400, f"body is not JSON: {error}")) from None
 
 

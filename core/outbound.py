@@ -6,7 +6,6 @@ publish there instead, so the dispatcher runs the same checks again.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from datetime import datetime
@@ -16,7 +15,7 @@ from aiohttp import web
 
 from pbxsms.bus.publish import PublishError
 from pbxsms.core.events import OutboundRequest, State, StatusEvent, utcnow
-from pbxsms.core.http import api_refusal, json_error
+from pbxsms.core.http import api_refusal, json_error, read_json
 from pbxsms.core.phone import InvalidNumber, to_e164
 from pbxsms.core.registry import Handler_
 from pbxsms.core.runtime import Runtime
@@ -118,7 +117,7 @@ def send_handler(runtime: Runtime) -> Handler_:
         if request.content_type != "application/json":
             return json_error(415, "send a JSON object (Content-Type: application/json)")
         try:
-            data = json.loads(await request.text())
+            data = await read_json(request)
         except ValueError:
             return json_error(400, "the body is not valid JSON")
         if not isinstance(data, dict):
@@ -130,6 +129,9 @@ def send_handler(runtime: Runtime) -> Handler_:
             return json_error(422, error.message, field=error.field)
         except Unroutable as error:
             return json_error(422, error.reason, field=error.field)
+        except PublishError as error:
+            log.warning("send request not taken: %s", error)
+            return json_error(503, "the message bus is unavailable; try again")
         queued_at = utcnow()  # before the dispatcher can see it, so history stays in order
         try:
             published = await runtime.publish(SUBJECT, outbound, outbound.id)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from nats.errors import Error as NatsError
+
+from pbxsms.bus.publish import PublishError
 from pbxsms.core.numbers import NoSender
 
 if TYPE_CHECKING:
@@ -29,7 +32,8 @@ async def resolve_sender(runtime: Runtime, request: OutboundRequest) -> tuple[st
 
     `from` must be one of our enabled numbers. Without it, the extension's conversation
     number with this customer (the number they last texted), else its first enabled
-    number. `request.provider` overrides the number's provider.
+    number. `request.provider` overrides the number's provider. PublishError when the
+    conversation cannot be read now (the bus is down): the caller answers 503 or retries.
     """
     numbers = runtime.numbers
     try:
@@ -41,6 +45,9 @@ async def resolve_sender(runtime: Runtime, request: OutboundRequest) -> tuple[st
             raise Unroutable("give `from` (our number) or `extension`", "from")
     except NoSender as error:
         raise Unroutable(str(error), "from" if request.from_ else "extension") from None
+    except (NatsError, TimeoutError, OSError) as error:
+        raise PublishError(f"conversation not readable: {type(error).__name__}: "
+                           f"{error}") from error
     provider = request.provider or record.provider
     if provider not in runtime.providers:
         raise Unroutable(f"provider {provider!r} of {record.number} is not enabled",

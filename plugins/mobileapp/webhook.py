@@ -17,7 +17,7 @@ from aiohttp import web
 from pbxsms.bus.publish import PublishError
 from pbxsms.core import metrics
 from pbxsms.core.events import OutboundRequest, State, StatusEvent, new_id
-from pbxsms.core.http import json_error, same_secret
+from pbxsms.core.http import json_error, read_json, same_secret
 from pbxsms.core.numbers import NoSender, NumberSettings
 from pbxsms.core.phone import InvalidNumber, to_e164
 from pbxsms.plugins.mobileapp.delivery import CHANNEL
@@ -56,7 +56,7 @@ class RingotelWebhook:
             _count("-", "unauthorized")
             return json_error(401, "missing or wrong token", field="token")
         try:
-            payload = await request.json()
+            payload = await read_json(request)
         except ValueError:
             _count("-", "invalid")
             return json_error(400, "the body must be JSON")

@@ -1,0 +1,118 @@
+"""Crash: `kill -9` the gateway in the middle of a burst of inbound webhooks, restart it.
+
+Every webhook answered 200 reaches the app and email; every one that was not is retried,
+as ClickSend retries, and then reaches them. A second copy is allowed only for a delivery
+in flight at the instant of the kill, so duplicates per channel are bounded by the
+consumer's in-flight limit. Two ways to die:
+
+- `main`: the gateway process alone, with an external nats-server that survives it
+  (an embedded server cannot survive its parent: it is told to stop when pbxsms dies);
+- `embedded`: the gateway and its embedded nats-server, both by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from pbxsms.bus.embedded import EmbeddedNats
+from pbxsms.plugins.mobileapp.simulator import MobileAppSimulator
+from tests.delivery.support import SmtpServer
+from tests.faults.support import (
+    FULL,
+    MAX_IN_FLIGHT,
+    ClickSendPoster,
+    GatewayProc,
+    Sinks,
+    Webhook,
+    bodies,
+    gateway_env,
+    gateway_toml,
+    measure,
+    record,
+)
+from tests.helpers import free_port, wait_until
+
+pytestmark = pytest.mark.faults
+
+BURST = 2000 if FULL else 300
+
+
+async def crash_scenario(tmp_path: Path, app: MobileAppSimulator, smtp: SmtpServer,
+                         with_nats: bool) -> None:
+    external: EmbeddedNats | None = None
+    if not with_nats:
+        external = EmbeddedNats(free_port(), tmp_path / "nats")
+        await external.start()
+    gateway = GatewayProc(tmp_path / "gw", gateway_toml(), gateway_env(app, smtp),
+                          nats_url=external.url if external else None)
+    try:
+        await asyncio.to_thread(gateway.start)
+        sent = bodies("crash", BURST)
+        hooks = [Webhook(body) for body in sent]
+        poster = ClickSendPoster(gateway.url)
+        burst = asyncio.create_task(poster.deliver(hooks, deadline=600))
+        # Mid-flight: a third of the burst stored, deliveries running.
+        await wait_until(lambda: poster.accepted >= BURST // 3 and len(app.pushes) > 0,
+                         60, "a third of the burst accepted")
+        await asyncio.to_thread(gateway.kill, with_nats)
+        answered_before = sum(1 for hook in hooks if hook.accepted)
+        await asyncio.to_thread(gateway.start)
+        await burst
+        sinks = Sinks(app, smtp)
+        await wait_until(lambda: sinks.all_delivered(sent), 600 if FULL else 120,
+                         "every message at the app and by email")
+        result = record(measure(
+            f"crash-{'embedded' if with_nats else 'main'}",
+            "kill -9 of the gateway and its embedded nats-server mid-burst, restart"
+            if with_nats else
+            "kill -9 of the gateway (external nats-server) mid-burst, restart",
+            sinks, sent, bound=2 * MAX_IN_FLIGHT,
+            notes=f"({answered_before} answered 200 before the kill)."))
+        assert result.lost == 0
+        # Per channel at most the in-flight limit: both channels together twice that.
+        app_dups = sum(n - 1 for n in sinks.app_counts().values() if n > 1)
+        mail_dups = sum(n - 1 for n in sinks.mail_counts().values() if n > 1)
+        assert app_dups <= MAX_IN_FLIGHT and mail_dups <= MAX_IN_FLIGHT, (app_dups, mail_dups)
+        gateway.assert_log_clean(sent)
+    finally:
+        await asyncio.to_thread(gateway.stop)
+        if external is not None:
+            await external.stop()
+
+
+async def test_kill_9_of_the_gateway_loses_nothing(
+    tmp_path: Path, app: MobileAppSimulator, smtp: SmtpServer
+) -> None:
+    await crash_scenario(tmp_path, app, smtp, with_nats=False)
+
+
+async def test_kill_9_of_the_gateway_and_its_nats_server_loses_nothing(
+    tmp_path: Path, app: MobileAppSimulator, smtp: SmtpServer
+) -> None:
+    await crash_scenario(tmp_path, app, smtp, with_nats=True)
+
+
+async def test_without_a_crash_nothing_is_delivered_twice(
+    tmp_path: Path, app: MobileAppSimulator, smtp: SmtpServer
+) -> None:
+    gateway = GatewayProc(tmp_path / "gw", gateway_toml(), gateway_env(app, smtp))
+    try:
+        await asyncio.to_thread(gateway.start)
+        sent = bodies("steady", BURST)
+        hooks = [Webhook(body) for body in sent]
+        await ClickSendPoster(gateway.url).deliver(hooks)
+        # ClickSend's own retries of answered webhooks (a lost 200) change nothing.
+        await ClickSendPoster(gateway.url).deliver([Webhook(h.body, h.message_id)
+                                                    for h in hooks[:50]])
+        sinks = Sinks(app, smtp)
+        await wait_until(lambda: sinks.all_delivered(sent), 120, "every message delivered")
+        result = record(measure("steady", "burst without faults, 50 webhooks posted twice",
+                                sinks, sent))
+        assert (result.lost, result.duplicated) == (0, 0)
+        assert all(hook.answers == [200] for hook in hooks)
+        gateway.assert_log_clean(sent)
+    finally:
+        await asyncio.to_thread(gateway.stop)

@@ -1,0 +1,145 @@
+"""Downstream faults under a burst: the app endpoint answering 500 and dropping
+connections, the SMTP server down, then back. Transient failures are retried with
+backoff until delivered, once; a permanent error is not retried and its dead letter
+carries the reason. (ClickSend's 429/5xx/timeouts on the way out: tests/outbound.)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+import pytest
+
+from pbxsms.core.events import State
+from pbxsms.plugins.clicksend.simulator import ClickSendSimulator
+from pbxsms.plugins.mobileapp.simulator import MobileAppSimulator
+from tests.conftest import Gateway
+from tests.delivery.support import ORG, SmtpServer, consumers_idle, dead_letter
+from tests.faults.support import (
+    CUSTOMER,
+    NUMBER,
+    SECRETS,
+    ClickSendPoster,
+    Result,
+    Sinks,
+    Webhook,
+    bodies,
+    gateway_env,
+    gateway_toml,
+    inbound_payload,
+    measure,
+    record,
+)
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.faults
+
+# A second number whose extension the app does not know: a permanent error.
+UNKNOWN = "+61433333333"
+REFUSED = "+61455555555"  # ClickSend refuses it: INVALID_RECIPIENT
+EXTRA = f"""
+[[numbers]]
+number = "{UNKNOWN}"
+provider = "clicksend"
+extension = "999"
+domain = "pbx.example.com"
+mobileapp_org = "{ORG}"
+"""
+
+
+async def test_app_failing_and_smtp_down_retry_until_delivered_once(
+    start_gateway: Callable[..., Awaitable[Gateway]], app: MobileAppSimulator,
+    smtp: SmtpServer,
+) -> None:
+    app.add_user(ORG, "201")
+    await smtp.stop()
+    app.fail_next("500", 40)
+    app.fail_next("drop", 10)
+    gateway = await start_gateway(toml=gateway_toml() + EXTRA, env=gateway_env(app, smtp))
+    sent = bodies("downstream", 100)
+    await ClickSendPoster(gateway.url).deliver([Webhook(body) for body in sent])
+    # Nothing reaches email while it is down; the app's faults are used up by retries.
+    await wait_until(lambda: len(app.faults) == 0, 30, "the app's failures retried")
+    assert not smtp.mailbox.mails
+    await smtp.start()
+    sinks = Sinks(app, smtp)
+    await wait_until(lambda: sinks.all_delivered(sent), 120, "every message delivered")
+
+    # A permanent error: not retried, dead-lettered at once with its reason.
+    url = ClickSendPoster(gateway.url).urls[0]
+    async with aiohttp.ClientSession() as session, session.post(
+            url, json=inbound_payload("for an unknown extension", "PERM-1", to=UNKNOWN)
+    ) as response:
+        assert response.status == 200
+    letter = await dead_letter(gateway.runtime, "deliver-mobileapp")
+    assert "User not found: 999" in letter.reason and letter.attempts == 1
+    await consumers_idle(gateway.runtime, "deliver-mobileapp", "deliver-email")
+    failed_calls = sum(1 for r in app.requests if r.status != 200)
+    result = record(measure(
+        "downstream", "app API answering 500 (40 calls) and dropping connections (10), "
+        "SMTP server down until they were used up, then started", sinks, sent,
+        notes=f"({failed_calls} failed app calls retried; a permanent app error was "
+              "dead-lettered after 1 attempt with its reason)."))
+    assert (result.lost, result.duplicated) == (0, 0)
+
+
+async def test_clicksend_429_5xx_drops_and_timeouts_on_the_way_out(
+    start_gateway: Callable[..., Awaitable[Gateway]], app: MobileAppSimulator,
+    smtp: SmtpServer,
+) -> None:
+    async with ClickSendSimulator() as clicksend:
+        clicksend.add_account("pbx-user", SECRETS["CLICKSEND_API_KEY"])
+        env = gateway_env(app, smtp, CLICKSEND_BASE_URL=clicksend.base_url)
+        toml = gateway_toml() + '\n[clicksend]\ntimeout = "500ms"\n'
+        gateway = await start_gateway(toml=toml, env=env)
+        clicksend.fail_next("429", 2, retry_after=1)
+        clicksend.fail_next("500", 3)
+        clicksend.fail_next("drop", 2)
+        clicksend.fail_next("delay", 1, delay=2.0)  # answers after we gave up: ambiguous
+        clicksend.force_status(REFUSED, "INVALID_RECIPIENT")
+        texts = bodies("outbound", 100)
+        ids = [await _send(gateway, text, CUSTOMER) for text in texts]
+
+        async def all_accepted() -> bool:
+            for message_id in ids:
+                record = await gateway.runtime.status.get(message_id)
+                if record is None or record.state != State.ACCEPTED:
+                    return False
+            return True
+
+        await wait_until(all_accepted, 60, "every send accepted by ClickSend")
+        # Once the transient faults are used up, a call of its own: not retried.
+        refused = await _send(gateway, "to a number ClickSend refuses", REFUSED)
+        letter = await dead_letter(gateway.runtime, "outbound")
+        assert letter.id == refused and letter.reason.startswith("INVALID_RECIPIENT")
+        status = await gateway.runtime.status.get(refused)
+        assert status is not None and status.state == State.FAILED
+        sent = Counter(message["body"] for message in clicksend.sent_messages)
+        lost = sum(1 for text in texts if not sent[text])
+        duplicated = sum(sent[text] - 1 for text in texts if sent[text] > 1)
+        refused_sends = sum(1 for r in clicksend.send_requests if REFUSED in str(r.body))
+        # ClickSend stored the call it answered too late (after our timeout): with the
+        # default `on_ambiguous = "retry"` each of its messages may go out twice.
+        ambiguous = sum(len(r.body.get("messages", [])) for r in clicksend.send_requests
+                        if r.fault == "delay")
+        result = record(Result(
+            "downstream-clicksend", "ClickSend answering 429 (twice, Retry-After 1 s), 500 "
+            "(3), dropping connections (2) and answering one call after our timeout, on "
+            "the way out; one recipient refused permanently", sent=len(texts),
+            delivered=len(texts) - lost, duplicated=duplicated, lost=lost, bound=ambiguous,
+            notes=f"(duplicates: the messages of the call answered after our timeout, "
+                  f"resent by the default `on_ambiguous = \"retry\"`; the refused one: "
+                  f"{refused_sends} call, failed, dead-lettered with its code)."))
+        assert result.lost == 0 and result.duplicated <= ambiguous, sent
+        assert refused_sends == 1, "a permanent refusal is not retried"
+
+
+async def _send(gateway: Gateway, body: str, to: str) -> str:
+    headers = {"Authorization": f"Bearer {SECRETS['PBXSMS_API_TOKEN']}"}
+    async with aiohttp.ClientSession(headers=headers) as session, session.post(
+            f"{gateway.url}/api/v1/messages",
+            json={"from": NUMBER, "to": to, "body": body}) as response:
+        assert response.status == 202, await response.text()
+        return str((await response.json())["id"])
