@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -255,6 +256,14 @@ class ConsumerRunner:
             return
         except asyncio.CancelledError:
             raise
+        except (NatsError, TimeoutError, OSError) as error:
+            # The bus or a remote side is briefly away (a leader election, a restart):
+            # expected, retried; a traceback would only hide real bugs in the log.
+            log.warning("consumer %s: seq %d will be retried: %s: %s", self.name,
+                        delivery.stream_seq, type(error).__name__, error,
+                        extra=delivery.log_extra)
+            await self._retry(delivery, f"{type(error).__name__}: {error}", None)
+            return
         except Exception as error:
             log.exception("consumer %s: handler failed on seq %d", self.name,
                           delivery.stream_seq, extra=delivery.log_extra)
