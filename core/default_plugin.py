@@ -23,6 +23,11 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
         reasons = runtime.readiness()
         if reasons:
             return web.json_response({"status": "not ready", "reasons": reasons}, status=503)
+        # Still ready: e.g. sending paused on bad credentials must not take inbound
+        # webhooks out of a load balancer that health-checks this route.
+        degraded = runtime.plugins.degraded(runtime)
+        if degraded:
+            return web.json_response({"status": "degraded", "degraded": degraded})
         return web.json_response({"status": "ready"})
 
     async def metrics(request: web.Request) -> web.Response:

@@ -61,6 +61,11 @@ def shutdown(runtime: Runtime) -> Awaitable[None] | None:
 
 
 @hookspec
+def degraded(runtime: Runtime) -> list[str]:
+    """Return what this plugin cannot do now while the gateway still serves the rest."""
+
+
+@hookspec
 def readiness(runtime: Runtime) -> list[str]:
     """Return the reasons this plugin cannot serve now; empty when it can."""
 

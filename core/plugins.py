@@ -128,6 +128,10 @@ class Plugins:
         for result in self.pm.hook.shutdown(runtime=runtime):
             await await_me_maybe(result)
 
+    def degraded(self, runtime: Runtime) -> list[str]:
+        return [reason for reasons in self.pm.hook.degraded(runtime=runtime)
+                for reason in reasons]
+
     def readiness(self, runtime: Runtime) -> list[str]:
         return [reason for reasons in self.pm.hook.readiness(runtime=runtime)
                 for reason in reasons]

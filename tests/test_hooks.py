@@ -60,6 +60,7 @@ class Recorder:
         self.calls: list[str] = []
         self.handled: list[bytes] = []
         self.ready = True
+        self.sending = True
 
     @hookimpl
     def settings_model(self) -> type[PluginSettings]:
@@ -108,6 +109,10 @@ class Recorder:
     @hookimpl
     def readiness(self, runtime: Runtime) -> list[str]:
         return [] if self.ready else ["recorder is paused"]
+
+    @hookimpl
+    def degraded(self, runtime: Runtime) -> list[str]:
+        return [] if self.sending else ["recorder cannot send"]
 
     @hookimpl
     def settings_reloaded(self, runtime: Runtime, old: Config, new: Config) -> None:
@@ -210,3 +215,17 @@ async def test_hook_settings_reloaded(start_gateway: StartGateway) -> None:
     assert "reloaded:hello->bonjour" in recorder.calls
     async with ClientSession() as http, http.get(f"{gateway.url}/recorder") as response:
         assert await response.json() == {"greeting": "bonjour"}
+
+
+async def test_hook_degraded(start_gateway: StartGateway) -> None:
+    recorder = Recorder()
+    gateway = await start_gateway(plugins=plugins_with(recorder))
+    recorder.sending = False
+    async with ClientSession() as http, http.get(f"{gateway.url}/readyz") as response:
+        # Degraded is still ready: a load balancer keeps sending webhooks here.
+        assert response.status == 200
+        assert await response.json() == {"status": "degraded",
+                                         "degraded": ["recorder cannot send"]}
+    recorder.ready = False
+    async with ClientSession() as http, http.get(f"{gateway.url}/readyz") as response:
+        assert response.status == 503

@@ -62,8 +62,9 @@ def register_providers(runtime: Runtime, register: ProviderRegister) -> None:
 
 
 @hookimpl
-def readiness(runtime: Runtime) -> list[str]:
+def degraded(runtime: Runtime) -> list[str]:
     # After a 401 sending is paused instead of retried in a storm; say so until fixed.
+    # Receiving goes on, so the gateway stays ready.
     provider = runtime.providers.get("clicksend")
     return provider.readiness() if isinstance(provider, ClickSendProvider) else []
 

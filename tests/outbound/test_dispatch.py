@@ -191,9 +191,11 @@ async def test_a_wrong_api_key_fails_clearly_pauses_and_recovers_on_reload(
         assert "CLICKSEND_USERNAME" in reason and "CLICKSEND_API_KEY" in reason, reason
         assert "wrong-key" not in reason
     async with ClientSession() as http, http.get(f"{gateway.url}/readyz") as response:
-        assert response.status == 503
-        reasons = (await response.json())["reasons"]
-        assert any("CLICKSEND_API_KEY" in r and "paused" in r for r in reasons), reasons
+        # Sending is paused, receiving is not: still ready, and it says what is wrong.
+        assert response.status == 200
+        body = await response.json()
+        assert body["status"] == "degraded", body
+        assert any("CLICKSEND_API_KEY" in r and "paused" in r for r in body["degraded"]), body
     # While paused, a new message fails at once without another call to ClickSend.
     later = await send(gateway, "one more")
     await settled(gateway, later, "failed")
@@ -204,7 +206,7 @@ async def test_a_wrong_api_key_fails_clearly_pauses_and_recovers_on_reload(
     env_file.write_text(env_file.read_text().replace("wrong-key", KEY))
     await gateway.server.reload()
     async with ClientSession() as http, http.get(f"{gateway.url}/readyz") as response:
-        assert response.status == 200
+        assert (response.status, await response.json()) == (200, {"status": "ready"})
     await settled(gateway, await send(gateway, "after the fix"), "accepted")
 
 
@@ -284,7 +286,8 @@ async def test_a_suspended_account_pauses_sending(start_sending_gateway: StartGa
     record = await settled(gateway, await send(gateway), "failed")
     assert record.history[-1].error_code == "FORBIDDEN"
     assert "suspended" in (record.history[-1].reason or "")
-    assert gateway.runtime.readiness()
+    assert gateway.runtime.plugins.degraded(gateway.runtime)  # paused, said so
+    assert gateway.runtime.readiness() == []  # receiving goes on
 
 
 async def test_a_timeout_after_sending_is_ambiguous(start_sending_gateway: StartGateway,
