@@ -132,8 +132,12 @@ class StatusStore:
         if _valid_key(key):
             await self.provider_ids.put(key, message_id.encode())
 
-    async def apply(self, event: StatusEvent) -> StatusRecord:
-        """Fold `event` into its record (compare-and-set against concurrent writers)."""
+    async def apply(self, event: StatusEvent, repair: bool = True) -> StatusRecord:
+        """Fold `event` into its record (compare-and-set against concurrent writers).
+
+        `repair` rewrites the state index even when the state did not change: for a
+        redelivered event, whose first fold may have died before its index write.
+        """
         if not _valid_key(event.id):
             raise ValueError(f"not a usable message id: {event.id!r}")
 
@@ -151,13 +155,13 @@ class StatusStore:
         if event.provider_message_id and event.channel:
             await self.remember_provider_id(event.channel, event.provider_message_id, event.id)
         record = folded[0]
-        await self._index(record, before[0] if before else None)
+        await self._index(record, before[0] if before else None, repair)
         return record
 
-    async def _index(self, record: StatusRecord, before: State | None) -> None:
-        # Written on every apply, so a redelivered event repairs an index write lost to
-        # a crash; `list` re-checks each record, so a stale entry is never shown.
-        if self.states is None:
+    async def _index(self, record: StatusRecord, before: State | None, repair: bool) -> None:
+        # An unchanged state needs no write, except to repair one lost to a crash;
+        # `in_state` re-checks each record, so a stale entry is never shown.
+        if self.states is None or (before == record.state and not repair):
             return
         await self.states.put(f"{record.state.value}.{record.id}",
                               record.updated_at.isoformat().encode())
@@ -188,7 +192,7 @@ class StatusStore:
             raise Permanent(f"not a status event: {error}") from error
         if not _valid:
             raise Permanent(f"not a usable message id: {event.id!r}")
-        await self.apply(event)
+        await self.apply(event, repair=delivery.attempt > 1)
 
 
 def _valid_key(key: str) -> bool:
