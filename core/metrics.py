@@ -53,6 +53,11 @@ PROVIDER_ACCOUNT_ERRORS = Counter("pbxsms_provider_account_errors_total",
                                   "Sends refused because of the provider account itself "
                                   "(e.g. INSUFFICIENT_CREDIT, UNAUTHORIZED): alert on these",
                                   ["provider", "code"])
+PROVIDER_RECONCILED = Counter("pbxsms_provider_reconciled_total",
+                              "Messages of an ambiguous send call looked up in the provider's "
+                              "history: accepted (found), ambiguous (not found), "
+                              "lookup_failed (history unavailable)",
+                              ["provider", "result"])
 PROVIDER_PAUSED = Gauge("pbxsms_provider_paused",
                         "1 while a provider refuses our credentials and sending is paused",
                         ["provider"])

@@ -29,6 +29,7 @@ from pbxsms.core.registry import OutboundMessage
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 
 SEND_PATH = "/v3/sms/send"
+HISTORY_PATH = "/v3/sms/history"
 MAX_MESSAGES = 1000
 SOURCE = "pbxsms"
 CONNECT_TIMEOUT = 10.0
@@ -127,12 +128,19 @@ class ClickSendClient:
         """The account's dedicated numbers, all pages."""
         return await self.all_pages("/v3/numbers")
 
-    async def all_pages(self, path: str) -> list[JsonDict]:
+    async def sms_history(self, date_from: int, date_to: int) -> list[JsonDict]:
+        """`GET /v3/sms/history` between two unix times (seconds), all pages: the messages
+        ClickSend stored, each with `message_id`, `custom_string`, `to`, `status`, `date`."""
+        return await self.all_pages(HISTORY_PATH, {"date_from": date_from, "date_to": date_to})
+
+    async def all_pages(self, path: str, query: Mapping[str, str | int] | None = None
+                        ) -> list[JsonDict]:
         """Follow the Laravel paginator (`last_page`, 0 for an empty list)."""
         items: list[JsonDict] = []
         page = 1
         while page <= MAX_PAGES:
-            data = await self.request("GET", path, query={"page": page, "limit": PAGE_LIMIT})
+            data = await self.request("GET", path,
+                                      query={**(query or {}), "page": page, "limit": PAGE_LIMIT})
             if not isinstance(data, dict):
                 raise NoAnswer(f"{path}: the answer has no paginated data")
             items.extend(item for item in data.get("data") or [] if isinstance(item, dict))

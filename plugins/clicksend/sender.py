@@ -1,5 +1,7 @@
 """ClickSend as an outbound provider: one `/v3/sms/send` call per batch, each message's
 result judged on its own `status`, a client-side rate limit, and a pause after 401.
+A call that may or may not have been processed (timeout, dropped, 5xx) is reconciled
+against ClickSend's SMS history before any of its messages is called ambiguous.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pbxsms.core.registry import OutboundMessage, Outcome, SendResult
 from pbxsms.plugins.clicksend.client import (
     MAX_MESSAGES,
     ClickSendClient,
+    ClickSendError,
     HTTPError,
     JsonDict,
     NoAnswer,
@@ -39,6 +42,9 @@ TRANSIENT = frozenset({"THROTTLED", "INTERNAL_ERROR", "SOMETHING_IS_WRONG"})
 ACCOUNT = frozenset({"INVALID_CREDENTIALS", "MISSING_CREDENTIALS", "ACCOUNT_NOT_ACTIVATED"})
 CREDENTIALS = "CLICKSEND_USERNAME and CLICKSEND_API_KEY"
 _CODE = re.compile(r"^[A-Z0-9_]{1,40}$")
+# The history is searched from this long before the call to this long after now, in
+# case ClickSend's clock and ours differ.
+HISTORY_MARGIN = 60
 
 
 class RateLimiter:
@@ -138,7 +144,7 @@ class ClickSendProvider:
         await limiter.acquire(settings.requests_per_second)
         client = ClickSendClient(self.runtime.http, settings)
         metrics.PROVIDER_BATCH_SIZE.labels(NAME).observe(len(messages))
-        started = time.perf_counter()
+        started, called_at = time.perf_counter(), time.time()
         try:
             data = await client.send_sms([sms_message(m) for m in messages])
         except NotSent as error:
@@ -148,14 +154,45 @@ class ClickSendProvider:
         except NoAnswer as error:
             _count("no_answer")
             log.warning("ClickSend send of %d is ambiguous: %s", len(messages), error)
-            return _all(messages, SendResult(Outcome.AMBIGUOUS, code="NO_ANSWER",
-                                             reason=f"ambiguous: {error}"))
+            result = SendResult(Outcome.AMBIGUOUS, code="NO_ANSWER", reason=f"ambiguous: {error}")
         except HTTPError as error:
-            return _all(messages, self._http_error(error, settings, limiter, len(messages)))
+            result = self._http_error(error, settings, limiter, len(messages))
+        else:
+            _count("ok")
+            return self._judge(messages, data["messages"])
         finally:
             metrics.PROVIDER_SECONDS.labels(NAME).observe(time.perf_counter() - started)
-        _count("ok")
-        return self._judge(messages, data["messages"])
+        if result.outcome != Outcome.AMBIGUOUS:
+            return _all(messages, result)
+        return await self._reconcile(client, messages, called_at, result)
+
+    async def _reconcile(self, client: ClickSendClient, messages: Sequence[OutboundMessage],
+                         called_at: float, ambiguous: SendResult) -> list[SendResult]:
+        """ClickSend has no idempotency key, but its history lists what it stored, with our
+        id as `custom_string`: those messages are accepted, the others stay ambiguous."""
+        await asyncio.sleep(self.settings.reconcile_delay)
+        try:
+            records = await client.sms_history(int(called_at) - HISTORY_MARGIN,
+                                               int(time.time()) + HISTORY_MARGIN)
+        except ClickSendError as error:
+            metrics.PROVIDER_RECONCILED.labels(NAME, "lookup_failed").inc(len(messages))
+            log.warning("ClickSend history lookup failed, %d message(s) stay ambiguous: %s",
+                        len(messages), error)
+            return _all(messages, ambiguous)
+        stored: dict[str, JsonDict] = {}
+        for record in records:
+            message_id, ours = record.get("message_id"), record.get("custom_string")
+            if isinstance(message_id, str) and message_id and isinstance(ours, str) and ours:
+                stored.setdefault(ours, record)
+        results = [ambiguous if message.id not in stored
+                   else _accepted(stored[message.id], message.id) for message in messages]
+        found = sum(result.outcome == Outcome.ACCEPTED for result in results)
+        metrics.PROVIDER_RECONCILED.labels(NAME, "accepted").inc(found)
+        metrics.PROVIDER_RECONCILED.labels(NAME, "ambiguous").inc(len(messages) - found)
+        log.warning("ClickSend history: %d of %d message(s) of the ambiguous call were stored "
+                    "and are accepted; %d stay ambiguous", found, len(messages),
+                    len(messages) - found)
+        return results
 
     def _http_error(self, error: HTTPError, settings: ClickSendSettings, limiter: RateLimiter,
                     count: int) -> SendResult:
@@ -243,6 +280,17 @@ def _judge_one(item: JsonDict | None) -> SendResult:
     # INVALID_RECIPIENT, INVALID_SENDER_ID, COUNTRY_NOT_ENABLED, EMPTY_MESSAGE, ... and any
     # status ClickSend may add: not queued, and a retry cannot change that.
     return SendResult(Outcome.FAILED, code=status, reason=f"ClickSend refused it: {status}")
+
+
+def _accepted(record: JsonDict, message_id: str) -> SendResult:
+    """A message found in ClickSend's history: accepted as a SUCCESS answer would be."""
+    details = {key: record[key] for key in ("message_parts", "message_price", "from",
+                                           "country", "carrier") if record.get(key)}
+    details["reconciled"] = True
+    log.debug("outbound %s found in ClickSend's history as %s", message_id,
+              record["message_id"])
+    return SendResult(Outcome.ACCEPTED, provider_message_id=str(record["message_id"]),
+                      details=details)
 
 
 def _code(value: object) -> str | None:

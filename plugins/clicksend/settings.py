@@ -36,6 +36,9 @@ class ClickSendSettings(PluginSettings):
     # A timeout or 5xx after the request went out: send again (at-least-once, may
     # duplicate) or mark the message `unknown` (at-most-once).
     on_ambiguous: Literal["retry", "unknown"] = "retry"
+    # Before that, ClickSend's SMS history is asked which of the messages it stored; this
+    # long after the ambiguous call, so a send it was still working on has landed.
+    reconcile_delay: Duration = Field(2.0, ge=0, le=60)
     # How long to wait for ClickSend's answer to a send.
     timeout: Duration = Field(30.0, gt=0, le=300)
     # After a 401/403, sending stays paused until the credentials change (reload) or

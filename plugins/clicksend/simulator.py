@@ -34,6 +34,7 @@ from yarl import URL
 from pbxsms.plugins.simserver import SimulatedService
 
 __all__ = [
+    "HISTORY_PATH",
     "MAX_MESSAGES_PER_REQUEST",
     "SEND_PATH",
     "TEST_ACCOUNT_KEY",
@@ -52,6 +53,7 @@ __all__ = [
 ]
 
 SEND_PATH = "/v3/sms/send"
+HISTORY_PATH = "/v3/sms/history"
 MAX_MESSAGES_PER_REQUEST = 1000
 
 # Legacy doc, "Testing": accepted, never delivered, never charged.
@@ -671,6 +673,7 @@ class ClickSendSimulator(SimulatedService):
     def _api_handler(self, method: str, path: str) -> _Handler | None:
         routes: dict[tuple[str, str], _Handler] = {
             ("POST", SEND_PATH): self._send,
+            ("GET", HISTORY_PATH): self._history,
             ("GET", "/v3/account"): self._account,
             ("GET", "/v3/subaccounts"): self._subaccounts,
             ("GET", "/v3/numbers"): self._numbers,
@@ -946,6 +949,25 @@ class ClickSendSimulator(SimulatedService):
             return None
         return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
+    async def _history(
+        self, request: web.Request, account: Account, rec: RecordedRequest
+    ) -> web.Response:
+        """`GET /v3/sms/history`: the messages this account stored, newest first, filtered by
+        `date_from`/`date_to` (unix seconds, inclusive) and paginated. A subaccount sees its
+        own; the main account sees its user's. The order and `status` "Sent" for a message
+        with no receipt yet are undocumented choices."""
+        date_from = _int_arg(request.query.get("date_from"), 0)
+        date_to = _int_arg(request.query.get("date_to"), 2**63)
+        records = [
+            {**record, "status": "Sent"}
+            for record in reversed(self.sent_messages)
+            if record.get("user_id") == account.user_id
+            and (account.is_main or record.get("subaccount_id") == account.subaccount_id)
+            and date_from <= int(record.get("date") or 0) <= date_to
+        ]
+        data = _paginate(request, records)
+        return _json_response(200, _envelope(200, "SUCCESS", "Here are your data.", data))
+
     async def _account(
         self, request: web.Request, account: Account, rec: RecordedRequest
     ) -> web.Response:
@@ -1178,7 +1200,8 @@ def _paginate(request: web.Request, items: list[JsonDict]) -> JsonDict:
     chunk = items[start : start + limit]
 
     def page_url(number: int) -> str:
-        query = {"page": str(number)}
+        # Other filters (e.g. the history's dates) stay in the links, as Laravel's appends().
+        query = {**request.query, "page": str(number)}
         if "limit" in request.query:
             query["limit"] = str(limit)
         return str(request.url.with_query(query))

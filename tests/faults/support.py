@@ -287,9 +287,20 @@ def render(results: list[Result]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_ROW = re.compile(r"^\| `([^`]+)` \|")
+
+
 def write_report(doc: Path, results: list[Result]) -> None:
-    """Replace the results section of `doc` (between the markers) with `results`."""
+    """Rewrite the rows of the scenarios in `results` in the results section of `doc`
+    (between the markers); the rows of scenarios not run this time stay as they were."""
     text = doc.read_text()
     head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    doc.write_text(f"{head}{START}\n{render(results)}{END}{tail}")
+    old, tail = rest.split(END, 1)
+    ran = {r.scenario for r in results}
+    kept = {match.group(1): line for line in old.splitlines()
+            if (match := _ROW.match(line)) and match.group(1) not in ran}
+    table = render(results).splitlines()
+    fresh = {r.scenario: line for r, line in
+             zip(sorted(results, key=lambda r: r.scenario), table[2:], strict=True)}
+    rows = [line for _, line in sorted({**kept, **fresh}.items())]
+    doc.write_text(f"{head}{START}\n" + "\n".join(table[:2] + rows) + f"\n{END}{tail}")

@@ -117,6 +117,7 @@ EXPECTED: dict[str, list[tuple[str, dict[str, str], float]]] = {
     "pbxsms_provider_request_seconds": [
         ("pbxsms_provider_request_seconds_count", {"provider": C}, 1)],
     "pbxsms_provider_account_errors_total": [],
+    "pbxsms_provider_reconciled_total": [],
     "pbxsms_provider_paused": [],
     "pbxsms_consumer_outcomes_total": [
         ("pbxsms_consumer_outcomes_total", {"consumer": "deliver-email", "outcome": "ack"}, 2),

@@ -107,30 +107,6 @@ async def test_429_5xx_and_dropped_connections_end_accepted_exactly_once(
     assert {"INTERNAL_SERVER_ERROR", "NO_ANSWER"} & set(codes[1:])
 
 
-async def test_ambiguous_sends_are_retried_by_default(start_sending_gateway: StartGateway,
-                                                      sim: ClickSendSimulator) -> None:
-    gateway = await start_sending_gateway()
-    sim.fail_next("store_then_500")
-    message_id = await send(gateway)
-    record = await settled(gateway, message_id, "accepted")
-    # At-least-once: ClickSend had stored the first one, so the customer got it twice.
-    assert [m["custom_string"] for m in sim.sent_messages] == [message_id] * 2
-    assert record.provider_message_id == sim.sent_messages[1]["message_id"]
-
-
-async def test_ambiguous_sends_can_be_marked_unknown_instead(
-        start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
-    gateway = await start_sending_gateway(clicksend='on_ambiguous = "unknown"')
-    sim.fail_next("store_then_500")
-    message_id = await send(gateway)
-    record = await settled(gateway, message_id, "unknown")
-    [letter] = await dead_letters(gateway, 1)
-    assert letter.id == message_id and "ambiguous" in letter.reason
-    assert "INTERNAL_SERVER_ERROR" in (record.history[-1].reason or "")
-    await wait_until(lambda: drained(gateway, "outbound"), message="the dispatcher")
-    assert len(sim.send_requests) == 1 and len(sim.sent_messages) == 1
-
-
 async def test_permanent_codes_fail_at_once_with_their_code(
         start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
     gateway = await start_sending_gateway(clicksend=ONE_BATCH)
@@ -288,13 +264,3 @@ async def test_a_suspended_account_pauses_sending(start_sending_gateway: StartGa
     assert "suspended" in (record.history[-1].reason or "")
     assert gateway.runtime.plugins.degraded(gateway.runtime)  # paused, said so
     assert gateway.runtime.readiness() == []  # receiving goes on
-
-
-async def test_a_timeout_after_sending_is_ambiguous(start_sending_gateway: StartGateway,
-                                                    sim: ClickSendSimulator) -> None:
-    gateway = await start_sending_gateway(
-        clicksend='timeout = "300ms"\non_ambiguous = "unknown"')
-    sim.fail_next("delay", delay=1.0)  # answers after we gave up, having stored it
-    record = await settled(gateway, await send(gateway), "unknown")
-    assert record.history[-1].error_code == "NO_ANSWER"
-    await wait_until(lambda: len(sim.sent_messages) == 1, message="the late send")

@@ -143,7 +143,10 @@ class Receiver:
     ],
     ids=["missing", "wrong-key", "unknown-user", "not-activated", "garbage", "bearer"],
 )
-@pytest.mark.parametrize(("method", "path"), [("POST", "/v3/sms/send"), ("GET", "/v3/account")])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/v3/sms/send"), ("GET", "/v3/account"), ("GET", "/v3/sms/history")],
+)
 async def test_bad_credentials_get_the_exact_401(
     sim: ClickSendSimulator,
     http: aiohttp.ClientSession,
@@ -530,6 +533,55 @@ async def test_subaccounts_page_like_laravel(
     wanted = sim.accounts["sub07"].subaccount_id
     async with http.get(f"{sim.base_url}/v3/subaccounts/{wanted}", headers=basic()) as resp:
         assert (await resp.json())["data"]["api_username"] == "sub07"
+
+
+async def test_history_lists_stored_sends_by_date_and_page(
+    sim: ClickSendSimulator, http: aiohttp.ClientSession
+) -> None:
+    """What ClickSend stored, including sends answered with a 500 or after a timeout."""
+    sim.fail_next("store_then_500")
+    sim.fail_next("500")  # not stored: not in the history
+    sim.fail_next("delay", delay=0.2)
+    for n in range(3):
+        await send(http, sim, {"to": "+61411111111", "body": "x", "custom_string": f"fault-{n}"})
+    messages = [{"to": "+61422222222", "body": f"n{n}", "custom_string": f"id-{n}"}
+                for n in range(20)]
+    status, _ = await send(http, sim, *messages)
+    assert status == 200
+    other = sim.add_account("other-sub", "OTHER-KEY")  # a subaccount sees only its own
+    async with http.post(f"{sim.base_url}/v3/sms/send", headers=basic("other-sub", "OTHER-KEY"),
+                         json={"messages": [{"to": "+61433333333", "body": "theirs",
+                                             "custom_string": "other"}]}) as resp:
+        assert resp.status == 200
+    now = int(time.time())
+
+    async def history(query: str, headers: dict[str, str]) -> list[dict[str, Any]]:
+        url: str | None = f"{sim.base_url}/v3/sms/history?{query}"
+        pages: list[dict[str, Any]] = []
+        while url:
+            async with http.get(url, headers=headers) as resp:
+                payload = await resp.json()
+            assert resp.status == 200 and payload["response_code"] == "SUCCESS", payload
+            assert list(payload["data"]) == PAGINATOR_KEYS
+            pages.append(payload["data"])
+            url = payload["data"]["next_page_url"]
+        return pages
+
+    pages = await history(f"date_from={now - 60}&date_to={now + 60}&limit=15", basic())
+    assert [(p["current_page"], p["last_page"], p["total"]) for p in pages] == [
+        (1, 2, 23), (2, 2, 23)]
+    assert "date_from=" in (pages[1]["prev_page_url"] or "")  # filters kept in the links
+    records = [r for p in pages for r in p["data"]]
+    assert sorted(r["custom_string"] for r in records) == sorted(
+        ["fault-0", "fault-2", "other"] + [f"id-{n}" for n in range(20)])
+    stored = {m["custom_string"]: m["message_id"] for m in sim.sent_messages}
+    assert all(r["message_id"] == stored[r["custom_string"]] for r in records)
+    assert all(r["to"] and r["from"] and r["body"] and r["status"] and r["date"] for r in records)
+    assert [p["data"] for p in await history(f"date_from={now + 61}", basic())] == [[]]
+    assert [p["data"] for p in await history(f"date_to={now - 61}", basic())] == [[]]
+    theirs = await history("", basic("other-sub", "OTHER-KEY"))
+    assert [r["custom_string"] for p in theirs for r in p["data"]] == ["other"]
+    assert theirs[0]["data"][0]["subaccount_id"] == other.subaccount_id
 
 
 async def test_account_carries_the_calling_subaccount(
