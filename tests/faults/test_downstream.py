@@ -92,7 +92,7 @@ async def test_clicksend_429_5xx_drops_and_timeouts_on_the_way_out(
     async with ClickSendSimulator() as clicksend:
         clicksend.add_account("pbx-user", SECRETS["CLICKSEND_API_KEY"])
         env = gateway_env(app, smtp, CLICKSEND_BASE_URL=clicksend.base_url)
-        toml = gateway_toml() + '\n[clicksend]\ntimeout = "500ms"\n'
+        toml = gateway_toml() + '\n[clicksend]\ntimeout = "500ms"\nreconcile_delay = "4s"\n'
         gateway = await start_gateway(toml=toml, env=env)
         clicksend.fail_next("429", 2, retry_after=1)
         clicksend.fail_next("500", 3)
