@@ -182,6 +182,13 @@ async def test_generated_webhooks_never_fail_and_refusals_publish_nothing(
         answer = json.loads(text) if text.startswith("{") else {"raw": text}
         return resp.status, answer, before, await last_seq()
 
+    async def subjects(first: int, last: int) -> list[str]:
+        """What was stored between two sequences: says which event a failure is about."""
+        return [(await js.get_msg(stream, seq)).subject or "" for seq in range(first, last + 1)]
+
+    def new_subjects(before: int, after: int) -> list[str]:
+        return run_in(loop, subjects(before + 1, after)) if after > before else []
+
     async def last_event() -> tuple[str, dict[str, Any]]:
         msg = await js.get_last_msg(stream, "sms.>")
         return msg.subject or "", json.loads(msg.data or b"{}")
@@ -198,12 +205,13 @@ async def test_generated_webhooks_never_fail_and_refusals_publish_nothing(
         if hook.must_fail:
             assert 400 <= status < 500, (status, answer, hook)
         if status != 200:
-            assert after == before, ("an event from a refused webhook", status, answer, hook)
+            assert after == before, ("an event from a refused webhook", status, answer, hook,
+                                     new_subjects(before, after))
             return
         result = answer["result"]
         tally[result] += 1
         if result != "accepted":
-            assert after == before, (answer, hook)
+            assert after == before, (answer, hook, new_subjects(before, after))
             return
         subject, event = run_in(loop, last_event())
         assert event["id"] == answer["id"]
@@ -211,7 +219,7 @@ async def test_generated_webhooks_never_fail_and_refusals_publish_nothing(
             # To a number that is not ours: stored, then its `unroutable` status.
             assert (subject, event["state"]) == (f"sms.status.{answer['id']}", "unroutable")
             return
-        assert after == before + 1, (answer, hook)
+        assert after == before + 1, (answer, hook, new_subjects(before, after))
         if subject.startswith("sms.inbound."):
             message = InboundMessage.model_validate(event)
             assert message.from_.startswith("+") and message.to.startswith("+")
