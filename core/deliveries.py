@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import logging
 import re
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
@@ -66,20 +67,27 @@ class Ledger:
         return Settled.model_validate_json(value) if value else None
 
     async def settle(self, channel: str, message_id: str, settled: Settled,
-                     recipient: str | None = None, attempts: int = 3) -> None:
-        """Record a settled delivery; a short in-process retry covers a bus hiccup, since
-        a lost record here is the one way a person could be reached twice."""
+                     recipient: str | None = None, patience: float = 30.0) -> None:
+        """Record a settled delivery, retrying for up to `patience` seconds.
+
+        A lost record here is the one way a person could be reached twice (the delivery
+        would be retried), so it outlasts a bus hiccup such as a cluster leader election;
+        the consumer keeps the message ours meanwhile (`in_progress`).
+        """
         key = ledger_key(channel, message_id, recipient)
-        for attempt in range(1, attempts + 1):
+        deadline = time.monotonic() + patience
+        pause = 0.2
+        while True:
             try:
                 await (await self._bucket()).put(key, settled.model_dump_json().encode())
                 return
             except Exception as error:
-                if attempt == attempts:
+                if time.monotonic() + pause >= deadline:
                     raise
                 log.warning("%s: ledger write for %s failed (%s); retrying", channel,
                             message_id, error, extra={"msg_id": message_id})
-                await asyncio.sleep(0.2 * attempt)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
 
 
 def ledger_key(channel: str, message_id: str, recipient: str | None = None) -> str:
