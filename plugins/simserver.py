@@ -1,13 +1,56 @@
 """What the simulators of remote services share: an aiohttp server on loopback, a client
-session for what they push to a gateway, and an interruptible wait for "delay" faults."""
+session for what they push to a gateway, an interruptible wait for "delay" faults, and
+the plumbing of their `/_sim/` control API."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Self
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol, Self
 
-from aiohttp import ClientSession, ClientTimeout, web
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
+
+JsonDict = dict[str, Any]
+ControlHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(status: int, body: Any,
+                  headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status, text=json.dumps(body), content_type="application/json", headers=headers
+    )
+
+
+async def control_json(request: web.Request) -> JsonDict:
+    """The JSON object of a control call; 400 otherwise."""
+    try:
+        args = await request.json()
+    except ValueError:
+        args = None
+    if not isinstance(args, dict):
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "expected a JSON object"}), content_type="application/json"
+        )
+    return args
+
+
+class GatewayAnswer(Protocol):
+    """What a simulator got back from the gateway it pushed to."""
+
+    status: int
+    body: str
+    url: str
+
+
+async def relay(call: Awaitable[GatewayAnswer]) -> web.Response:
+    """Report the gateway's answer to a control call; 502 when the gateway is unreachable."""
+    try:
+        result = await call
+    except (ClientError, TimeoutError) as exc:
+        return json_response(502, {"error": f"{type(exc).__name__}: {exc}"})
+    return json_response(200, {"status": result.status, "body": result.body, "url": result.url})
 
 
 class SimulatedService:
@@ -22,6 +65,17 @@ class SimulatedService:
 
     def create_app(self) -> web.Application:
         raise NotImplementedError
+
+    def control_routes(self) -> dict[tuple[str, str], ControlHandler]:
+        """`(method, path)` → handler of the `/_sim/` control API."""
+        return {}
+
+    async def control(self, request: web.Request) -> web.StreamResponse:
+        """Dispatch a `/_sim/` call."""
+        handler = self.control_routes().get((request.method, request.path))
+        if handler is None:
+            return json_response(404, {"error": "unknown control endpoint"})
+        return await handler(request)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen on host:port (0 picks a free port) and return the base URL."""

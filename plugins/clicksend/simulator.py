@@ -26,12 +26,19 @@ from typing import Any, Literal, get_args
 from urllib.parse import urlencode
 
 import phonenumbers
-from aiohttp import ClientError, web
+from aiohttp import web
 from phonenumbers import carrier as pn_carrier
 from phonenumbers.geodata.locale import LOCALE_DATA
 from yarl import URL
 
-from pbxsms.plugins.simserver import SimulatedService
+from pbxsms.plugins.simserver import (
+    ControlHandler,
+    JsonDict,
+    SimulatedService,
+    control_json,
+    json_response,
+    relay,
+)
 
 __all__ = [
     "HISTORY_PATH",
@@ -153,9 +160,7 @@ _FORM_ORDER = (
     "customstring",
 )
 
-JsonDict = dict[str, Any]
 _Handler = Callable[[web.Request, "Account", "RecordedRequest"], Awaitable[web.Response]]
-_ControlHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _envelope(http_code: int, response_code: str, response_msg: str, data: Any = None) -> JsonDict:
@@ -182,14 +187,6 @@ def _too_many() -> JsonDict:
 
 def _server_error() -> JsonDict:
     return _envelope(500, "INTERNAL_SERVER_ERROR", "Something is broken.")
-
-
-def _json_response(
-    status: int, body: Any, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    return web.Response(
-        status=status, text=json.dumps(body), content_type="application/json", headers=headers
-    )
 
 
 def message_parts(body: str) -> int:
@@ -664,10 +661,7 @@ class ClickSendSimulator(SimulatedService):
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Single entry point, so a wrong method gets ClickSend's 404 rather than a 405."""
         if request.path.startswith("/_sim/"):
-            control = self._control_routes().get((request.method, request.path))
-            if control is None:
-                return _json_response(404, {"error": "unknown control endpoint"})
-            return await control(request)
+            return await self.control(request)
         return await self._api(request)
 
     def _api_handler(self, method: str, path: str) -> _Handler | None:
@@ -694,7 +688,7 @@ class ClickSendSimulator(SimulatedService):
         handler = self._api_handler(request.method, request.path)
         if handler is None:
             # Route matching comes before authentication, as in any Laravel app.
-            return self._finish(rec, _json_response(404, _not_found()))
+            return self._finish(rec, json_response(404, _not_found()))
 
         fault = self._take_fault(request.path)
         if fault is not None:
@@ -717,33 +711,33 @@ class ClickSendSimulator(SimulatedService):
                 await self.pause(fault.delay)
             elif fault.kind == "429":
                 headers = {"Retry-After": str(fault.retry_after)}
-                return self._finish(rec, _json_response(429, _too_many(), headers))
+                return self._finish(rec, json_response(429, _too_many(), headers))
             elif fault.kind == "500":
-                return self._finish(rec, _json_response(500, _server_error()))
+                return self._finish(rec, json_response(500, _server_error()))
 
         account = self._authenticate(request.headers.get("Authorization"))
         if account is None or account.state == "notactive":
             # Identical for missing, wrong and not-yet-activated credentials; no WWW-Authenticate.
-            return self._finish(rec, _json_response(401, _unauthorized()))
+            return self._finish(rec, json_response(401, _unauthorized()))
         if account.state == "banned":
             suspended = {
                 "response_code": "FORBIDDEN",
                 "response_msg": "Your account is suspended. Please contact support for more "
                 "information.",
             }
-            return self._finish(rec, _json_response(403, suspended))
+            return self._finish(rec, json_response(403, suspended))
 
         limit, remaining, reset, exceeded = self._count_rate(account, request.path)
         if exceeded and self.enforce_rate_limits:
             headers = {"Retry-After": str(reset)}
-            return self._finish(rec, _json_response(429, _too_many(), headers))
+            return self._finish(rec, json_response(429, _too_many(), headers))
 
         response = await handler(request, account, rec)
         response.headers["x-ratelimit-limit"] = str(limit)
         response.headers["x-ratelimit-remaining"] = str(remaining)
         response.headers["ratelimit-reset"] = str(reset)
         if fault is not None and fault.kind == "store_then_500":
-            response = _json_response(500, _server_error())
+            response = json_response(500, _server_error())
         return self._finish(rec, response)
 
     @staticmethod
@@ -792,16 +786,16 @@ class ClickSendSimulator(SimulatedService):
     ) -> web.Response:
         body = rec.body
         if not isinstance(body, dict):
-            return _json_response(400, _envelope(400, "BAD_REQUEST", "Invalid input.", None))
+            return json_response(400, _envelope(400, "BAD_REQUEST", "Invalid input.", None))
         messages = body.get("messages")
         # Validation wording is undocumented; the shape matches the SDK's Model400Error.
         if not isinstance(messages, list) or not messages:
             error = {"messages": "The messages field is required."}
-            return _json_response(400, _envelope(400, "BAD_REQUEST", "Invalid input.", error))
+            return json_response(400, _envelope(400, "BAD_REQUEST", "Invalid input.", error))
         if len(messages) > MAX_MESSAGES_PER_REQUEST:
             limit = MAX_MESSAGES_PER_REQUEST
             error = {"messages": f"The messages may not have more than {limit} items."}
-            return _json_response(400, _envelope(400, "BAD_REQUEST", "Invalid input.", error))
+            return json_response(400, _envelope(400, "BAD_REQUEST", "Invalid input.", error))
 
         now = int(time.time())
         results = [self._process_message(m, account, now) for m in messages]
@@ -817,7 +811,7 @@ class ClickSendSimulator(SimulatedService):
             "_currency": self.currency,
             "blocked_count": sum(r["status"] == "COUNTRY_NOT_ENABLED" for r in results),
         }
-        return _json_response(200, _envelope(200, "SUCCESS", "Messages queued for delivery.", data))
+        return json_response(200, _envelope(200, "SUCCESS", "Messages queued for delivery.", data))
 
     def _process_message(self, msg: Any, account: Account, now: int) -> JsonDict:
         message_id = str(uuid.uuid4()).upper()  # assigned even to rejected messages
@@ -966,7 +960,7 @@ class ClickSendSimulator(SimulatedService):
             and date_from <= int(record.get("date") or 0) <= date_to
         ]
         data = _paginate(request, records)
-        return _json_response(200, _envelope(200, "SUCCESS", "Here are your data.", data))
+        return json_response(200, _envelope(200, "SUCCESS", "Here are your data.", data))
 
     async def _account(
         self, request: web.Request, account: Account, rec: RecordedRequest
@@ -1018,7 +1012,7 @@ class ClickSendSimulator(SimulatedService):
             "_subaccount": account.subaccount_record(),
             "_referrer_chosen": {"id": 8, "name": "Other"},
         }
-        return _json_response(200, _envelope(200, "SUCCESS", "Here's your account", data))
+        return json_response(200, _envelope(200, "SUCCESS", "Here's your account", data))
 
     async def _subaccounts(
         self, request: web.Request, account: Account, rec: RecordedRequest
@@ -1027,7 +1021,7 @@ class ClickSendSimulator(SimulatedService):
             a.subaccount_record() for a in self.accounts.values() if a.user_id == account.user_id
         ]
         data = _paginate(request, records)
-        return _json_response(200, _envelope(200, "SUCCESS", "Here are your data.", data))
+        return json_response(200, _envelope(200, "SUCCESS", "Here are your data.", data))
 
     async def _subaccount(
         self, request: web.Request, account: Account, rec: RecordedRequest
@@ -1036,21 +1030,21 @@ class ClickSendSimulator(SimulatedService):
         for a in self.accounts.values():
             if a.user_id == account.user_id and a.subaccount_id == wanted:
                 body = _envelope(200, "SUCCESS", "Here are your data.", a.subaccount_record())
-                return _json_response(200, body)
-        return _json_response(404, _envelope(404, "NOT_FOUND", "Subaccount not found."))
+                return json_response(200, body)
+        return json_response(404, _envelope(404, "NOT_FOUND", "Subaccount not found."))
 
     async def _numbers(
         self, request: web.Request, account: Account, rec: RecordedRequest
     ) -> web.Response:
         data = _paginate(request, self.numbers)
         data["_currency"] = self.currency
-        return _json_response(
+        return json_response(
             200, _envelope(200, "SUCCESS", "Here are you dedicated numbers.", data)
         )
 
     # ---- HTTP: /_sim control API ---------------------------------------------------------
 
-    def _control_routes(self) -> dict[tuple[str, str], _ControlHandler]:
+    def control_routes(self) -> dict[tuple[str, str], ControlHandler]:
         return {
             ("GET", "/_sim/messages"): self._ctl_messages,
             ("GET", "/_sim/requests"): self._ctl_requests,
@@ -1065,7 +1059,7 @@ class ClickSendSimulator(SimulatedService):
         }
 
     async def _ctl_messages(self, request: web.Request) -> web.StreamResponse:
-        return _json_response(
+        return json_response(
             200,
             {
                 "requests": [asdict(r) for r in self.send_requests],
@@ -1074,14 +1068,14 @@ class ClickSendSimulator(SimulatedService):
         )
 
     async def _ctl_requests(self, request: web.Request) -> web.StreamResponse:
-        return _json_response(200, {"requests": [asdict(r) for r in self.requests]})
+        return json_response(200, {"requests": [asdict(r) for r in self.requests]})
 
     async def _ctl_reset(self, request: web.Request) -> web.StreamResponse:
         self.reset()
-        return _json_response(200, {"ok": True})
+        return json_response(200, {"ok": True})
 
     async def _ctl_fail(self, request: web.Request) -> web.StreamResponse:
-        args = await _control_json(request)
+        args = await control_json(request)
         kind = args.get("kind")
         if kind not in _FAULT_KINDS:
             return _bad_control(f"kind must be one of {list(_FAULT_KINDS)}")
@@ -1095,18 +1089,18 @@ class ClickSendSimulator(SimulatedService):
             )
         except (TypeError, ValueError) as exc:
             return _bad_control(str(exc))
-        return _json_response(200, {"ok": True, "queued": len(self.faults)})
+        return json_response(200, {"ok": True, "queued": len(self.faults)})
 
     async def _ctl_force_status(self, request: web.Request) -> web.StreamResponse:
-        args = await _control_json(request)
+        args = await control_json(request)
         number, status = args.get("number"), args.get("status")
         if not isinstance(number, str) or not (status is None or isinstance(status, str)):
             return _bad_control("expected {'number': str, 'status': str | null}")
         self.force_status(number, status)
-        return _json_response(200, {"ok": True})
+        return json_response(200, {"ok": True})
 
     async def _ctl_accounts(self, request: web.Request) -> web.StreamResponse:
-        args = await _control_json(request)
+        args = await control_json(request)
         username, api_key = args.get("username"), args.get("api_key")
         if not isinstance(username, str) or not isinstance(api_key, str):
             return _bad_control("expected {'username': str, 'api_key': str}")
@@ -1114,10 +1108,10 @@ class ClickSendSimulator(SimulatedService):
         account = self.add_account(
             username, api_key, int(sub_id) if sub_id is not None else None, email=args.get("email")
         )
-        return _json_response(200, {"ok": True, "subaccount_id": account.subaccount_id})
+        return json_response(200, {"ok": True, "subaccount_id": account.subaccount_id})
 
     async def _ctl_numbers(self, request: web.Request) -> web.StreamResponse:
-        args = await _control_json(request)
+        args = await control_json(request)
         number = args.get("number")
         if not isinstance(number, str):
             return _bad_control("expected {'number': str}")
@@ -1125,10 +1119,10 @@ class ClickSendSimulator(SimulatedService):
             record = self.add_number(number, status=int(args.get("status", 0)))
         except (phonenumbers.NumberParseException, KeyError, ValueError) as exc:
             return _bad_control(f"bad number: {exc}")
-        return _json_response(200, record)
+        return json_response(200, record)
 
     async def _ctl_config(self, request: web.Request) -> web.StreamResponse:
-        args = await _control_json(request)
+        args = await control_json(request)
         if "throttle_seconds" in args:
             value = args["throttle_seconds"]
             self.throttle_seconds = None if value is None else float(value)
@@ -1137,17 +1131,17 @@ class ClickSendSimulator(SimulatedService):
             self.enabled_countries = None if value is None else {str(c).upper() for c in value}
         if "enforce_rate_limits" in args:
             self.enforce_rate_limits = bool(args["enforce_rate_limits"])
-        return _json_response(200, {"ok": True})
+        return json_response(200, {"ok": True})
 
     async def _ctl_inbound(self, request: web.Request) -> web.StreamResponse:
-        args = await _control_json(request)
+        args = await control_json(request)
         url, from_, to, body = (args.get(k) for k in ("url", "from", "to", "body"))
         if not all(isinstance(v, str) for v in (url, from_, to, body)):
             return _bad_control("expected url, from, to and body strings")
         webhook_type = args.get("webhook_type", "post")
         if webhook_type not in _WEBHOOK_TYPES:
             return _bad_control(f"webhook_type must be one of {list(_WEBHOOK_TYPES)}")
-        return await _relay(
+        return await relay(
             self.push_inbound(
                 str(url),
                 str(from_),
@@ -1165,14 +1159,14 @@ class ClickSendSimulator(SimulatedService):
         )
 
     async def _ctl_receipt(self, request: web.Request) -> web.StreamResponse:
-        args = await _control_json(request)
+        args = await control_json(request)
         url, message_id = args.get("url"), args.get("message_id")
         if not isinstance(url, str) or not isinstance(message_id, str):
             return _bad_control("expected url and message_id strings")
         fmt = args.get("format", "form")
         if fmt not in ("form", "json"):
             return _bad_control("format must be 'form' or 'json'")
-        return await _relay(
+        return await relay(
             self.push_receipt(
                 url,
                 message_id,
@@ -1219,29 +1213,8 @@ def _paginate(request: web.Request, items: list[JsonDict]) -> JsonDict:
     }
 
 
-async def _control_json(request: web.Request) -> JsonDict:
-    try:
-        args = await request.json()
-    except ValueError:
-        args = None
-    if not isinstance(args, dict):
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": "expected a JSON object"}), content_type="application/json"
-        )
-    return args
-
-
 def _bad_control(message: str) -> web.Response:
-    return _json_response(400, {"error": message})
-
-
-async def _relay(push: Awaitable[PushResult]) -> web.Response:
-    """Report the gateway's answer to a control call; 502 when the gateway is unreachable."""
-    try:
-        result = await push
-    except (ClientError, TimeoutError) as exc:
-        return _json_response(502, {"error": f"{type(exc).__name__}: {exc}"})
-    return _json_response(200, {"status": result.status, "body": result.body, "url": result.url})
+    return json_response(400, {"error": message})
 
 
 def create_app(sim: ClickSendSimulator) -> web.Application:

@@ -18,14 +18,21 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
-from aiohttp import ClientError, web
+from aiohttp import web
 from yarl import URL
 
-from pbxsms.plugins.simserver import SimulatedService
+from pbxsms.plugins.simserver import (
+    ControlHandler,
+    JsonDict,
+    SimulatedService,
+    control_json,
+    json_response,
+    relay,
+)
 
 __all__ = [
     "FaultKind",
@@ -47,16 +54,9 @@ METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 
-JsonDict = dict[str, Any]
-_ControlHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _json_response(status: int, body: Any) -> web.Response:
-    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
-
 
 def _rpc_error(code: int, message: str) -> web.Response:
-    return _json_response(200, {"error": {"code": code, "message": message}})
+    return json_response(200, {"error": {"code": code, "message": message}})
 
 
 @dataclass
@@ -225,15 +225,12 @@ class MobileAppSimulator(SimulatedService):
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.path.startswith("/_sim/"):
-            control = self._control_routes().get((request.method, request.path))
-            if control is None:
-                return _json_response(404, {"error": "unknown control endpoint"})
-            return await control(request)
+            return await self.control(request)
         wanted = self.api_path
         if request.method != "POST" or (
             wanted is not None and request.path.rstrip("/") != wanted.rstrip("/")
         ):
-            return _json_response(404, {"error": {"code": 404, "message": "Not found"}})
+            return json_response(404, {"error": {"code": 404, "message": "Not found"}})
         return await self._api(request)
 
     async def _api(self, request: web.Request) -> web.StreamResponse:
@@ -258,10 +255,10 @@ class MobileAppSimulator(SimulatedService):
             # The body is in before the delay, so a client that times out has still sent it.
             await self.pause(fault.delay)
         if fault is not None and fault.kind == "500":
-            return self._finish(rec, _json_response(500, {"error": "Internal Server Error"}))
+            return self._finish(rec, json_response(500, {"error": "Internal Server Error"}))
         if not self._authorised(request.headers.get("Authorization")):
             error = {"error": {"code": 401, "message": "Unauthorized"}}
-            return self._finish(rec, _json_response(401, error))
+            return self._finish(rec, json_response(401, error))
         if fault is not None and fault.kind == "error":
             return self._finish(rec, _rpc_error(INTERNAL_ERROR, fault.message))
         return self._finish(rec, self._call(rec.body, parsed))
@@ -310,11 +307,11 @@ class MobileAppSimulator(SimulatedService):
             type=kind,
         )
         self.pushes.append(push)
-        return _json_response(200, {"result": {"messageid": push.messageid}})
+        return json_response(200, {"result": {"messageid": push.messageid}})
 
     # ---- control API ---------------------------------------------------------------------
 
-    def _control_routes(self) -> dict[tuple[str, str], _ControlHandler]:
+    def control_routes(self) -> dict[tuple[str, str], ControlHandler]:
         return {
             ("GET", "/_sim/pushes"): self._ctl_pushes,
             ("GET", "/_sim/requests"): self._ctl_requests,
@@ -327,20 +324,20 @@ class MobileAppSimulator(SimulatedService):
         }
 
     async def _ctl_pushes(self, request: web.Request) -> web.StreamResponse:
-        return _json_response(200, {"pushes": [p.as_json() for p in self.pushes]})
+        return json_response(200, {"pushes": [p.as_json() for p in self.pushes]})
 
     async def _ctl_requests(self, request: web.Request) -> web.StreamResponse:
-        return _json_response(200, {"requests": [asdict(r) for r in self.requests]})
+        return json_response(200, {"requests": [asdict(r) for r in self.requests]})
 
     async def _ctl_reset(self, request: web.Request) -> web.StreamResponse:
         self.reset()
-        return _json_response(200, {"ok": True})
+        return json_response(200, {"ok": True})
 
     async def _ctl_fail(self, request: web.Request) -> web.StreamResponse:
-        args = await _control_json(request)
+        args = await control_json(request)
         kind = args.get("kind")
         if kind not in _FAULT_KINDS:
-            return _json_response(400, {"error": f"kind must be one of {list(_FAULT_KINDS)}"})
+            return json_response(400, {"error": f"kind must be one of {list(_FAULT_KINDS)}"})
         try:
             self.fail_next(
                 kind,
@@ -349,14 +346,14 @@ class MobileAppSimulator(SimulatedService):
                 message=str(args.get("message", "Internal error")),
             )
         except (TypeError, ValueError) as exc:
-            return _json_response(400, {"error": str(exc)})
-        return _json_response(200, {"ok": True, "queued": len(self.faults)})
+            return json_response(400, {"error": str(exc)})
+        return json_response(200, {"ok": True, "queued": len(self.faults)})
 
     async def _ctl_fail_always(self, request: web.Request) -> web.StreamResponse:
-        args = await _control_json(request)
+        args = await control_json(request)
         kind = args.get("kind")
         if kind is not None and kind not in _FAULT_KINDS:
-            return _json_response(
+            return json_response(
                 400, {"error": f"kind must be null or one of {list(_FAULT_KINDS)}"}
             )
         try:
@@ -366,24 +363,24 @@ class MobileAppSimulator(SimulatedService):
                 message=str(args.get("message", "Internal error")),
             )
         except (TypeError, ValueError) as exc:
-            return _json_response(400, {"error": str(exc)})
-        return _json_response(200, {"ok": True})
+            return json_response(400, {"error": str(exc)})
+        return json_response(200, {"ok": True})
 
     async def _ctl_users(self, request: web.Request) -> web.StreamResponse:
-        args = await _control_json(request)
+        args = await control_json(request)
         orgid, extension = args.get("orgid"), args.get("extension")
         if not isinstance(orgid, str) or not isinstance(extension, str):
-            return _json_response(400, {"error": "expected orgid and extension strings"})
+            return json_response(400, {"error": "expected orgid and extension strings"})
         self.add_user(orgid, extension)
-        return _json_response(200, {"ok": True})
+        return json_response(200, {"ok": True})
 
     async def _ctl_reply(self, request: web.Request) -> web.StreamResponse:
-        args = await _control_json(request)
+        args = await control_json(request)
         fields = [args.get(k) for k in ("url", "from", "to", "content", "orgid")]
         if not all(isinstance(v, str) for v in fields):
-            return _json_response(400, {"error": "expected url, from, to, content, orgid"})
+            return json_response(400, {"error": "expected url, from, to, content, orgid"})
         url, from_, to, content, orgid = (str(v) for v in fields)
-        return await _relay(
+        return await relay(
             self.reply(
                 url,
                 args.get("token"),
@@ -397,34 +394,13 @@ class MobileAppSimulator(SimulatedService):
         )
 
     async def _ctl_delivered(self, request: web.Request) -> web.StreamResponse:
-        args = await _control_json(request)
+        args = await control_json(request)
         url, messageid = args.get("url"), args.get("messageid")
         if not isinstance(url, str) or not isinstance(messageid, str):
-            return _json_response(400, {"error": "expected url and messageid strings"})
-        return await _relay(
+            return json_response(400, {"error": "expected url and messageid strings"})
+        return await relay(
             self.delivered(url, args.get("token"), messageid, orgid=args.get("orgid"))
         )
-
-
-async def _control_json(request: web.Request) -> JsonDict:
-    try:
-        args = await request.json()
-    except ValueError:
-        args = None
-    if not isinstance(args, dict):
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": "expected a JSON object"}), content_type="application/json"
-        )
-    return args
-
-
-async def _relay(call: Awaitable[WebhookResult]) -> web.Response:
-    """Report the gateway's answer to a control call; 502 when the gateway is unreachable."""
-    try:
-        result = await call
-    except (ClientError, TimeoutError) as exc:
-        return _json_response(502, {"error": f"{type(exc).__name__}: {exc}"})
-    return _json_response(200, {"status": result.status, "body": result.body, "url": result.url})
 
 
 def create_app(sim: MobileAppSimulator) -> web.Application:
