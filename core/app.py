@@ -10,7 +10,7 @@ from aiohttp import web
 
 from pbxsms.core import metrics
 from pbxsms.core.http import json_error
-from pbxsms.core.registry import Handler_
+from pbxsms.core.registry import RouteHandler
 from pbxsms.core.runtime import Runtime
 
 log = logging.getLogger("pbxsms.http")
@@ -53,7 +53,7 @@ def create_app(runtime: Runtime) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_as_json])
     app[RUNTIME_KEY] = runtime
 
-    def register(method: str, path: str, handler: Handler_) -> None:
+    def register(method: str, path: str, handler: RouteHandler) -> None:
         app.router.add_route(method, path, handler)
 
     runtime.plugins.register_routes(runtime, register)

@@ -17,7 +17,7 @@ from pbxsms.bus.publish import PublishError
 from pbxsms.core.events import OutboundRequest, State, StatusEvent, utcnow
 from pbxsms.core.http import api_refusal, json_error, read_json
 from pbxsms.core.phone import InvalidNumber, to_e164
-from pbxsms.core.registry import Handler_
+from pbxsms.core.registry import RouteHandler
 from pbxsms.core.runtime import Runtime
 from pbxsms.core.segments import SegmentCount, count_segments
 from pbxsms.core.senders import Unroutable, resolve_sender
@@ -107,7 +107,7 @@ def request_from_json(data: dict[str, Any]) -> OutboundRequest:
     return OutboundRequest.model_validate(fields)
 
 
-def send_handler(runtime: Runtime) -> Handler_:
+def send_handler(runtime: Runtime) -> RouteHandler:
     """`POST /api/v1/messages`: 202 `{"id", ...}` once the request is durable."""
 
     async def send(request: web.Request) -> web.Response:

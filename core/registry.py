@@ -11,13 +11,13 @@ from aiohttp import web
 
 from pbxsms.bus.consumer import Handler
 
-Handler_ = Callable[[web.Request], Awaitable[web.StreamResponse]]
+RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class RouteRegister(Protocol):
     """`register(method, path, handler)` from the `register_routes` hook."""
 
-    def __call__(self, method: str, path: str, handler: Handler_) -> None: ...
+    def __call__(self, method: str, path: str, handler: RouteHandler) -> None: ...
 
 
 @dataclass(frozen=True)
