@@ -52,3 +52,13 @@ async def read_json(request: web.Request) -> object:
     except RecursionError as error:
         raise ValueError("JSON nested too deeply") from error
 
+
+
+async def json_body(request: web.Request) -> object | web.Response:
+    """The JSON body of an API call, or the 415/400 answer to give instead."""
+    if request.content_type != "application/json":
+        return json_error(415, "send JSON with Content-Type: application/json")
+    try:
+        return await read_json(request)
+    except ValueError as error:
+        return json_error(400, f"the body is not valid JSON: {error}")

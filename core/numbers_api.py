@@ -7,19 +7,16 @@ write to the bucket answers 503: nothing was changed, the caller may try again.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from pbxsms.core.events import State
-from pbxsms.core.http import api_refusal, json_error, read_json
+from pbxsms.core.http import api_refusal, json_body, json_error
 from pbxsms.core.numbers import STORE_ERRORS, NumberError, NumberSettings
 from pbxsms.core.phone import InvalidNumber
-from pbxsms.core.registry import RouteRegister
+from pbxsms.core.registry import RouteHandler, RouteRegister
 from pbxsms.core.runtime import Runtime
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _shown(record: NumberSettings) -> dict[str, Any]:
@@ -28,12 +25,10 @@ def _shown(record: NumberSettings) -> dict[str, Any]:
 
 async def _json_body(request: web.Request) -> object:
     """The request's JSON, or raise the 4xx response to answer."""
-    if request.content_type != "application/json":
-        raise _Answer(json_error(415, "send JSON with Content-Type: application/json"))
-    try:
-        return await read_json(request)
-    except ValueError as error:
-        raise _Answer(json_error(400, f"body is not JSON: {error}")) from None
+    body = await json_body(request)
+    if isinstance(body, web.Response):
+        raise _Answer(body)
+    return body
 
 
 class _Answer(Exception):
@@ -44,7 +39,7 @@ class _Answer(Exception):
 
 
 def register_routes(runtime: Runtime, register: RouteRegister) -> None:
-    def guarded(handler: Handler) -> Handler:
+    def guarded(handler: RouteHandler) -> RouteHandler:
         async def run(request: web.Request) -> web.StreamResponse:
             refusal = api_refusal(request, runtime.config.core.api_token)
             if refusal is not None:

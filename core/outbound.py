@@ -15,7 +15,7 @@ from aiohttp import web
 
 from pbxsms.bus.publish import PublishError
 from pbxsms.core.events import OutboundRequest, State, StatusEvent, utcnow
-from pbxsms.core.http import api_refusal, json_error, read_json
+from pbxsms.core.http import api_refusal, json_body, json_error
 from pbxsms.core.phone import InvalidNumber, to_e164
 from pbxsms.core.registry import RouteHandler
 from pbxsms.core.runtime import Runtime
@@ -114,12 +114,9 @@ def send_handler(runtime: Runtime) -> RouteHandler:
         refusal = api_refusal(request, runtime.config.core.api_token)
         if refusal is not None:
             return refusal
-        if request.content_type != "application/json":
-            return json_error(415, "send a JSON object (Content-Type: application/json)")
-        try:
-            data = await read_json(request)
-        except ValueError:
-            return json_error(400, "the body is not valid JSON")
+        data = await json_body(request)
+        if isinstance(data, web.Response):
+            return data
         if not isinstance(data, dict):
             return json_error(400, "the body must be a JSON object")
         try:
