@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
@@ -18,6 +19,8 @@ from pbxsms.core.settings import (
     load_file,
     load_plugin_settings,
 )
+
+S = TypeVar("S", bound=BaseSettings)
 
 
 def load_config(env_file: Path | None = None, config_path: Path | None = None,
@@ -46,6 +49,19 @@ def load_config(env_file: Path | None = None, config_path: Path | None = None,
     if problems:
         raise ConfigError(problems)
     return Config(core=core, file=file, plugins=settings, env_file=env_file), plugins
+
+
+def load_plugin_only(name: str, model: type[S], env_file: Path | None = None,
+                     config_path: Path | None = None) -> S:
+    """One plugin's settings, for its own commands, whether or not it is enabled;
+    ConfigError naming each bad setting."""
+    env_file = env_file if env_file is not None else default_env_file()
+    core = load_core(env_file)
+    file = load_file(config_path or core.config)
+    value, problems = load_plugin_settings(model, file.section(name), env_file, name)
+    if not isinstance(value, model):
+        raise ConfigError(problems)
+    return value
 
 
 def redacted(settings: BaseSettings) -> dict[str, str]:

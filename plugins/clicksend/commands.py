@@ -15,9 +15,9 @@ from aiohttp import ClientSession
 from yarl import URL
 
 from pbxsms.core.cli import config_option, env_option, load_or_exit
+from pbxsms.core.loader import load_plugin_only
 from pbxsms.core.phone import InvalidNumber, to_e164
 from pbxsms.core.problems import ConfigError
-from pbxsms.core.settings import default_env_file, load_core, load_file, load_plugin_settings
 from pbxsms.plugins.clicksend.client import ClickSendClient, ClickSendError
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 from pbxsms.plugins.clicksend.webhooks import DLR_PATH, SMS_PATH, webhook_token
@@ -60,17 +60,10 @@ def webhook_url(env_file: Path | None, config_path: Path | None) -> None:
 
 def load_settings(env_file: Path | None, config_path: Path | None) -> ClickSendSettings:
     """CLICKSEND_* from the environment, `.env` and `[clicksend]`; exit 2 when unusable."""
-    env = env_file if env_file is not None else default_env_file()
     try:
-        core = load_core(env)
-        file = load_file(config_path or core.config)
+        return load_plugin_only("clicksend", ClickSendSettings, env_file, config_path)
     except ConfigError as error:
         _fail(f"configuration problems: {error}", 2)
-    value, problems = load_plugin_settings(ClickSendSettings, file.section("clicksend"), env,
-                                           "clicksend")
-    if not isinstance(value, ClickSendSettings):
-        _fail("configuration problems: " + "; ".join(map(str, problems)), 2)
-    return value
 
 
 def call_clicksend(settings: ClickSendSettings,

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from pbxsms.core.cli import env_option
-from pbxsms.core.settings import default_env_file, load_plugin_settings
+from pbxsms.core.loader import load_plugin_only
 from pbxsms.plugins.mobileapp.settings import MobileAppSettings
 
 
@@ -36,9 +36,8 @@ def simulator(host: str, port: int, token: str | None, env_file: Path | None) ->
     from pbxsms.plugins.mobileapp.simulator import serve_forever
 
     if not token:
-        env = env_file if env_file is not None else default_env_file()
-        settings, _ = load_plugin_settings(MobileAppSettings, {}, env, "mobileapp")
-        if isinstance(settings, MobileAppSettings) and settings.api_token is not None:
+        settings = load_plugin_only("mobileapp", MobileAppSettings, env_file)
+        if settings.api_token is not None:
             token = settings.api_token.get_secret_value()
     if not token:
         click.echo("pbxsms: give --token or set RINGOTEL_API_TOKEN (environment or .env)",
