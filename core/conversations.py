@@ -7,12 +7,14 @@ instance and a restart see it; one small key per (tenant, extension, customer).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
 from nats.js.kv import KeyValue
 
 from pbxsms.bus import kv as kvs
+from pbxsms.bus.publish import Published, Publisher
 from pbxsms.core.events import utcnow
 
 CONVERSATIONS_BUCKET = "sms_conversations"
@@ -35,13 +37,21 @@ def conversation_key(domain: str | None, extension: str, customer: str) -> str:
 class Conversations:
     """Read and record the number of each (tenant, extension, customer) conversation."""
 
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, publisher: Publisher, timeout: float = 5.0) -> None:
         self.kv = kv
+        self._publisher = publisher
+        self._timeout = timeout
 
     async def remember(self, domain: str | None, extension: str, customer: str,
-                       number: str) -> None:
+                       number: str) -> asyncio.Future[Published]:
+        """Start writing the conversation's number; the future settles with the write.
+
+        In flight, so that the caller's own publish shares its round trip.
+        """
         value = json.dumps({"number": number, "at": utcnow().isoformat()})
-        await self.kv.put(conversation_key(domain, extension, customer), value.encode())
+        key = conversation_key(domain, extension, customer)
+        return await self._publisher.send(f"$KV.{CONVERSATIONS_BUCKET}.{key}", value.encode(),
+                                          timeout=self._timeout)
 
     async def number_for(self, domain: str | None, extension: str, customer: str) -> str | None:
         """Our number the customer last texted this extension, if any."""

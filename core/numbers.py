@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 from pydantic_core.core_schema import ValidationInfo
 
+from pbxsms.bus.publish import Published
 from pbxsms.core import metrics
 from pbxsms.core.conversations import Conversations
 from pbxsms.core.events import Route
@@ -420,11 +421,14 @@ class NumberStore:
 
     # -- conversations ------------------------------------------------------------
 
-    async def remember_conversation(self, route: Route, customer: str) -> None:
-        """Record that `customer` texted `route.number`: the extension replies from it."""
-        if route.extension is not None:
-            await self.conversations.remember(route.domain, route.extension,
-                                              self._customer(customer), route.number)
+    async def remember_conversation(self, route: Route,
+                                    customer: str) -> asyncio.Future[Published] | None:
+        """Start recording that `customer` texted `route.number`: the extension replies
+        from it. The future settles with the write; None when there is nothing to record."""
+        if route.extension is None:
+            return None
+        return await self.conversations.remember(route.domain, route.extension,
+                                                 self._customer(customer), route.number)
 
     def sending_number(self, number: str) -> NumberSettings:
         """The settings of our number `number` to send from; NoSender when unusable."""
