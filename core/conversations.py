@@ -20,12 +20,15 @@ from pbxsms.core.events import utcnow
 CONVERSATIONS_BUCKET = "sms_conversations"
 
 _PLAIN = re.compile(r"[A-Za-z0-9_-]")
+_ALL_PLAIN = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _token(text: str | None) -> str:
     """`text` as one KV key token: safe characters kept, the rest escaped as `=XX`."""
     if not text:
         return "="
+    if _ALL_PLAIN.fullmatch(text):  # the usual extension and number: nothing to escape
+        return text
     return "".join(c if _PLAIN.fullmatch(c) else "".join(f"={b:02X}" for b in c.encode())
                    for c in text)
 

@@ -75,7 +75,7 @@ async def accept_inbound(runtime: Runtime, message: InboundMessage,
                     provider, error, extra={"msg_id": message.id})
         raise
     result = "duplicate" if published.duplicate else "accepted"
-    metrics.WEBHOOKS.labels(provider, "inbound", result).inc()
+    metrics.labelled(metrics.WEBHOOKS, provider, "inbound", result).inc()
     log.info("inbound %s message %s (%s id %s) to %s", provider, result, provider,
              message.provider_message_id or "-", message.to, extra={"msg_id": message.id})
     log.debug("inbound message %s is from %s", message.id, message.from_)
@@ -137,7 +137,7 @@ async def accept_receipt(runtime: Runtime, receipt: Receipt,
                     provider, provider, receipt.provider_message_id, error)
         raise
     result = "duplicate" if published.duplicate else "accepted"
-    metrics.WEBHOOKS.labels(provider, "receipt", result).inc()
+    metrics.labelled(metrics.WEBHOOKS, provider, "receipt", result).inc()
     log.info("%s receipt %s: %s", provider, result, receipt.state.value,
              extra={"msg_id": message_id})
     return Accepted(message_id, published.seq, published.duplicate)

@@ -153,7 +153,8 @@ class Runtime:
         except (PublishError, RuntimeError) as error:
             metrics.PUBLISH_FAILURES.labels(family).inc()
             raise PublishError(str(error)) from error
-        metrics.EVENTS_PUBLISHED.labels(family, str(result.duplicate).lower()).inc()
+        metrics.labelled(metrics.EVENTS_PUBLISHED, family,
+                         "true" if result.duplicate else "false").inc()
         return result
 
     async def publish_status(self, status: StatusEvent) -> Published:
