@@ -256,8 +256,10 @@ class NumberStore:
             await asyncio.wait_for(self._loaded.wait(), timeout)
         except TimeoutError:
             raise RuntimeError(f"could not read the {NUMBERS_BUCKET} bucket") from None
+        await self.conversations.start()
 
     async def stop(self) -> None:
+        await self.conversations.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
