@@ -35,7 +35,12 @@ class Published:
     duplicate: bool
 
 
-_Waiting = tuple["asyncio.Future[Published]", asyncio.TimerHandle]
+# A publish waiting for its PubAck: the future, and when and after how long it expires.
+_Waiting = tuple["asyncio.Future[Published]", float, float]
+
+# Expiry is checked this often: a timeout fires up to this much late, and a publish
+# needs no timer of its own.
+SWEEP = 0.1
 
 
 class Publisher:
@@ -47,6 +52,7 @@ class Publisher:
         self._tokens = itertools.count()
         self._waiting: dict[str, _Waiting] = {}
         self._sub: Subscription | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
         """Subscribe to the PubAcks (nats-py renews the subscription after a reconnect)."""
@@ -72,14 +78,14 @@ class Publisher:
         token = str(next(self._tokens))
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Published] = loop.create_future()
-        timer = loop.call_later(timeout, self._expire, token, timeout)
-        self._waiting[token] = (future, timer)
+        self._waiting[token] = (future, loop.time() + timeout, timeout)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(SWEEP, self._sweep)
         try:
             await self._nc.publish(subject, payload, reply=self._prefix + token,
                                    headers=headers)
         except (NatsError, OSError) as error:
             self._waiting.pop(token, None)
-            timer.cancel()
             raise PublishError(f"{type(error).__name__}: {error}".rstrip(": ")) from error
         return future
 
@@ -87,17 +93,23 @@ class Publisher:
     def in_flight(self) -> int:
         return len(self._waiting)
 
-    def _expire(self, token: str, timeout: float) -> None:
-        waiting = self._waiting.pop(token, None)
-        if waiting is not None and not waiting[0].done():
-            waiting[0].set_exception(PublishError(f"no PubAck within {timeout:g} s"))
+    def _sweep(self) -> None:
+        """Fail the publishes whose PubAck is overdue; again later while any wait."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        overdue = [token for token, (_, deadline, _) in self._waiting.items()
+                   if deadline <= now]
+        for token in overdue:
+            future, _, timeout = self._waiting.pop(token)
+            if not future.done():
+                future.set_exception(PublishError(f"no PubAck within {timeout:g} s"))
+        self._sweeper = loop.call_later(SWEEP, self._sweep) if self._waiting else None
 
     async def _on_reply(self, msg: Msg) -> None:
         waiting = self._waiting.pop(msg.subject[len(self._prefix):], None)
         if waiting is None:  # timed out already: the caller was told
             return
-        future, timer = waiting
-        timer.cancel()
+        future = waiting[0]
         if not future.done():  # a caller that gave up cancelled it
             try:
                 future.set_result(_pub_ack(msg))
