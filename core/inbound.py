@@ -60,10 +60,11 @@ async def accept_inbound(runtime: Runtime, message: InboundMessage,
                          dedupe_key: str) -> Accepted:
     """Store `message` once per `dedupe_key` on `sms.inbound.<provider>`.
 
-    Returns after the PubAck; raises PublishError when not stored (answer 503).
+    Fills in the message's `id`, `route` and `reply_to_id` (a webhook builds a new
+    message for each request). Returns after the PubAck; raises PublishError when not
+    stored (answer 503).
     """
     provider = message.provider
-    message = message.model_copy()
     if message.reply_to_id is None and message.reply_to_provider_id:
         message.reply_to_id = await _reply_to(runtime, provider, message.reply_to_provider_id)
     try:
