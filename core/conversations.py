@@ -38,6 +38,8 @@ _SUBJECT = f"$KV.{CONVERSATIONS_BUCKET}."
 
 # Conversations remembered per instance (about 200 bytes each); the oldest go first.
 REMEMBERED = 20_000
+# After a reconnect (or a failed start), the watch is started again after this delay.
+REWATCH_DELAY = 1.0
 
 _PLAIN = re.compile(r"[A-Za-z0-9_-]")
 _ALL_PLAIN = re.compile(r"[A-Za-z0-9_-]+")
@@ -112,6 +114,7 @@ class Conversations:
 
     async def _rewatch(self) -> None:
         await self._stop_watch()
+        await asyncio.sleep(REWATCH_DELAY)  # at most one try per delay, whatever the traffic
         if self._nc.is_connected:
             await self.start()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pbxsms.bus.embedded import EmbeddedNats
 from pbxsms.core.conversations import conversation_key
 from pbxsms.core.events import InboundMessage
 from pbxsms.core.numbers import NoSender, NumberStore
@@ -107,6 +108,31 @@ async def test_a_number_another_instance_wrote_is_not_taken_as_still_stored(
                      message="the first instance to see the second one's write")
     await texts(first.runtime, customer, SECOND, "CS-X3")
     assert await sender(second.runtime.numbers, customer) == SECOND
+
+
+async def test_after_a_nats_restart_conversations_are_written_until_the_watch_is_back(
+        start: StartGateway, nats_server: EmbeddedNats) -> None:
+    gateway = await start(toml=FILE)
+    runtime, customer = gateway.runtime, "+61499000005"
+    await texts(runtime, customer, SECOND, "CS-R1")
+    await nats_server.stop()
+    await nats_server.start()
+    await wait_until(lambda: runtime.nc is not None and runtime.nc.is_connected, timeout=15,
+                     message="the gateway to reconnect")
+    # Updates may have been missed while disconnected: written again, not skipped.
+    before = await revision(runtime, customer)
+    await texts(runtime, customer, SECOND, "CS-R2")
+    assert await revision(runtime, customer) > before
+    # Once the watch runs again, a repeat is skipped again.
+    conversations = runtime.numbers.conversations
+
+    async def repeat_skipped() -> bool:
+        written = await revision(runtime, customer)
+        await texts(runtime, customer, SECOND, f"CS-R3-{written}")
+        return await revision(runtime, customer) == written
+
+    await wait_until(repeat_skipped, timeout=15, message="the watch to restart")
+    assert conversations.stored(DOMAIN, "101", customer) == SECOND
 
 
 async def test_an_extension_without_numbers_is_a_clear_error(start: StartGateway) -> None:
