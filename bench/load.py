@@ -14,6 +14,7 @@ import asyncio
 import itertools
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -27,7 +28,7 @@ from urllib.parse import quote_plus
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector
 
-from bench.procs import CUSTOMER, OURS
+from bench.procs import CUSTOMERS, OURS, customer
 
 # The form ClickSend posts for an inbound SMS (docs reference §3(b)), per message.
 FORM = ("originalsenderid={ours}&body={body}&message={body}&sms={customer}&from={customer}"
@@ -37,7 +38,9 @@ FORM = ("originalsenderid={ours}&body={body}&message={body}&sms={customer}&from=
 
 
 def form(n: int, message_id: str) -> bytes:
-    return FORM.format(ours=quote_plus(OURS), customer=quote_plus(CUSTOMER),
+    """Message `n`, from a customer picked at random from the pool."""
+    return FORM.format(ours=quote_plus(OURS),
+                       customer=quote_plus(customer(random.randrange(CUSTOMERS))),
                        body=quote_plus(f"Table for 4 at 8? bench#{n}"), ts=int(time.time()),
                        id=message_id).encode()
 
@@ -120,12 +123,17 @@ WRK_SCRIPT = """
 local counter = 0
 local prefix = "%(prefix)s"
 local form = "%(form)s"
+local customers = %(customers)d
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 function request()
   counter = counter + 1
   local id = string.format("%%s-%%d-%%012d", prefix, math.random(1, 1000000000), counter)
-  return wrk.format(nil, nil, nil, string.gsub(form, "MSGID", id))
+  local customer = string.format("%%%%2B614900%%05d", math.random(0, customers - 1))
+  -- A function as replacement: its result is taken as it is, escapes and all.
+  local body = string.gsub(form, "MSGID", id)
+  body = string.gsub(body, "CUSTOMER", function() return customer end)
+  return wrk.format(nil, nil, nil, body)
 end
 done = function(summary, latency, requests)
   io.write(string.format("JSON {\\"requests\\": %%d, \\"errors\\": %%d, \\"p50_us\\": %%d, "
@@ -145,8 +153,11 @@ def run_closed(url: str, connections: int, seconds: float) -> dict[str, Any]:
     """Closed-loop load with wrk (2 threads) if installed, else the Python generator."""
     if not wrk_available():
         return _python("closed", url, connections, seconds)
-    body = form(0, "MSGID").decode()
-    script = WRK_SCRIPT % {"prefix": uuid.uuid4().hex[:8].upper(), "form": body}
+    body = FORM.format(ours=quote_plus(OURS), customer="CUSTOMER",
+                       body=quote_plus("Table for 4 at 8? bench#0"), ts=int(time.time()),
+                       id="MSGID")
+    script = WRK_SCRIPT % {"prefix": uuid.uuid4().hex[:8].upper(), "form": body,
+                           "customers": CUSTOMERS}
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "webhook.lua"
         path.write_text(script, encoding="utf-8")

@@ -19,7 +19,14 @@ HOOK_TOKEN = "bench-hook-token"
 API_TOKEN = "bench-api-token"
 ORG = "bench-org"
 OURS = "+61411111111"  # the number customers text, extension 201's
-CUSTOMER = "+61422222222"
+# Senders: a pool of distinct customers, so that per-customer state (the conversation
+# record) is measured as it is in service, not one customer's cached copy.
+CUSTOMERS = 10_000
+
+
+def customer(n: int) -> str:
+    """Customer `n` of the pool (any integer), E.164."""
+    return f"+614900{n % CUSTOMERS:05d}"
 
 
 def free_port() -> int:

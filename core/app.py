@@ -40,7 +40,7 @@ async def errors_as_json(
         log.exception("unhandled error on %s %s", request.method, label)
         return json_error(500, "internal error; see the gateway's log")
     finally:
-        metrics.HTTP_LATENCY.labels(label).observe(time.perf_counter() - started)
+        metrics.labelled(metrics.HTTP_LATENCY, label).observe(time.perf_counter() - started)
 
 
 def _allow(error: web.HTTPException) -> dict[str, str] | None:

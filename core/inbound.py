@@ -60,10 +60,11 @@ async def accept_inbound(runtime: Runtime, message: InboundMessage,
                          dedupe_key: str) -> Accepted:
     """Store `message` once per `dedupe_key` on `sms.inbound.<provider>`.
 
-    Returns after the PubAck; raises PublishError when not stored (answer 503).
+    Fills in the message's `id`, `route` and `reply_to_id` (a webhook builds a new
+    message for each request). Returns after the PubAck; raises PublishError when not
+    stored (answer 503).
     """
     provider = message.provider
-    message = message.model_copy()
     if message.reply_to_id is None and message.reply_to_provider_id:
         message.reply_to_id = await _reply_to(runtime, provider, message.reply_to_provider_id)
     try:
@@ -75,7 +76,7 @@ async def accept_inbound(runtime: Runtime, message: InboundMessage,
                     provider, error, extra={"msg_id": message.id})
         raise
     result = "duplicate" if published.duplicate else "accepted"
-    metrics.WEBHOOKS.labels(provider, "inbound", result).inc()
+    metrics.labelled(metrics.WEBHOOKS, provider, "inbound", result).inc()
     log.info("inbound %s message %s (%s id %s) to %s", provider, result, provider,
              message.provider_message_id or "-", message.to, extra={"msg_id": message.id})
     log.debug("inbound message %s is from %s", message.id, message.from_)
@@ -137,7 +138,7 @@ async def accept_receipt(runtime: Runtime, receipt: Receipt,
                     provider, provider, receipt.provider_message_id, error)
         raise
     result = "duplicate" if published.duplicate else "accepted"
-    metrics.WEBHOOKS.labels(provider, "receipt", result).inc()
+    metrics.labelled(metrics.WEBHOOKS, provider, "receipt", result).inc()
     log.info("%s receipt %s: %s", provider, result, receipt.state.value,
              extra={"msg_id": message_id})
     return Accepted(message_id, published.seq, published.duplicate)

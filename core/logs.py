@@ -42,6 +42,12 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     """Configure the root logger once for the process (stderr)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    # Our formats name no source line, thread or process: skip collecting them for
+    # every record (the logging HOWTO's "Optimization" settings).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

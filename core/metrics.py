@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+from typing import TypeVar
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+M = TypeVar("M", bound=MetricWrapperBase)
 
 WEBHOOKS = Counter("pbxsms_webhooks_total", "Webhook requests by provider, kind and result",
                    ["provider", "kind", "result"])
@@ -74,3 +80,12 @@ def subject_family(subject: str) -> str:
     """`sms.status.<id>` → `sms.status`: label values must stay few."""
     parts = subject.split(".")
     return ".".join(parts[:2]) if len(parts) > 2 and parts[1] in ("status", "dead") else subject
+
+
+@functools.cache
+def labelled(metric: M, *values: str) -> M:
+    """`metric.labels(*values)`, looked up once: the hot paths count on every request.
+
+    Only for label values from a small fixed set (routes, providers, results).
+    """
+    return metric.labels(*values)

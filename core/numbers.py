@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 from pydantic_core.core_schema import ValidationInfo
 
+from pbxsms.bus.publish import Published
 from pbxsms.core import metrics
 from pbxsms.core.conversations import Conversations
 from pbxsms.core.events import Route
@@ -255,8 +256,10 @@ class NumberStore:
             await asyncio.wait_for(self._loaded.wait(), timeout)
         except TimeoutError:
             raise RuntimeError(f"could not read the {NUMBERS_BUCKET} bucket") from None
+        await self.conversations.start()
 
     async def stop(self) -> None:
+        await self.conversations.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -420,11 +423,14 @@ class NumberStore:
 
     # -- conversations ------------------------------------------------------------
 
-    async def remember_conversation(self, route: Route, customer: str) -> None:
-        """Record that `customer` texted `route.number`: the extension replies from it."""
-        if route.extension is not None:
-            await self.conversations.remember(route.domain, route.extension,
-                                              self._customer(customer), route.number)
+    async def remember_conversation(self, route: Route,
+                                    customer: str) -> asyncio.Future[Published] | None:
+        """Start recording that `customer` texted `route.number`: the extension replies
+        from it. The future settles with the write; None when there is nothing to record."""
+        if route.extension is None:
+            return None
+        return await self.conversations.remember(route.domain, route.extension,
+                                                 self._customer(customer), route.number)
 
     def sending_number(self, number: str) -> NumberSettings:
         """The settings of our number `number` to send from; NoSender when unusable."""

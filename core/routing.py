@@ -8,13 +8,15 @@ the reason, and is counted; `GET /api/v1/messages?status=unroutable` lists them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from typing import TYPE_CHECKING
 
 from pbxsms.bus.publish import Published
 from pbxsms.core import metrics
-from pbxsms.core.events import InboundMessage, State, StatusEvent
+from pbxsms.core.events import InboundMessage, Route, State, StatusEvent
 from pbxsms.core.numbers import Unroutable
 
 if TYPE_CHECKING:
@@ -49,15 +51,40 @@ async def publish_inbound(runtime: Runtime, message: InboundMessage,
     if isinstance(decision, Unroutable):
         return await publish_unroutable(runtime, message, decision, msg_id)
     message.route = decision
-    published = await runtime.publish(f"sms.inbound.{message.provider}", message, msg_id)
+    # The conversation's write goes out first and shares the event's round trip.
+    recording = await _start_recording(runtime, message, decision)
     try:
-        await runtime.numbers.remember_conversation(decision, message.from_)
-    except Exception as error:
-        # The message is stored: a missed conversation only means a reply may leave from
-        # the extension's first number. Never fail the webhook for it.
-        log.warning("conversation of %s not recorded: %s", message.id, error,
-                    extra={"msg_id": message.id})
+        published = await runtime.publish(f"sms.inbound.{message.provider}", message, msg_id)
+    finally:
+        if recording is not None:
+            recording.add_done_callback(lambda done: _recorded(done, message.id))
+    if recording is not None:
+        # Settled by the time the event's PubAck is here (sent first, same connection):
+        # once the webhook answers, a reply finds this conversation.
+        with contextlib.suppress(Exception):
+            await recording
     return published
+
+
+async def _start_recording(runtime: Runtime, message: InboundMessage,
+                           route: Route) -> asyncio.Future[Published] | None:
+    try:
+        return await runtime.numbers.remember_conversation(route, message.from_)
+    except Exception as error:
+        _not_recorded(message.id, error)
+        return None
+
+
+def _recorded(done: asyncio.Future[Published], message_id: str) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        _not_recorded(message_id, done.exception())
+
+
+def _not_recorded(message_id: str, error: BaseException | None) -> None:
+    # The message is stored: a missed conversation only means a reply may leave from the
+    # extension's first number. Never fail the webhook for it.
+    log.warning("conversation of %s not recorded: %s", message_id, error,
+                extra={"msg_id": message_id})
 
 
 async def publish_unroutable(runtime: Runtime, message: InboundMessage, why: Unroutable,

@@ -20,7 +20,7 @@ from nats.js import JetStreamContext
 from pbxsms.bus.consumer import ConsumerRunner, Delivery, RetryPolicy
 from pbxsms.bus.embedded import EmbeddedNats
 from pbxsms.bus.kv import ensure_kv
-from pbxsms.bus.publish import Published, PublishError, publish
+from pbxsms.bus.publish import Published, Publisher, PublishError
 from pbxsms.bus.stream import StreamSettings, ensure_stream
 from pbxsms.core import metrics
 from pbxsms.core.conversations import CONVERSATIONS_BUCKET, Conversations
@@ -46,6 +46,7 @@ class Runtime:
         self.embedded: EmbeddedNats | None = None
         self.nc: NATS | None = None
         self._js: JetStreamContext | None = None
+        self._publisher: Publisher | None = None
         self.stream_ready = False
         self.consumers: list[ConsumerRunner] = []
         self.providers: dict[str, Provider] = {}
@@ -61,6 +62,13 @@ class Runtime:
         if self._js is None:
             raise RuntimeError("the bus is not connected yet")
         return self._js
+
+    @property
+    def publisher(self) -> Publisher:
+        """Every publish goes through it (see `publish`); KV writes may use it directly."""
+        if self._publisher is None:
+            raise RuntimeError("the bus is not connected yet")
+        return self._publisher
 
     @property
     def status(self) -> StatusStore:
@@ -94,6 +102,8 @@ class Runtime:
             servers = [self.embedded.url]
         self.nc = await _connect(servers, explicit=not self.embedded)
         self._js = self.nc.jetstream(timeout=self.config.file.bus.publish_timeout)
+        self._publisher = Publisher(self.nc)
+        await self._publisher.start()
         bus = self.config.file.bus
         await ensure_stream(self.js, StreamSettings(
             name=bus.stream, max_age=bus.max_age, duplicate_window=bus.duplicate_window,
@@ -106,8 +116,9 @@ class Runtime:
         # Message settings and conversations are configuration, not traffic: no TTL.
         self._numbers = NumberStore(
             self.nc, await ensure_kv(self.js, NUMBERS_BUCKET, replicas=bus.replicas),
-            Conversations(await ensure_kv(self.js, CONVERSATIONS_BUCKET,
-                                          replicas=bus.replicas)),
+            Conversations(self.nc, self.js,
+                          await ensure_kv(self.js, CONVERSATIONS_BUCKET, replicas=bus.replicas),
+                          self._publisher, timeout=bus.publish_timeout),
             region=lambda: self.config.core.default_region,
             providers=lambda: self.providers.keys())
         await self._numbers.start()
@@ -137,12 +148,13 @@ class Runtime:
         payload = event.to_json() if isinstance(event, Event) else event
         family = metrics.subject_family(subject)
         try:
-            result = await publish(self.js, subject, payload, msg_id,
-                                   timeout=self.config.file.bus.publish_timeout)
+            result = await self.publisher.publish(
+                subject, payload, msg_id, timeout=self.config.file.bus.publish_timeout)
         except (PublishError, RuntimeError) as error:
             metrics.PUBLISH_FAILURES.labels(family).inc()
             raise PublishError(str(error)) from error
-        metrics.EVENTS_PUBLISHED.labels(family, str(result.duplicate).lower()).inc()
+        metrics.labelled(metrics.EVENTS_PUBLISHED, family,
+                         "true" if result.duplicate else "false").inc()
         return result
 
     async def publish_status(self, status: StatusEvent) -> Published:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -61,6 +62,11 @@ class Server:
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else core.http_port
+        # What startup built (modules, settings, plugins) lives as long as the process:
+        # out of the collector's sight, a full collection no longer walks it all and
+        # stalls every request in flight.
+        gc.collect()
+        gc.freeze()
         log.info("pbxsms serving on http://%s:%s", core.http_host, self.port)
 
     async def stop(self) -> None:

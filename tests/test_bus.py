@@ -13,7 +13,7 @@ from nats.aio.client import Client as NATS
 
 from pbxsms.bus.consumer import ConsumerRunner, Delivery, Permanent, Retry, RetryPolicy
 from pbxsms.bus.embedded import EmbeddedNats
-from pbxsms.bus.publish import PublishError, publish
+from pbxsms.bus.publish import Published, Publisher, PublishError
 from pbxsms.bus.stream import StreamSettings, ensure_stream
 from tests.helpers import wait_until
 
@@ -27,6 +27,13 @@ async def nc(nats_server: EmbeddedNats) -> AsyncIterator[NATS]:
     await ensure_stream(client.jetstream(), StreamSettings())
     yield client
     await client.close()
+
+
+async def publish(nc: NATS, subject: str, payload: bytes, msg_id: str,
+                  timeout: float = 5.0) -> Published:
+    publisher = Publisher(nc)
+    await publisher.start()
+    return await publisher.publish(subject, payload, msg_id, timeout=timeout)
 
 
 class DeadLetters:
@@ -43,12 +50,42 @@ def runner(nc: NATS, name: str, handler, dead, policy: RetryPolicy = FAST) -> Co
 
 async def test_same_msg_id_twice_is_stored_once(nc: NATS) -> None:
     js = nc.jetstream()
-    first = await publish(js, "sms.test.a", b"one", "dup-1")
-    second = await publish(js, "sms.test.a", b"one again", "dup-1")
+    first = await publish(nc, "sms.test.a", b"one", "dup-1")
+    second = await publish(nc, "sms.test.a", b"one again", "dup-1")
     assert not first.duplicate and second.duplicate
     assert second.seq == first.seq
     info = await js.stream_info("SMS")
     assert info.state.messages == 1
+
+
+async def test_publishes_in_flight_together_each_get_their_own_puback(nc: NATS) -> None:
+    publisher = Publisher(nc)
+    await publisher.start()
+    pending = [await publisher.send("sms.test.many", str(i).encode(), f"many-{i % 150}")
+               for i in range(200)]
+    results = [await future for future in pending]
+    assert [r.duplicate for r in results] == [False] * 150 + [True] * 50
+    assert [r.seq for r in results[150:]] == [r.seq for r in results[:50]]
+    assert len({r.seq for r in results}) == 150 and publisher.in_flight == 0
+    info = await nc.jetstream().stream_info("SMS")
+    assert info.state.messages == 150
+
+
+async def test_a_subject_no_stream_takes_is_a_publish_error(nc: NATS) -> None:
+    publisher = Publisher(nc)
+    await publisher.start()
+    with pytest.raises(PublishError, match="no JetStream stream"):
+        await publisher.publish("nostream.x", b"{}", "orphan-1")
+    assert publisher.in_flight == 0
+
+
+async def test_a_jetstream_refusal_is_a_publish_error(nc: NATS) -> None:
+    publisher = Publisher(nc)
+    await publisher.start()
+    with pytest.raises(PublishError, match="refused"):
+        # The stream exists but expects another name: JetStream answers with an error.
+        await publisher.publish("sms.test.x", b"{}", "wrong-stream-1",
+                                headers={"Nats-Expected-Stream": "OTHER"})
 
 
 async def test_ensure_stream_is_idempotent_and_applies_settings(nc: NATS) -> None:
@@ -73,7 +110,7 @@ async def test_consumer_failing_twice_then_succeeding_acks_once(nc: NATS) -> Non
 
     run = runner(nc, "flaky", handler, dead)
     await run.start()
-    await publish(nc.jetstream(), "sms.test.x", b"{}", "m-1")
+    await publish(nc, "sms.test.x", b"{}", "m-1")
     await wait_until(lambda: len(successes) == 1, message="third attempt to succeed")
     await run.stop()
     assert attempts == [1, 2, 3]
@@ -92,7 +129,7 @@ async def test_consumer_always_failing_ends_as_dead_letter_with_reason(nc: NATS)
 
     run = runner(nc, "hopeless", handler, dead)
     await run.start()
-    await publish(nc.jetstream(), "sms.test.x", b'{"id": "abc"}', "m-2")
+    await publish(nc, "sms.test.x", b'{"id": "abc"}', "m-2")
     await wait_until(lambda: len(dead.items) == 1, message="a dead letter")
     await run.stop()
     delivery, reason = dead.items[0]
@@ -111,7 +148,7 @@ async def test_permanent_error_is_not_retried(nc: NATS) -> None:
 
     run = runner(nc, "permanent", handler, dead)
     await run.start()
-    await publish(nc.jetstream(), "sms.test.x", b"{}", "m-3")
+    await publish(nc, "sms.test.x", b"{}", "m-3")
     await wait_until(lambda: len(dead.items) == 1, message="a dead letter")
     await run.stop()
     assert attempts == [1]
@@ -129,7 +166,7 @@ async def test_unexpected_exception_is_retried(nc: NATS) -> None:
 
     run = runner(nc, "buggy", handler, dead)
     await run.start()
-    await publish(nc.jetstream(), "sms.test.x", b"{}", "m-4")
+    await publish(nc, "sms.test.x", b"{}", "m-4")
     await wait_until(lambda: attempts == [1, 2], message="the retry")
     await run.stop()
     assert dead.items == []
@@ -150,7 +187,7 @@ async def test_slow_handler_keeps_its_message_with_in_progress(nc: NATS) -> None
 
     run = runner(nc, "slow", handler, DeadLetters(), policy)
     await run.start()
-    await publish(nc.jetstream(), "sms.test.x", b"{}", "m-5")
+    await publish(nc, "sms.test.x", b"{}", "m-5")
     await wait_until(lambda: attempts == [1], message="first delivery")
     # Hold the handler for 2.5 ack_waits, observing no redelivery meanwhile.
     loop = asyncio.get_running_loop()
@@ -169,9 +206,11 @@ async def test_many_messages_are_each_handled_once(nc: NATS) -> None:
     run = runner(nc, "bulk", handler, DeadLetters(),
                  RetryPolicy(max_deliver=3, max_in_flight=16))
     await run.start()
-    js = nc.jetstream()
-    await asyncio.gather(*(publish(js, "sms.test.bulk", json.dumps({"n": str(i)}).encode(),
-                                   f"bulk-{i}") for i in range(500)))
+    publisher = Publisher(nc)
+    await publisher.start()
+    await asyncio.gather(*(publisher.publish("sms.test.bulk",
+                                             json.dumps({"n": str(i)}).encode(), f"bulk-{i}")
+                           for i in range(500)))
     await wait_until(lambda: len(seen) >= 500, message="500 messages handled")
     await run.stop()
     assert sorted(seen, key=int) == [str(i) for i in range(500)]
@@ -188,6 +227,6 @@ async def test_publish_without_server_raises_publish_error(tmp_path) -> None:  #
     await ensure_stream(js, StreamSettings())
     await server.stop()
     with pytest.raises(PublishError):
-        await publish(js, "sms.test.down", b"x", "down-1", timeout=0.5)
+        await publish(client, "sms.test.down", b"x", "down-1", timeout=0.5)
     with contextlib.suppress(OSError):  # nats-py may report the lost connection here
         await client.close()

@@ -8,13 +8,16 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 from aiohttp import ClientSession
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pbxsms.core.events import InboundMessage, State, StatusEvent, new_id
 from pbxsms.core.routing import INBOUND_ID_NAMESPACE, inbound_id
-from pbxsms.plugins.clicksend.inbound import parse_inbound
+from pbxsms.plugins.clicksend.inbound import form_pairs, parse_inbound
 from pbxsms.plugins.clicksend.simulator import ClickSendSimulator
 from tests.clicksend.samples import (
     FORM,
@@ -175,3 +178,19 @@ async def test_a_reply_is_linked_to_our_outbound_message(start_gateway: StartGat
     replies = [event for subject, event, _ in await stored(gw, "sms.inbound.")]
     assert [(e["reply_to_provider_id"], e["reply_to_id"]) for e in replies] == [
         ("OUT-1", ours), ("OUT-2", indexed)]
+
+
+@given(st.lists(st.sampled_from(
+    ["&", "=", "+", "%", "2", "B", "e", "F", "c3", "a9", "%E2%82%AC", "%ff", "é", " ", "a"]),
+    max_size=30).map("".join))
+def test_form_pairs_reads_a_form_as_parse_qsl_does(text: str) -> None:
+    try:
+        expected: object = parse_qsl(text, keep_blank_values=True, errors="strict")
+    except ValueError as error:
+        expected = type(error)
+    try:
+        got: object = form_pairs(text)
+    except ValueError as error:
+        got = type(error)
+    assert got == expected
+    assert form_pairs(INBOUND_FORM) == parse_qsl(INBOUND_FORM, keep_blank_values=True)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from pbxsms.bus.embedded import EmbeddedNats
+from pbxsms.core.conversations import conversation_key
 from pbxsms.core.events import InboundMessage
 from pbxsms.core.numbers import NoSender, NumberStore
 from pbxsms.core.routing import publish_inbound
 from pbxsms.core.runtime import Runtime
+from tests.helpers import wait_until
 from tests.numbers.conftest import StartGateway
 
 FIRST, SECOND = "+61411111111", "+61422222222"
@@ -70,6 +73,66 @@ async def test_a_reply_leaves_from_the_number_the_customer_texted(start: StartGa
 
     # The same extension in another tenant keeps its own numbers.
     assert await sender(numbers, customer, domain="other.example.com") == "+61433333333"
+
+
+async def revision(runtime: Runtime, customer: str) -> int:
+    entry = await runtime.numbers.conversations.kv.get(
+        conversation_key(DOMAIN, "101", customer))
+    assert entry.revision is not None
+    return entry.revision
+
+
+async def test_a_conversation_is_written_only_when_its_number_changes(
+        start: StartGateway) -> None:
+    gateway = await start(toml=FILE)
+    customer = "+61499000003"
+    await texts(gateway.runtime, customer, SECOND, "CS-W1")
+    written = await revision(gateway.runtime, customer)
+    await texts(gateway.runtime, customer, SECOND, "CS-W2")
+    await texts(gateway.runtime, "0499 000 003", SECOND, "CS-W3")
+    assert await revision(gateway.runtime, customer) == written
+    await texts(gateway.runtime, customer, FIRST, "CS-W4")
+    assert await revision(gateway.runtime, customer) > written
+    assert await sender(gateway.runtime.numbers, customer) == FIRST
+
+
+async def test_a_number_another_instance_wrote_is_not_taken_as_still_stored(
+        start: StartGateway) -> None:
+    first = await start(toml=FILE)
+    second = await start()
+    customer = "+61499000004"
+    await texts(first.runtime, customer, SECOND, "CS-X1")
+    await texts(second.runtime, customer, FIRST, "CS-X2")
+    conversations = first.runtime.numbers.conversations
+    await wait_until(lambda: conversations.stored(DOMAIN, "101", customer) != SECOND,
+                     message="the first instance to see the second one's write")
+    await texts(first.runtime, customer, SECOND, "CS-X3")
+    assert await sender(second.runtime.numbers, customer) == SECOND
+
+
+async def test_after_a_nats_restart_conversations_are_written_until_the_watch_is_back(
+        start: StartGateway, nats_server: EmbeddedNats) -> None:
+    gateway = await start(toml=FILE)
+    runtime, customer = gateway.runtime, "+61499000005"
+    await texts(runtime, customer, SECOND, "CS-R1")
+    await nats_server.stop()
+    await nats_server.start()
+    await wait_until(lambda: runtime.nc is not None and runtime.nc.is_connected, timeout=15,
+                     message="the gateway to reconnect")
+    # Updates may have been missed while disconnected: written again, not skipped.
+    before = await revision(runtime, customer)
+    await texts(runtime, customer, SECOND, "CS-R2")
+    assert await revision(runtime, customer) > before
+    # Once the watch runs again, a repeat is skipped again.
+    conversations = runtime.numbers.conversations
+
+    async def repeat_skipped() -> bool:
+        written = await revision(runtime, customer)
+        await texts(runtime, customer, SECOND, f"CS-R3-{written}")
+        return await revision(runtime, customer) == written
+
+    await wait_until(repeat_skipped, timeout=15, message="the watch to restart")
+    assert conversations.stored(DOMAIN, "101", customer) == SECOND
 
 
 async def test_an_extension_without_numbers_is_a_clear_error(start: StartGateway) -> None:
