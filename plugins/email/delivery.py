@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Literal
 import aiosmtplib
 
 from pbxsms.bus.consumer import Delivery, Permanent, Retry
+from pbxsms.bus.kv import write_all
 from pbxsms.core.deliveries import Ledger, Settled, read_inbound, report, report_failure
-from pbxsms.core.events import State
+from pbxsms.core.events import InboundMessage, State
 from pbxsms.plugins.email.connections import SmtpPool, pool_key
 from pbxsms.plugins.email.message import compose
 from pbxsms.plugins.email.settings import EmailSettings
@@ -92,8 +93,9 @@ class EmailDelivery:
         outcomes: dict[str, Outcome] = {}
         attempts: list[int] = []
         pending: list[str] = []
-        for address in addresses:
-            settled = await self.ledger.get(CHANNEL, message.id, address)
+        ledger = await asyncio.gather(*(self.ledger.get(CHANNEL, message.id, address)
+                                        for address in addresses))
+        for address, settled in zip(addresses, ledger, strict=True):
             if settled is not None:
                 outcomes[address] = Outcome(settled.state, settled.reason)
                 attempts.append(settled.attempt)
@@ -102,6 +104,7 @@ class EmailDelivery:
             else:
                 pending.append(address)
 
+        settles = []
         if pending:
             valid = [a for a in addresses if _ADDRESS.match(a)]
             try:
@@ -113,13 +116,21 @@ class EmailDelivery:
             for address, outcome in sent.items():
                 outcomes[address] = outcome
                 if outcome.state != "retry":
-                    await self.ledger.settle(CHANNEL, message.id, Settled(
+                    settles.append(self.ledger.settle(CHANNEL, message.id, Settled(
                         state=outcome.state, attempt=delivery.attempt, reason=outcome.reason),
-                        recipient=address)
+                        recipient=address))
                     attempts.append(delivery.attempt)
             log.info("email copy of %s: %s", message.id, ", ".join(
                 f"{outcome.state}" for outcome in sent.values()), extra={"msg_id": message.id})
+        # The ledger records and the status are independent writes: one round trip. The
+        # message is acknowledged only once all of them are stored.
+        await write_all(*settles, self._conclude(message, delivery, outcomes,
+                                                 max(attempts, default=delivery.attempt)))
 
+    async def _conclude(self, message: InboundMessage, delivery: Delivery,
+                        outcomes: dict[str, Outcome], attempt: int) -> None:
+        """The channel's status from every address's outcome; raises Retry while an
+        address waits, Permanent when one failed."""
         details = {"recipients": {address: outcome.state if outcome.reason is None
                                   else f"{outcome.state}: {outcome.reason}"
                                   for address, outcome in outcomes.items()}}
@@ -132,8 +143,7 @@ class EmailDelivery:
         if failed:
             await report_failure(self.runtime, message, CHANNEL, delivery,
                                  Permanent(_summary(failed, delivered)), details)
-        await report(self.runtime, message, CHANNEL, State.DELIVERED,
-                     max(attempts, default=delivery.attempt), details=details)
+        await report(self.runtime, message, CHANNEL, State.DELIVERED, attempt, details=details)
 
 
 async def send(pool: SmtpPool, sender: str, email: bytes,
