@@ -58,11 +58,12 @@ async def modify(kv: KeyValue, key: str,
     Several gateway instances may update the same key at once: a lost race re-reads
     and re-applies the change instead of overwriting the other writer's update.
     `known` is a value and revision the caller believes current (e.g. what it wrote
-    last), used instead of the first read; if another writer moved on, the
+    last; `(None, 0)`: absent), used instead of the first read; if that is not so, the
     compare-and-set fails and the key is read as usual. Returns the value now stored
     and its revision.
     """
     for _ in range(attempts):
+        guessed = known is not None
         if known is not None:
             (current, revision), known = known, None
         else:
@@ -72,10 +73,12 @@ async def modify(kv: KeyValue, key: str,
         if new is None:
             return current, revision
         try:
-            if revision:
+            if revision or guessed:
+                # A guessed absence is checked by the server like a revision (0: none);
+                # `create` would read the key back first when it exists.
                 revision = await kv.update(key, new, last=revision)
             else:
-                revision = await kv.create(key, new)
+                revision = await kv.create(key, new)  # also replaces a deleted key
             return new, revision
         except KeyWrongLastSequenceError:
             continue

@@ -167,8 +167,12 @@ class StatusStore:
             folded[:] = [apply(record, event)]
             return folded[0].model_dump_json().encode()
 
-        value, revision = await kvs.modify(self.messages, event.id, change,
-                                           known=self._written.get(event.id))
+        known: tuple[bytes | None, int] | None = self._written.get(event.id)
+        if known is None and event.direction == "inbound":
+            # An inbound message's record starts with the status of its first channel,
+            # mostly folded here: try creating it rather than reading nothing first.
+            known = (None, 0)
+        value, revision = await kvs.modify(self.messages, event.id, change, known=known)
         if value is not None and revision > self._written.get(event.id, (b"", 0))[1]:
             _keep(self._written, event.id, (value, revision))
         record = folded[0]

@@ -116,3 +116,11 @@ async def test_instances_folding_in_turn_lose_no_event(start_gateway: StartGatew
     assert await one.find_by_provider_id("clicksend", "CS-9") == mid
     assert [r.id for r in await two.in_state(State.DELIVERED)] == [mid]
     assert await one.in_state(State.SENT) == []
+    # An inbound record is first tried as new: on the instance that did not create it,
+    # that fails and the record is read, not replaced.
+    inbound = new_id()
+    for store, channel in ((one, "mobileapp"), (two, "email")):
+        await store.apply(StatusEvent(id=inbound, direction="inbound", state=State.DELIVERED,
+                                      channel=channel))
+    record = await two.get(inbound)
+    assert record is not None and sorted(record.channels) == ["email", "mobileapp"]
