@@ -50,6 +50,11 @@ class SmtpPool:
         self._sweeper: asyncio.TimerHandle | None = None
         self._closing: set[asyncio.Task[None]] = set()
 
+    @property
+    def idle(self) -> int:
+        """Open connections waiting for the next email."""
+        return len(self._idle)
+
     async def sendmail(self, sender: str, recipients: list[str],
                        data: bytes) -> dict[str, SMTPResponse]:
         """One transaction; the refused recipients, as `aiosmtplib.SMTP.sendmail`.
