@@ -61,7 +61,7 @@ class RetryPolicy:
         return base * random.uniform(0.9, 1.1)  # noqa: S311 (jitter, not crypto)
 
 
-@dataclass
+@dataclass(eq=False)  # each delivery is itself: kept in a set while its handler runs
 class Delivery:
     """One delivery of one stored event to a handler."""
 
@@ -70,7 +70,8 @@ class Delivery:
     attempt: int
     max_deliver: int
     stream_seq: int
-    _progress_at: float = field(default=0.0)
+    # When JetStream last heard that this delivery is being worked on.
+    _progress_at: float = field(default_factory=time.monotonic)
 
     @property
     def subject(self) -> str:
@@ -131,7 +132,9 @@ class ConsumerRunner:
         self.on_outcome = on_outcome or (lambda consumer, outcome: None)
         self.deliver_policy = deliver_policy
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: set[Delivery] = set()
         self._loop_task: asyncio.Task[None] | None = None
+        self._progress_task: asyncio.Task[None] | None = None
         self._sub: Subscription | None = None
         self._inbox = ""
         self._stopping = False
@@ -159,6 +162,8 @@ class ConsumerRunner:
         self._inbox = self.nc.new_inbox()
         self._sub = await self.nc.subscribe(self._inbox, cb=self._on_message)
         self._loop_task = asyncio.create_task(self._pull_loop(), name=f"consumer:{self.name}")
+        self._progress_task = asyncio.create_task(self._progress_loop(),
+                                                  name=f"consumer:{self.name}:progress")
         log.info("consumer %s started on %s", self.name, self.subject)
 
     async def stop(self, drain_timeout: float = 10.0) -> None:
@@ -175,6 +180,10 @@ class ConsumerRunner:
             _, pending = await asyncio.wait(self._tasks, timeout=drain_timeout)
             for task in pending:
                 task.cancel()  # unacked: JetStream redelivers it after ack_wait
+        if self._progress_task:
+            self._progress_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._progress_task
         log.info("consumer %s stopped", self.name)
 
     @property
@@ -273,19 +282,28 @@ class ConsumerRunner:
         self.on_outcome(self.name, "ack")
 
     async def _run_with_progress(self, delivery: Delivery) -> None:
-        handler = asyncio.ensure_future(self.handler(delivery))
-        interval = max(self.policy.ack_wait / 3, 0.5)
+        # One ticker per consumer (`_progress_loop`) reports the slow ones: cheaper than
+        # a timer beside every handler.
+        self._running.add(delivery)
         try:
-            while True:
-                done, _ = await asyncio.wait({handler}, timeout=interval)
-                if done:
-                    handler.result()
-                    return
-                # Slow remote side: keep the message ours instead of a redelivery.
-                await delivery.in_progress()
+            await self.handler(delivery)
         finally:
-            if not handler.done():
-                handler.cancel()
+            self._running.discard(delivery)
+
+    async def _progress_loop(self) -> None:
+        """Tell JetStream about each handler still running after a third of `ack_wait`
+        (a slow remote side), so it keeps the message ours instead of redelivering it."""
+        interval = max(self.policy.ack_wait / 3, 0.5)
+        while True:
+            await asyncio.sleep(interval / 2)
+            now = time.monotonic()
+            for delivery in [d for d in self._running if now - d._progress_at >= interval]:
+                delivery._progress_at = now
+                try:
+                    await delivery.in_progress()
+                except Exception as error:  # the bus is away: the redelivery is handled
+                    log.debug("consumer %s: in_progress for seq %d: %s", self.name,
+                              delivery.stream_seq, error)
 
     async def _retry(self, delivery: Delivery, reason: str, delay: float | None) -> None:
         if delivery.last_attempt:

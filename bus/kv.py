@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -50,24 +51,45 @@ async def entries_under(kv: KeyValue, prefix: str) -> dict[str, bytes]:
 
 async def modify(kv: KeyValue, key: str,
                  change: Callable[[bytes | None], bytes | Awaitable[bytes | None] | None],
-                 attempts: int = 20) -> bytes | None:
+                 attempts: int = 20,
+                 known: tuple[bytes | None, int] | None = None) -> tuple[bytes | None, int]:
     """Read-modify-write under compare-and-set; `change` returning None writes nothing.
 
     Several gateway instances may update the same key at once: a lost race re-reads
     and re-applies the change instead of overwriting the other writer's update.
+    `known` is a value and revision the caller believes current (e.g. what it wrote
+    last; `(None, 0)`: absent), used instead of the first read; if that is not so, the
+    compare-and-set fails and the key is read as usual. Returns the value now stored
+    and its revision.
     """
     for _ in range(attempts):
-        current, revision = await read(kv, key)
+        guessed = known is not None
+        if known is not None:
+            (current, revision), known = known, None
+        else:
+            current, revision = await read(kv, key)
         result = change(current)
         new = await result if not isinstance(result, bytes | None) else result
         if new is None:
-            return current
+            return current, revision
         try:
-            if revision:
-                await kv.update(key, new, last=revision)
+            if revision or guessed:
+                # A guessed absence is checked by the server like a revision (0: none);
+                # `create` would read the key back first when it exists.
+                revision = await kv.update(key, new, last=revision)
             else:
-                await kv.create(key, new)
-            return new
+                revision = await kv.create(key, new)  # also replaces a deleted key
+            return new, revision
         except KeyWrongLastSequenceError:
             continue
     raise RuntimeError(f"could not update {key} after {attempts} concurrent attempts")
+
+
+async def write_all(*writes: Awaitable[object]) -> None:
+    """Independent writes at once: nats-py sends what is published in one turn of the
+    event loop together, so they cost one round trip instead of one each. Waits for all
+    of them (none is left running) and raises the first failure, in argument order."""
+    results = await asyncio.gather(*writes, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result

@@ -11,7 +11,10 @@ history.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Awaitable
 from datetime import datetime
+from typing import TypeVar
 
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, Field
@@ -23,6 +26,12 @@ from pbxsms.core.events import State, StatusEvent, utcnow
 MESSAGES_BUCKET = "sms_messages"
 PROVIDER_IDS_BUCKET = "sms_provider_ids"
 STATES_BUCKET = "sms_states"
+
+# How many records (and provider ids) this process remembers having written: enough
+# for the events of one message, which come close together, at thousands per second.
+REMEMBERED = 4096
+
+T = TypeVar("T")
 
 
 class ChannelStatus(BaseModel):
@@ -111,6 +120,12 @@ class StatusStore:
         self.messages = messages
         self.provider_ids = provider_ids
         self.states = states
+        # What this process last wrote per record (value, revision): the next fold of
+        # the same message starts from it instead of reading it back. A write by
+        # another instance makes the compare-and-set fail, and the record is read.
+        self._written: OrderedDict[str, tuple[bytes, int]] = OrderedDict()
+        # Provider ids this process stored, so a fold does not store them again.
+        self._remembered: OrderedDict[str, str] = OrderedDict()
 
     async def get(self, message_id: str) -> StatusRecord | None:
         if not _valid_key(message_id):
@@ -129,8 +144,9 @@ class StatusStore:
     async def remember_provider_id(self, provider: str, provider_message_id: str,
                                    message_id: str) -> None:
         key = f"{provider}.{provider_message_id}"
-        if _valid_key(key):
+        if _valid_key(key) and self._remembered.get(key) != message_id:
             await self.provider_ids.put(key, message_id.encode())
+            _keep(self._remembered, key, message_id)
 
     async def apply(self, event: StatusEvent, repair: bool = True) -> StatusRecord:
         """Fold `event` into its record (compare-and-set against concurrent writers).
@@ -151,22 +167,34 @@ class StatusStore:
             folded[:] = [apply(record, event)]
             return folded[0].model_dump_json().encode()
 
-        await kvs.modify(self.messages, event.id, change)
-        if event.provider_message_id and event.channel:
-            await self.remember_provider_id(event.channel, event.provider_message_id, event.id)
+        known: tuple[bytes | None, int] | None = self._written.get(event.id)
+        if known is None and event.direction == "inbound":
+            # An inbound message's record starts with the status of its first channel,
+            # mostly folded here: try creating it rather than reading nothing first.
+            known = (None, 0)
+        value, revision = await kvs.modify(self.messages, event.id, change, known=known)
+        if value is not None and revision > self._written.get(event.id, (b"", 0))[1]:
+            _keep(self._written, event.id, (value, revision))
         record = folded[0]
-        await self._index(record, before[0] if before else None, repair)
+        # The rest are independent writes: one round trip for all of them.
+        writes = self._index(record, before[0] if before else None, repair)
+        if event.provider_message_id and event.channel:
+            writes.append(self.remember_provider_id(event.channel, event.provider_message_id,
+                                                    event.id))
+        await kvs.write_all(*writes)
         return record
 
-    async def _index(self, record: StatusRecord, before: State | None, repair: bool) -> None:
+    def _index(self, record: StatusRecord, before: State | None,
+               repair: bool) -> list[Awaitable[object]]:
         # An unchanged state needs no write, except to repair one lost to a crash;
         # `in_state` re-checks each record, so a stale entry is never shown.
         if self.states is None or (before == record.state and not repair):
-            return
-        await self.states.put(f"{record.state.value}.{record.id}",
-                              record.updated_at.isoformat().encode())
+            return []
+        writes: list[Awaitable[object]] = [self.states.put(
+            f"{record.state.value}.{record.id}", record.updated_at.isoformat().encode())]
         if before is not None and before != record.state:
-            await self.states.delete(f"{before.value}.{record.id}")
+            writes.append(self.states.delete(f"{before.value}.{record.id}"))
+        return writes
 
     async def in_state(self, state: State, limit: int = 100) -> list[StatusRecord]:
         """The messages now in `state`, most recently changed first."""
@@ -193,6 +221,15 @@ class StatusStore:
         if not _valid:
             raise Permanent(f"not a usable message id: {event.id!r}")
         await self.apply(event, repair=delivery.attempt > 1)
+
+
+def _keep(remembered: OrderedDict[str, T], key: str, value: T) -> None:
+    """Remember `value` under `key`, forgetting the least recently stored beyond
+    `REMEMBERED`."""
+    remembered[key] = value
+    remembered.move_to_end(key)
+    while len(remembered) > REMEMBERED:
+        remembered.popitem(last=False)
 
 
 def _valid_key(key: str) -> bool:

@@ -97,3 +97,30 @@ async def test_messages_are_indexed_by_their_current_state(start_gateway: StartG
     await store.apply(event(newer, State.ACCEPTED, seconds=2))
     assert [r.id for r in await store.in_state(State.ACCEPTED)] == [newer, mid]
     assert [r.id for r in await store.in_state(State.ACCEPTED, limit=1)] == [newer]
+
+
+async def test_instances_folding_in_turn_lose_no_event(start_gateway: StartGateway) -> None:
+    # Each store starts a fold from what it wrote last; the other instance's writes in
+    # between must make it read the record again, not overwrite them.
+    one = (await start_gateway()).runtime.status
+    two = (await start_gateway()).runtime.status
+    mid = new_id()
+    await one.apply(event(mid, State.SENDING))
+    await two.apply(event(mid, State.ACCEPTED, seconds=1, provider_message_id="CS-9"))
+    await one.apply(event(mid, State.SENT, seconds=2))
+    await two.apply(event(mid, State.DELIVERED, seconds=3))
+    record = await one.get(mid)
+    assert record is not None and record.state == State.DELIVERED
+    assert [h.state for h in record.history] == [
+        State.SENDING, State.ACCEPTED, State.SENT, State.DELIVERED]
+    assert await one.find_by_provider_id("clicksend", "CS-9") == mid
+    assert [r.id for r in await two.in_state(State.DELIVERED)] == [mid]
+    assert await one.in_state(State.SENT) == []
+    # An inbound record is first tried as new: on the instance that did not create it,
+    # that fails and the record is read, not replaced.
+    inbound = new_id()
+    for store, channel in ((one, "mobileapp"), (two, "email")):
+        await store.apply(StatusEvent(id=inbound, direction="inbound", state=State.DELIVERED,
+                                      channel=channel))
+    record = await two.get(inbound)
+    assert record is not None and sorted(record.channels) == ["email", "mobileapp"]

@@ -11,16 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import socket
 from dataclasses import dataclass
-from email.message import EmailMessage
 from typing import TYPE_CHECKING, Literal
 
 import aiosmtplib
 
 from pbxsms.bus.consumer import Delivery, Permanent, Retry
+from pbxsms.bus.kv import write_all
 from pbxsms.core.deliveries import Ledger, Settled, read_inbound, report, report_failure
-from pbxsms.core.events import State
+from pbxsms.core.events import InboundMessage, State
+from pbxsms.plugins.email.connections import SmtpPool, pool_key
 from pbxsms.plugins.email.message import compose
 from pbxsms.plugins.email.settings import EmailSettings
 
@@ -50,6 +50,28 @@ class EmailDelivery:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.ledger = Ledger(runtime)
+        self._pool: tuple[tuple[object, ...], SmtpPool] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def pool(self, settings: EmailSettings) -> SmtpPool:
+        """The connections for these settings; a reload that changes them starts anew."""
+        key = pool_key(settings)
+        if self._pool is None or self._pool[0] != key:
+            if self._pool is not None:
+                old = self._pool[1]
+                task = asyncio.create_task(old.close())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+            self._pool = (key, SmtpPool(settings))
+        return self._pool[1]
+
+    async def close(self) -> None:
+        """Close the SMTP connections (at shutdown, after the consumer stopped)."""
+        if self._pool is not None:
+            await self._pool[1].close()
+            self._pool = None
+        if self._closing:
+            await asyncio.wait(set(self._closing))
 
     async def handle(self, delivery: Delivery) -> None:
         message = read_inbound(delivery)
@@ -71,8 +93,9 @@ class EmailDelivery:
         outcomes: dict[str, Outcome] = {}
         attempts: list[int] = []
         pending: list[str] = []
-        for address in addresses:
-            settled = await self.ledger.get(CHANNEL, message.id, address)
+        ledger = await asyncio.gather(*(self.ledger.get(CHANNEL, message.id, address)
+                                        for address in addresses))
+        for address, settled in zip(addresses, ledger, strict=True):
             if settled is not None:
                 outcomes[address] = Outcome(settled.state, settled.reason)
                 attempts.append(settled.attempt)
@@ -81,6 +104,7 @@ class EmailDelivery:
             else:
                 pending.append(address)
 
+        settles = []
         if pending:
             valid = [a for a in addresses if _ADDRESS.match(a)]
             try:
@@ -88,17 +112,25 @@ class EmailDelivery:
             except ValueError as error:
                 await report_failure(self.runtime, message, CHANNEL, delivery,
                                      Permanent(f"cannot write the email: {error}"))
-            sent = await send(settings, email, pending)
+            sent = await send(self.pool(settings), settings.from_, email, pending)
             for address, outcome in sent.items():
                 outcomes[address] = outcome
                 if outcome.state != "retry":
-                    await self.ledger.settle(CHANNEL, message.id, Settled(
+                    settles.append(self.ledger.settle(CHANNEL, message.id, Settled(
                         state=outcome.state, attempt=delivery.attempt, reason=outcome.reason),
-                        recipient=address)
+                        recipient=address))
                     attempts.append(delivery.attempt)
             log.info("email copy of %s: %s", message.id, ", ".join(
                 f"{outcome.state}" for outcome in sent.values()), extra={"msg_id": message.id})
+        # The ledger records and the status are independent writes: one round trip. The
+        # message is acknowledged only once all of them are stored.
+        await write_all(*settles, self._conclude(message, delivery, outcomes,
+                                                 max(attempts, default=delivery.attempt)))
 
+    async def _conclude(self, message: InboundMessage, delivery: Delivery,
+                        outcomes: dict[str, Outcome], attempt: int) -> None:
+        """The channel's status from every address's outcome; raises Retry while an
+        address waits, Permanent when one failed."""
         details = {"recipients": {address: outcome.state if outcome.reason is None
                                   else f"{outcome.state}: {outcome.reason}"
                                   for address, outcome in outcomes.items()}}
@@ -111,23 +143,14 @@ class EmailDelivery:
         if failed:
             await report_failure(self.runtime, message, CHANNEL, delivery,
                                  Permanent(_summary(failed, delivered)), details)
-        await report(self.runtime, message, CHANNEL, State.DELIVERED,
-                     max(attempts, default=delivery.attempt), details=details)
+        await report(self.runtime, message, CHANNEL, State.DELIVERED, attempt, details=details)
 
 
-async def send(settings: EmailSettings, email: EmailMessage,
+async def send(pool: SmtpPool, sender: str, email: bytes,
                recipients: list[str]) -> dict[str, Outcome]:
     """One SMTP transaction to `recipients`; the outcome for each of them."""
-    assert settings.host is not None
-    smtp = aiosmtplib.SMTP(
-        hostname=settings.host, port=settings.port, timeout=settings.timeout,
-        local_hostname=await local_hostname(),
-        start_tls=settings.starttls, username=settings.username,
-        password=settings.password.get_secret_value() if settings.password else None)
     try:
-        async with smtp:
-            refused, _ = await smtp.send_message(email, sender=settings.from_,
-                                                 recipients=recipients)
+        refused = await pool.sendmail(sender, recipients, email)
     except aiosmtplib.SMTPRecipientsRefused as error:
         return {item.recipient: _refused(item.code, item.message)
                 for item in error.recipients}
@@ -144,16 +167,6 @@ async def send(settings: EmailSettings, email: EmailMessage,
         return dict.fromkeys(recipients, Outcome("retry", reason))
     return {address: _refused(refused[address].code, refused[address].message)
             if address in refused else Outcome("delivered") for address in recipients}
-
-
-_HOSTNAME: list[str] = []
-
-
-async def local_hostname() -> str:
-    """Our name for EHLO, looked up once: aiosmtplib would ask DNS on every connection."""
-    if not _HOSTNAME:
-        _HOSTNAME.append(await asyncio.to_thread(socket.getfqdn))
-    return _HOSTNAME[0]
 
 
 def _refused(code: int, text: str) -> Outcome:

@@ -1,37 +1,29 @@
-"""The email copy of an inbound SMS: a read-only notification in text and HTML."""
+"""The email copy of an inbound SMS: a read-only notification in text and HTML.
+
+Written straight to the bytes SMTP sends: the message is always the same shape (a few
+headers, two UTF-8 parts), and Python's `email` package, which builds and then flattens
+a tree of header objects, cost more than all the rest of a delivery. Its header
+machinery is still used, once per distinct value, for a header that is not short plain
+ASCII (folding, RFC 2047 encoding).
+"""
 
 from __future__ import annotations
 
+import binascii
 import html
-from email.headerregistry import BaseHeader, HeaderRegistry
-from email.message import EmailMessage
-from email.policy import default
+from email.policy import SMTP
 from email.utils import format_datetime
+from functools import lru_cache
 
 from pbxsms.core.events import InboundMessage
 
 READ_ONLY_NOTE = ("This is a read-only copy of a text message. Replies to this email are "
                   "not delivered: answer from the mobile app.")
 
-
-class _CachingRegistry(HeaderRegistry):
-    """The standard header classes, built once: the stock registry makes a new class
-    (`type(...)`) for every header of every message, a third of an email's cost."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._classes: dict[str, type[BaseHeader]] = {}
-
-    def __getitem__(self, name: str) -> type[BaseHeader]:
-        key = name.lower()
-        found = self._classes.get(key)
-        if found is None:
-            found = self._classes[key] = super().__getitem__(name)
-        return found
-
-
-# The default policy (what EmailMessage uses), with the caching registry.
-POLICY = default.clone(header_factory=_CachingRegistry())
+# RFC 5322: header lines of at most 78 characters; no line longer than 998.
+_LINE = 78
+_MAX_LINE = 998
+_CRLF = "\r\n"
 
 
 def message_id(message: InboundMessage, sender: str) -> str:
@@ -41,41 +33,83 @@ def message_id(message: InboundMessage, sender: str) -> str:
     return f"<{message.id}.sms@{domain}>"
 
 
-def compose(message: InboundMessage, sender: str, recipients: list[str]) -> EmailMessage:
-    """The email for `message`; ValueError when a header value cannot be written."""
+def compose(message: InboundMessage, sender: str, recipients: list[str]) -> bytes:
+    """The email for `message`, ready for SMTP `DATA` (CRLF line ends); ValueError when
+    a header value cannot be written."""
     route = message.route
     number = message.to
     extension = f" (extension {route.extension})" if route and route.extension else ""
     received = message.received_at.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+    # Derived from our id; a part that contains it is quoted-printable (see `_part`).
+    boundary = f"=_pbxsms_{message.id}_="
 
-    email = EmailMessage(policy=POLICY)
-    email["Subject"] = f"SMS from {message.from_} to {number}"
-    email["From"] = sender
-    email["To"] = ", ".join(recipients)
-    email["Date"] = format_datetime(message.received_at)
-    email["Message-ID"] = message_id(message, sender)
-    # Not a person writing: auto-responders (out of office) must not answer it.
-    email["Auto-Submitted"] = "auto-generated"
-    email["X-Auto-Response-Suppress"] = "All"
-    email["X-PBXSMS-Message-Id"] = message.id
+    text = (f"New text message\n\n"
+            f"From: {message.from_}\n"
+            f"To: {number}{extension}\n"
+            f"Received: {received}\n\n"
+            f"{message.body}\n\n"
+            f"-- \n{READ_ONLY_NOTE}\n")
+    rich = ("<!DOCTYPE html>\n<html><body>\n"
+            "<p><strong>New text message</strong></p>\n"
+            "<table>\n"
+            f"<tr><td>From:</td><td>{html.escape(message.from_)}</td></tr>\n"
+            f"<tr><td>To:</td><td>{html.escape(number + extension)}</td></tr>\n"
+            f"<tr><td>Received:</td><td>{html.escape(received)}</td></tr>\n"
+            "</table>\n"
+            f'<p style="white-space: pre-wrap">{html.escape(message.body)}</p>\n'
+            f'<hr><p style="color: #666"><small>{html.escape(READ_ONLY_NOTE)}</small></p>\n'
+            "</body></html>\n")
+    parts = [
+        header("Subject", f"SMS from {message.from_} to {number}"),
+        header("From", sender),
+        header("To", ", ".join(recipients)),
+        header("Date", format_datetime(message.received_at)),
+        header("Message-ID", message_id(message, sender)),
+        # Not a person writing: auto-responders (out of office) must not answer it.
+        "Auto-Submitted: auto-generated\r\n",
+        "X-Auto-Response-Suppress: All\r\n",
+        header("X-PBXSMS-Message-Id", message.id),
+        "MIME-Version: 1.0\r\n",
+        f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n',
+        _CRLF,
+        f"--{boundary}\r\n", _part("plain", text, boundary),
+        f"--{boundary}\r\n", _part("html", rich, boundary),
+        f"--{boundary}--\r\n",
+    ]
+    return "".join(parts).encode("ascii")
 
-    email.set_content(
-        f"New text message\n\n"
-        f"From: {message.from_}\n"
-        f"To: {number}{extension}\n"
-        f"Received: {received}\n\n"
-        f"{message.body}\n\n"
-        f"-- \n{READ_ONLY_NOTE}\n")
-    text = html.escape(message.body)
-    email.add_alternative(
-        "<!DOCTYPE html>\n<html><body>\n"
-        "<p><strong>New text message</strong></p>\n"
-        "<table>\n"
-        f"<tr><td>From:</td><td>{html.escape(message.from_)}</td></tr>\n"
-        f"<tr><td>To:</td><td>{html.escape(number + extension)}</td></tr>\n"
-        f"<tr><td>Received:</td><td>{html.escape(received)}</td></tr>\n"
-        "</table>\n"
-        f'<p style="white-space: pre-wrap">{text}</p>\n'
-        f'<hr><p style="color: #666"><small>{html.escape(READ_ONLY_NOTE)}</small></p>\n'
-        "</body></html>\n", subtype="html")
-    return email
+
+def header(name: str, value: str) -> str:
+    """`Name: value` and CRLF; plain when short printable ASCII, else folded and encoded
+    by the `email` package (once per distinct header)."""
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"{name} contains a line break")
+    if value.isascii() and value.isprintable() and len(name) + 2 + len(value) <= _LINE:
+        return f"{name}: {value}{_CRLF}"
+    return _folded(name, value)
+
+
+@lru_cache(maxsize=1024)
+def _folded(name: str, value: str) -> str:
+    folded: str = SMTP.header_factory(name, value).fold(policy=SMTP)
+    try:
+        folded.encode("ascii")
+    except UnicodeEncodeError as error:
+        raise ValueError(f"{name} cannot be written in ASCII: {error}") from error
+    return folded
+
+
+def _part(subtype: str, content: str, boundary: str) -> str:
+    """One UTF-8 text part: 7-bit when it is ASCII within SMTP's line limit (and cannot
+    hold the boundary), else quoted-printable, which keeps mostly-ASCII text readable."""
+    lines = content.splitlines()
+    body = _CRLF.join(lines) + _CRLF
+    if content.isascii() and all(len(line) <= _MAX_LINE for line in lines) \
+            and boundary not in content:
+        encoding = "7bit"
+    else:
+        # Encodes every "=", so the boundary cannot occur in the result.
+        encoding = "quoted-printable"
+        body = binascii.b2a_qp(body.encode("utf-8"), istext=True).decode("ascii")
+    return (f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+            f"Content-Transfer-Encoding: {encoding}\r\n\r\n{body}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 from pbxsms.core.doctor import Check
 from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.problems import Problem
@@ -18,10 +20,22 @@ def settings_model() -> type[PluginSettings]:
     return EmailSettings
 
 
+# Each runtime's email consumer, so that shutdown can close its SMTP connections.
+_DELIVERIES: weakref.WeakKeyDictionary[Runtime, EmailDelivery] = weakref.WeakKeyDictionary()
+
+
 @hookimpl
 def register_consumers(runtime: Runtime, register: ConsumerRegister) -> None:
     # Its own durable consumer: an SMTP outage never delays the app pushes.
-    register(ConsumerSpec(CONSUMER, "sms.inbound.>", EmailDelivery(runtime).handle))
+    delivery = _DELIVERIES[runtime] = EmailDelivery(runtime)
+    register(ConsumerSpec(CONSUMER, "sms.inbound.>", delivery.handle))
+
+
+@hookimpl
+async def shutdown(runtime: Runtime) -> None:
+    delivery = _DELIVERIES.pop(runtime, None)
+    if delivery is not None:
+        await delivery.close()
 
 
 @hookimpl

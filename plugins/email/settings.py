@@ -21,3 +21,5 @@ class EmailSettings(PluginSettings):
     starttls: bool = False
     from_: str = Field("pbxsms@localhost", validation_alias="PBXSMS_SMTP_FROM")
     timeout: float = Field(30.0, gt=0)
+    # Open connections kept for reuse (and the most used at once).
+    connections: int = Field(16, ge=1, le=100)

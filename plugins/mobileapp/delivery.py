@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from pbxsms.bus.consumer import Delivery, Permanent, Retry
+from pbxsms.bus.kv import write_all
 from pbxsms.core.deliveries import Ledger, Settled, read_inbound, report, report_failure
-from pbxsms.core.events import InboundMessage, Route, State
+from pbxsms.core.events import InboundMessage, State
 from pbxsms.plugins.mobileapp.client import push_message
 from pbxsms.plugins.mobileapp.settings import MobileAppSettings
 
@@ -56,20 +58,24 @@ class MobileAppDelivery:
                 await report_failure(self.runtime, message, CHANNEL, delivery, failure)
             settled = Settled(state="delivered", attempt=delivery.attempt,
                               provider_message_id=messageid)
-            await self.ledger.settle(CHANNEL, message.id, settled)
             log.info("pushed %s to extension %s (app message %s)", message.id,
                      route.extension, messageid, extra={"msg_id": message.id})
+            # The ledger record and what follows are independent writes: one round
+            # trip. The message is acknowledged only once all of them are stored.
+            await write_all(self.ledger.settle(CHANNEL, message.id, settled),
+                            *self._finish(message, settled))
         else:
             log.info("%s already pushed (attempt %d): not again", message.id, settled.attempt,
                      extra={"msg_id": message.id})
-        await self._finish(message, route, org, settled)
+            await write_all(*self._finish(message, settled))
 
-    async def _finish(self, message: InboundMessage, route: Route, org: str,
-                      settled: Settled) -> None:
+    def _finish(self, message: InboundMessage, settled: Settled) -> list[Awaitable[object]]:
         """What follows a push; repeated as a whole when an attempt stops half-way."""
-        assert route.extension is not None and settled.provider_message_id is not None
-        # Known before the status is folded, so the app's `delivered` notice finds us.
-        await self.runtime.status.remember_provider_id(CHANNEL, settled.provider_message_id,
-                                                       message.id)
-        await report(self.runtime, message, CHANNEL, State.DELIVERED, settled.attempt,
-                     provider_message_id=settled.provider_message_id)
+        assert settled.provider_message_id is not None
+        return [
+            # Stored by the time the status is folded (the fold stores it too), so the
+            # app's `delivered` notice finds us.
+            self.runtime.status.remember_provider_id(CHANNEL, settled.provider_message_id,
+                                                     message.id),
+            report(self.runtime, message, CHANNEL, State.DELIVERED, settled.attempt,
+                   provider_message_id=settled.provider_message_id)]

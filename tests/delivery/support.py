@@ -61,6 +61,8 @@ class Mailbox:
         self.next_replies: dict[str, list[str]] = {}
         # address → the reply to every RCPT
         self.always: dict[str, str] = {}
+        # the SMTP session (one per connection) of each accepted message
+        self.sessions: list[Any] = []
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:
@@ -76,7 +78,13 @@ class Mailbox:
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
         self.mails.append(Mail(envelope.mail_from, list(envelope.rcpt_tos), parsed))
+        self.sessions.append(session)
         return "250 Message accepted for delivery"
+
+    @property
+    def connections(self) -> int:
+        """How many SMTP connections carried the accepted messages."""
+        return len({id(session) for session in self.sessions})
 
     def received_by(self, address: str) -> list[EmailMessage]:
         return [mail.message for mail in self.mails if address in mail.rcpt_tos]

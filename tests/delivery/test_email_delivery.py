@@ -65,6 +65,26 @@ async def test_the_copy_is_a_read_only_notification(
     assert len(smtp.mailbox.mails) == 1
 
 
+async def test_one_connection_carries_successive_emails_and_a_lost_one_is_replaced(
+    start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer
+) -> None:
+    gateway = await start_gateway(toml=bus_toml(), env=gateway_env(app, smtp))
+    for n in range(3):
+        message = inbound(f"message {n}")
+        await publish_inbound(gateway.runtime, message)
+        await wait_channel(gateway.runtime, message.id, "email", State.DELIVERED)
+    assert len(smtp.mailbox.mails) == 3 and smtp.mailbox.connections == 1
+
+    # The server restarts: the kept connection is gone, the next email takes a new one.
+    await smtp.stop()
+    await smtp.start()
+    message = inbound("after the restart")
+    await publish_inbound(gateway.runtime, message)
+    await wait_channel(gateway.runtime, message.id, "email", State.DELIVERED)
+    assert len(smtp.mailbox.received_by("desk@example.com")) == 4
+    assert smtp.mailbox.connections == 2
+
+
 async def test_a_refused_address_fails_alone(
     start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer
 ) -> None:

@@ -1,0 +1,175 @@
+"""Open SMTP connections to the configured server, reused from one email to the next.
+
+A new connection costs a TCP (and TLS) handshake, the greeting, EHLO, a login and QUIT:
+more round trips than the mail transaction itself. The pool keeps up to
+`PBXSMS_SMTP_CONNECTIONS` open; one that sat idle is checked with `NOOP` before use,
+one idle for long is closed, and one that failed in any way but a refusal is dropped.
+Reuse changes nothing about what is sent: each email is still one transaction, and
+the ledger still records each address once it is settled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from dataclasses import dataclass, field
+
+import aiosmtplib
+from aiosmtplib import SMTPResponse
+
+from pbxsms.plugins.email.settings import EmailSettings
+
+log = logging.getLogger("pbxsms.email")
+
+# Idle longer than this, a connection is checked with NOOP before a transaction: the
+# server may have closed it meanwhile (most servers wait minutes before they do).
+CHECK_AFTER = 5.0
+# Idle longer than this, a connection is closed: no server should keep it for us.
+CLOSE_AFTER = 30.0
+# `421`: the server is closing this connection.
+CLOSING = 421
+
+
+@dataclass
+class _Connection:
+    smtp: aiosmtplib.SMTP
+    used_at: float = field(default_factory=time.monotonic)
+
+
+class SmtpPool:
+    """Connections to one SMTP server with one set of credentials."""
+
+    def __init__(self, settings: EmailSettings) -> None:
+        assert settings.host is not None
+        self.settings = settings
+        self._slots = asyncio.Semaphore(settings.connections)
+        self._idle: list[_Connection] = []
+        self._closed = False
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+
+    @property
+    def idle(self) -> int:
+        """Open connections waiting for the next email."""
+        return len(self._idle)
+
+    async def sendmail(self, sender: str, recipients: list[str],
+                       data: bytes) -> dict[str, SMTPResponse]:
+        """One transaction; the refused recipients, as `aiosmtplib.SMTP.sendmail`.
+
+        Raises what aiosmtplib raises (refusals, disconnects, timeouts).
+        """
+        timeout = self.settings.timeout
+        async with asyncio.timeout(timeout):
+            await self._slots.acquire()
+        try:
+            connection = await self._connection()
+            keep = False
+            try:
+                refused, _ = await connection.smtp.sendmail(sender, recipients, data)
+                keep = True
+                return refused
+            except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPResponseException) \
+                    as error:
+                # A refusal ends the transaction (aiosmtplib sent RSET); the connection
+                # stays good unless the server is closing it.
+                keep = getattr(error, "code", None) != CLOSING
+                raise
+            finally:
+                self._release(connection, keep)
+        finally:
+            self._slots.release()
+
+    async def _connection(self) -> _Connection:
+        """An open connection: the most recently used idle one, else a new one."""
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.smtp.is_connected:
+                continue
+            if time.monotonic() - connection.used_at > CHECK_AFTER:
+                try:
+                    await connection.smtp.noop()
+                except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                    connection.smtp.close()
+                    continue
+            return connection
+        settings = self.settings
+        smtp = aiosmtplib.SMTP(
+            hostname=settings.host, port=settings.port, timeout=settings.timeout,
+            local_hostname=await local_hostname(), start_tls=settings.starttls,
+            username=settings.username,
+            password=settings.password.get_secret_value() if settings.password else None)
+        try:
+            await smtp.connect()  # greeting, EHLO, STARTTLS and login as configured
+        except BaseException:
+            smtp.close()
+            raise
+        return _Connection(smtp)
+
+    def _release(self, connection: _Connection, keep: bool) -> None:
+        if not keep or self._closed or not connection.smtp.is_connected:
+            connection.smtp.close()
+            return
+        connection.used_at = time.monotonic()
+        self._idle.append(connection)
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().call_later(CLOSE_AFTER, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close the connections idle for `CLOSE_AFTER`; look again while any remain."""
+        self._sweeper = None
+        now = time.monotonic()
+        stale = [c for c in self._idle if now - c.used_at >= CLOSE_AFTER]
+        self._idle = [c for c in self._idle if now - c.used_at < CLOSE_AFTER]
+        for connection in stale:
+            self._quit(connection)
+        if self._idle:
+            wait = CLOSE_AFTER - (now - min(c.used_at for c in self._idle))
+            self._sweeper = asyncio.get_running_loop().call_later(max(wait, 0.1), self._sweep)
+
+    def _quit(self, connection: _Connection) -> None:
+        task = asyncio.create_task(_quit(connection.smtp))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def close(self) -> None:
+        """QUIT the idle connections; those in use close when their transaction ends."""
+        self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            self._quit(connection)
+        if self._closing:
+            await asyncio.wait(set(self._closing), timeout=self.settings.timeout)
+
+
+async def _quit(smtp: aiosmtplib.SMTP) -> None:
+    try:
+        if smtp.is_connected:
+            await smtp.quit(timeout=5.0)
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+        log.debug("SMTP QUIT: %s", error)
+    finally:
+        smtp.close()
+
+
+_HOSTNAME: list[str] = []
+
+
+async def local_hostname() -> str:
+    """Our name for EHLO, looked up once: aiosmtplib would ask DNS on every connection."""
+    if not _HOSTNAME:
+        _HOSTNAME.append(await asyncio.to_thread(socket.getfqdn))
+    return _HOSTNAME[0]
+
+
+def pool_key(settings: EmailSettings) -> tuple[object, ...]:
+    """What a pool's connections depend on: a reload that changes it starts a new pool."""
+    password = settings.password.get_secret_value() if settings.password else None
+    return (settings.host, settings.port, settings.starttls, settings.username, password,
+            settings.timeout, settings.connections)
+
