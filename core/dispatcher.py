@@ -76,15 +76,18 @@ class Dispatcher:
     async def _already_accepted(self, message_id: str) -> bool:
         remembered = self._accepted.get(message_id)
         if remembered is not None:
-            await self._publish(StatusEvent.model_validate_json(remembered))
-            return True
-        record = await self.runtime.status.get(message_id)
-        if record is None or not (record.provider_message_id or record.state in DONE):
-            return False
-        channel = next(iter(record.channels), "-")
+            # Its `accepted` may not be stored or folded yet: publish it (again).
+            event = StatusEvent.model_validate_json(remembered)
+            await self._publish(event)
+            channel, provider_id = event.channel or "-", event.provider_message_id
+        else:
+            record = await self.runtime.status.get(message_id)
+            if record is None or not (record.provider_message_id or record.state in DONE):
+                return False
+            channel, provider_id = next(iter(record.channels), "-"), record.provider_message_id
         metrics.OUTBOUND.labels(channel, "duplicate").inc()
         log.info("outbound %s was already accepted (%s); not sending it again", message_id,
-                 record.provider_message_id, extra={"msg_id": message_id})
+                 provider_id, extra={"msg_id": message_id})
         return True
 
     async def _refuse(self, request: OutboundRequest, error: Invalid | Unroutable) -> NoReturn:
