@@ -59,7 +59,7 @@ def count_segments(text: str) -> SegmentCount:
         encoding, double = "GSM-7", chars & GSM_EXTENSION
     else:
         encoding, double = "UCS-2", {c for c in chars if ord(c) > 0xFFFF}
-    units = len(text) + sum(text.count(c) for c in double)
+    units = len(text) + (sum(text.count(c) for c in double) if double else 0)
     single, multi = _LIMITS[encoding]
     if units == 0:
         return SegmentCount(encoding, 0, 0)
