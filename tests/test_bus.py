@@ -13,7 +13,6 @@ from nats.aio.client import Client as NATS
 
 from pbxsms.bus.consumer import ConsumerRunner, Delivery, Permanent, Retry, RetryPolicy
 from pbxsms.bus.embedded import EmbeddedNats
-from pbxsms.bus.kv import ensure_kv, read, read_many
 from pbxsms.bus.publish import PublishError, publish
 from pbxsms.bus.stream import StreamSettings, ensure_stream
 from tests.helpers import wait_until
@@ -192,22 +191,3 @@ async def test_publish_without_server_raises_publish_error(tmp_path) -> None:  #
         await publish(js, "sms.test.down", b"x", "down-1", timeout=0.5)
     with contextlib.suppress(OSError):  # nats-py may report the lost connection here
         await client.close()
-
-
-async def test_read_many_answers_what_read_answers_for_each_key(nc: NATS) -> None:
-    bucket = await ensure_kv(nc.jetstream(), "read_many")
-    await bucket.put("kept", b"first")
-    await bucket.put("kept", b"second")
-    await bucket.put("deleted", b"x")
-    await bucket.delete("deleted")
-    await bucket.put("purged", b"x")
-    await bucket.purge("purged")
-    await bucket.put("empty", b"")
-    many = [f"key-{n}" for n in range(300)]
-    for key in many[::7]:
-        await bucket.put(key, key.encode())
-    keys = ["kept", "deleted", "purged", "empty", "never", *many]
-    answers = await read_many(nc, bucket, keys)
-    assert answers == {key: await read(bucket, key) for key in keys}
-    assert answers["kept"][0] == b"second" and answers["never"] == (None, 0)
-    assert await read_many(nc, bucket, []) == {}
