@@ -42,8 +42,14 @@ async def test_a_lone_reply_is_accepted_with_clicksends_message_id(
     assert record.segments == 1
     assert [h.state.value for h in record.history] == ["queued", "sending", "accepted"]
     assert sim.send_requests[0].authorization == basic()
-    assert await gateway.runtime.status.find_by_provider_id(
-        "clicksend", sent["message_id"]) == message_id
+
+    async def indexed() -> bool:
+        # The fold writes the record first, then the provider-id index.
+        found = await gateway.runtime.status.find_by_provider_id("clicksend",
+                                                                 sent["message_id"])
+        return found == message_id
+
+    await wait_until(indexed, message="ClickSend's message id indexed to ours")
 
 
 async def test_2500_queued_messages_go_out_in_3_calls_and_end_accepted(
