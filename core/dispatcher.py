@@ -14,8 +14,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import NoReturn
 
-from pbxsms.bus import kv as kvs
 from pbxsms.bus.consumer import Delivery, Permanent, Retry
+from pbxsms.bus.kvbatch import read_many
 from pbxsms.bus.publish import PublishError
 from pbxsms.core import metrics
 from pbxsms.core.batcher import Batcher
@@ -35,7 +35,7 @@ REMEMBERED = 20_000
 
 class RecordReads:
     """Status records read for a burst of requests at once: the reads asked for in one
-    turn of the event loop go out together as one pipelined round (`kv.read_many`)."""
+    turn of the event loop go out together as one pipelined round (`kvbatch.read_many`)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -63,7 +63,7 @@ class RecordReads:
         runtime = self.runtime
         assert runtime.nc is not None
         try:
-            values = await kvs.read_many(runtime.nc, runtime.status.messages, list(waiting),
+            values = await read_many(runtime.nc, runtime.status.messages, list(waiting),
                                          timeout=runtime.config.file.bus.publish_timeout)
         except Exception as error:  # each waiting delivery is retried with this reason
             _fail(waiting.values(), f"status records not readable: "

@@ -9,7 +9,8 @@ import pytest
 from nats.aio.client import Client as NATS
 
 from pbxsms.bus.embedded import EmbeddedNats
-from pbxsms.bus.kv import ensure_kv, read, read_many
+from pbxsms.bus.kv import ensure_kv, read
+from pbxsms.bus.kvbatch import read_many
 
 
 @pytest.fixture
