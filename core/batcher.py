@@ -10,10 +10,9 @@ batches. A partial batch waits at most ten flush delays after its first message.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pbxsms.core.registry import OutboundMessage, Outcome, Provider, SendResult
@@ -32,6 +31,30 @@ class _Batch:
     timer: asyncio.TimerHandle | None = None
 
 
+class _Incoming:
+    """One message counted as on its way until `arrived()` or the end of the block: a
+    plain object, where a generator context manager allocated four per message."""
+
+    __slots__ = ("_batcher", "_pending")
+
+    def __init__(self, batcher: Batcher) -> None:
+        self._batcher = batcher
+        self._pending = False
+
+    def __enter__(self) -> Callable[[], None]:
+        self._pending = True
+        self._batcher._incoming += 1
+        return self.arrived
+
+    def __exit__(self, *_: object) -> None:
+        self.arrived()
+
+    def arrived(self) -> None:
+        if self._pending:
+            self._pending = False
+            self._batcher._incoming -= 1
+
+
 class Batcher:
     """Collects messages per provider and sends them through `provider.send_batch`."""
 
@@ -40,23 +63,11 @@ class Batcher:
         self._sending: set[asyncio.Task[None]] = set()
         self._incoming = 0
 
-    @contextlib.contextmanager
-    def incoming(self) -> Iterator[Callable[[], None]]:
-        """Count a message on its way to `submit`; call the yielded function just before
-        submitting it. Open batches wait for such messages (within their deadline)."""
-        arrived = False
-
-        def arrive() -> None:
-            nonlocal arrived
-            if not arrived:
-                arrived = True
-                self._incoming -= 1
-
-        self._incoming += 1
-        try:
-            yield arrive
-        finally:
-            arrive()
+    def incoming(self) -> _Incoming:
+        """Count a message on its way to `submit` (`with batcher.incoming() as arrived:`);
+        call `arrived()` just before submitting it. Open batches wait for such messages
+        (within their deadline)."""
+        return _Incoming(self)
 
     async def submit(self, provider: Provider, message: OutboundMessage) -> SendResult:
         """Add `message` to its provider's next batch and wait for its result."""

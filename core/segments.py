@@ -42,25 +42,32 @@ class SegmentCount:
         return single if segments == 1 else multi * segments
 
 
+GSM_ALL = GSM_BASIC | GSM_EXTENSION
+
+
 def is_gsm7(text: str) -> bool:
-    return all(c in GSM_BASIC or c in GSM_EXTENSION for c in text)
+    return GSM_ALL.issuperset(text)
 
 
 def count_segments(text: str) -> SegmentCount:
     """The encoding, length and number of parts of `text` (0 parts for an empty text)."""
+    # Sizes come from the distinct characters (set operations in C); the per-character
+    # loop only runs for texts that need more than one part.
+    chars = set(text)
     encoding: Encoding
-    if is_gsm7(text):
-        encoding, costs = "GSM-7", [2 if c in GSM_EXTENSION else 1 for c in text]
+    if GSM_ALL.issuperset(chars):
+        encoding, double = "GSM-7", chars & GSM_EXTENSION
     else:
-        encoding, costs = "UCS-2", [2 if ord(c) > 0xFFFF else 1 for c in text]
-    units = sum(costs)
+        encoding, double = "UCS-2", {c for c in chars if ord(c) > 0xFFFF}
+    units = len(text) + (sum(text.count(c) for c in double) if double else 0)
     single, multi = _LIMITS[encoding]
     if units == 0:
         return SegmentCount(encoding, 0, 0)
     if units <= single:
         return SegmentCount(encoding, units, 1)
     segments, used = 1, 0
-    for cost in costs:
+    for char in text:
+        cost = 2 if char in double else 1
         if used + cost > multi:
             segments, used = segments + 1, 0
         used += cost

@@ -42,8 +42,14 @@ async def test_a_lone_reply_is_accepted_with_clicksends_message_id(
     assert record.segments == 1
     assert [h.state.value for h in record.history] == ["queued", "sending", "accepted"]
     assert sim.send_requests[0].authorization == basic()
-    assert await gateway.runtime.status.find_by_provider_id(
-        "clicksend", sent["message_id"]) == message_id
+
+    async def indexed() -> bool:
+        # The fold writes the record first, then the provider-id index.
+        found = await gateway.runtime.status.find_by_provider_id("clicksend",
+                                                                 sent["message_id"])
+        return found == message_id
+
+    await wait_until(indexed, message="ClickSend's message id indexed to ours")
 
 
 async def test_2500_queued_messages_go_out_in_3_calls_and_end_accepted(
@@ -201,6 +207,27 @@ async def test_a_redelivered_request_already_accepted_is_not_sent_again(
     assert sim.send_requests == []
     assert metric("pbxsms_outbound_messages_total", provider="clicksend",
                   outcome="duplicate") == before + 1
+
+
+async def test_a_request_accepted_here_is_not_sent_again_before_its_status_is_stored(
+        start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
+    # The same id published again (another Nats-Msg-Id, e.g. after the duplicate window)
+    # while its record does not show the acceptance (the status fold lags, or the
+    # `accepted` publish failed): the dispatcher remembers what it accepted.
+    gateway = await start_sending_gateway()
+    request = OutboundRequest(**{"from": OURS}, to=recipient(1), body="only once")
+    await gateway.runtime.publish("sms.outbound", request, request.id)
+    accepted = await settled(gateway, request.id, "accepted")
+    await gateway.runtime.status.messages.delete(request.id)
+    before = metric("pbxsms_outbound_messages_total", provider="clicksend",
+                    outcome="duplicate")
+    await gateway.runtime.publish("sms.outbound", request, f"{request.id}-again")
+    await wait_until(lambda: metric("pbxsms_outbound_messages_total", provider="clicksend",
+                                    outcome="duplicate") == before + 1,
+                     message="the repeat recognised")
+    await wait_until(lambda: drained(gateway, "outbound"), message="the dispatcher")
+    assert [m["custom_string"] for m in sim.sent_messages] == [request.id]
+    assert accepted.provider_message_id == sim.sent_messages[0]["message_id"]
 
 
 async def test_pbx_services_publish_on_nats(start_sending_gateway: StartGateway,
