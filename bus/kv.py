@@ -40,6 +40,8 @@ async def ensure_kv(js: JetStreamContext, bucket: str, ttl: float | None = None,
 
 # JetStream's error code for a compare-and-set that lost (wrong last sequence).
 WRONG_LAST_SEQUENCE = 10071
+# ... and for a read of a key that has no message.
+NO_MESSAGE = 10037
 # The JetStream API of our account (pbxsms uses no JetStream domains).
 API = "$JS.API"
 
@@ -103,7 +105,7 @@ def _stored(answer: Msg) -> tuple[bytes | None, int]:
     reply = json.loads(answer.data)
     error = reply.get("error")
     if error is not None:
-        if error.get("code") == 404:  # no such key
+        if error.get("err_code") == NO_MESSAGE:  # no such key (a missing bucket is not)
             return None, 0
         raise BusError(f"JetStream refused the read: {error.get('description')}",
                        error.get("err_code"))
