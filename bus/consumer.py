@@ -25,6 +25,8 @@ from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from pbxsms.bus.publish import BusError
+
 log = logging.getLogger("pbxsms.bus.consumer")
 
 
@@ -265,7 +267,7 @@ class ConsumerRunner:
             return
         except asyncio.CancelledError:
             raise
-        except (NatsError, TimeoutError, OSError) as error:
+        except (NatsError, BusError, TimeoutError, OSError) as error:
             # The bus or a remote side is briefly away (a leader election, a restart):
             # expected, retried; a traceback would only hide real bugs in the log.
             log.warning("consumer %s: seq %d will be retried: %s: %s", self.name,

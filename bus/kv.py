@@ -1,15 +1,26 @@
-"""JetStream key-value buckets: created idempotently, updated with optimistic concurrency."""
+"""JetStream key-value buckets: created idempotently, updated with optimistic concurrency.
+
+`Bucket` reads and writes a bucket through the gateway's `Publisher`: the KV operations
+of a message's hot path (status folds, the delivery ledger) are then pipelined requests
+on one reply subscription, not nats-py's request machinery each. Watches still use
+nats-py's KeyValue (`Bucket.kv`).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
+
+from pbxsms.bus.publish import BusError, Publisher, PublishError
 
 log = logging.getLogger("pbxsms.bus.kv")
 
@@ -27,8 +38,100 @@ async def ensure_kv(js: JetStreamContext, bucket: str, ttl: float | None = None,
         return await js.key_value(bucket)
 
 
-async def read(kv: KeyValue, key: str) -> tuple[bytes | None, int]:
+# JetStream's error code for a compare-and-set that lost (wrong last sequence).
+WRONG_LAST_SEQUENCE = 10071
+# ... and for a read of a key that has no message.
+NO_MESSAGE = 10037
+# The JetStream API of our account (pbxsms uses no JetStream domains).
+API = "$JS.API"
+
+
+class Bucket:
+    """One KV bucket, its reads and writes pipelined through the Publisher."""
+
+    def __init__(self, kv: KeyValue, publisher: Publisher, name: str,
+                 timeout: float = 5.0) -> None:
+        self.kv = kv
+        self.name = name
+        self._publisher = publisher
+        self._timeout = timeout
+        self._subject = f"$KV.{name}."
+        self._get = f"{API}.STREAM.MSG.GET.KV_{name}"
+
+    async def get(self, key: str) -> tuple[bytes | None, int]:
+        """Value and revision, read from the stream's leader; (None, 0) when absent or
+        deleted."""
+        return await (await self._ask_last(key))
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, tuple[bytes | None, int]]:
+        """`get` of many keys, every request in flight before any answer is awaited."""
+        pending = [await self._ask_last(key) for key in keys]
+        return dict(zip(keys, await asyncio.gather(*pending), strict=True))
+
+    async def put(self, key: str, value: bytes) -> int:
+        """Store `value`; its revision."""
+        return await self._write(key, value, None)
+
+    async def update(self, key: str, value: bytes, last: int) -> int:
+        """Store `value` if the key's revision is still `last` (0: never written);
+        KeyWrongLastSequenceError when another writer came first."""
+        return await self._write(key, value, {"Nats-Expected-Last-Subject-Sequence": str(last)})
+
+    async def create(self, key: str, value: bytes) -> int:
+        """Store `value` if the key is absent or deleted (rare: nats-py's own way)."""
+        return await self.kv.create(key, value)
+
+    async def delete(self, key: str) -> None:
+        """Mark the key deleted (its history is kept until the bucket's TTL)."""
+        await self._write(key, b"", {"KV-Operation": "DEL"})
+
+    async def _ask_last(self, key: str) -> asyncio.Future[tuple[bytes | None, int]]:
+        request = json.dumps({"last_by_subj": self._subject + key}).encode()
+        return await self._publisher.ask(self._get, request, _stored, self._timeout)
+
+    async def _write(self, key: str, value: bytes, headers: dict[str, str] | None) -> int:
+        try:
+            ack = await self._publisher.publish(self._subject + key, value,
+                                                timeout=self._timeout, headers=headers)
+        except PublishError as error:
+            if error.err_code == WRONG_LAST_SEQUENCE:
+                raise KeyWrongLastSequenceError(description=str(error)) from error
+            raise
+        return ack.seq
+
+
+def _stored(answer: Msg) -> tuple[bytes | None, int]:
+    """Value and revision from a STREAM.MSG.GET answer."""
+    reply = json.loads(answer.data)
+    error = reply.get("error")
+    if error is not None:
+        if error.get("err_code") == NO_MESSAGE:  # no such key (a missing bucket is not)
+            return None, 0
+        raise BusError(f"JetStream refused the read: {error.get('description')}",
+                       error.get("err_code"))
+    message = reply["message"]
+    if _removed(base64.b64decode(message.get("hdrs") or "")):
+        return None, 0
+    # An empty value reads as None, as with nats-py's `get`.
+    return base64.b64decode(message.get("data") or "") or None, int(message["seq"])
+
+
+def _removed(headers: bytes) -> bool:
+    """Whether a stored message's headers mark its key deleted or purged (by us, or by
+    the server's TTL markers since nats-server 2.11)."""
+    for line in headers.decode("latin-1").split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        name, value = name.strip().lower(), value.strip()
+        if (name == "kv-operation" and value in ("DEL", "PURGE")) or (
+                name == "nats-marker-reason" and value in ("MaxAge", "Purge", "Remove")):
+            return True
+    return False
+
+
+async def read(kv: KeyValue | Bucket, key: str) -> tuple[bytes | None, int]:
     """Value and revision; (None, 0) when absent or deleted."""
+    if isinstance(kv, Bucket):
+        return await kv.get(key)
     try:
         entry = await kv.get(key)
     except KeyNotFoundError:  # includes deleted keys
@@ -49,7 +152,7 @@ async def entries_under(kv: KeyValue, prefix: str) -> dict[str, bytes]:
     return found
 
 
-async def modify(kv: KeyValue, key: str,
+async def modify(kv: KeyValue | Bucket, key: str,
                  change: Callable[[bytes | None], bytes | Awaitable[bytes | None] | None],
                  attempts: int = 20,
                  known: tuple[bytes | None, int] | None = None) -> tuple[bytes | None, int]:

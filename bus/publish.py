@@ -1,11 +1,12 @@
 """Publishing: one way, deduplicated by `Nats-Msg-Id`, returning only after the PubAck.
 
-Every event and KV write of the gateway goes through `Publisher`. It keeps one reply
-subscription for all PubAcks and a table of the publishes waiting for theirs, instead of
-nats-py's per-request machinery (an inbox token, a future with callbacks and `wait_for`,
-the PubAck parsed into a dataclass): a publish is one PUB on the connection and one
-table entry. `send` puts a publish in flight and returns its future, so a caller can
-have several in flight and pay one write to the socket for all of them.
+Every event and KV write of the gateway goes through `Publisher`, and so do KV reads
+(`bus.kv.Bucket`). It keeps one reply subscription for all answers and a table of the
+requests waiting for theirs, instead of nats-py's per-request machinery (an inbox token,
+a future with callbacks and `wait_for`, the PubAck parsed into a dataclass): a request
+is one PUB on the connection and one table entry. `send` and `ask` put a request in
+flight and return its future, so a caller can have several in flight and pay one write
+to the socket for all of them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -23,8 +26,19 @@ from nats.errors import Error as NatsError
 MSG_ID = "Nats-Msg-Id"
 
 
-class PublishError(Exception):
+class BusError(Exception):
+    """The bus did not answer a request as asked: no answer in time, or a refusal."""
+
+    def __init__(self, message: str, err_code: int | None = None) -> None:
+        super().__init__(message)
+        self.err_code = err_code  # JetStream's error code, when it refused
+
+
+class PublishError(BusError):
     """The event is not known to be stored; callers answer 503 or retry later."""
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +49,9 @@ class Published:
     duplicate: bool
 
 
-# A publish waiting for its PubAck: the future, and when and after how long it expires.
-_Waiting = tuple["asyncio.Future[Published]", float, float]
+# A request waiting for its answer: the future, how to read the answer, when and after
+# how long it expires, and the error that says so.
+_Waiting = tuple["asyncio.Future[Any]", Callable[[Msg], Any], float, float, type[BusError]]
 
 # Expiry is checked this often: a timeout fires up to this much late, and a publish
 # needs no timer of its own.
@@ -71,22 +86,34 @@ class Publisher:
                    headers: dict[str, str] | None = None) -> asyncio.Future[Published]:
         """Put a publish in flight; its future gives the PubAck, or PublishError when the
         event is not stored, the server refuses it or no PubAck came within `timeout`."""
-        if self._sub is None:
-            raise PublishError("the publisher is not started")
         if msg_id is not None:
             headers = {MSG_ID: msg_id, **headers} if headers else {MSG_ID: msg_id}
+        return await self._request(subject, payload, headers, _pub_ack, timeout,
+                                   PublishError)
+
+    async def ask(self, subject: str, payload: bytes, read: Callable[[Msg], T],
+                  timeout: float = 5.0) -> asyncio.Future[T]:
+        """Put a request (e.g. a JetStream API call) in flight; its future gives
+        `read(answer)`, or BusError when none came within `timeout` or nobody listens."""
+        return await self._request(subject, payload, None, read, timeout, BusError)
+
+    async def _request(self, subject: str, payload: bytes, headers: dict[str, str] | None,
+                       read: Callable[[Msg], T], timeout: float,
+                       error: type[BusError]) -> asyncio.Future[T]:
+        if self._sub is None:
+            raise error("the publisher is not started")
         token = str(next(self._tokens))
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Published] = loop.create_future()
-        self._waiting[token] = (future, loop.time() + timeout, timeout)
+        future: asyncio.Future[T] = loop.create_future()
+        self._waiting[token] = (future, read, loop.time() + timeout, timeout, error)
         if self._sweeper is None:
             self._sweeper = loop.call_later(SWEEP, self._sweep)
         try:
             await self._nc.publish(subject, payload, reply=self._prefix + token,
                                    headers=headers)
-        except (NatsError, OSError) as error:
+        except (NatsError, OSError) as failure:
             self._waiting.pop(token, None)
-            raise PublishError(f"{type(error).__name__}: {error}".rstrip(": ")) from error
+            raise error(f"{type(failure).__name__}: {failure}".rstrip(": ")) from failure
         return future
 
     @property
@@ -94,39 +121,39 @@ class Publisher:
         return len(self._waiting)
 
     def _sweep(self) -> None:
-        """Fail the publishes whose PubAck is overdue; again later while any wait."""
+        """Fail the requests whose answer is overdue; again later while any wait."""
         loop = asyncio.get_running_loop()
         now = loop.time()
-        overdue = [token for token, (_, deadline, _) in self._waiting.items()
-                   if deadline <= now]
+        overdue = [token for token, waiting in self._waiting.items() if waiting[2] <= now]
         for token in overdue:
-            future, _, timeout = self._waiting.pop(token)
+            future, _, _, timeout, error = self._waiting.pop(token)
             if not future.done():
-                future.set_exception(PublishError(f"no PubAck within {timeout:g} s"))
+                future.set_exception(error(f"no answer from NATS within {timeout:g} s"))
         self._sweeper = loop.call_later(SWEEP, self._sweep) if self._waiting else None
 
     async def _on_reply(self, msg: Msg) -> None:
         waiting = self._waiting.pop(msg.subject[len(self._prefix):], None)
         if waiting is None:  # timed out already: the caller was told
             return
-        future = waiting[0]
-        if not future.done():  # a caller that gave up cancelled it
-            try:
-                future.set_result(_pub_ack(msg))
-            except PublishError as error:
-                future.set_exception(error)
+        future, read, _, _, error = waiting
+        if future.done():  # a caller that gave up cancelled it
+            return
+        try:
+            if msg.headers and msg.headers.get("Status") == "503":
+                raise error("nobody answers on this subject (no JetStream stream or API)")
+            future.set_result(read(msg))
+        except BusError as failure:
+            future.set_exception(failure)
+        except (ValueError, TypeError, KeyError, AttributeError) as failure:
+            future.set_exception(error(f"unreadable answer: {msg.data[:200]!r}: {failure}"))
 
 
 def _pub_ack(msg: Msg) -> Published:
-    """The PubAck in `msg`; PublishError for a refusal or anything that is not one."""
-    if msg.headers and msg.headers.get("Status") == "503":
-        raise PublishError("no JetStream stream takes this subject (no responders)")
-    try:
-        ack = json.loads(msg.data)
-        if "error" in ack:
-            error = ack["error"]
-            raise PublishError(f"JetStream refused it: {error.get('description')} "
-                               f"(code {error.get('code')}, {error.get('err_code')})")
-        return Published(int(ack["seq"]), bool(ack.get("duplicate", False)))
-    except (ValueError, TypeError, KeyError, AttributeError) as error:
-        raise PublishError(f"unreadable PubAck: {msg.data[:200]!r}") from error
+    """The PubAck in `msg`; PublishError for a refusal."""
+    ack = json.loads(msg.data)
+    if "error" in ack:
+        error = ack["error"]
+        raise PublishError(f"JetStream refused it: {error.get('description')} "
+                           f"(code {error.get('code')}, {error.get('err_code')})",
+                           error.get("err_code"))
+    return Published(int(ack["seq"]), bool(ack.get("duplicate", False)))

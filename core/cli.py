@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from pbxsms.core import __version__
+from pbxsms.core import __version__, eventloop
 from pbxsms.core.events import json_schemas
 from pbxsms.core.loader import load_config, redacted
 from pbxsms.core.logs import setup_logging
@@ -58,7 +58,7 @@ def serve(env_file: Path | None, config_path: Path | None) -> None:
     config, plugins = load_or_exit(env_file, config_path)
     setup_logging(config.core.log_level, config.core.log_format)
     try:
-        asyncio.run(run(config, plugins))
+        eventloop.run(run(config, plugins))
     except (ConnectionError, RuntimeError) as error:
         click.echo(f"pbxsms: {error}", err=True)
         sys.exit(1)

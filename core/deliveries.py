@@ -17,11 +17,10 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
-from nats.js.kv import KeyValue
 from pydantic import BaseModel, Field, ValidationError
 
-from pbxsms.bus import kv as kvs
 from pbxsms.bus.consumer import Delivery, Permanent, Retry
+from pbxsms.bus.kv import Bucket
 from pbxsms.bus.publish import PublishError
 from pbxsms.core import metrics
 from pbxsms.core.events import InboundMessage, State, StatusEvent, utcnow
@@ -51,19 +50,18 @@ class Ledger:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._kv: KeyValue | None = None
+        self._kv: Bucket | None = None
 
-    async def _bucket(self) -> KeyValue:
+    async def _bucket(self) -> Bucket:
         if self._kv is None:
-            bus = self.runtime.config.file.bus
-            self._kv = await kvs.ensure_kv(self.runtime.js, DELIVERIES_BUCKET,
-                                           ttl=bus.max_age, replicas=bus.replicas)
+            self._kv = await self.runtime.bucket(DELIVERIES_BUCKET,
+                                                 ttl=self.runtime.config.file.bus.max_age)
         return self._kv
 
     async def get(self, channel: str, message_id: str,
                   recipient: str | None = None) -> Settled | None:
-        value, _ = await kvs.read(await self._bucket(), ledger_key(channel, message_id,
-                                                                   recipient))
+        value, _ = await (await self._bucket()).get(ledger_key(channel, message_id,
+                                                               recipient))
         return Settled.model_validate_json(value) if value else None
 
     async def settle(self, channel: str, message_id: str, settled: Settled,

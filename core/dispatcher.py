@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping
 from typing import NoReturn
 
 from pbxsms.bus.consumer import Delivery, Permanent, Retry
-from pbxsms.bus.kvbatch import read_many
 from pbxsms.bus.publish import PublishError
 from pbxsms.core import metrics
 from pbxsms.core.batcher import Batcher
@@ -35,7 +34,7 @@ REMEMBERED = 20_000
 
 class RecordReads:
     """Status records read for a burst of requests at once: the reads asked for in one
-    turn of the event loop go out together as one pipelined round (`kvbatch.read_many`)."""
+    turn of the event loop go out together as one pipelined round (`Bucket.get_many`)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -60,11 +59,8 @@ class RecordReads:
 
     async def _round(self, waiting: dict[str, list[asyncio.Future[StatusRecord | None]]]
                      ) -> None:
-        runtime = self.runtime
-        assert runtime.nc is not None
         try:
-            values = await read_many(runtime.nc, runtime.status.messages, list(waiting),
-                                         timeout=runtime.config.file.bus.publish_timeout)
+            values = await self.runtime.status.messages.get_many(list(waiting))
         except Exception as error:  # each waiting delivery is retried with this reason
             _fail(waiting.values(), f"status records not readable: "
                                     f"{type(error).__name__}: {error}".rstrip(": "))

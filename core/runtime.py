@@ -19,7 +19,7 @@ from nats.js import JetStreamContext
 
 from pbxsms.bus.consumer import ConsumerRunner, Delivery, RetryPolicy
 from pbxsms.bus.embedded import EmbeddedNats
-from pbxsms.bus.kv import ensure_kv
+from pbxsms.bus.kv import Bucket, ensure_kv
 from pbxsms.bus.publish import Published, Publisher, PublishError
 from pbxsms.bus.stream import StreamSettings, ensure_stream
 from pbxsms.core import metrics
@@ -70,6 +70,12 @@ class Runtime:
             raise RuntimeError("the bus is not connected yet")
         return self._publisher
 
+    async def bucket(self, name: str, ttl: float | None = None) -> Bucket:
+        """A KV bucket (created when missing) whose reads and writes are pipelined."""
+        bus = self.config.file.bus
+        kv = await ensure_kv(self.js, name, ttl=ttl, replicas=bus.replicas)
+        return Bucket(kv, self.publisher, name, timeout=bus.publish_timeout)
+
     @property
     def status(self) -> StatusStore:
         """Message status records (KV), ready once connected."""
@@ -108,11 +114,8 @@ class Runtime:
         await ensure_stream(self.js, StreamSettings(
             name=bus.stream, max_age=bus.max_age, duplicate_window=bus.duplicate_window,
             replicas=bus.replicas))
-        self.status = StatusStore(
-            await ensure_kv(self.js, MESSAGES_BUCKET, ttl=bus.max_age, replicas=bus.replicas),
-            await ensure_kv(self.js, PROVIDER_IDS_BUCKET, ttl=bus.max_age,
-                            replicas=bus.replicas),
-            await ensure_kv(self.js, STATES_BUCKET, ttl=bus.max_age, replicas=bus.replicas))
+        self.status = StatusStore(*[await self.bucket(name, ttl=bus.max_age) for name in
+                                    (MESSAGES_BUCKET, PROVIDER_IDS_BUCKET, STATES_BUCKET)])
         # Message settings and conversations are configuration, not traffic: no TTL.
         self._numbers = NumberStore(
             self.nc, await ensure_kv(self.js, NUMBERS_BUCKET, replicas=bus.replicas),

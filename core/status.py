@@ -16,11 +16,11 @@ from collections.abc import Awaitable
 from datetime import datetime
 from typing import TypeVar
 
-from nats.js.kv import KeyValue
 from pydantic import BaseModel, Field
 
 from pbxsms.bus import kv as kvs
 from pbxsms.bus.consumer import Delivery, Permanent
+from pbxsms.bus.kv import Bucket
 from pbxsms.core.events import State, StatusEvent, utcnow
 
 MESSAGES_BUCKET = "sms_messages"
@@ -115,8 +115,8 @@ def _describe(name: str, status: ChannelStatus) -> str:
 class StatusStore:
     """Read and fold message status records."""
 
-    def __init__(self, messages: KeyValue, provider_ids: KeyValue,
-                 states: KeyValue | None = None) -> None:
+    def __init__(self, messages: Bucket, provider_ids: Bucket,
+                 states: Bucket | None = None) -> None:
         self.messages = messages
         self.provider_ids = provider_ids
         self.states = states
@@ -130,7 +130,7 @@ class StatusStore:
     async def get(self, message_id: str) -> StatusRecord | None:
         if not _valid_key(message_id):
             return None
-        value, _ = await kvs.read(self.messages, message_id)
+        value, _ = await self.messages.get(message_id)
         return StatusRecord.model_validate_json(value) if value else None
 
     async def find_by_provider_id(self, provider: str, provider_message_id: str) -> str | None:
@@ -138,7 +138,7 @@ class StatusStore:
         key = f"{provider}.{provider_message_id}"
         if not _valid_key(key):
             return None
-        value, _ = await kvs.read(self.provider_ids, key)
+        value, _ = await self.provider_ids.get(key)
         return value.decode() if value else None
 
     async def remember_provider_id(self, provider: str, provider_message_id: str,
@@ -200,7 +200,7 @@ class StatusStore:
         """The messages now in `state`, most recently changed first."""
         if self.states is None:
             return []
-        entries = await kvs.entries_under(self.states, state.value)
+        entries = await kvs.entries_under(self.states.kv, state.value)
         newest = sorted(entries.items(), key=lambda item: item[1], reverse=True)
         records = []
         for key, _ in newest:
