@@ -111,7 +111,8 @@ def table(r: dict[str, Any]) -> str:
     m = r["machine"]
     lines.append("")
     lines.append(f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, "
-                 f"{m['nats_server']}; load generator: {r['load_generator']}")
+                 f"{m['nats_server']}, event loop {m.get('event_loop', 'asyncio')}; "
+                 f"load generator: {r['load_generator']}")
     for name, v in r["verdicts"].items():
         lines.append(f"target {name}: {v['measured']} vs {v['target']} "
                      f"{'met' if v['met'] else 'MISSED'}")

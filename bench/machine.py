@@ -7,6 +7,7 @@ import platform
 import subprocess
 
 from pbxsms.bus.embedded import nats_server_binary
+from pbxsms.core import eventloop
 
 
 def cpu_model() -> str:
@@ -31,4 +32,5 @@ def nats_version() -> str:
 
 def describe() -> dict[str, object]:
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
-            "nats_server": nats_version(), "os": f"{platform.system()} {platform.release()}"}
+            "nats_server": nats_version(), "os": f"{platform.system()} {platform.release()}",
+            "event_loop": eventloop.name()}
