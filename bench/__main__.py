@@ -94,9 +94,11 @@ def table(r: dict[str, Any]) -> str:
          f"{light['delivered']}/{light['sent']} delivered, "
          f"offered {light['offered_rps']:,.0f}/s; sinks {light['sinks_cores']:.2f} cores"),
         ("outbound, batches of 1000", f"{ob['rps']:,.0f} msg/s", "", "",
-         f"{ob['accepted']}/{ob['messages']} in {ob['send_requests']} calls"),
+         f"{ob['accepted']}/{ob['messages']} in {ob['send_requests']} calls; "
+         f"sinks {ob.get('sinks_cores', 0):.2f} cores"),
         ("outbound, batches of 1", f"{os_['rps']:,.0f} msg/s", "", "",
-         f"{os_['accepted']}/{os_['messages']} in {os_['send_requests']} calls"),
+         f"{os_['accepted']}/{os_['messages']} in {os_['send_requests']} calls; "
+         f"sinks {os_.get('sinks_cores', 0):.2f} cores"),
         ("gateway peak RSS", f"{r['peak_rss_mb']:.0f} MB", "", "", ""),
     ]
     parts: list[dict[str, Any]] = [i["bare"], i["gateway"], e, light, ob, os_, {}]
