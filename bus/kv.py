@@ -20,7 +20,7 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from pbxsms.bus.publish import BusError, Publisher, PublishError
+from pbxsms.bus.publish import BusError, Published, Publisher, PublishError
 
 log = logging.getLogger("pbxsms.bus.kv")
 
@@ -71,6 +71,11 @@ class Bucket:
     async def put(self, key: str, value: bytes) -> int:
         """Store `value`; its revision."""
         return await self._write(key, value, None)
+
+    async def send_put(self, key: str, value: bytes) -> asyncio.Future[Published]:
+        """Put a write of `value` in flight, so that the caller's next publish shares its
+        round trip; the future gives the PubAck (`seq` is the revision)."""
+        return await self._publisher.send(self._subject + key, value, timeout=self._timeout)
 
     async def update(self, key: str, value: bytes, last: int) -> int:
         """Store `value` if the key's revision is still `last` (0: never written);

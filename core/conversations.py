@@ -25,10 +25,9 @@ import re
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
-from nats.js.kv import KeyValue
 
-from pbxsms.bus import kv as kvs
-from pbxsms.bus.publish import Published, Publisher
+from pbxsms.bus.kv import Bucket
+from pbxsms.bus.publish import Published
 from pbxsms.core.events import utcnow
 
 log = logging.getLogger("pbxsms.conversations")
@@ -67,13 +66,10 @@ def conversation_key(domain: str | None, extension: str, customer: str) -> str:
 class Conversations:
     """Read and record the number of each (tenant, extension, customer) conversation."""
 
-    def __init__(self, nc: NATS, js: JetStreamContext, kv: KeyValue, publisher: Publisher,
-                 timeout: float = 5.0) -> None:
-        self.kv = kv
+    def __init__(self, nc: NATS, js: JetStreamContext, bucket: Bucket) -> None:
+        self.bucket = bucket
         self._nc = nc
         self._js = js
-        self._publisher = publisher
-        self._timeout = timeout
         # key -> (number stored, or None while unknown or being written; its revision)
         self._known: dict[str, tuple[str | None, int]] = {}
         self._watch: JetStreamContext.PushSubscription | None = None  # while it runs
@@ -163,14 +159,13 @@ class Conversations:
         if len(self._known) > REMEMBERED:
             del self._known[next(iter(self._known))]
         value = json.dumps({"number": number, "at": utcnow().isoformat()})
-        future = await self._publisher.send(_SUBJECT + key, value.encode(),
-                                            timeout=self._timeout)
+        future = await self.bucket.send_put(key, value.encode())
         future.add_done_callback(functools.partial(self._wrote, key, number))
         return future
 
     async def number_for(self, domain: str | None, extension: str, customer: str) -> str | None:
         """Our number the customer last texted this extension, if any."""
-        value, _ = await kvs.read(self.kv, conversation_key(domain, extension, customer))
+        value, _ = await self.bucket.get(conversation_key(domain, extension, customer))
         return None if value is None else _number(value)
 
 

@@ -119,9 +119,7 @@ class Runtime:
         # Message settings and conversations are configuration, not traffic: no TTL.
         self._numbers = NumberStore(
             self.nc, await ensure_kv(self.js, NUMBERS_BUCKET, replicas=bus.replicas),
-            Conversations(self.nc, self.js,
-                          await ensure_kv(self.js, CONVERSATIONS_BUCKET, replicas=bus.replicas),
-                          self._publisher, timeout=bus.publish_timeout),
+            Conversations(self.nc, self.js, await self.bucket(CONVERSATIONS_BUCKET)),
             region=lambda: self.config.core.default_region,
             providers=lambda: self.providers.keys())
         await self._numbers.start()

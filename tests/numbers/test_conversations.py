@@ -76,7 +76,7 @@ async def test_a_reply_leaves_from_the_number_the_customer_texted(start: StartGa
 
 
 async def revision(runtime: Runtime, customer: str) -> int:
-    entry = await runtime.numbers.conversations.kv.get(
+    entry = await runtime.numbers.conversations.bucket.kv.get(
         conversation_key(DOMAIN, "101", customer))
     assert entry.revision is not None
     return entry.revision
