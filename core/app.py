@@ -7,7 +7,9 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from nats.errors import Error as NatsError
 
+from pbxsms.bus.publish import BusError
 from pbxsms.core import metrics
 from pbxsms.core.http import json_error
 from pbxsms.core.registry import RouteHandler
@@ -36,6 +38,10 @@ async def errors_as_json(
             raise
         message = {404: "not found", 405: "method not allowed"}.get(error.status, error.reason)
         return json_error(error.status, message, headers=_allow(error))
+    except (BusError, NatsError) as error:
+        # NATS is down or not answering: the caller should come back, not see a 500.
+        log.warning("%s %s: the message bus is unavailable: %s", request.method, label, error)
+        return json_error(503, "the message bus is unavailable; try again")
     except Exception:
         log.exception("unhandled error on %s %s", request.method, label)
         return json_error(500, "internal error; see the gateway's log")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from nats.errors import Error as NatsError
 
-from pbxsms.bus.publish import PublishError
+from pbxsms.bus.publish import BusError, PublishError
 from pbxsms.core.numbers import NoSender
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ async def resolve_sender(runtime: Runtime, request: OutboundRequest) -> tuple[st
             raise Unroutable("give `from` (our number) or `extension`", "from")
     except NoSender as error:
         raise Unroutable(str(error), "from" if request.from_ else "extension") from None
-    except (NatsError, TimeoutError, OSError) as error:
+    except (BusError, NatsError, TimeoutError, OSError) as error:
         raise PublishError(f"conversation not readable: {type(error).__name__}: "
                            f"{error}") from error
     provider = request.provider or record.provider

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import ClientSession
 
+from pbxsms.bus.embedded import EmbeddedNats
 from tests.conftest import Gateway
 
 StartGateway = Callable[..., Awaitable[Gateway]]
@@ -35,3 +36,16 @@ async def test_readyz_reports_lost_nats(start_gateway: StartGateway) -> None:
     async with ClientSession() as http, http.get(f"{gateway.url}/readyz") as response:
         assert response.status == 503
         assert (await response.json())["reasons"] == ["not connected to NATS"]
+
+
+async def test_a_bus_outage_is_a_503_not_a_500(start_gateway: StartGateway,
+                                               nats_server: EmbeddedNats) -> None:
+    """A handler that reads the bus while NATS is down answers 503 (come back later)."""
+    gateway = await start_gateway(toml="[bus]\npublish_timeout = 1\n",
+                                  env={"PBXSMS_API_TOKEN": "t0ken"})
+    await nats_server.stop()
+    url = f"{gateway.url}/api/v1/messages/5e0c2f7a-1b2c-4d3e-8f90-123456789abc"
+    async with ClientSession(headers={"Authorization": "Bearer t0ken"}) as http, \
+            http.get(url) as response:
+        assert response.status == 503
+        assert await response.json() == {"error": "the message bus is unavailable; try again"}
