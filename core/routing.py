@@ -14,7 +14,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING
 
-from pbxsms.bus.publish import Published
+from pbxsms.bus.publish import Published, PublishError
 from pbxsms.core import metrics
 from pbxsms.core.events import InboundMessage, Route, State, StatusEvent
 from pbxsms.core.numbers import Unroutable
@@ -93,6 +93,10 @@ async def publish_unroutable(runtime: Runtime, message: InboundMessage, why: Unr
     message.id = inbound_id(msg_id)
     message.route = None
     published = await runtime.publish(f"sms.inbound.{message.provider}", message, msg_id)
+    if published.duplicate and await _stored_with_route(runtime, published.seq):
+        # A repeat whose content differs from the message stored under its id: the
+        # stored one counts, and it was routed; this one must not mark it unroutable.
+        return published
     await runtime.publish_status(StatusEvent(
         id=message.id, direction="inbound", state=State.UNROUTABLE, reason=why.reason,
         details={"cause": why.cause, "to": message.to, "provider": message.provider}))
@@ -101,3 +105,14 @@ async def publish_unroutable(runtime: Runtime, message: InboundMessage, why: Unr
         log.warning("inbound message %s is unroutable: %s", message.id, why.reason,
                     extra={"msg_id": message.id})
     return published
+
+
+async def _stored_with_route(runtime: Runtime, seq: int) -> bool:
+    """Whether the message stored at `seq` (a repeat's original) was routed."""
+    try:
+        stored = await runtime.js.get_msg(runtime.stream, seq)
+        return InboundMessage.model_validate_json(stored.data or b"").route is not None
+    except ValueError:  # not an inbound message: nothing of ours to protect
+        return False
+    except Exception as error:  # not knowing is an outage: the provider retries
+        raise PublishError(f"cannot read the stored message {seq}: {error!r}") from error

@@ -89,6 +89,19 @@ async def test_the_same_payload_three_times_is_one_event(start_gateway: StartGat
     assert len(await stored(gw)) == 1
 
 
+async def test_a_repeat_to_another_number_does_not_mark_the_stored_message_unroutable(
+        start_gateway: StartGateway) -> None:
+    """The message stored under an id counts: a repeat with other content (here a `to`
+    that is not ours) is a duplicate, and publishes no `unroutable` status about it."""
+    gw = await start_gateway()
+    assert (await post(gw, INBOUND_JSON, JSON))[1]["result"] == "accepted"
+    changed = json.loads(INBOUND_JSON)
+    changed["to"] = "+61400000999"
+    status, answer = await post(gw, json.dumps(changed), JSON)
+    assert (status, answer["result"]) == (200, "duplicate")
+    assert [subject for subject, _, _ in await stored(gw)] == ["sms.inbound.clicksend"]
+
+
 def test_a_replay_after_the_duplicate_window_gets_the_same_id() -> None:
     # JetStream forgets a Nats-Msg-Id after the window; our id does not change, so
     # consumers can still recognise the replay by id.
