@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from pbxsms.bus.publish import BusError, Published, Publisher, PublishError
@@ -133,17 +133,6 @@ def _removed(headers: bytes) -> bool:
     return False
 
 
-async def read(kv: KeyValue | Bucket, key: str) -> tuple[bytes | None, int]:
-    """Value and revision; (None, 0) when absent or deleted."""
-    if isinstance(kv, Bucket):
-        return await kv.get(key)
-    try:
-        entry = await kv.get(key)
-    except KeyNotFoundError:  # includes deleted keys
-        return None, 0
-    return entry.value, entry.revision or 0
-
-
 async def entries_under(kv: KeyValue, prefix: str) -> dict[str, bytes]:
     """Every live key under `prefix.` with its value (filtered by the server, not here)."""
     watcher = await kv.watch(f"{prefix}.>", ignore_deletes=True)
@@ -157,7 +146,7 @@ async def entries_under(kv: KeyValue, prefix: str) -> dict[str, bytes]:
     return found
 
 
-async def modify(kv: KeyValue | Bucket, key: str,
+async def modify(kv: Bucket, key: str,
                  change: Callable[[bytes | None], bytes | Awaitable[bytes | None] | None],
                  attempts: int = 20,
                  known: tuple[bytes | None, int] | None = None) -> tuple[bytes | None, int]:
@@ -175,7 +164,7 @@ async def modify(kv: KeyValue | Bucket, key: str,
         if known is not None:
             (current, revision), known = known, None
         else:
-            current, revision = await read(kv, key)
+            current, revision = await kv.get(key)
         result = change(current)
         new = await result if not isinstance(result, bytes | None) else result
         if new is None:

@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 import nats
 import pytest
 from nats.aio.client import Client as NATS
-from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
 
 from pbxsms.bus.embedded import EmbeddedNats
-from pbxsms.bus.kv import Bucket, ensure_kv, modify, read
+from pbxsms.bus.kv import Bucket, ensure_kv, modify
 from pbxsms.bus.publish import BusError, Publisher
 
 
@@ -26,6 +27,15 @@ async def bucket(nc: NATS, name: str) -> Bucket:
     publisher = Publisher(nc)
     await publisher.start()
     return Bucket(await ensure_kv(nc.jetstream(), name), publisher, name, timeout=2.0)
+
+
+async def read(kv: KeyValue, key: str) -> tuple[bytes | None, int]:
+    """nats-py's answer, the reference: (None, 0) for a missing or deleted key."""
+    try:
+        entry = await kv.get(key)
+    except KeyNotFoundError:
+        return None, 0
+    return entry.value, entry.revision or 0
 
 
 async def test_reads_answer_what_nats_py_answers_for_each_key(nc: NATS) -> None:
