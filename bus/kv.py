@@ -57,6 +57,7 @@ class Bucket:
         self._timeout = timeout
         self._subject = f"$KV.{name}."
         self._get = f"{API}.STREAM.MSG.GET.KV_{name}"
+        self._info = f"{API}.STREAM.INFO.KV_{name}"
 
     async def get(self, key: str) -> tuple[bytes | None, int]:
         """Value and revision, read from the stream's leader; (None, 0) when absent or
@@ -90,6 +91,21 @@ class Bucket:
         """Mark the key deleted (its history is kept until the bucket's TTL)."""
         await self._write(key, b"", {"KV-Operation": "DEL"})
 
+    async def entries_under(self, prefix: str) -> dict[str, bytes]:
+        """Every live key under `prefix.` with its value: the keys from the stream's
+        subject list (filtered by the server), the values in one pipelined round. (A
+        nats-py watch sometimes ended before delivering the keys just written.)"""
+        keys: list[str] = []
+        while True:
+            request = {"subjects_filter": f"{self._subject}{prefix}.>", "offset": len(keys)}
+            page, total = await (await self._publisher.ask(
+                self._info, json.dumps(request).encode(), _subjects, self._timeout))
+            keys += [subject[len(self._subject):] for subject in page]
+            if not page or len(keys) >= total:
+                break
+        values = await self.get_many(keys)
+        return {key: value for key, (value, _) in values.items() if value is not None}
+
     async def _ask_last(self, key: str) -> asyncio.Future[tuple[bytes | None, int]]:
         request = json.dumps({"last_by_subj": self._subject + key}).encode()
         return await self._publisher.ask(self._get, request, _stored, self._timeout)
@@ -121,6 +137,17 @@ def _stored(answer: Msg) -> tuple[bytes | None, int]:
     return base64.b64decode(message.get("data") or "") or None, int(message["seq"])
 
 
+def _subjects(answer: Msg) -> tuple[list[str], int]:
+    """One page of a STREAM.INFO answer's subjects, and how many there are in all."""
+    reply = json.loads(answer.data)
+    error = reply.get("error")
+    if error is not None:
+        raise BusError(f"JetStream refused the listing: {error.get('description')}",
+                       error.get("err_code"))
+    subjects = list((reply.get("state") or {}).get("subjects") or {})
+    return subjects, int(reply.get("total") or len(subjects))
+
+
 def _removed(headers: bytes) -> bool:
     """Whether a stored message's headers mark its key deleted or purged (by us, or by
     the server's TTL markers since nats-server 2.11)."""
@@ -131,19 +158,6 @@ def _removed(headers: bytes) -> bool:
                 name == "nats-marker-reason" and value in ("MaxAge", "Purge", "Remove")):
             return True
     return False
-
-
-async def entries_under(kv: KeyValue, prefix: str) -> dict[str, bytes]:
-    """Every live key under `prefix.` with its value (filtered by the server, not here)."""
-    watcher = await kv.watch(f"{prefix}.>", ignore_deletes=True)
-    found: dict[str, bytes] = {}
-    try:
-        while (entry := await watcher.updates(timeout=10.0)  # type: ignore[no-untyped-call]
-               ) is not None:
-            found[entry.key] = entry.value or b""
-    finally:
-        await watcher.stop()  # type: ignore[no-untyped-call]
-    return found
 
 
 async def modify(kv: Bucket, key: str,

@@ -200,7 +200,7 @@ class StatusStore:
         """The messages now in `state`, most recently changed first."""
         if self.states is None:
             return []
-        entries = await kvs.entries_under(self.states.kv, state.value)
+        entries = await self.states.entries_under(state.value)
         newest = sorted(entries.items(), key=lambda item: item[1], reverse=True)
         records = []
         for key, _ in newest:
