@@ -8,10 +8,9 @@ the provider's delay (e.g. `Retry-After`) or backoff, `Permanent` dead-letters.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import NoReturn
 
 from pbxsms.bus.consumer import Delivery, Permanent, Retry
@@ -23,7 +22,6 @@ from pbxsms.core.outbound import Invalid, check_request, usable_id
 from pbxsms.core.registry import OutboundMessage, Outcome, Provider, SendResult
 from pbxsms.core.runtime import Runtime
 from pbxsms.core.senders import Unroutable, resolve_sender
-from pbxsms.core.status import StatusRecord
 
 log = logging.getLogger("pbxsms.outbound")
 
@@ -32,65 +30,12 @@ DONE = frozenset({State.ACCEPTED, State.SENT, State.DELIVERED})
 REMEMBERED = 20_000
 
 
-class RecordReads:
-    """Status records read for a burst of requests at once: the reads asked for in one
-    turn of the event loop go out together as one pipelined round (`Bucket.get_many`)."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self._waiting: dict[str, list[asyncio.Future[StatusRecord | None]]] = {}
-        self._rounds: set[asyncio.Task[None]] = set()
-
-    def get(self, message_id: str) -> asyncio.Future[StatusRecord | None]:
-        """The record of `message_id` (None when there is none); await it. Retry when
-        the bus cannot answer now."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[StatusRecord | None] = loop.create_future()
-        if not self._waiting:
-            loop.call_soon(self._read)
-        self._waiting.setdefault(message_id, []).append(future)
-        return future
-
-    def _read(self) -> None:
-        waiting, self._waiting = self._waiting, {}
-        task = asyncio.create_task(self._round(waiting), name="outbound-record-reads")
-        self._rounds.add(task)
-        task.add_done_callback(self._rounds.discard)
-
-    async def _round(self, waiting: dict[str, list[asyncio.Future[StatusRecord | None]]]
-                     ) -> None:
-        try:
-            values = await self.runtime.status.messages.get_many(list(waiting))
-        except Exception as error:  # each waiting delivery is retried with this reason
-            _fail(waiting.values(), f"status records not readable: "
-                                    f"{type(error).__name__}: {error}".rstrip(": "))
-            return
-        for key, futures in waiting.items():
-            value = values[key][0]
-            try:
-                record = StatusRecord.model_validate_json(value) if value else None
-            except ValueError as error:
-                _fail([futures], f"status record of {key} not readable: {error}")
-                continue
-            for future in futures:
-                if not future.done():
-                    future.set_result(record)
-
-
-def _fail(waiting: Iterable[list[asyncio.Future[StatusRecord | None]]], reason: str) -> None:
-    for futures in waiting:
-        for future in futures:
-            if not future.done():
-                future.set_exception(Retry(reason))
-
-
 class Dispatcher:
     """Hands outbound requests to their providers and records every state change."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.batcher = Batcher()
-        self.records = RecordReads(runtime)
         # Accepted here but maybe not yet recorded (the status publish can fail): a
         # redelivery re-publishes the acceptance instead of sending a second time. Kept as
         # JSON: bytes are not tracked by the garbage collector, and 20,000 live events
@@ -136,7 +81,8 @@ class Dispatcher:
             await self._publish(event)
             channel, provider_id = event.channel or "-", event.provider_message_id
         else:
-            record = await self.records.get(message_id)
+            # Reads of a burst are pipelined by the Publisher: no batching needed here.
+            record = await self.runtime.status.get(message_id)
             if record is None or not (record.provider_message_id or record.state in DONE):
                 return False
             channel, provider_id = next(iter(record.channels), "-"), record.provider_message_id
