@@ -83,6 +83,9 @@ def table(r: dict[str, Any]) -> str:
     rows = [
         ("inbound ingest, bare aiohttp", f"{i['bare']['rps']:,.0f} req/s",
          f"{i['bare']['p50_ms']:.1f}", f"{i['bare']['p99_ms']:.1f}", ""),
+        ("inbound ingest, bare + JetStream", f"{i['stored']['rps']:,.0f} req/s",
+         f"{i['stored']['p50_ms']:.1f}", f"{i['stored']['p99_ms']:.1f}",
+         f"{i['stored_ratio']:.2f} x bare: each webhook stored (nats-py), nothing else"),
         ("inbound ingest, pbxsms", f"{i['gateway']['rps']:,.0f} req/s",
          f"{i['gateway']['p50_ms']:.1f}", f"{i['gateway']['p99_ms']:.1f}",
          f"{i['ratio']:.2f} x bare"),
@@ -101,7 +104,7 @@ def table(r: dict[str, Any]) -> str:
          f"sinks {os_.get('sinks_cores', 0):.2f} cores"),
         ("gateway peak RSS", f"{r['peak_rss_mb']:.0f} MB", "", "", ""),
     ]
-    parts: list[dict[str, Any]] = [i["bare"], i["gateway"], e, light, ob, os_, {}]
+    parts: list[dict[str, Any]] = [i["bare"], i["stored"], i["gateway"], e, light, ob, os_, {}]
     cores = [f"{x['gateway_cores']:.2f} / {x['nats_cores']:.2f}" if "gateway_cores" in x
              else "" for x in parts]
     table_rows = [(*row, core) for row, core in zip(rows, cores, strict=True)]

@@ -94,8 +94,9 @@ def children(pid: int) -> list[int]:
 class CpuWatch:
     """CPU seconds the gateway and its embedded nats-server use between start and stop."""
 
-    def __init__(self, gateway: int, **more: int) -> None:
-        self.pids = {"gateway": gateway, "nats": (children(gateway) or [0])[0], **more}
+    def __init__(self, gateway: int, nats: int | None = None, **more: int) -> None:
+        nats = nats if nats is not None else (children(gateway) or [0])[0]
+        self.pids = {"gateway": gateway, "nats": nats, **more}
         self.start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         self.began = time.monotonic()
 
@@ -224,12 +225,13 @@ class Gateway:
 
 
 class Bare:
-    """The bare aiohttp handler in its own process."""
+    """A bare aiohttp handler in its own process; with `nats_url`, the one that also
+    stores each webhook on JetStream (`bench.bare`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, nats_url: str | None = None) -> None:
         self.port = free_port()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.bare", str(self.port)])
+            [sys.executable, "-m", "bench.bare", str(self.port), *filter(None, [nats_url])])
         self.url = f"http://127.0.0.1:{self.port}"
         wait_http(self.url + "/healthz")
 

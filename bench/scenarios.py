@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import percentile, run_closed, run_open
-from bench.procs import Bare, Gateway, Sinks
+from bench.procs import Bare, CpuWatch, Gateway, Sinks, children
 
 CONNECTIONS = 32
 
@@ -18,30 +18,36 @@ CONNECTIONS = 32
 def ingest(workdir: Path, sinks: Sinks, seconds: float, rounds: int = 3) -> dict[str, Any]:
     """Webhooks stored on JetStream vs. a bare aiohttp handler, the same load.
 
-    Both servers run at once and take turns (`rounds` each, alternating), and each side's
-    median round counts: the machine is shared, and turns spread its noise over both.
+    A second yardstick, the bare handler plus one JetStream publish per webhook (nats-py,
+    as documented), shows what storing alone costs. All three run at once and take turns
+    (`rounds` each, in rotation), and each side's median round counts: the machine is
+    shared, and turns spread its noise over all of them.
     """
-    bare = Bare()
     # Only ClickSend: ingest is the webhook up to the PubAck, not the deliveries after it.
     gateway = Gateway(workdir / "ingest", sinks, ["clicksend"])
-    bares: list[dict[str, Any]] = []
-    ours: list[dict[str, Any]] = []
+    bare = stored = None
+    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "stored": [], "gateway": []}
     try:
-        run_closed(bare.webhook, CONNECTIONS, 1)  # warm-up
-        run_closed(gateway.webhook, CONNECTIONS, 1)
+        bare, stored = Bare(), Bare(gateway.nats_url)
+        sides: dict[str, Bare | Gateway] = {"bare": bare, "stored": stored, "gateway": gateway}
+        nats = children(gateway.process.pid)[0]  # the stored yardstick uses it too
+        for side in sides.values():
+            run_closed(side.webhook, CONNECTIONS, 1)  # warm-up
         for _ in range(rounds):
-            bares.append(run_closed(bare.webhook, CONNECTIONS, seconds / rounds))
-            cpu = gateway.watch_cpu()
-            ours.append(run_closed(gateway.webhook, CONNECTIONS, seconds / rounds))
-            ours[-1].update(cpu.stop())
+            for name, side in sides.items():
+                cpu = CpuWatch(side.process.pid, nats=nats)
+                runs[name].append(run_closed(side.webhook, CONNECTIONS, seconds / rounds))
+                runs[name][-1].update(cpu.stop())
     finally:
-        bare.close()
-        gateway.close()
-    yardstick, measured = _median(bares), _median(ours)
-    return {"bare": yardstick, "gateway": measured,
-            "ratio": measured["rps"] / yardstick["rps"], "peak_rss_mb": gateway.peak_rss_mb,
-            "rounds": {"bare_rps": [round(r["rps"]) for r in bares],
-                       "gateway_rps": [round(r["rps"]) for r in ours]}}
+        for server in (bare, stored, gateway):
+            if server is not None:
+                server.close()
+    yardstick, floor, measured = (_median(runs[name]) for name in runs)
+    return {"bare": yardstick, "stored": floor, "gateway": measured,
+            "ratio": measured["rps"] / yardstick["rps"],
+            "stored_ratio": floor["rps"] / yardstick["rps"],
+            "peak_rss_mb": gateway.peak_rss_mb,
+            "rounds": {f"{name}_rps": [round(r["rps"]) for r in runs[name]] for name in runs}}
 
 
 def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
