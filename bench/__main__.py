@@ -41,7 +41,10 @@ def run(seconds: float, rate: float, messages: int, out: Path | None,
                 results["ingest"] = scenarios.ingest(workdir, sinks, seconds)
             if "end_to_end" in only:
                 results["end_to_end"] = scenarios.end_to_end(workdir, sinks, rate, seconds)
-                # Latency where the gateway keeps up, beside the one at the target rate.
+                # The highest rate it keeps up with, and the latency where it idles.
+                results["end_to_end_sustained"] = scenarios.sustained(
+                    workdir, sinks, results["end_to_end"]["rps"], seconds,
+                    TARGETS["e2e_p99_ms"])
                 results["end_to_end_light"] = scenarios.end_to_end(workdir, sinks,
                                                                    LIGHT_RATE, seconds)
             if "outbound" in only:
@@ -56,7 +59,8 @@ def run(seconds: float, rate: float, messages: int, out: Path | None,
         print(json.dumps(results, indent=2, default=str))
         return results
     results["peak_rss_mb"] = max(results[name]["peak_rss_mb"] for name in (
-        "ingest", "end_to_end", "end_to_end_light", "outbound_batched", "outbound_single"))
+        "ingest", "end_to_end", "end_to_end_sustained", "end_to_end_light", "outbound_batched",
+        "outbound_single"))
     results["verdicts"] = verdicts(results)
     results["seconds"] = round(time.monotonic() - began, 1)
     if out is not None:
@@ -79,6 +83,7 @@ def verdicts(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def table(r: dict[str, Any]) -> str:
     i, e, light = r["ingest"], r["end_to_end"], r["end_to_end_light"]
+    su = r["end_to_end_sustained"]
     ob, os_ = r["outbound_batched"], r["outbound_single"]
     rows = [
         ("inbound ingest, bare aiohttp", f"{i['bare']['rps']:,.0f} req/s",
@@ -92,6 +97,11 @@ def table(r: dict[str, Any]) -> str:
         ("inbound end to end", f"{e['rps']:,.0f} msg/s", f"{e['p50_ms']:.1f}",
          f"{e['p99_ms']:.1f}", f"{e['delivered']}/{e['sent']} delivered, offered "
          f"{e['offered_rps']:,.0f}/s; sinks {e['sinks_cores']:.2f} cores"),
+        ("inbound end to end, sustained", f"{su['rps']:,.0f} msg/s",
+         f"{su['p50_ms']:.1f}", f"{su['p99_ms']:.1f}",
+         f"highest rate tried with p99 <= {TARGETS['e2e_p99_ms']:.0f} ms: offered "
+         f"{su['offered_rps']:,.0f}/s{'' if su['kept_up'] else ' (none kept up)'}; "
+         f"tried {', '.join(f'{t:,.0f}' for t in su['tried'])}"),
         ("inbound end to end, light load", f"{light['rps']:,.0f} msg/s",
          f"{light['p50_ms']:.1f}", f"{light['p99_ms']:.1f}",
          f"{light['delivered']}/{light['sent']} delivered, "
@@ -104,7 +114,8 @@ def table(r: dict[str, Any]) -> str:
          f"sinks {os_.get('sinks_cores', 0):.2f} cores"),
         ("gateway peak RSS", f"{r['peak_rss_mb']:.0f} MB", "", "", ""),
     ]
-    parts: list[dict[str, Any]] = [i["bare"], i["stored"], i["gateway"], e, light, ob, os_, {}]
+    parts: list[dict[str, Any]] = [i["bare"], i["stored"], i["gateway"], e, su, light, ob, os_,
+                                   {}]
     cores = [f"{x['gateway_cores']:.2f} / {x['nats_cores']:.2f}" if "gateway_cores" in x
              else "" for x in parts]
     table_rows = [(*row, core) for row, core in zip(rows, cores, strict=True)]

@@ -58,7 +58,7 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def end_to_end(workdir: Path, sinks: Sinks, rate: float, seconds: float) -> dict[str, Any]:
     """Webhooks at a fixed rate until the app push and the email both arrived."""
     sinks.reset()
-    gateway = Gateway(workdir / f"end-to-end-{rate:.0f}", sinks,
+    gateway = Gateway(workdir / f"end-to-end-{rate:.0f}-{time.monotonic_ns()}", sinks,
                       ["clicksend", "mobileapp", "email"])
     try:
         run_open(gateway.webhook, 20, 1)  # warm-up: connections, first KV keys
@@ -82,6 +82,26 @@ def end_to_end(workdir: Path, sinks: Sinks, rate: float, seconds: float) -> dict
             "p50_ms": percentile(latencies, 50) * 1000,
             "p99_ms": percentile(latencies, 99) * 1000, "peak_rss_mb": gateway.peak_rss_mb,
             **cores}
+
+
+def sustained(workdir: Path, sinks: Sinks, capacity: float, seconds: float,
+              p99_ms: float) -> dict[str, Any]:
+    """The highest of a few rates below `capacity` (the saturated throughput) that the
+    gateway keeps up with: all delivered at the offered rate, p99 within `p99_ms`."""
+    tried: list[float] = []
+    result: dict[str, Any] = {}
+    for share in (0.9, 0.75, 0.6):
+        rate = max(10.0, round(capacity * share / 10) * 10)
+        if rate in tried:
+            break
+        tried.append(rate)
+        result = end_to_end(workdir, sinks, rate, seconds)
+        result["kept_up"] = (result["delivered"] == result["sent"]
+                             and result["rps"] >= 0.95 * result["offered_rps"]
+                             and result["p99_ms"] <= p99_ms)
+        if result["kept_up"]:
+            break
+    return {**result, "tried": tried}
 
 
 def outbound(workdir: Path, sinks: Sinks, count: int, batch: int) -> dict[str, Any]:
