@@ -78,7 +78,7 @@ class Batcher:
         future: asyncio.Future[SendResult] = loop.create_future()
         batch.items.append((message, future))
         if len(batch.items) >= max(1, provider.max_batch):
-            self._flush(provider.name)
+            self._flush(provider.name, "full")
         else:
             self._arm(batch, loop)
         # A cancelled wait cancels the future; a batch not yet sent then leaves it out,
@@ -100,12 +100,15 @@ class Batcher:
         if self._incoming > 0 and time.monotonic() < deadline:
             self._arm(batch, asyncio.get_running_loop())  # more are coming: wait for them
             return
-        self._flush(name)
+        self._flush(name, "no more coming" if self._incoming == 0 else "waited longest")
 
-    def _flush(self, name: str) -> None:
+    def _flush(self, name: str, why: str) -> None:
         batch = self._open.pop(name, None)
         if batch is None:
             return
+        # Per batch, not per message: where a burst's time goes (PBXSMS_LOG_LEVEL=DEBUG).
+        log.debug("batch of %d for %s goes out (%s) %.0f ms after its first message",
+                  len(batch.items), name, why, 1000 * (time.monotonic() - batch.started))
         if batch.timer is not None:
             batch.timer.cancel()
         task = asyncio.create_task(self._send(batch), name=f"send-batch:{name}")
@@ -117,7 +120,10 @@ class Batcher:
         if not items:
             return
         messages = [message for message, _ in items]
+        began = time.monotonic()
         results = await _send_batch(batch.provider, messages)
+        log.debug("batch of %d for %s answered in %.0f ms", len(messages),
+                  batch.provider.name, 1000 * (time.monotonic() - began))
         for (_, future), result in zip(items, results, strict=True):
             if not future.done():
                 future.set_result(result)
