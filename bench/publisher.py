@@ -12,7 +12,7 @@ import time
 
 import nats
 
-from bench.procs import OURS
+from bench.load import OURS
 from pbxsms.core.events import OutboundRequest
 
 WINDOW = 256  # publishes awaiting their PubAck at once
