@@ -131,10 +131,10 @@ async def report(runtime: Runtime, message: InboundMessage, channel: str, state:
     A status that cannot be stored makes the attempt a Retry: the ledger keeps the
     delivery itself from repeating, so only the status event is published again.
     """
-    metrics.DELIVERIES.labels(channel, state.value).inc()
+    metrics.labelled(metrics.DELIVERIES, channel, state.value).inc()
     if state is State.DELIVERED:
         waited = (utcnow() - message.received_at).total_seconds()
-        metrics.DELIVERY_LATENCY.labels(channel).observe(max(waited, 0.0))
+        metrics.labelled(metrics.DELIVERY_LATENCY, channel).observe(max(waited, 0.0))
     event = StatusEvent(id=message.id, direction="inbound", state=state, channel=channel,
                         reason=reason, attempt=attempt, provider_message_id=provider_message_id,
                         details=details or {})
