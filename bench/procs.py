@@ -123,7 +123,15 @@ class Sinks:
         self.urls: dict[str, Any] = json.loads(line)
 
     def stats(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.urls["control"] + "/stats", timeout=30) as r:
+        """When each message arrived at the app and SMTP sinks; ClickSend's counts."""
+        return self._get("/stats")
+
+    def counts(self) -> dict[str, Any]:
+        """How many messages arrived at each (for polling while the gateway works)."""
+        return self._get("/counts")
+
+    def _get(self, path: str) -> dict[str, Any]:
+        with urllib.request.urlopen(self.urls["control"] + path, timeout=30) as r:
             data: dict[str, Any] = json.load(r)
             return data
 
