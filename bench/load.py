@@ -5,8 +5,9 @@ server takes over `connections` keep-alive connections (the Python stand-in for 
 `python -m bench.load open <url> <rate> <seconds>`: webhooks at a fixed rate whatever
 the answers (open loop, so a slow server shows as latency, not as a lower offered load);
 prints when each tagged message was sent, for end-to-end latency.
-Each prints one JSON line. The Python generators share the two cores with the gateway
-under test, so they run on uvloop and post with `Http`, a minimal HTTP/1.1 client.
+Each prints one JSON line, or writes it to the file named after `<seconds>`. The Python
+generators share the two cores with the gateway under test, so they run on uvloop and
+post with `Http`, a minimal HTTP/1.1 client.
 """
 
 from __future__ import annotations
@@ -280,10 +281,14 @@ def run_closed(url: str, connections: int, seconds: float) -> dict[str, Any]:
 
 
 def _python(mode: str, url: str, a: float, seconds: float) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.load", mode, url, str(a), str(seconds)],
-        capture_output=True, text=True, check=True, env=os.environ.copy())
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    # The result comes back in a file: once, a result of more than 64 KiB printed to the
+    # pipe arrived cut at 65,536 characters, with the generator reporting success.
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "result.json"
+        subprocess.run(
+            [sys.executable, "-m", "bench.load", mode, url, str(a), str(seconds), str(path)],
+            check=True, env=os.environ.copy())
+        result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return result
 
 
@@ -298,7 +303,10 @@ def main(argv: list[str]) -> None:
         result = eventloop.run(closed(url, int(amount), seconds))
     else:
         result = eventloop.run(open_loop(url, amount, seconds))
-    print(json.dumps(result), flush=True)
+    if len(argv) > 4:  # a file to write it to
+        Path(argv[4]).write_text(json.dumps(result), encoding="utf-8")
+    else:
+        print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":
