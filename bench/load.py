@@ -138,11 +138,13 @@ class Http:
             assert exchange.transport is not None
             exchange.answer = asyncio.get_running_loop().create_future()
             exchange.transport.write(b"%s%d\r\n\r\n%s" % (self._head, len(body), body))
+            answered = False
             try:
                 async with asyncio.timeout(self._timeout):
                     status = await exchange.answer
+                answered = True
             finally:
-                if exchange.reusable and exchange.answer is None:
+                if answered and exchange.reusable:
                     self._idle.append(exchange)
                 else:
                     exchange.transport.close()
