@@ -96,16 +96,16 @@ def table(r: dict[str, Any]) -> str:
          f"{i['ratio']:.2f} x bare"),
         ("inbound end to end", f"{e['rps']:,.0f} msg/s", f"{e['p50_ms']:.1f}",
          f"{e['p99_ms']:.1f}", f"{e['delivered']}/{e['sent']} delivered, offered "
-         f"{e['offered_rps']:,.0f}/s; sinks {e['sinks_cores']:.2f} cores"),
+         f"{e['offered_rps']:,.0f}/s; {_harness(e)}"),
         ("inbound end to end, sustained", f"{su['rps']:,.0f} msg/s",
          f"{su['p50_ms']:.1f}", f"{su['p99_ms']:.1f}",
          f"highest rate tried with p99 <= {TARGETS['e2e_p99_ms']:.0f} ms: offered "
          f"{su['offered_rps']:,.0f}/s{'' if su['kept_up'] else ' (none kept up)'}; "
-         f"tried {', '.join(f'{t:,.0f}' for t in su['tried'])}"),
+         f"tried {', '.join(f'{t:,.0f}' for t in su['tried'])}; {_harness(su)}"),
         ("inbound end to end, light load", f"{light['rps']:,.0f} msg/s",
          f"{light['p50_ms']:.1f}", f"{light['p99_ms']:.1f}",
          f"{light['delivered']}/{light['sent']} delivered, "
-         f"offered {light['offered_rps']:,.0f}/s; sinks {light['sinks_cores']:.2f} cores"),
+         f"offered {light['offered_rps']:,.0f}/s; {_harness(light)}"),
         ("outbound, batches of 1000", f"{ob['rps']:,.0f} msg/s", "", "",
          f"{ob['accepted']}/{ob['messages']} in {ob['send_requests']} calls; "
          f"sinks {ob.get('sinks_cores', 0):.2f} cores"),
@@ -133,6 +133,12 @@ def table(r: dict[str, Any]) -> str:
         lines.append(f"target {name}: {v['measured']} vs {v['target']} "
                      f"{'met' if v['met'] else 'MISSED'}")
     return "\n".join(lines)
+
+
+def _harness(part: dict[str, Any]) -> str:
+    """The CPU of the far ends and the load generator, which share the machine."""
+    return (f"sinks {part['sinks_cores']:.2f}, generator "
+            f"{part.get('generator_cores', 0):.2f} cores")
 
 
 def main() -> None:

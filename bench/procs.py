@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -13,22 +14,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bench.load import OURS
 from bench.sinks import APP_TOKEN, KEY, USER
 
 HOOK_TOKEN = "bench-hook-token"
 API_TOKEN = "bench-api-token"
 ORG = "bench-org"
-OURS = "+61411111111"  # the number customers text, extension 201's
-# Senders: a pool of distinct customers, so that per-customer state (the conversation
-# record) is measured as it is in service, not one customer's cached copy.
-CUSTOMERS = 10_000
-
-
-def customer(n: int) -> str:
-    """Customer `n` of the pool (any integer), E.164."""
-    return f"+614900{n % CUSTOMERS:05d}"
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -91,20 +82,31 @@ def children(pid: int) -> list[int]:
         return []
 
 
+def ended_children_cpu() -> float:
+    """User + system CPU time of this process's children that ended (and were waited
+    for) so far: the load generators, which run to completion in `subprocess.run`."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 class CpuWatch:
-    """CPU seconds the gateway and its embedded nats-server use between start and stop."""
+    """CPU seconds the gateway and its embedded nats-server use between start and stop,
+    and the load generator that ran meanwhile."""
 
     def __init__(self, gateway: int, nats: int | None = None, **more: int) -> None:
         nats = nats if nats is not None else (children(gateway) or [0])[0]
         self.pids = {"gateway": gateway, "nats": nats, **more}
         self.start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.generators = ended_children_cpu()
         self.began = time.monotonic()
 
     def stop(self) -> dict[str, float]:
         """Cores used by each over the interval (1.0 = one core busy)."""
         elapsed = time.monotonic() - self.began
-        return {f"{name}_cores": round((cpu_seconds(pid) - self.start[name]) / elapsed, 2)
-                for name, pid in self.pids.items()}
+        cores = {f"{name}_cores": round((cpu_seconds(pid) - self.start[name]) / elapsed, 2)
+                 for name, pid in self.pids.items()}
+        cores["generator_cores"] = round((ended_children_cpu() - self.generators) / elapsed, 2)
+        return cores
 
 
 class Sinks:
@@ -122,7 +124,15 @@ class Sinks:
         self.urls: dict[str, Any] = json.loads(line)
 
     def stats(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.urls["control"] + "/stats", timeout=30) as r:
+        """When each message arrived at the app and SMTP sinks; ClickSend's counts."""
+        return self._get("/stats")
+
+    def counts(self) -> dict[str, Any]:
+        """How many messages arrived at each (for polling while the gateway works)."""
+        return self._get("/counts")
+
+    def _get(self, path: str) -> dict[str, Any]:
+        with urllib.request.urlopen(self.urls["control"] + path, timeout=30) as r:
             data: dict[str, Any] = json.load(r)
             return data
 

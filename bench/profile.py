@@ -56,8 +56,8 @@ def main(which: str, seconds: float = 10.0) -> None:
                     print(run_closed(gateway.webhook, scenarios.CONNECTIONS, seconds))
                 elif which == "end_to_end":
                     load = run_open(gateway.webhook, 500, seconds)
-                    scenarios._settle(sinks, lambda s: len(s["email"]) >= len(load["sent"])
-                                      and len(s["app"]) >= len(load["sent"]), 60)
+                    scenarios._settle(sinks, lambda s: s["email"] >= len(load["sent"])
+                                      and s["app"] >= len(load["sent"]), 60)
                 else:
                     subprocess.run([sys.executable, "-m", "bench.publisher",
                                     gateway.nats_url, "10000"], check=True)

@@ -17,7 +17,7 @@ import time
 
 import nats
 
-from bench.procs import OURS
+from bench.load import OURS
 from pbxsms.bus.publish import Publisher
 from pbxsms.core.events import OutboundRequest
 

@@ -62,13 +62,13 @@ def end_to_end(workdir: Path, sinks: Sinks, rate: float, seconds: float) -> dict
                       ["clicksend", "mobileapp", "email"])
     try:
         run_open(gateway.webhook, 20, 1)  # warm-up: connections, first KV keys
-        _settle(sinks, lambda s: len(s["app"]) >= 20 and len(s["email"]) >= 20, 30)
+        _settle(sinks, lambda s: s["app"] >= 20 and s["email"] >= 20, 30)
         sinks.reset()
         cpu = gateway.watch_cpu(sinks=sinks.process.pid)
         load = run_open(gateway.webhook, rate, seconds)
         sent: dict[str, float] = load["sent"]
-        stats = _settle(sinks, lambda s: len(s["app"]) >= len(sent)
-                        and len(s["email"]) >= len(sent), 30)
+        stats = _settle(sinks, lambda s: s["app"] >= len(sent) and s["email"] >= len(sent),
+                        30)
         cores = cpu.stop()
         gateway.sample_rss()
     finally:
@@ -131,10 +131,8 @@ def outbound(workdir: Path, sinks: Sinks, count: int, batch: int) -> dict[str, A
 
 
 def _settle(sinks: Sinks, done: Any, timeout: float) -> dict[str, Any]:
-    """The sinks' stats once `done(stats)`, or as they are at the deadline."""
+    """The sinks' stats once `done(counts)`, or as they are at the deadline."""
     deadline = time.monotonic() + timeout
-    while True:
-        stats = sinks.stats()
-        if done(stats) or time.monotonic() > deadline:
-            return stats
+    while not done(sinks.counts()) and time.monotonic() < deadline:
         time.sleep(0.2)
+    return sinks.stats()

@@ -200,6 +200,9 @@ async def write_all(*writes: Awaitable[object]) -> None:
     """Independent writes at once: nats-py sends what is published in one turn of the
     event loop together, so they cost one round trip instead of one each. Waits for all
     of them (none is left running) and raises the first failure, in argument order."""
+    if len(writes) == 1:  # nothing to overlap: no task for it
+        await writes[0]
+        return
     results = await asyncio.gather(*writes, return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException):

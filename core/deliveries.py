@@ -14,6 +14,7 @@ import hashlib
 import logging
 import re
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
@@ -63,6 +64,14 @@ class Ledger:
         value, _ = await (await self._bucket()).get(ledger_key(channel, message_id,
                                                                recipient))
         return Settled.model_validate_json(value) if value else None
+
+    async def get_many(self, channel: str, message_id: str,
+                       recipients: Sequence[str]) -> list[Settled | None]:
+        """`get` for each recipient, every read in flight at once (one round trip)."""
+        keys = [ledger_key(channel, message_id, recipient) for recipient in recipients]
+        values = await (await self._bucket()).get_many(keys)
+        return [Settled.model_validate_json(value) if value else None
+                for value, _ in (values[key] for key in keys)]
 
     async def settle(self, channel: str, message_id: str, settled: Settled,
                      recipient: str | None = None, patience: float = 30.0) -> None:
@@ -122,10 +131,10 @@ async def report(runtime: Runtime, message: InboundMessage, channel: str, state:
     A status that cannot be stored makes the attempt a Retry: the ledger keeps the
     delivery itself from repeating, so only the status event is published again.
     """
-    metrics.DELIVERIES.labels(channel, state.value).inc()
+    metrics.labelled(metrics.DELIVERIES, channel, state.value).inc()
     if state is State.DELIVERED:
         waited = (utcnow() - message.received_at).total_seconds()
-        metrics.DELIVERY_LATENCY.labels(channel).observe(max(waited, 0.0))
+        metrics.labelled(metrics.DELIVERY_LATENCY, channel).observe(max(waited, 0.0))
     event = StatusEvent(id=message.id, direction="inbound", state=state, channel=channel,
                         reason=reason, attempt=attempt, provider_message_id=provider_message_id,
                         details=details or {})

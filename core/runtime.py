@@ -250,7 +250,7 @@ def _json_or_text(data: bytes) -> object:
 
 
 def _count_outcome(consumer: str, outcome: str) -> None:
-    metrics.CONSUMER_OUTCOMES.labels(consumer, outcome).inc()
+    metrics.labelled(metrics.CONSUMER_OUTCOMES, consumer, outcome).inc()
 
 
 async def _connect(servers: list[str], explicit: bool, timeout: float = 30.0) -> NATS:

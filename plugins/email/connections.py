@@ -11,13 +11,16 @@ the ledger still records each address once it is settled.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import aiosmtplib
-from aiosmtplib import SMTPResponse
+from aiosmtplib import SMTPResponse, SMTPStatus
+from aiosmtplib.email import quote_address
 
 from pbxsms.plugins.email.settings import EmailSettings
 
@@ -68,7 +71,8 @@ class SmtpPool:
             connection = await self._connection()
             keep = False
             try:
-                refused, _ = await connection.smtp.sendmail(sender, recipients, data)
+                refused = await transaction(connection.smtp, sender, recipients, data,
+                                            self.settings.timeout)
                 keep = True
                 return refused
             except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPResponseException) \
@@ -103,6 +107,11 @@ class SmtpPool:
             password=settings.password.get_secret_value() if settings.password else None)
         try:
             await smtp.connect()  # greeting, EHLO, STARTTLS and login as configured
+            if smtp.is_ehlo_or_helo_needed:  # no STARTTLS or login: aiosmtplib waits
+                try:
+                    await smtp.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await smtp.helo()
         except BaseException:
             smtp.close()
             raise
@@ -155,6 +164,45 @@ async def _quit(smtp: aiosmtplib.SMTP) -> None:
         log.debug("SMTP QUIT: %s", error)
     finally:
         smtp.close()
+
+
+async def transaction(smtp: aiosmtplib.SMTP, sender: str, recipients: list[str],
+                      data: bytes, timeout: float) -> dict[str, SMTPResponse]:
+    """One mail transaction, as `aiosmtplib.SMTP.sendmail` does it (same commands, same
+    errors, RSET after a refusal), for less CPU: one timer for the transaction instead of
+    one per command; each address parsed once per process, not twice per email; the SIZE
+    from `data` itself, which `compose` wrote with CRLF line ends (aiosmtplib rewrites the
+    message to count it)."""
+    try:
+        async with asyncio.timeout(timeout):
+            options = [b"SIZE=%d" % len(data)] if smtp.supports_extension("size") else []
+            response = await smtp.execute_command(b"MAIL", b"FROM:" + _quoted(sender),
+                                                  *options, timeout=None)
+            if response.code != SMTPStatus.completed:
+                raise aiosmtplib.SMTPSenderRefused(response.code, response.message, sender)
+            refused: dict[str, SMTPResponse] = {}
+            for recipient in recipients:
+                response = await smtp.execute_command(b"RCPT", b"TO:" + _quoted(recipient),
+                                                      timeout=None)
+                if response.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
+                    refused[recipient] = response
+            if len(refused) == len(recipients):
+                raise aiosmtplib.SMTPRecipientsRefused([
+                    aiosmtplib.SMTPRecipientRefused(answer.code, answer.message, address)
+                    for address, answer in refused.items()])
+            await smtp.data(data, timeout=None)
+            return refused
+    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+        # Reset the envelope for the next transaction on this connection.
+        with contextlib.suppress(ConnectionError, aiosmtplib.SMTPException, TimeoutError):
+            await smtp.rset(timeout=timeout)
+        raise
+
+
+@lru_cache(maxsize=256)
+def _quoted(address: str) -> bytes:
+    """`<address>` for MAIL or RCPT; ValueError for one that cannot be sent."""
+    return quote_address(address).encode("ascii")
 
 
 _HOSTNAME: list[str] = []

@@ -93,8 +93,7 @@ class EmailDelivery:
         outcomes: dict[str, Outcome] = {}
         attempts: list[int] = []
         pending: list[str] = []
-        ledger = await asyncio.gather(*(self.ledger.get(CHANNEL, message.id, address)
-                                        for address in addresses))
+        ledger = await self.ledger.get_many(CHANNEL, message.id, addresses)
         for address, settled in zip(addresses, ledger, strict=True):
             if settled is not None:
                 outcomes[address] = Outcome(settled.state, settled.reason)

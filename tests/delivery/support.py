@@ -63,6 +63,16 @@ class Mailbox:
         self.always: dict[str, str] = {}
         # the SMTP session (one per connection) of each accepted message
         self.sessions: list[Any] = []
+        # the reply to MAIL FROM, when not "250 OK"
+        self.sender_reply: str | None = None
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
+                          mail_options: list[str]) -> str:
+        if self.sender_reply is not None:
+            return self.sender_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:

@@ -33,6 +33,23 @@ async def test_a_refusal_keeps_the_connection(smtp: SmtpServer) -> None:
     assert smtp.mailbox.connections == 1 and pool.idle == 0
 
 
+async def test_a_refused_sender_is_reported_and_the_connection_kept(smtp: SmtpServer) -> None:
+    smtp.mailbox.sender_reply = "553 5.7.1 Sender address rejected"
+    pool = pool_for(smtp)
+    try:
+        with pytest.raises(aiosmtplib.SMTPSenderRefused) as refused:
+            await pool.sendmail(SENDER, ["desk@example.com"], EMAIL)
+        assert refused.value.code == 553
+        smtp.mailbox.sender_reply = None
+        assert await pool.sendmail(SENDER, ["desk@example.com"], EMAIL) == {}
+    finally:
+        await pool.close()
+    # The envelope was reset after the refusal: the next transaction on the same
+    # connection went through.
+    assert len(smtp.mailbox.received_by("desk@example.com")) == 1
+    assert smtp.mailbox.connections == 1 and pool.idle == 0
+
+
 async def test_idle_connections_are_checked_then_closed(
     smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
