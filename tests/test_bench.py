@@ -18,6 +18,10 @@ def test_bench_harness_runs_every_measurement(tmp_path: Path) -> None:
     results = json.loads(out.read_text())
     assert results["ingest"]["gateway"]["requests"] > 0
     assert results["ingest"]["gateway"]["errors"] == 0
+    assert results["ingest"]["stored"]["requests"] > 0  # the store-only yardstick ran
+    assert results["ingest"]["stored"]["errors"] == 0
+    assert results["end_to_end_sustained"]["tried"]
+    assert results["end_to_end_sustained"]["delivered"] == results["end_to_end_sustained"]["sent"]
     assert results["end_to_end"]["delivered"] == results["end_to_end"]["sent"] > 0
     assert results["outbound_batched"]["accepted"] == 40
     assert results["outbound_single"]["send_requests"] == 40
