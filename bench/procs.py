@@ -20,6 +20,8 @@ from bench.sinks import APP_TOKEN, KEY, USER
 HOOK_TOKEN = "bench-hook-token"
 API_TOKEN = "bench-api-token"
 ORG = "bench-org"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
