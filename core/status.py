@@ -145,9 +145,13 @@ class StatusStore:
     async def remember_provider_id(self, provider: str, provider_message_id: str,
                                    message_id: str) -> None:
         key = f"{provider}.{provider_message_id}"
-        if _valid_key(key) and self._remembered.get(key) != message_id:
+        if _valid_key(key) and not self._stored(provider, provider_message_id, message_id):
             await self.provider_ids.put(key, message_id.encode())
             _keep(self._remembered, key, message_id)
+
+    def _stored(self, provider: str, provider_message_id: str, message_id: str) -> bool:
+        """Whether this process already stored this provider id for `message_id`."""
+        return self._remembered.get(f"{provider}.{provider_message_id}") == message_id
 
     async def apply(self, event: StatusEvent, repair: bool = True) -> StatusRecord:
         """Fold `event` into its record (compare-and-set against concurrent writers).
@@ -179,8 +183,8 @@ class StatusStore:
         record = folded[0]
         # The rest are independent writes: one round trip for all of them.
         writes = self._index(record, before[0] if before else None, repair)
-        if event.provider_message_id and event.channel and self._remembered.get(
-                f"{event.channel}.{event.provider_message_id}") != event.id:
+        if event.provider_message_id and event.channel and not self._stored(
+                event.channel, event.provider_message_id, event.id):
             writes.append(self.remember_provider_id(event.channel, event.provider_message_id,
                                                     event.id))
         await kvs.write_all(*writes)
