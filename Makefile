@@ -32,8 +32,8 @@ lint: $(STAMP)
 	@# The sources install under `pbxsms.*`; mypy reads them through a link tree that
 	@# mirrors the installed layout.
 	@rm -rf .typecheck && mkdir -p .typecheck/pbxsms && \
-	  for d in core bus plugins; do ln -s ../../$$d .typecheck/pbxsms/$$d; done
-	MYPYPATH=.typecheck $(BIN)/mypy -p pbxsms.core -p pbxsms.bus -p pbxsms.plugins
+	  for d in core bus plugins sim; do ln -s ../../$$d .typecheck/pbxsms/$$d; done
+	MYPYPATH=.typecheck $(BIN)/mypy -p pbxsms.core -p pbxsms.bus -p pbxsms.plugins -p pbxsms.sim
 	MYPYPATH=.typecheck $(BIN)/mypy tests docs/examples bench
 
 # wrk is the load generator when it can be installed (Debian: apt-get install wrk);

@@ -7,7 +7,7 @@ the PubAck): the least any gateway that answers 200 only once a message is store
 so it shows how much of the gap to the bare handler the store alone takes.
 
 Each runs in its own process like the gateway, on the same event loop
-(`pbxsms.core.eventloop`), so the ratios compare our work, not the loops.
+(`pbxsms.core.serve.eventloop`), so the ratios compare our work, not the loops.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import nats
 from aiohttp import web
 from nats.js.api import StorageType, StreamConfig
 
-from pbxsms.core import eventloop
+from pbxsms.core.serve import eventloop
 
 STREAM, SUBJECT = "BENCH_STORED", "bench.stored"
 

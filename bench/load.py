@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import quote_plus, urlsplit
 
-from pbxsms.core import eventloop
+from pbxsms.core.serve import eventloop
 
 # Light on imports (no simulators, no pydantic): the generator starts while the load's
 # CPU is measured.

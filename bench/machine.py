@@ -7,7 +7,7 @@ import platform
 import subprocess
 
 from pbxsms.bus.embedded import nats_server_binary
-from pbxsms.core import eventloop
+from pbxsms.core.serve import eventloop
 
 
 def cpu_model() -> str:

@@ -19,7 +19,7 @@ import nats
 
 from bench.load import OURS
 from pbxsms.bus.publish import Publisher
-from pbxsms.core.events import OutboundRequest
+from pbxsms.core.model.events import OutboundRequest
 
 WINDOW = 256  # publishes awaiting their PubAck at once
 

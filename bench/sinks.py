@@ -22,9 +22,9 @@ from typing import Any
 from aiohttp import web
 from aiosmtpd.smtp import SMTP
 
-from pbxsms.core import eventloop
-from pbxsms.plugins.clicksend.simulator import ClickSendSimulator
-from pbxsms.plugins.mobileapp.simulator import MobileAppSimulator
+from pbxsms.core.serve import eventloop
+from pbxsms.sim.clicksend import ClickSendSimulator
+from pbxsms.sim.mobileapp import MobileAppSimulator
 
 USER, KEY = "bench-user", "bench-key"
 APP_TOKEN = "bench-app-token"

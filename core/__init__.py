@@ -1,3 +1,3 @@
-"""pbxsms core: settings, events, plugins, HTTP and the serve runtime."""
+"""pbxsms core: the plugin contract at the top, features in folders by concern."""
 
 __version__ = "0.1.0"

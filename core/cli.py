@@ -12,13 +12,14 @@ from typing import Any
 
 import click
 
-from pbxsms.core import __version__, eventloop
-from pbxsms.core.events import json_schemas
-from pbxsms.core.loader import load_config, redacted
-from pbxsms.core.logs import setup_logging
+from pbxsms.core import __version__
+from pbxsms.core.config.loader import load_config, redacted
+from pbxsms.core.config.problems import ConfigError
+from pbxsms.core.config.settings import Config, default_env_file, load_core, load_file
+from pbxsms.core.model.events import json_schemas
 from pbxsms.core.plugins import Plugins, available_plugins
-from pbxsms.core.problems import ConfigError
-from pbxsms.core.settings import Config, default_env_file, load_core, load_file
+from pbxsms.core.serve import eventloop
+from pbxsms.core.serve.logs import setup_logging
 
 env_option = click.option("--env-file", type=click.Path(path_type=Path), default=None,
                           help="Settings file with secrets (default: ./.env, PBXSMS_ENV_FILE).")
@@ -53,7 +54,7 @@ def cli() -> None:
 @config_option
 def serve(env_file: Path | None, config_path: Path | None) -> None:
     """Run the gateway until SIGTERM/SIGINT; SIGHUP (or `pbxsms reload`) reloads settings."""
-    from pbxsms.core.server import serve as run
+    from pbxsms.core.serve.server import serve as run
 
     config, plugins = load_or_exit(env_file, config_path)
     setup_logging(config.core.log_level, config.core.log_format)
@@ -104,7 +105,7 @@ def config_check(env_file: Path | None, config_path: Path | None) -> None:
 def doctor(env_file: Path | None, config_path: Path | None) -> None:
     """Check the settings against NATS, the stream, ClickSend, SMTP and the app; say how to
     fix each problem. Sends nothing. Exit status 1 on problems, 2 on unusable settings."""
-    from pbxsms.core.doctor import run_doctor
+    from pbxsms.core.health.doctor import run_doctor
 
     config, plugins = load_or_exit(env_file, config_path)
     if not asyncio.run(run_doctor(config, plugins, click.echo)):
@@ -164,7 +165,7 @@ def send(from_: str | None, extension: str | None, to: str, url: str | None, wai
 
     Uses PBXSMS_API_TOKEN from the environment or `.env`; prints the message id.
     """
-    from pbxsms.core.sendcli import SendFailed, send_via_api
+    from pbxsms.core.outbound.commands import SendFailed, send_via_api
 
     core = load_core(env_file if env_file is not None else default_env_file())
     if core.api_token is None or not core.api_token.get_secret_value():

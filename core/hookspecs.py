@@ -10,11 +10,11 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from pbxsms.core.doctor import Check
-    from pbxsms.core.problems import Problem
+    from pbxsms.core.config.problems import Problem
+    from pbxsms.core.config.settings import Config, PluginSettings
+    from pbxsms.core.health.doctor import Check
     from pbxsms.core.registry import ConsumerRegister, ProviderRegister, RouteRegister
-    from pbxsms.core.runtime import Runtime
-    from pbxsms.core.settings import Config, PluginSettings
+    from pbxsms.core.serve.runtime import Runtime
 
 hookspec = pluggy.HookspecMarker("pbxsms")
 hookimpl = pluggy.HookimplMarker("pbxsms")

@@ -14,26 +14,26 @@ from typing import TYPE_CHECKING, Any, cast
 import pluggy
 
 from pbxsms.core import hookspecs
-from pbxsms.core.problems import ConfigError, Problem
+from pbxsms.core.config.problems import ConfigError, Problem
 
 if TYPE_CHECKING:
     import click
 
-    from pbxsms.core.doctor import Check
+    from pbxsms.core.config.settings import Config, PluginSettings
+    from pbxsms.core.health.doctor import Check
     from pbxsms.core.registry import (
         ConsumerSpec,
         Provider,
         RouteRegister,
     )
-    from pbxsms.core.runtime import Runtime
-    from pbxsms.core.settings import Config, PluginSettings
+    from pbxsms.core.serve.runtime import Runtime
 
 ENTRY_POINT_GROUP = "pbxsms.plugins"
 
 # Always on: the core's own routes and consumers, shipped as ordinary plugins.
-CORE_PLUGINS = {"core": "pbxsms.core.default_plugin",
-                "numbers": "pbxsms.core.numbers_plugin",
-                "outbound": "pbxsms.core.outbound_plugin"}
+CORE_PLUGINS = {"core": "pbxsms.core.health.plugin",
+                "numbers": "pbxsms.core.numbers.plugin",
+                "outbound": "pbxsms.core.outbound.plugin"}
 
 # Built-in optional plugins, enabled by name in `[plugins] enabled`.
 BUILTIN_PLUGINS = {

@@ -10,7 +10,7 @@ import pytest
 
 from pbxsms.bus.embedded import EmbeddedNats
 from pbxsms.core.plugins import Plugins
-from pbxsms.core.server import Server
+from pbxsms.core.serve.server import Server
 from tests.helpers import free_port, make_config
 
 # Tests must not pick up a developer's own settings.

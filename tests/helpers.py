@@ -8,9 +8,9 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from pbxsms.core.loader import load_config
+from pbxsms.core.config.loader import load_config
+from pbxsms.core.config.settings import Config
 from pbxsms.core.plugins import Plugins
-from pbxsms.core.settings import Config
 
 
 def free_port() -> int:

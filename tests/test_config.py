@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pbxsms.core.problems import ConfigError
+from pbxsms.core.config.problems import ConfigError
 from tests.helpers import make_config, write_env
 
 PBXSMS = [sys.executable, "-c", "from pbxsms.core.cli import main; main()"]

@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from pbxsms.core.cli import cli
-from pbxsms.core.events import EVENT_MODELS, InboundMessage, OutboundRequest, StatusEvent
+from pbxsms.core.model.events import EVENT_MODELS, InboundMessage, OutboundRequest, StatusEvent
 
 
 def test_events_carry_schema_version_and_uuid() -> None:

@@ -14,9 +14,10 @@ from pydantic_settings import SettingsConfigDict
 
 from pbxsms.bus.consumer import Delivery
 from pbxsms.core import hookspecs
+from pbxsms.core.config.problems import Problem
+from pbxsms.core.config.settings import Config, PluginSettings
 from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.plugins import Plugins, hook_names
-from pbxsms.core.problems import Problem
 from pbxsms.core.registry import (
     ConsumerRegister,
     ConsumerSpec,
@@ -26,8 +27,7 @@ from pbxsms.core.registry import (
     RouteRegister,
     SendResult,
 )
-from pbxsms.core.runtime import Runtime
-from pbxsms.core.settings import Config, PluginSettings
+from pbxsms.core.serve.runtime import Runtime
 from tests.conftest import Gateway
 from tests.helpers import wait_until
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession, web
 
-from pbxsms.core.doctor import run_doctor
-from pbxsms.core.events import InboundMessage, State
+from pbxsms.core.health.doctor import run_doctor
+from pbxsms.core.model.events import InboundMessage, State
 from pbxsms.core.plugins import Plugins
 from tests.conftest import Gateway
 from tests.helpers import wait_until

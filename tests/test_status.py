@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from aiohttp import ClientSession
 
-from pbxsms.core.events import State, StatusEvent, new_id, utcnow
-from pbxsms.core.status import apply
+from pbxsms.core.model.events import State, StatusEvent, new_id, utcnow
+from pbxsms.core.stores.status import apply
 from tests.conftest import Gateway
 from tests.helpers import wait_until
 

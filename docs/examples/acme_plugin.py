@@ -15,13 +15,13 @@ from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from pbxsms.bus.publish import PublishError
-from pbxsms.core.doctor import Check, Finding, fail, ok
-from pbxsms.core.events import InboundMessage
+from pbxsms.core.config.problems import Problem
+from pbxsms.core.config.settings import Config, PluginSettings
+from pbxsms.core.health.doctor import Check, Finding, fail, ok
 from pbxsms.core.hookspecs import hookimpl
-from pbxsms.core.http import json_error, same_secret
-from pbxsms.core.inbound import accept_inbound
-from pbxsms.core.phone import InvalidNumber, to_e164
-from pbxsms.core.problems import Problem
+from pbxsms.core.inbound.accept import accept_inbound
+from pbxsms.core.model.events import InboundMessage
+from pbxsms.core.model.phone import InvalidNumber, to_e164
 from pbxsms.core.registry import (
     OutboundMessage,
     Outcome,
@@ -29,8 +29,8 @@ from pbxsms.core.registry import (
     RouteRegister,
     SendResult,
 )
-from pbxsms.core.runtime import Runtime
-from pbxsms.core.settings import Config, PluginSettings
+from pbxsms.core.serve.http import json_error, same_secret
+from pbxsms.core.serve.runtime import Runtime
 
 NAME = "acme"
 

@@ -23,8 +23,8 @@ import aiohttp
 from aiohttp import ClientSession, ClientTimeout
 
 from pbxsms.core import __version__
-from pbxsms.core.events import utcnow
-from pbxsms.core.loader import hide_url_password
+from pbxsms.core.config.loader import hide_url_password
+from pbxsms.core.model.events import utcnow
 from pbxsms.core.registry import OutboundMessage
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 

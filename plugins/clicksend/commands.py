@@ -15,9 +15,9 @@ from aiohttp import ClientSession
 from yarl import URL
 
 from pbxsms.core.cli import config_option, env_option, load_or_exit
-from pbxsms.core.loader import load_plugin_only
-from pbxsms.core.phone import InvalidNumber, to_e164
-from pbxsms.core.problems import ConfigError
+from pbxsms.core.config.loader import load_plugin_only
+from pbxsms.core.config.problems import ConfigError
+from pbxsms.core.model.phone import InvalidNumber, to_e164
 from pbxsms.plugins.clicksend.client import ClickSendClient, ClickSendError
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 from pbxsms.plugins.clicksend.webhooks import DLR_PATH, SMS_PATH, webhook_token
@@ -159,7 +159,7 @@ def simulator(host: str, port: int, username: str | None, api_key: str | None,
               subaccount_id: int | None, numbers_: tuple[str, ...], env_file: Path | None,
               config_path: Path | None) -> None:
     """Run a local ClickSend API simulator for demos, tests and benchmarks."""
-    from pbxsms.plugins.clicksend.simulator import serve_forever
+    from pbxsms.sim.clicksend import serve_forever
 
     settings = load_settings(env_file, config_path)
     username = username or settings.username or "pbxsms"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import ClientSession
 
-from pbxsms.core.doctor import Check, Finding, fail, ok, warn
-from pbxsms.core.settings import Config
+from pbxsms.core.config.settings import Config
+from pbxsms.core.health.doctor import Check, Finding, fail, ok, warn
 from pbxsms.plugins.clicksend.client import ClickSendClient, ClickSendError, HTTPError
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 from pbxsms.plugins.clicksend.webhooks import webhook_token

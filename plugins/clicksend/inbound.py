@@ -20,9 +20,9 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from pbxsms.core.events import InboundMessage, State
-from pbxsms.core.inbound import Receipt, content_key, our_id
-from pbxsms.core.phone import InvalidNumber, to_e164
+from pbxsms.core.inbound.accept import Receipt, content_key, our_id
+from pbxsms.core.model.events import InboundMessage, State
+from pbxsms.core.model.phone import InvalidNumber, to_e164
 
 PROVIDER = "clicksend"
 

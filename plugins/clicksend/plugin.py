@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from pbxsms.core.doctor import Check
+from pbxsms.core.config.problems import Problem
+from pbxsms.core.config.settings import Config, PluginSettings
+from pbxsms.core.health.doctor import Check
 from pbxsms.core.hookspecs import hookimpl
-from pbxsms.core.problems import Problem
 from pbxsms.core.registry import ProviderRegister, RouteRegister
-from pbxsms.core.runtime import Runtime
-from pbxsms.core.settings import Config, PluginSettings
+from pbxsms.core.serve.runtime import Runtime
 from pbxsms.plugins.clicksend import doctor
 from pbxsms.plugins.clicksend.commands import clicksend
 from pbxsms.plugins.clicksend.sender import ClickSendProvider

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pbxsms.core import metrics
+from pbxsms.core.health import metrics
 from pbxsms.core.registry import OutboundMessage, Outcome, SendResult
 from pbxsms.plugins.clicksend.client import (
     MAX_MESSAGES,
@@ -30,7 +30,7 @@ from pbxsms.plugins.clicksend.client import (
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 
 if TYPE_CHECKING:
-    from pbxsms.core.runtime import Runtime
+    from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.clicksend")
 

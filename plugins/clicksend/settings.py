@@ -11,8 +11,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from pbxsms.core.durations import Duration
-from pbxsms.core.settings import PluginSettings
+from pbxsms.core.config.durations import Duration
+from pbxsms.core.config.settings import PluginSettings
 
 
 class ClickSendSettings(PluginSettings):

@@ -11,12 +11,12 @@ import logging
 from aiohttp import web
 
 from pbxsms.bus.publish import PublishError
-from pbxsms.core import metrics
-from pbxsms.core.app import MAX_BODY
-from pbxsms.core.http import json_error, same_secret
-from pbxsms.core.inbound import accept_inbound, accept_receipt
+from pbxsms.core.health import metrics
+from pbxsms.core.inbound.accept import accept_inbound, accept_receipt
 from pbxsms.core.registry import RouteRegister
-from pbxsms.core.runtime import Runtime
+from pbxsms.core.serve.app import MAX_BODY
+from pbxsms.core.serve.http import json_error, same_secret
+from pbxsms.core.serve.runtime import Runtime
 from pbxsms.plugins.clicksend.inbound import (
     PROVIDER,
     BadPayload,

@@ -18,14 +18,20 @@ import aiosmtplib
 
 from pbxsms.bus.consumer import Delivery, Permanent, Retry
 from pbxsms.bus.kv import write_all
-from pbxsms.core.deliveries import Ledger, Settled, read_inbound, report, report_failure
-from pbxsms.core.events import InboundMessage, State
+from pbxsms.core.inbound.delivery import (
+    Ledger,
+    Settled,
+    read_inbound,
+    report,
+    report_failure,
+)
+from pbxsms.core.model.events import InboundMessage, State
 from pbxsms.plugins.email.connections import SmtpPool, pool_key
 from pbxsms.plugins.email.message import compose
 from pbxsms.plugins.email.settings import EmailSettings
 
 if TYPE_CHECKING:
-    from pbxsms.core.runtime import Runtime
+    from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.email")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import aiosmtplib
 
-from pbxsms.core.doctor import Check, Finding, fail, ok, warn
-from pbxsms.core.settings import Config
+from pbxsms.core.config.settings import Config
+from pbxsms.core.health.doctor import Check, Finding, fail, ok, warn
 from pbxsms.plugins.email.settings import EmailSettings
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from pbxsms.core.cli import env_option
-from pbxsms.core.loader import load_plugin_only
+from pbxsms.core.config.loader import load_plugin_only
 from pbxsms.plugins.mobileapp.settings import MobileAppSettings
 
 
@@ -33,7 +33,7 @@ def simulator(host: str, port: int, token: str | None, env_file: Path | None) ->
     Point RINGOTEL_API_URL at the printed URL. Pushes are listed at /_sim/pushes;
     POST /_sim/reply makes the simulated app reply through the gateway's webhook.
     """
-    from pbxsms.plugins.mobileapp.simulator import serve_forever
+    from pbxsms.sim.mobileapp import serve_forever
 
     if not token:
         settings = load_plugin_only("mobileapp", MobileAppSettings, env_file)

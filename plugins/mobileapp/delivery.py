@@ -8,13 +8,19 @@ from typing import TYPE_CHECKING
 
 from pbxsms.bus.consumer import Delivery, Permanent, Retry
 from pbxsms.bus.kv import write_all
-from pbxsms.core.deliveries import Ledger, Settled, read_inbound, report, report_failure
-from pbxsms.core.events import InboundMessage, State
+from pbxsms.core.inbound.delivery import (
+    Ledger,
+    Settled,
+    read_inbound,
+    report,
+    report_failure,
+)
+from pbxsms.core.model.events import InboundMessage, State
 from pbxsms.plugins.mobileapp.client import push_message
 from pbxsms.plugins.mobileapp.settings import MobileAppSettings
 
 if TYPE_CHECKING:
-    from pbxsms.core.runtime import Runtime
+    from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.mobileapp")
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from aiohttp import ClientError, ClientSession, ClientTimeout
 
-from pbxsms.core.doctor import Check, Finding, fail, ok, warn
-from pbxsms.core.settings import Config
+from pbxsms.core.config.settings import Config
+from pbxsms.core.health.doctor import Check, Finding, fail, ok, warn
 from pbxsms.plugins.mobileapp.settings import MobileAppSettings
 
 

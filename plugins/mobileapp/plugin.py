@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from pbxsms.core.doctor import Check
+from pbxsms.core.config.problems import Problem
+from pbxsms.core.config.settings import Config, PluginSettings
+from pbxsms.core.health.doctor import Check
 from pbxsms.core.hookspecs import hookimpl
-from pbxsms.core.problems import Problem
 from pbxsms.core.registry import ConsumerRegister, ConsumerSpec, RouteRegister
-from pbxsms.core.runtime import Runtime
-from pbxsms.core.settings import Config, PluginSettings
+from pbxsms.core.serve.runtime import Runtime
 from pbxsms.plugins.mobileapp import doctor, webhook
 from pbxsms.plugins.mobileapp.commands import mobileapp
 from pbxsms.plugins.mobileapp.delivery import CONSUMER, MobileAppDelivery

@@ -15,16 +15,17 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from pbxsms.bus.publish import PublishError
-from pbxsms.core import metrics
-from pbxsms.core.events import OutboundRequest, State, StatusEvent, new_id
-from pbxsms.core.http import json_error, read_json, same_secret
-from pbxsms.core.numbers import NoSender, NumberSettings
-from pbxsms.core.phone import InvalidNumber, to_e164
+from pbxsms.core.health import metrics
+from pbxsms.core.model.events import OutboundRequest, State, StatusEvent, new_id
+from pbxsms.core.model.numbers import NumberSettings
+from pbxsms.core.model.phone import InvalidNumber, to_e164
+from pbxsms.core.serve.http import json_error, read_json, same_secret
+from pbxsms.core.stores.numbers import NoSender
 from pbxsms.plugins.mobileapp.delivery import CHANNEL
 from pbxsms.plugins.mobileapp.settings import MobileAppSettings
 
 if TYPE_CHECKING:
-    from pbxsms.core.runtime import Runtime
+    from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.mobileapp.webhook")
 

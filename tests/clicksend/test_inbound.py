@@ -15,10 +15,10 @@ from aiohttp import ClientSession
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pbxsms.core.events import InboundMessage, State, StatusEvent, new_id
-from pbxsms.core.routing import INBOUND_ID_NAMESPACE, inbound_id
+from pbxsms.core.inbound.routing import INBOUND_ID_NAMESPACE, inbound_id
+from pbxsms.core.model.events import InboundMessage, State, StatusEvent, new_id
 from pbxsms.plugins.clicksend.inbound import form_pairs, parse_inbound
-from pbxsms.plugins.clicksend.simulator import ClickSendSimulator
+from pbxsms.sim.clicksend import ClickSendSimulator
 from tests.clicksend.samples import (
     FORM,
     INBOUND_FORM,

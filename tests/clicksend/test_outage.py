@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import ClientSession
 
 from pbxsms.bus.embedded import EmbeddedNats
-from pbxsms.core.events import new_id
+from pbxsms.core.model.events import new_id
 from tests.clicksend.samples import INBOUND_JSON, JSON, SAMPLE_MESSAGE_ID, receipt, stored
 from tests.conftest import Gateway
 from tests.helpers import wait_until

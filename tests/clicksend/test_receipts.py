@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp import ClientSession
 
-from pbxsms.core.events import State, StatusEvent, new_id
-from pbxsms.plugins.clicksend.simulator import ClickSendSimulator
+from pbxsms.core.model.events import State, StatusEvent, new_id
+from pbxsms.sim.clicksend import ClickSendSimulator
 from tests.clicksend.samples import JSON, RECEIPT_JSON, receipt, stored
 from tests.conftest import Gateway
 from tests.helpers import wait_until

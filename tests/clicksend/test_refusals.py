@@ -11,7 +11,7 @@ from aiohttp import ClientSession, FormData
 from click.testing import CliRunner
 
 from pbxsms.core.cli import build_cli
-from pbxsms.plugins.clicksend.simulator import ClickSendSimulator
+from pbxsms.sim.clicksend import ClickSendSimulator
 from tests.clicksend.samples import (
     FORM,
     INBOUND_FORM,

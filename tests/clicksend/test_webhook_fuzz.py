@@ -19,7 +19,7 @@ from aiohttp import ClientSession
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pbxsms.core.events import InboundMessage, StatusEvent
+from pbxsms.core.model.events import InboundMessage, StatusEvent
 from tests.clicksend.samples import INBOUND_JSON, RECEIPT_JSON, SAMPLE_SUBACCOUNT
 from tests.conftest import Gateway
 

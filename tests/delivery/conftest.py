@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from pbxsms.plugins.mobileapp.simulator import MobileAppSimulator
+from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.delivery.support import APP_TOKEN, SmtpServer
 from tests.helpers import free_port
 

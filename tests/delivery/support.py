@@ -14,10 +14,10 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from nats.js.errors import NotFoundError
 
-from pbxsms.core.events import DeadLetter, InboundMessage, Route, State
-from pbxsms.core.runtime import Runtime
-from pbxsms.core.status import StatusRecord
-from pbxsms.plugins.mobileapp.simulator import MobileAppSimulator
+from pbxsms.core.model.events import DeadLetter, InboundMessage, Route, State
+from pbxsms.core.serve.runtime import Runtime
+from pbxsms.core.stores.status import StatusRecord
+from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.helpers import wait_until
 
 APP_TOKEN = "ringotel-admin-token"

@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import ClientSession
 
-from pbxsms.core.events import State
-from pbxsms.plugins.mobileapp.simulator import MobileAppSimulator
+from pbxsms.core.model.events import State
+from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.conftest import Gateway
 from tests.delivery.support import (
     SmtpServer,

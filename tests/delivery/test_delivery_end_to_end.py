@@ -7,9 +7,9 @@ from __future__ import annotations
 import base64
 from collections.abc import Awaitable, Callable
 
-from pbxsms.core.events import State
-from pbxsms.plugins.clicksend.simulator import ClickSendSimulator
-from pbxsms.plugins.mobileapp.simulator import MobileAppSimulator
+from pbxsms.core.model.events import State
+from pbxsms.sim.clicksend import ClickSendSimulator
+from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.conftest import Gateway
 from tests.delivery.support import HOOK_TOKEN, ORG, SENDER, SmtpServer, gateway_env, wait_channel
 from tests.helpers import wait_until

@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from pbxsms.core.events import State
-from pbxsms.plugins.mobileapp.simulator import MobileAppSimulator
+from pbxsms.core.model.events import State
+from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.conftest import Gateway
 from tests.delivery.support import (
     APP_TOKEN,

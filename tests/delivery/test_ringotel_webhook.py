@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession
 
-from pbxsms.core.events import OutboundRequest, State
-from pbxsms.core.routing import publish_inbound as publish_inbound_routed
-from pbxsms.plugins.mobileapp.simulator import MobileAppSimulator
+from pbxsms.core.inbound.routing import publish_inbound as publish_inbound_routed
+from pbxsms.core.model.events import OutboundRequest, State
 from pbxsms.plugins.mobileapp.webhook import reply_id
+from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.conftest import Gateway
 from tests.delivery.support import (
     CUSTOMER,

@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from pbxsms.plugins.mobileapp.simulator import MobileAppSimulator
+from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.delivery.support import APP_TOKEN, HOOK_TOKEN, ORG, SENDER, SmtpServer
 from tests.helpers import free_port, write_env
 from tests.procs import Proc, alive, nats_server_children

@@ -18,7 +18,7 @@ import nats
 import pytest
 
 from pbxsms.bus.embedded import nats_server_binary
-from pbxsms.plugins.mobileapp.simulator import MobileAppSimulator
+from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.delivery.support import SmtpServer
 from tests.faults.support import (
     FULL,

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pbxsms.bus.embedded import EmbeddedNats
-from pbxsms.plugins.mobileapp.simulator import MobileAppSimulator
+from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.delivery.support import SmtpServer
 from tests.faults.support import (
     FULL,

@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import pytest
 
-from pbxsms.core.events import State
-from pbxsms.plugins.clicksend.simulator import ClickSendSimulator
-from pbxsms.plugins.mobileapp.simulator import MobileAppSimulator
+from pbxsms.core.model.events import State
+from pbxsms.sim.clicksend import ClickSendSimulator
+from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.conftest import Gateway
 from tests.delivery.support import ORG, SmtpServer, consumers_idle, dead_letter
 from tests.faults.support import (

@@ -18,7 +18,7 @@ import aiohttp
 import nats
 import pytest
 
-from pbxsms.plugins.mobileapp.simulator import MobileAppSimulator
+from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.delivery.support import HOOK_TOKEN, SmtpServer
 from tests.faults.support import (
     FULL,

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from pbxsms.bus.embedded import EmbeddedNats
-from pbxsms.plugins.mobileapp.simulator import MobileAppSimulator
+from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.conftest import Gateway
 from tests.delivery.support import SmtpServer
 from tests.faults.support import (

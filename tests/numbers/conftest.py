@@ -11,7 +11,7 @@ from aiohttp import ClientSession
 from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.plugins import Plugins
 from pbxsms.core.registry import ProviderRegister
-from pbxsms.core.runtime import Runtime
+from pbxsms.core.serve.runtime import Runtime
 from tests.conftest import Gateway
 
 TOKEN = "numbers-t0ken"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from pbxsms.bus.embedded import EmbeddedNats
-from pbxsms.core.conversations import conversation_key
-from pbxsms.core.events import InboundMessage
-from pbxsms.core.numbers import NoSender, NumberStore
-from pbxsms.core.routing import publish_inbound
-from pbxsms.core.runtime import Runtime
+from pbxsms.core.inbound.routing import publish_inbound
+from pbxsms.core.model.events import InboundMessage
+from pbxsms.core.serve.runtime import Runtime
+from pbxsms.core.stores.conversations import conversation_key
+from pbxsms.core.stores.numbers import NoSender, NumberStore
 from tests.helpers import wait_until
 from tests.numbers.conftest import StartGateway
 

@@ -9,10 +9,11 @@ import pytest
 from aiohttp import ClientSession
 
 from pbxsms.bus.embedded import EmbeddedNats
-from pbxsms.core.events import InboundMessage, Route
-from pbxsms.core.numbers import NUMBERS_BUCKET, NumberSettings, NumberStore, Unroutable
-from pbxsms.core.problems import ConfigError
-from pbxsms.core.routing import publish_inbound
+from pbxsms.core.config.problems import ConfigError
+from pbxsms.core.inbound.routing import publish_inbound
+from pbxsms.core.model.events import InboundMessage, Route
+from pbxsms.core.model.numbers import NumberSettings
+from pbxsms.core.stores.numbers import NUMBERS_BUCKET, NumberStore, Unroutable
 from tests.helpers import make_config, wait_until
 from tests.numbers.conftest import ENV, StartGateway, gateway_plugins
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pbxsms.core.numbers import NumberError, NumberSettings, parse_rows
+from pbxsms.core.model.numbers import NumberError, NumberSettings, parse_rows
 
 BASE = {"number": "+61411111111", "provider": "clicksend"}
 

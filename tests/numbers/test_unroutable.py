@@ -6,9 +6,9 @@ from __future__ import annotations
 from aiohttp import ClientSession
 from prometheus_client import REGISTRY
 
-from pbxsms.core.events import InboundMessage, State
-from pbxsms.core.routing import inbound_id, publish_inbound
-from pbxsms.core.runtime import Runtime
+from pbxsms.core.inbound.routing import inbound_id, publish_inbound
+from pbxsms.core.model.events import InboundMessage, State
+from pbxsms.core.serve.runtime import Runtime
 from tests.helpers import wait_until
 from tests.numbers.conftest import StartGateway
 

@@ -13,13 +13,13 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from click.testing import CliRunner
 
 from pbxsms.core.cli import cli
-from pbxsms.core.doctor import Check, Finding, fail, run_doctor
+from pbxsms.core.config.loader import load_config
+from pbxsms.core.config.settings import Config
+from pbxsms.core.health.doctor import Check, Finding, fail, run_doctor
 from pbxsms.core.hookspecs import hookimpl
-from pbxsms.core.loader import load_config
 from pbxsms.core.plugins import Plugins
-from pbxsms.core.settings import Config
-from pbxsms.plugins.clicksend.simulator import ClickSendSimulator
-from pbxsms.plugins.mobileapp.simulator import MobileAppSimulator
+from pbxsms.sim.clicksend import ClickSendSimulator
+from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.conftest import Gateway
 from tests.delivery.support import APP_TOKEN, HOOK_TOKEN, SmtpServer
 from tests.helpers import free_port, write_env

@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
-from pbxsms.core.logs import JsonFormatter, TextFormatter
-from pbxsms.plugins.clicksend.simulator import ClickSendSimulator
-from pbxsms.plugins.mobileapp.simulator import MobileAppSimulator
+from pbxsms.core.serve.logs import JsonFormatter, TextFormatter
+from pbxsms.sim.clicksend import ClickSendSimulator
+from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.conftest import Gateway
 from tests.delivery.support import APP_TOKEN, HOOK_TOKEN, ORG, SmtpServer, gateway_env
 from tests.helpers import wait_until

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientError, ClientSession
 
-from pbxsms.core.events import State
-from pbxsms.plugins.clicksend.simulator import ClickSendSimulator
-from pbxsms.plugins.mobileapp.simulator import MobileAppSimulator
+from pbxsms.core.model.events import State
+from pbxsms.sim.clicksend import ClickSendSimulator
+from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.conftest import Gateway
 from tests.delivery.support import SmtpServer, bus_toml, gateway_env, inbound, wait_channel
 from tests.helpers import free_port, wait_until, write_env

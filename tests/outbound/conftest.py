@@ -12,9 +12,9 @@ from aiohttp import ClientSession
 from nats.errors import TimeoutError as NatsTimeout
 from prometheus_client import REGISTRY
 
-from pbxsms.core.events import DeadLetter
-from pbxsms.core.status import StatusRecord
-from pbxsms.plugins.clicksend.simulator import ClickSendSimulator
+from pbxsms.core.model.events import DeadLetter
+from pbxsms.core.stores.status import StatusRecord
+from pbxsms.sim.clicksend import ClickSendSimulator
 from tests.conftest import Gateway
 from tests.helpers import wait_until
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from pbxsms.core.events import State
-from pbxsms.plugins.clicksend.simulator import HISTORY_PATH, ClickSendSimulator
+from pbxsms.core.model.events import State
+from pbxsms.sim.clicksend import HISTORY_PATH, ClickSendSimulator
 from tests.helpers import wait_until
 from tests.outbound.conftest import (
     StartGateway,

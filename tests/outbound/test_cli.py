@@ -11,7 +11,7 @@ from aiohttp import ClientSession
 from click.testing import CliRunner, Result
 
 from pbxsms.core.cli import build_cli
-from pbxsms.plugins.clicksend.simulator import ClickSendSimulator
+from pbxsms.sim.clicksend import ClickSendSimulator
 from tests.helpers import free_port, write_env
 from tests.outbound.conftest import (
     KEY,

@@ -8,9 +8,9 @@ import time
 import pytest
 from aiohttp import ClientSession
 
-from pbxsms.core.events import OutboundRequest, State, StatusEvent, new_id
+from pbxsms.core.model.events import OutboundRequest, State, StatusEvent, new_id
 from pbxsms.core.registry import OutboundMessage, Outcome
-from pbxsms.plugins.clicksend.simulator import TEST_ACCOUNT_KEY, ClickSendSimulator
+from pbxsms.sim.clicksend import TEST_ACCOUNT_KEY, ClickSendSimulator
 from tests.helpers import free_port, wait_until
 from tests.outbound.conftest import (
     KEY,

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pbxsms.core.segments import GSM_BASIC, GSM_EXTENSION, count_segments
-from pbxsms.plugins.clicksend.simulator import message_parts
+from pbxsms.core.model.segments import GSM_BASIC, GSM_EXTENSION, count_segments
+from pbxsms.sim.clicksend import message_parts
 
 
 @pytest.mark.parametrize(("text", "encoding", "units", "segments"), [

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession
 
-from pbxsms.core.events import new_id
-from pbxsms.plugins.clicksend.simulator import ClickSendSimulator
+from pbxsms.core.model.events import new_id
+from pbxsms.sim.clicksend import ClickSendSimulator
 from tests.outbound.conftest import (
     OURS,
     TOKEN,

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from pbxsms.plugins.clicksend.simulator import (
+from pbxsms.sim.clicksend import (
     TEST_ACCOUNT_KEY,
     TEST_NUMBERS,
     ClickSendSimulator,

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from pbxsms.plugins.mobileapp.simulator import MobileAppSimulator, serve_forever
+from pbxsms.sim.mobileapp import MobileAppSimulator, serve_forever
 
 TOKEN = "ringotel-admin-token"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}

@@ -25,7 +25,7 @@ from typing import Any, Literal, get_args
 from aiohttp import web
 from yarl import URL
 
-from pbxsms.plugins.simserver import (
+from pbxsms.sim.server import (
     ControlHandler,
     JsonDict,
     SimulatedService,

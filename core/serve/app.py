@@ -10,10 +10,10 @@ from aiohttp import web
 from nats.errors import Error as NatsError
 
 from pbxsms.bus.publish import BusError
-from pbxsms.core import metrics
-from pbxsms.core.http import json_error
+from pbxsms.core.health import metrics
 from pbxsms.core.registry import RouteHandler
-from pbxsms.core.runtime import Runtime
+from pbxsms.core.serve.http import json_error
+from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.http")
 

@@ -15,11 +15,11 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
-from pbxsms.core.loader import hide_url_password
+from pbxsms.core.config.loader import hide_url_password
 
 if TYPE_CHECKING:
+    from pbxsms.core.config.settings import Config
     from pbxsms.core.plugins import Plugins
-    from pbxsms.core.settings import Config
 
 TIMEOUT = 15.0
 
@@ -93,7 +93,7 @@ def _lines(findings: list[tuple[str, Finding]]) -> list[str]:
     return lines
 
 
-# -- the core's own checks (registered by core/default_plugin.py) -------------------
+# -- the core's own checks (registered by core/health/plugin.py) -------------------
 
 
 def core_checks(config: Config) -> list[Check]:

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 from nats.errors import Error as NatsError
 
 from pbxsms.bus.publish import BusError, PublishError
-from pbxsms.core.numbers import NoSender
+from pbxsms.core.stores.numbers import NoSender
 
 if TYPE_CHECKING:
-    from pbxsms.core.events import OutboundRequest
-    from pbxsms.core.runtime import Runtime
+    from pbxsms.core.model.events import OutboundRequest
+    from pbxsms.core.serve.runtime import Runtime
 
 
 class Unroutable(Exception):

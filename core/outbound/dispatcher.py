@@ -16,13 +16,13 @@ from typing import NoReturn
 
 from pbxsms.bus.consumer import Delivery, Permanent, Retry
 from pbxsms.bus.publish import PublishError
-from pbxsms.core import metrics
-from pbxsms.core.batcher import Batcher
-from pbxsms.core.events import OutboundRequest, State, StatusEvent
-from pbxsms.core.outbound import Invalid, check_request, usable_id
+from pbxsms.core.health import metrics
+from pbxsms.core.model.events import OutboundRequest, State, StatusEvent
+from pbxsms.core.outbound.api import Invalid, check_request, usable_id
+from pbxsms.core.outbound.batcher import Batcher
+from pbxsms.core.outbound.senders import Unroutable, resolve_sender
 from pbxsms.core.registry import OutboundMessage, Outcome, Provider, SendResult
-from pbxsms.core.runtime import Runtime
-from pbxsms.core.senders import Unroutable, resolve_sender
+from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.outbound")
 

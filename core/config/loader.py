@@ -9,16 +9,16 @@ from typing import TypeVar
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
-from pbxsms.core.numbers import NumberError, parse_rows
-from pbxsms.core.plugins import Plugins
-from pbxsms.core.problems import ConfigError, Problem, env_name
-from pbxsms.core.settings import (
+from pbxsms.core.config.problems import ConfigError, Problem, env_name
+from pbxsms.core.config.settings import (
     Config,
     default_env_file,
     load_core,
     load_file,
     load_plugin_settings,
 )
+from pbxsms.core.model.numbers import NumberError, parse_rows
+from pbxsms.core.plugins import Plugins
 
 S = TypeVar("S", bound=BaseSettings)
 

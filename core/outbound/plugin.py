@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pbxsms.core.dispatcher import CONSUMER, Dispatcher
 from pbxsms.core.hookspecs import hookimpl
-from pbxsms.core.outbound import SUBJECT, send_handler
+from pbxsms.core.outbound.api import SUBJECT, send_handler
+from pbxsms.core.outbound.dispatcher import CONSUMER, Dispatcher
 from pbxsms.core.registry import ConsumerRegister, ConsumerSpec, RouteRegister
-from pbxsms.core.runtime import Runtime
+from pbxsms.core.serve.runtime import Runtime
 
 
 @hookimpl

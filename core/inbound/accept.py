@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pbxsms.bus.publish import PublishError
-from pbxsms.core import metrics
-from pbxsms.core.events import InboundMessage, State, StatusEvent
-from pbxsms.core.routing import publish_inbound
-from pbxsms.core.runtime import Runtime
+from pbxsms.core.health import metrics
+from pbxsms.core.inbound.routing import publish_inbound
+from pbxsms.core.model.events import InboundMessage, State, StatusEvent
+from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.inbound")
 

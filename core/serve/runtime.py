@@ -22,17 +22,22 @@ from pbxsms.bus.embedded import EmbeddedNats
 from pbxsms.bus.kv import Bucket, ensure_kv
 from pbxsms.bus.publish import Published, Publisher, PublishError
 from pbxsms.bus.stream import StreamSettings, ensure_stream
-from pbxsms.core import metrics
-from pbxsms.core.conversations import CONVERSATIONS_BUCKET, Conversations
-from pbxsms.core.events import DeadLetter, Event, StatusEvent
-from pbxsms.core.loader import hide_url_password
-from pbxsms.core.numbers import NUMBERS_BUCKET, NumberStore
-from pbxsms.core.status import MESSAGES_BUCKET, PROVIDER_IDS_BUCKET, STATES_BUCKET, StatusStore
+from pbxsms.core.config.loader import hide_url_password
+from pbxsms.core.health import metrics
+from pbxsms.core.model.events import DeadLetter, Event, StatusEvent
+from pbxsms.core.stores.conversations import CONVERSATIONS_BUCKET, Conversations
+from pbxsms.core.stores.numbers import NUMBERS_BUCKET, NumberStore
+from pbxsms.core.stores.status import (
+    MESSAGES_BUCKET,
+    PROVIDER_IDS_BUCKET,
+    STATES_BUCKET,
+    StatusStore,
+)
 
 if TYPE_CHECKING:
+    from pbxsms.core.config.settings import Config
     from pbxsms.core.plugins import Plugins
     from pbxsms.core.registry import Provider
-    from pbxsms.core.settings import Config
 
 log = logging.getLogger("pbxsms.runtime")
 

@@ -15,8 +15,8 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from pbxsms.core.durations import Duration
-from pbxsms.core.problems import ConfigError, Problem, problems_from_validation
+from pbxsms.core.config.durations import Duration
+from pbxsms.core.config.problems import ConfigError, Problem, problems_from_validation
 
 DEFAULT_ENABLED = ["clicksend", "email", "mobileapp"]
 

@@ -14,14 +14,14 @@ from typing import Any
 from aiohttp import web
 
 from pbxsms.bus.publish import PublishError
-from pbxsms.core.events import OutboundRequest, State, StatusEvent, utcnow
-from pbxsms.core.http import api_refusal, json_body, json_error
-from pbxsms.core.phone import InvalidNumber, to_e164
+from pbxsms.core.config.settings import Config
+from pbxsms.core.model.events import OutboundRequest, State, StatusEvent, utcnow
+from pbxsms.core.model.phone import InvalidNumber, to_e164
+from pbxsms.core.model.segments import SegmentCount, count_segments
+from pbxsms.core.outbound.senders import Unroutable, resolve_sender
 from pbxsms.core.registry import RouteHandler
-from pbxsms.core.runtime import Runtime
-from pbxsms.core.segments import SegmentCount, count_segments
-from pbxsms.core.senders import Unroutable, resolve_sender
-from pbxsms.core.settings import Config
+from pbxsms.core.serve.http import api_refusal, json_body, json_error
+from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.outbound")
 

@@ -28,7 +28,7 @@ from nats.js import JetStreamContext, api
 
 from pbxsms.bus.kv import Bucket
 from pbxsms.bus.publish import Published
-from pbxsms.core.events import utcnow
+from pbxsms.core.model.events import utcnow
 
 log = logging.getLogger("pbxsms.conversations")
 

@@ -32,7 +32,7 @@ from phonenumbers import carrier as pn_carrier
 from phonenumbers.geodata.locale import LOCALE_DATA
 from yarl import URL
 
-from pbxsms.plugins.simserver import (
+from pbxsms.sim.server import (
     ControlHandler,
     JsonDict,
     SimulatedService,

@@ -22,8 +22,8 @@ from typing import Any, NoReturn
 
 import click
 
-from pbxsms.core.problems import ConfigError
-from pbxsms.core.settings import default_env_file, load_core
+from pbxsms.core.config.problems import ConfigError
+from pbxsms.core.config.settings import default_env_file, load_core
 
 FIELDS = ["number", "provider", "extension", "domain", "email", "enabled", "description",
           "mobileapp_org"]

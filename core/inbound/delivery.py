@@ -23,11 +23,11 @@ from pydantic import BaseModel, Field, ValidationError
 from pbxsms.bus.consumer import Delivery, Permanent, Retry
 from pbxsms.bus.kv import Bucket
 from pbxsms.bus.publish import PublishError
-from pbxsms.core import metrics
-from pbxsms.core.events import InboundMessage, State, StatusEvent, utcnow
+from pbxsms.core.health import metrics
+from pbxsms.core.model.events import InboundMessage, State, StatusEvent, utcnow
 
 if TYPE_CHECKING:
-    from pbxsms.core.runtime import Runtime
+    from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.deliveries")
 

@@ -12,13 +12,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from pbxsms.core import eventloop, metrics
-from pbxsms.core.app import create_app
-from pbxsms.core.loader import load_config
+from pbxsms.core.config.loader import load_config
+from pbxsms.core.config.problems import ConfigError
+from pbxsms.core.config.settings import Config
+from pbxsms.core.health import metrics
 from pbxsms.core.plugins import Plugins
-from pbxsms.core.problems import ConfigError
-from pbxsms.core.runtime import Runtime
-from pbxsms.core.settings import Config
+from pbxsms.core.serve import eventloop
+from pbxsms.core.serve.app import create_app
+from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.server")
 

@@ -11,12 +11,13 @@ from typing import Any
 
 from aiohttp import web
 
-from pbxsms.core.events import State
-from pbxsms.core.http import api_refusal, json_body, json_error
-from pbxsms.core.numbers import STORE_ERRORS, NumberError, NumberSettings
-from pbxsms.core.phone import InvalidNumber
+from pbxsms.core.model.events import State
+from pbxsms.core.model.numbers import NumberError, NumberSettings
+from pbxsms.core.model.phone import InvalidNumber
 from pbxsms.core.registry import RouteHandler, RouteRegister
-from pbxsms.core.runtime import Runtime
+from pbxsms.core.serve.http import api_refusal, json_body, json_error
+from pbxsms.core.serve.runtime import Runtime
+from pbxsms.core.stores.numbers import STORE_ERRORS
 
 
 def _shown(record: NumberSettings) -> dict[str, Any]:

@@ -15,12 +15,12 @@ import uuid
 from typing import TYPE_CHECKING
 
 from pbxsms.bus.publish import Published, PublishError
-from pbxsms.core import metrics
-from pbxsms.core.events import InboundMessage, Route, State, StatusEvent
-from pbxsms.core.numbers import Unroutable
+from pbxsms.core.health import metrics
+from pbxsms.core.model.events import InboundMessage, Route, State, StatusEvent
+from pbxsms.core.stores.numbers import Unroutable
 
 if TYPE_CHECKING:
-    from pbxsms.core.runtime import Runtime
+    from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.routing")
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from pbxsms.core.doctor import Check, core_checks
+from pbxsms.core.config.problems import Problem
+from pbxsms.core.config.settings import Config
+from pbxsms.core.health.doctor import Check, core_checks
 from pbxsms.core.hookspecs import hookimpl
-from pbxsms.core.http import api_refusal, json_error
-from pbxsms.core.problems import Problem
 from pbxsms.core.registry import ConsumerRegister, ConsumerSpec, RouteRegister
-from pbxsms.core.runtime import Runtime
-from pbxsms.core.settings import Config
+from pbxsms.core.serve.http import api_refusal, json_error
+from pbxsms.core.serve.runtime import Runtime
 
 
 @hookimpl

@@ -7,13 +7,14 @@ import logging
 
 import click
 
-from pbxsms.core import numbers_api
+from pbxsms.core.config.settings import Config
 from pbxsms.core.hookspecs import hookimpl
-from pbxsms.core.numbers import STORE_ERRORS, NumberError
-from pbxsms.core.numbers_cli import numbers
+from pbxsms.core.model.numbers import NumberError
+from pbxsms.core.numbers import api
+from pbxsms.core.numbers.commands import numbers
 from pbxsms.core.registry import RouteRegister
-from pbxsms.core.runtime import Runtime
-from pbxsms.core.settings import Config
+from pbxsms.core.serve.runtime import Runtime
+from pbxsms.core.stores.numbers import STORE_ERRORS
 
 log = logging.getLogger("pbxsms.numbers")
 
@@ -34,7 +35,7 @@ def register_commands(cli: click.Group) -> None:
 
 @hookimpl
 def register_routes(runtime: Runtime, register: RouteRegister) -> None:
-    numbers_api.register_routes(runtime, register)
+    api.register_routes(runtime, register)
 
 
 @hookimpl

@@ -1,0 +1,1 @@
+"""Configuration: settings from the environment and TOML, their problems and redaction."""

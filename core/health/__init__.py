@@ -1,0 +1,1 @@
+"""Health of a running gateway: /healthz, /readyz, /metrics and `pbxsms doctor`."""

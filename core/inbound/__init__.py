@@ -1,0 +1,1 @@
+"""Inbound: accepting what providers push, routing it by number, delivering it to people."""

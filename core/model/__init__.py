@@ -1,0 +1,1 @@
+"""What the gateway talks about: events on the bus, phone numbers, segments, number settings."""

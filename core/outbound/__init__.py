@@ -1,0 +1,1 @@
+"""Outbound: send requests, the dispatcher that batches them to providers, `pbxsms send`."""

@@ -1,0 +1,1 @@
+"""State kept in the bus's KV buckets: message status, numbers, conversations."""

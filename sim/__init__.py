@@ -1,0 +1,1 @@
+"""Stand-ins for the remote services pbxsms talks to (carriers, the mobile app)."""
