@@ -28,8 +28,8 @@ from pbxsms.core.registry import (
     SendResult,
 )
 from pbxsms.core.serve.runtime import Runtime
-from tests.conftest import Gateway
 from tests.helpers import wait_until
+from tests.support.gateway import Gateway
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
 

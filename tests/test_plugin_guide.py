@@ -17,8 +17,8 @@ from aiohttp import ClientSession, web
 from pbxsms.core.health.doctor import run_doctor
 from pbxsms.core.model.events import InboundMessage, State
 from pbxsms.core.plugins import Plugins
-from tests.conftest import Gateway
 from tests.helpers import wait_until
+from tests.support.gateway import Gateway
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "docs" / "examples" / "acme_plugin.py"

@@ -90,7 +90,7 @@ def test_durations_and_defaults(tmp_path: Path) -> None:
 
 
 def test_shipped_sample_config_is_valid() -> None:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     result = subprocess.run(
         [*PBXSMS, "config", "check", "--config", str(root / "config" / "pbxsms.toml"),
          "--env-file", str(root / "config" / ".env.example")],

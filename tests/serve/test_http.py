@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import ClientSession
 
 from pbxsms.bus.embedded import EmbeddedNats
-from tests.conftest import Gateway
+from tests.support.gateway import Gateway
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 
