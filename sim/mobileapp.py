@@ -7,7 +7,8 @@ The gateway pushes an inbound SMS into an extension's app with
 with HTTP 200 (FS PBX only looks at ``result.messageid`` / ``error.message``).
 
 The app side is simulated too: `reply()` and `delivered()` post what Ringotel posts to the
-PBX webhook. The unauthenticated control API lives under ``/_sim/``.
+PBX webhook. The unauthenticated control API lives under ``/_sim/`` (listed at
+``GET /_sim/``).
 """
 
 from __future__ import annotations
@@ -26,11 +27,18 @@ from aiohttp import web
 from yarl import URL
 
 from pbxsms.sim.server import (
+    ControlError,
     ControlHandler,
+    FaultPlan,
     JsonDict,
     SimulatedService,
+    answered,
+    check_fault_kind,
     control_json,
+    drop_connection,
+    fault_kind,
     json_response,
+    ok,
     relay,
 )
 
@@ -130,8 +138,17 @@ class MobileAppSimulator(SimulatedService):
         self.users: set[tuple[str, str]] = set(users)
         self.pushes: list[Push] = []
         self.requests: list[RecordedRequest] = []
-        self.faults: list[Fault] = []
-        self.always: Fault | None = None
+        self.fault_plan: FaultPlan[Fault] = FaultPlan()
+
+    @property
+    def faults(self) -> list[Fault]:
+        """Faults queued for the next calls."""
+        return self.fault_plan.queued
+
+    @property
+    def always(self) -> Fault | None:
+        """The fault every call gets, if any."""
+        return self.fault_plan.always
 
     # ---- configuration -------------------------------------------------------------------
 
@@ -154,20 +171,18 @@ class MobileAppSimulator(SimulatedService):
         self, kind: FaultKind | None, *, delay: float = 0.0, message: str = "Internal error"
     ) -> None:
         """Make every call misbehave until called again with None."""
-        self.always = None if kind is None else self._fault(kind, delay, message)
+        self.fault_plan.always = None if kind is None else self._fault(kind, delay, message)
 
     @staticmethod
     def _fault(kind: FaultKind, delay: float, message: str) -> Fault:
-        if kind not in _FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; expected one of {_FAULT_KINDS}")
+        check_fault_kind(kind, _FAULT_KINDS)
         return Fault(kind=kind, delay=delay, message=message)
 
     def reset(self) -> None:
         """Forget pushes, requests and faults; keep token and users."""
         self.pushes.clear()
         self.requests.clear()
-        self.faults.clear()
-        self.always = None
+        self.fault_plan.clear()
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -236,13 +251,11 @@ class MobileAppSimulator(SimulatedService):
     async def _api(self, request: web.Request) -> web.StreamResponse:
         rec = RecordedRequest(request.method, request.path, dict(request.headers))
         self.requests.append(rec)
-        fault = self.faults.pop(0) if self.faults else self.always
+        fault = self.fault_plan.take()
         if fault is not None:
             rec.fault = fault.kind
             if fault.kind == "drop":
-                if request.transport is not None:
-                    request.transport.close()
-                return web.Response(status=500)  # never reaches the client
+                return drop_connection(request)
 
         raw = await request.text()
         parsed = True
@@ -265,10 +278,9 @@ class MobileAppSimulator(SimulatedService):
 
     @staticmethod
     def _finish(rec: RecordedRequest, response: web.Response) -> web.Response:
-        rec.status = response.status
         with contextlib.suppress(ValueError):
             rec.response = json.loads(response.text or "null")
-        return response
+        return answered(rec, response)
 
     def _authorised(self, header: str | None) -> bool:
         scheme, _, token = (header or "").partition(" ")
@@ -324,20 +336,22 @@ class MobileAppSimulator(SimulatedService):
         }
 
     async def _ctl_pushes(self, request: web.Request) -> web.StreamResponse:
+        """The messages pushed into app users' inboxes so far."""
         return json_response(200, {"pushes": [p.as_json() for p in self.pushes]})
 
     async def _ctl_requests(self, request: web.Request) -> web.StreamResponse:
+        """Every API call, with headers, body, answer and injected fault."""
         return json_response(200, {"requests": [asdict(r) for r in self.requests]})
 
     async def _ctl_reset(self, request: web.Request) -> web.StreamResponse:
+        """Forget pushes, requests and faults; keep token and users."""
         self.reset()
-        return json_response(200, {"ok": True})
+        return ok()
 
     async def _ctl_fail(self, request: web.Request) -> web.StreamResponse:
+        """Misbehave (500, error, delay, drop) for the next calls."""
         args = await control_json(request)
-        kind = args.get("kind")
-        if kind not in _FAULT_KINDS:
-            return json_response(400, {"error": f"kind must be one of {list(_FAULT_KINDS)}"})
+        kind = fault_kind(args, _FAULT_KINDS)
         try:
             self.fail_next(
                 kind,
@@ -346,16 +360,13 @@ class MobileAppSimulator(SimulatedService):
                 message=str(args.get("message", "Internal error")),
             )
         except (TypeError, ValueError) as exc:
-            return json_response(400, {"error": str(exc)})
-        return json_response(200, {"ok": True, "queued": len(self.faults)})
+            raise ControlError(str(exc)) from exc
+        return ok(queued=len(self.faults))
 
     async def _ctl_fail_always(self, request: web.Request) -> web.StreamResponse:
+        """Misbehave on every call until told otherwise (kind null)."""
         args = await control_json(request)
-        kind = args.get("kind")
-        if kind is not None and kind not in _FAULT_KINDS:
-            return json_response(
-                400, {"error": f"kind must be null or one of {list(_FAULT_KINDS)}"}
-            )
+        kind = fault_kind(args, _FAULT_KINDS, allow_none=True)
         try:
             self.fail_always(
                 kind,
@@ -363,22 +374,24 @@ class MobileAppSimulator(SimulatedService):
                 message=str(args.get("message", "Internal error")),
             )
         except (TypeError, ValueError) as exc:
-            return json_response(400, {"error": str(exc)})
-        return json_response(200, {"ok": True})
+            raise ControlError(str(exc)) from exc
+        return ok()
 
     async def _ctl_users(self, request: web.Request) -> web.StreamResponse:
+        """Register an app user; once any is, only registered ones are accepted."""
         args = await control_json(request)
         orgid, extension = args.get("orgid"), args.get("extension")
         if not isinstance(orgid, str) or not isinstance(extension, str):
-            return json_response(400, {"error": "expected orgid and extension strings"})
+            raise ControlError("expected orgid and extension strings")
         self.add_user(orgid, extension)
-        return json_response(200, {"ok": True})
+        return ok()
 
     async def _ctl_reply(self, request: web.Request) -> web.StreamResponse:
+        """Make an app user reply through the gateway's webhook."""
         args = await control_json(request)
         fields = [args.get(k) for k in ("url", "from", "to", "content", "orgid")]
         if not all(isinstance(v, str) for v in fields):
-            return json_response(400, {"error": "expected url, from, to, content, orgid"})
+            raise ControlError("expected url, from, to, content, orgid")
         url, from_, to, content, orgid = (str(v) for v in fields)
         return await relay(
             self.reply(
@@ -394,10 +407,11 @@ class MobileAppSimulator(SimulatedService):
         )
 
     async def _ctl_delivered(self, request: web.Request) -> web.StreamResponse:
+        """Make the app confirm a push through the gateway's webhook."""
         args = await control_json(request)
         url, messageid = args.get("url"), args.get("messageid")
         if not isinstance(url, str) or not isinstance(messageid, str):
-            return json_response(400, {"error": "expected url and messageid strings"})
+            raise ControlError("expected url and messageid strings")
         return await relay(
             self.delivered(url, args.get("token"), messageid, orgid=args.get("orgid"))
         )
