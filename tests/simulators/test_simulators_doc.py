@@ -41,8 +41,11 @@ async def _check(sim: SimulatedService, section: str, port: int) -> None:
     documented = _documented(section)
     assert set(documented) == await _listed(sim)
     for (method, path), text in documented.items():
-        # The example calls this control on the port the page runs this simulator on.
-        assert re.search(rf"curl -s .*127\.0\.0\.1:{port}{re.escape(path)}(\s|$)", text), path
+        # The example calls this control, with its method, on the page's port for this simulator.
+        example = re.search(rf"curl -s (.*)127\.0\.0\.1:{port}{re.escape(path)}", text)
+        assert example is not None, (method, path)
+        posts = "-X POST" in example.group(1) or " -d " in text
+        assert posts == (method == "POST"), (method, path)
 
 
 async def test_the_clicksend_controls_documented_are_those_listed() -> None:
