@@ -21,7 +21,13 @@ from pbxsms.sim.clicksend.controls import ClickSendControls
 from pbxsms.sim.clicksend.directory import SUBACCOUNT_PATH, Directory, number_record
 from pbxsms.sim.clicksend.gate import FAULT_KINDS, Endpoint, Fault, FaultKind, Gate
 from pbxsms.sim.clicksend.sending import Sending
-from pbxsms.sim.clicksend.state import Account, ClickSendState, RecordedRequest, Settings
+from pbxsms.sim.clicksend.state import (
+    ENDPOINT_RATE_LIMITS,
+    Account,
+    ClickSendState,
+    RecordedRequest,
+    Settings,
+)
 from pbxsms.sim.clicksend.webhooks import Webhooks
 from pbxsms.sim.server import ControlHandler, JsonDict, SimulatedService, check_fault_kind
 
@@ -64,7 +70,7 @@ class ClickSendSimulator(SimulatedService):
             ),
             strict_numbers=strict_numbers,
             rate_limit=rate_limit,
-            endpoint_rate_limits=dict(endpoint_rate_limits or {ACCOUNT_PATH: 20}),
+            endpoint_rate_limits=dict(endpoint_rate_limits or ENDPOINT_RATE_LIMITS),
             enforce_rate_limits=enforce_rate_limits,
         )
         self.state = ClickSendState(self.settings)

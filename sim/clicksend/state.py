@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from pbxsms.sim.clicksend.api import SEND_PATH, USD
+from pbxsms.sim.clicksend.api import ACCOUNT_PATH, SEND_PATH, USD
 from pbxsms.sim.server import JsonDict
 
 AccountState = Literal["active", "nocredit", "notactive", "banned"]
 
+# Probes saw 20/minute on /v3/account and 6000 elsewhere.
+ENDPOINT_RATE_LIMITS = {ACCOUNT_PATH: 20}
 # Legacy doc test accounts `nocredit`, `notactive` and `banned` all share this key.
 TEST_ACCOUNT_KEY = "D83DED51-9E35-4D42-9BB9-0E34B7CA85AE"
 
@@ -108,9 +110,8 @@ class Settings:
     # is_possible_number by default, so made-up numbers such as +1555... are accepted.
     strict_numbers: bool = False
     rate_limit: int = 6000
-    # Probes saw 20/minute on /v3/account and 6000 elsewhere.
     endpoint_rate_limits: Mapping[str, int] = field(
-        default_factory=lambda: {"/v3/account": 20}
+        default_factory=lambda: dict(ENDPOINT_RATE_LIMITS)
     )
     enforce_rate_limits: bool = False
 
