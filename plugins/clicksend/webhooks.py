@@ -65,9 +65,9 @@ async def handle(runtime: Runtime, request: web.Request, receipts_only: bool) ->
         parsed = parse_inbound(fields, runtime.config.core.default_region)
         accepted = await accept_inbound(runtime, parsed.message, parsed.dedupe_key)
     except web.HTTPRequestEntityTooLarge:
-        _counted(request, kind, Refusal(413, f"request body larger than {MAX_BODY} bytes"))
+        _refuse(request, kind, Refusal(413, f"request body larger than {MAX_BODY} bytes"))
     except Refusal as refusal:
-        _counted(request, kind, refusal)
+        _refuse(request, kind, refusal)
     except PublishError:
         # accept_inbound/accept_receipt counted and logged it.
         raise Refusal(503, "not stored: the message bus is unavailable; retry later",
@@ -115,7 +115,7 @@ def webhook_token(settings: ClickSendSettings) -> str | None:
     return token or None
 
 
-def _counted(request: web.Request, kind: str, refusal: Refusal) -> NoReturn:
+def _refuse(request: web.Request, kind: str, refusal: Refusal) -> NoReturn:
     """Count and log a refused webhook (401/403: not ClickSend's; else malformed), then
     raise `refusal` for the error middleware to answer."""
     if refusal.status in (401, 403):
