@@ -10,13 +10,17 @@ import logging
 
 from aiohttp import web
 
-from pbxsms.bus.publish import PublishError
-from pbxsms.core.health import metrics
-from pbxsms.core.inbound.accept import accept_inbound, accept_receipt
-from pbxsms.core.registry import RouteRegister
-from pbxsms.core.serve.app import MAX_BODY
-from pbxsms.core.serve.http import json_error, same_secret
-from pbxsms.core.serve.runtime import Runtime
+from pbxsms.core.plugin_api import (
+    MAX_BODY,
+    PublishError,
+    RouteRegister,
+    Runtime,
+    accept_inbound,
+    accept_receipt,
+    json_error,
+    metrics,
+    same_secret,
+)
 from pbxsms.plugins.clicksend.inbound import (
     PROVIDER,
     BadPayload,
@@ -51,7 +55,7 @@ def register_webhooks(runtime: Runtime, register: RouteRegister) -> None:
 
 async def handle(runtime: Runtime, request: web.Request, receipts_only: bool) -> web.Response:
     """Authenticate, parse, store; the answer says whether ClickSend should retry."""
-    settings: ClickSendSettings = runtime.config.plugin(PROVIDER)
+    settings = runtime.config.plugin(PROVIDER, ClickSendSettings)
     kind = "receipt" if receipts_only else "inbound"
     refusal = token_refusal(request, settings)
     if refusal is not None:
