@@ -20,7 +20,7 @@ from pbxsms.core.health import metrics
 from pbxsms.core.health.doctor import Check, Finding, fail, ok, warn
 from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.inbound.accept import Receipt, accept_inbound, accept_receipt, content_key, our_id
-from pbxsms.core.inbound.delivery import Ledger, Settled, read_inbound, report, report_failure
+from pbxsms.core.inbound.delivery import Ledger, Settled, fail_delivery, read_inbound, report
 from pbxsms.core.model.events import (
     InboundMessage,
     OutboundRequest,
@@ -29,8 +29,9 @@ from pbxsms.core.model.events import (
     new_id,
     utcnow,
 )
-from pbxsms.core.model.numbers import NumberSettings
 from pbxsms.core.model.phone import InvalidNumber, to_e164
+from pbxsms.core.outbound.api import BUS_UNREADABLE, NOT_STORED, queue_outbound
+from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import (
     ConsumerRegister,
     ConsumerSpec,
@@ -48,7 +49,9 @@ from pbxsms.core.serve.runtime import Runtime
 from pbxsms.core.stores.numbers import NoSender
 
 __all__ = [
+    "BUS_UNREADABLE",
     "MAX_BODY",
+    "NOT_STORED",
     "Check",
     "Config",
     "ConfigError",
@@ -61,7 +64,6 @@ __all__ = [
     "InvalidNumber",
     "Ledger",
     "NoSender",
-    "NumberSettings",
     "OutboundMessage",
     "OutboundRequest",
     "Outcome",
@@ -73,6 +75,7 @@ __all__ = [
     "ProviderRegister",
     "PublishError",
     "Receipt",
+    "Refusal",
     "Retry",
     "RouteHandler",
     "RouteRegister",
@@ -88,6 +91,7 @@ __all__ = [
     "content_key",
     "env_option",
     "fail",
+    "fail_delivery",
     "hide_url_password",
     "hookimpl",
     "json_error",
@@ -97,10 +101,10 @@ __all__ = [
     "new_id",
     "ok",
     "our_id",
+    "queue_outbound",
     "read_inbound",
     "read_json",
     "report",
-    "report_failure",
     "same_secret",
     "to_e164",
     "utcnow",
