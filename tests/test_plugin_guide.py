@@ -91,6 +91,11 @@ def test_the_guide_shows_the_example_as_it_runs() -> None:
     assert EXAMPLE.read_text() in blocks, "docs/plugin-guide.md must show acme_plugin.py whole"
 
 
+def test_the_example_imports_pbxsms_only_through_the_plugin_api() -> None:
+    imported = re.findall(r"^\s*(?:from|import) (pbxsms[\w.]*)", EXAMPLE.read_text(), re.M)
+    assert imported == ["pbxsms.core.plugin_api"]
+
+
 async def test_the_example_plugin_receives_sends_and_checks(
         start_gateway: StartGateway, acme: AcmeApi) -> None:
     plugins = Plugins([])
