@@ -29,7 +29,7 @@ from pbxsms.core.model.events import (
     new_id,
     utcnow,
 )
-from pbxsms.core.model.phone import InvalidNumber, to_e164
+from pbxsms.core.model.phone import InvalidNumber, Sender, SenderType, classify_sender, to_e164
 from pbxsms.core.outbound.api import BUS_UNREADABLE, NOT_STORED, queue_outbound
 from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import (
@@ -81,12 +81,15 @@ __all__ = [
     "RouteRegister",
     "Runtime",
     "SendResult",
+    "Sender",
+    "SenderType",
     "Settled",
     "State",
     "StatusEvent",
     "__version__",
     "accept_inbound",
     "accept_receipt",
+    "classify_sender",
     "config_option",
     "content_key",
     "env_option",

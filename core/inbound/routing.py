@@ -99,6 +99,7 @@ async def publish_unroutable(runtime: Runtime, message: InboundMessage, why: NoR
         return published
     await runtime.publish_status(StatusEvent(
         id=message.id, direction="inbound", state=State.UNROUTABLE, reason=why.reason,
+        sender_type=message.sender_type,
         details={"cause": why.cause, "to": message.to, "provider": message.provider}))
     if not published.duplicate:
         metrics.UNROUTABLE.labels(message.provider, why.cause).inc()

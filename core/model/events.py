@@ -14,7 +14,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+from pbxsms.core.model.phone import SenderType
+
+# 2: an inbound sender may be a short code or a name (`sender_type`), not only E.164.
+SCHEMA_VERSION = 2
 
 
 def new_id() -> str:
@@ -55,7 +58,11 @@ class InboundMessage(Event):
 
     provider: str = Field(description="Provider plugin that received it, e.g. clicksend")
     provider_message_id: str | None = Field(None, description="The provider's id, if any")
-    from_: str = Field(alias="from", description="Sender (the customer), E.164")
+    from_: str = Field(alias="from", description="Sender (the customer): E.164, or the "
+                       "short code or name exactly as sent (see `sender_type`)")
+    sender_type: SenderType = Field(
+        "e164", description="What `from` is: e164, short_code or alphanumeric (a name, "
+                            "which cannot receive texts)")
     to: str = Field(description="Our number that received it, E.164")
     body: str = Field(description="Text of the message")
     received_at: datetime = Field(default_factory=utcnow)
@@ -118,6 +125,8 @@ class StatusEvent(Event):
     provider_message_id: str | None = None
     error_code: str | None = None
     segments: int | None = None
+    sender_type: SenderType | None = Field(
+        None, description="Inbound: what the sender is (e164, short_code, alphanumeric)")
     at: datetime = Field(default_factory=utcnow)
     details: dict[str, Any] = Field(default_factory=dict)
 

@@ -1,8 +1,12 @@
-"""Phone numbers: everything inside pbxsms is E.164, normalised once at the edge."""
+"""Phone numbers and senders: our numbers and recipients are E.164, normalised once at the
+edge; a customer's sender may also be a short code or a name, kept as sent."""
 
 from __future__ import annotations
 
 import functools
+import re
+from dataclasses import dataclass
+from typing import Literal
 
 import phonenumbers
 
@@ -11,15 +15,50 @@ class InvalidNumber(ValueError):
     """Not a phone number we can use; the message says why."""
 
 
+SenderType = Literal["e164", "short_code", "alphanumeric"]
+
+# Carriers deliver from short codes of 3 to 8 digits (US 5-6, UK 5, AU up to 8).
+_SHORT_CODE = re.compile(r"[0-9]{3,8}")
+# An alphanumeric sender id (GSM allows 11 characters; some carriers pass a few more).
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .&'_-]{0,15}")
+_LETTER = re.compile(r"[A-Za-z]")
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who sent an inbound text: `address` as E.164, or the short code or name as sent."""
+
+    address: str
+    type: SenderType
+
+
 def to_e164(raw: object, region: str = "US") -> str:
     """`raw` (str or int, any common format) as E.164; `region` applies without `+`.
 
     Plausibility is judged by length per country (`is_possible_number`) rather than by
     number-range metadata, which lags real allocations and would refuse real customers.
+    Letters are refused, never read as a keypad's digits: `202FLOWERS` is a sender name,
+    and the number it spells belongs to a stranger.
     """
     if isinstance(raw, bool) or not isinstance(raw, str | int):
         raise InvalidNumber("expected a phone number")
     return _to_e164(str(raw), region.upper())
+
+
+def classify_sender(raw: str, region: str = "US") -> Sender:
+    """The sender of an inbound text: a phone number (E.164), else a short code or a name
+    kept exactly as sent; InvalidNumber when it is none of these."""
+    text = raw.strip()
+    if _LETTER.search(text):
+        if not _NAME.fullmatch(text):
+            raise InvalidNumber("not a phone number, short code or sender name")
+        return Sender(text, "alphanumeric")
+    try:
+        return Sender(to_e164(text, region), "e164")
+    except InvalidNumber:
+        if _SHORT_CODE.fullmatch(text):
+            return Sender(text, "short_code")
+        raise
 
 
 # Pure, and the same few numbers (ours, regular customers) arrive again and again: parsing
@@ -31,6 +70,9 @@ def _to_e164(raw: str, region: str) -> str:
         raise InvalidNumber("empty phone number")
     if len(text) > 32:
         raise InvalidNumber("phone number too long")
+    if _LETTER.search(_digits_part(text)):
+        raise InvalidNumber("a sender name (it has letters), not a phone number: it cannot "
+                            "receive texts")
     if text.startswith("00"):
         text = "+" + text[2:]
     try:
@@ -38,5 +80,15 @@ def _to_e164(raw: str, region: str) -> str:
     except phonenumbers.NumberParseException as error:
         raise InvalidNumber(f"not a phone number: {error}") from None
     if not phonenumbers.is_possible_number(number):
+        if _SHORT_CODE.fullmatch(text):
+            raise InvalidNumber("a short code, not a phone number: replies to short codes "
+                                "cannot be sent")
         raise InvalidNumber("not a possible phone number for its country")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _digits_part(text: str) -> str:
+    """What must hold no letter: the number without an RFC 3966 `tel:` and parameters."""
+    if text[:4].lower() == "tel:":
+        text = text[4:]
+    return text.partition(";")[0]

@@ -23,6 +23,7 @@ from pbxsms.bus import kv as kvs
 from pbxsms.bus.consumer import Delivery, Permanent
 from pbxsms.bus.kv import Bucket
 from pbxsms.core.model.events import State, StatusEvent, utcnow
+from pbxsms.core.model.phone import SenderType
 
 MESSAGES_BUCKET = "sms_messages"
 PROVIDER_IDS_BUCKET = "sms_provider_ids"
@@ -61,6 +62,8 @@ class StatusRecord(BaseModel):
     summary: str = ""
     provider_message_id: str | None = None
     segments: int | None = None
+    sender_type: SenderType | None = Field(
+        None, description="Inbound: what the sender is (e164, short_code, alphanumeric)")
     channels: dict[str, ChannelStatus] = Field(default_factory=dict)
     history: list[HistoryEntry] = Field(default_factory=list)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -87,6 +90,7 @@ def apply(record: StatusRecord | None, event: StatusEvent) -> StatusRecord:
                                                  reason=event.reason, at=event.at)
     record.provider_message_id = event.provider_message_id or record.provider_message_id
     record.segments = event.segments or record.segments
+    record.sender_type = event.sender_type or record.sender_type
     record.state = overall_state(record)
     record.summary = ", ".join(_describe(name, status)
                                for name, status in sorted(record.channels.items()))

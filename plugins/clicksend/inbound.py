@@ -2,9 +2,10 @@
 
 Lenient about form: a JSON object, a form (urlencoded or multipart) or a query string;
 values as strings or numbers; the legacy aliases (`sms`, `originalsenderid`, `message`,
-`originalmessageid`, `customstring`). Strict about meaning: a sender and a recipient that
-are phone numbers, a usable message id, text that is text. `original_body` is our own
-earlier message and is never read as the customer's text.
+`originalmessageid`, `customstring`). Strict about meaning: a recipient that is a phone
+number, a sender that is one (or a short code or a name, kept as sent), a usable message
+id, text that is text. `original_body` is our own earlier message and is never read as the
+customer's text.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from pbxsms.core.plugin_api import (
     InvalidNumber,
     Receipt,
     Refusal,
+    Sender,
     State,
+    classify_sender,
     content_key,
     our_id,
     to_e164,
@@ -171,6 +174,17 @@ def _number(fields: Fields, name: str, alias: str, region: str, role: str) -> st
         raise Refusal(400, f"`{used}` is not a usable phone number: {error}", used) from None
 
 
+def _sender(fields: Fields, region: str) -> Sender:
+    found = _first(fields, "from", "sms")
+    if found is None:
+        raise Refusal(400, "missing sender: `from` (or `sms`)", "from")
+    used, value = found
+    try:
+        return classify_sender(value, region)
+    except InvalidNumber as error:
+        raise Refusal(400, f"`{used}` is not a usable sender: {error}", used) from None
+
+
 def _message_id(fields: Fields) -> str | None:
     value = _optional(fields, "message_id")
     if value is not None and not _MESSAGE_ID.fullmatch(value):
@@ -216,9 +230,10 @@ class InboundSms:
 
 
 def parse_inbound(fields: Fields, region: str) -> InboundSms:
-    """An inbound SMS, or Refusal naming the field that is wrong."""
+    """An inbound SMS, or Refusal naming the field that is wrong. The sender may be a
+    short code or a name (ClickSend does not retry a 4xx: refusing one loses the text)."""
     message_id = _message_id(fields)
-    sender = _number(fields, "from", "sms", region, "sender")
+    sender = _sender(fields, region)
     recipient = _number(fields, "to", "originalsenderid", region, "recipient (our number)")
     body = _body(fields)
     custom = _metadata(fields, "custom_string", "customstring")
@@ -231,7 +246,8 @@ def parse_inbound(fields: Fields, region: str) -> InboundSms:
         sent_at=_timestamp(fields, "timestamp"),
         reply_to_provider_id=_metadata(fields, "original_message_id",
                                               "originalmessageid"),
-        reply_to_id=our_id(custom), extra=extra, **{"from": sender})
+        reply_to_id=our_id(custom), extra=extra, sender_type=sender.type,
+        **{"from": sender.address})
     key = f"{PROVIDER}:{message_id}" if message_id else content_key(message)
     return InboundSms(message, key)
 

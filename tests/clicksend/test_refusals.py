@@ -38,7 +38,7 @@ BAD_INPUTS: list[tuple[str, str | bytes, dict[str, str], int, str | None]] = [
     ("missing from", sample(**{"from": ..., "sms": ...}), JSON, 400, "from"),
     ("blank from", sample(**{"from": " ", "sms": ""}), JSON, 400, "from"),
     ("missing to", sample(to=..., originalsenderid=...), JSON, 400, "to"),
-    ("invalid sender", sample(**{"from": "not a number"}), JSON, 400, "from"),
+    ("invalid sender", sample(**{"from": "<not a sender>"}), JSON, 400, "from"),
     ("too short a number", sample(to="+6112"), JSON, 400, "to"),
     ("no text at all", sample(body=..., message=...), JSON, 400, "body"),
     ("text as an object", sample(body={"text": "hi"}), JSON, 400, "body"),
@@ -157,7 +157,7 @@ async def test_refusals_and_acceptances_are_counted(start_gateway: StartGateway)
         for url in (gw.url + SMS, gw.url + SMS + "?token=tok", gw.url + SMS + "?token=tok"):
             await sim.push_inbound(url, "+61429912603", "+61477485926", "hi",
                                    message_id="COUNTED-1")
-        await sim.push_inbound(gw.url + SMS + "?token=tok", "bogus", "+61477485926", "hi")
+        await sim.push_inbound(gw.url + SMS + "?token=tok", "<bogus>", "+61477485926", "hi")
     after = await counts()
     for result in ("refused", "accepted", "duplicate", "invalid"):
         assert after.get(result, 0) - before.get(result, 0) == 1, result
