@@ -92,6 +92,9 @@ class OutboundConfig(BaseModel):
 
     # ClickSend truncates beyond 6 parts on many accounts (918 GSM-7 / 402 UCS-2 characters).
     max_segments: int = Field(6, ge=1, le=255)
+    # While a provider refuses our account (e.g. a wrong key, 401), its messages wait
+    # this long after they were requested for the fix (`pbxsms reload`), then fail.
+    hold_while_paused: Duration = Field(24 * 3600.0, gt=0)
 
 
 class PluginsConfig(BaseModel):

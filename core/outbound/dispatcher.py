@@ -4,20 +4,28 @@ Per request: check it, skip it when it was already accepted (a redelivery), reso
 sending number and provider, publish `sending`, hand it to the provider through the
 batcher, then publish the outcome. Retries are JetStream redeliveries: `Retry` naks with
 the provider's delay (e.g. `Retry-After`) or backoff, `Permanent` dead-letters.
+
+A provider that refuses our account (PAUSED, e.g. a wrong key) does not use up attempts:
+its messages are held by their handlers (the consumer runner keeps telling JetStream they
+are in progress) and offered again after a reload or every `HOLD_POLL` seconds, until
+`[outbound] hold_while_paused` after they were requested; only then do they fail.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
+from datetime import datetime
 from typing import NoReturn
 
 from pbxsms.bus.consumer import Delivery, Permanent, Retry
 from pbxsms.bus.publish import PublishError
+from pbxsms.core.config.durations import describe
 from pbxsms.core.health import metrics
-from pbxsms.core.model.events import OutboundRequest, State, StatusEvent
+from pbxsms.core.model.events import OutboundRequest, State, StatusEvent, utcnow
 from pbxsms.core.outbound.api import InvalidRequest, check_request, usable_id
 from pbxsms.core.outbound.batcher import Batcher
 from pbxsms.core.outbound.senders import UnroutableRequest, resolve_sender
@@ -34,6 +42,10 @@ REMEMBERED = 20_000
 # pull at once would fill its batches at the same moment and send them together, with
 # nothing checked while they are away (docs/performance.md).
 CHECKING = 256
+# How often held messages are offered again while their provider is paused (a reload
+# offers them at once): the provider answers PAUSED without calling out until its own
+# retry interval has passed.
+HOLD_POLL = 5.0
 
 
 class Dispatcher:
@@ -48,6 +60,10 @@ class Dispatcher:
         # were (full collections took about half the CPU of a sending burst).
         self._accepted: OrderedDict[str, bytes] = OrderedDict()
         self._checking = asyncio.Semaphore(CHECKING)
+        # Ids of the messages held while their provider is paused, and the signal that
+        # offers them again (set by a reload).
+        self.held: set[str] = set()
+        self._resume = asyncio.Event()
 
     def max_in_flight(self) -> int:
         """Room for three full batches: one filling while one is being sent and one
@@ -62,12 +78,48 @@ class Dispatcher:
                 checked = await self._check(delivery)
             if checked is None:
                 return
-            provider, message = checked
+            provider, message, requested_at = checked
             arrived()
             result = await self.batcher.submit(provider, message)
+        if result.outcome == Outcome.PAUSED:
+            result = await self._hold(delivery, provider, message, requested_at, result)
         await self._settle(delivery, provider, message, result)
 
-    async def _check(self, delivery: Delivery) -> tuple[Provider, OutboundMessage] | None:
+    def resume(self) -> None:
+        """Offer the held messages again now (the settings were reloaded)."""
+        self._resume.set()
+
+    async def _hold(self, delivery: Delivery, provider: Provider, message: OutboundMessage,
+                    requested_at: datetime, result: SendResult) -> SendResult:
+        """Keep offering `message` while its provider is paused; the first other result,
+        or FAILED once it has waited `hold_while_paused` since it was requested."""
+        hold = self.runtime.config.file.outbound.hold_while_paused
+        reason = _reason(result)
+        await self._status(message, provider.name, State.RETRYING, delivery.attempt,
+                           reason=f"held while sending is paused: {reason}", code=result.code,
+                           details={"held_for_at_most": describe(hold)})
+        log.warning("outbound %s held while %s is paused: %s", message.id, provider.name,
+                    reason, extra={"msg_id": message.id})
+        self.held.add(message.id)
+        try:
+            while result.outcome == Outcome.PAUSED:
+                left = hold - (utcnow() - requested_at).total_seconds()
+                if left <= 0:
+                    return SendResult(Outcome.FAILED, code=result.code, reason=(
+                        f"held {describe(hold)} while sending was paused "
+                        f"(`[outbound] hold_while_paused`): {_reason(result)}"))
+                resumed = self._resume
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(resumed.wait(), min(left, HOLD_POLL))
+                if resumed.is_set() and resumed is self._resume:
+                    self._resume = asyncio.Event()  # the next reload wakes them again
+                result = await self.batcher.submit(provider, message)
+        finally:
+            self.held.discard(message.id)
+        return result
+
+    async def _check(self, delivery: Delivery
+                     ) -> tuple[Provider, OutboundMessage, datetime] | None:
         """The message and its provider, `sending` published; None when it was already
         accepted (a redelivery or a repeat), Permanent when it cannot be sent."""
         try:
@@ -90,7 +142,7 @@ class Dispatcher:
                                   body=request.body, segments=count.segments)
         await self._status(message, channel, State.SENDING, delivery.attempt,
                            details={"from": sender, "encoding": count.encoding})
-        return provider, message
+        return provider, message, request.requested_at
 
     async def _already_accepted(self, message_id: str) -> bool:
         remembered = self._accepted.get(message_id)

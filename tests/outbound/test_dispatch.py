@@ -163,35 +163,41 @@ async def test_out_of_credit_fails_loudly(start_sending_gateway: StartGateway,
                for r in caplog.records)
 
 
-async def test_a_wrong_api_key_fails_clearly_pauses_and_recovers_on_reload(
+async def test_a_wrong_api_key_holds_the_messages_until_the_reload_sends_each_once(
         start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
     gateway = await start_sending_gateway(env={"CLICKSEND_API_KEY": "wrong-key"},
                                           clicksend=ONE_BATCH)
     ids = await asyncio.gather(*(send_via_api(gateway, f"Hi {n}", to=recipient(n))
-                                 for n in range(3)))
+                                 for n in range(50)))
     for message_id in ids:
-        record = await settled(gateway, message_id, "failed")
+        record = await settled(gateway, message_id, "retrying")
         reason = record.history[-1].reason or ""
-        assert "CLICKSEND_USERNAME" in reason and "CLICKSEND_API_KEY" in reason, reason
+        assert "held" in reason and "CLICKSEND_API_KEY" in reason, reason
         assert "wrong-key" not in reason
     async with ClientSession() as http, http.get(f"{gateway.url}/readyz") as response:
-        # Sending is paused, receiving is not: still ready, and it says what is wrong.
+        # Sending is paused, receiving is not: still ready, and it says what is wrong
+        # and how many messages wait.
         assert response.status == 200
         body = await response.json()
         assert body["status"] == "degraded", body
         assert any("CLICKSEND_API_KEY" in r and "paused" in r for r in body["degraded"]), body
-    # While paused, a new message fails at once without another call to ClickSend.
-    later = await send_via_api(gateway, "one more")
-    await settled(gateway, later, "failed")
+        assert any(r.startswith("outbound: 50 message(s) held") for r in body["degraded"]), body
+    # While paused, nothing more reaches ClickSend: the one refused call.
     assert len(sim.send_requests) == 1
-    # Fixing the key and reloading ends the pause.
+    # Fixing the key and reloading ends the pause: every held message goes out once.
     env_file = gateway.runtime.config.env_file
     assert env_file is not None
     env_file.write_text(env_file.read_text().replace("wrong-key", KEY))
     await gateway.server.reload()
+    for message_id in ids:
+        await settled(gateway, message_id, "accepted")
+    sent = sorted(str(m["custom_string"]) for m in sim.sent_messages)
+    assert sent == sorted(ids)
+    await wait_until(lambda: drained(gateway, "outbound"), message="the dispatcher")
+    with pytest.raises(AssertionError, match="0 of 1 dead letters"):
+        await dead_letters(gateway, 1, timeout=0.5)
     async with ClientSession() as http, http.get(f"{gateway.url}/readyz") as response:
         assert (response.status, await response.json()) == (200, {"status": "ready"})
-    await settled(gateway, await send_via_api(gateway, "after the fix"), "accepted")
 
 
 async def test_a_redelivered_request_already_accepted_is_not_sent_again(
@@ -287,9 +293,16 @@ async def test_a_suspended_account_pauses_sending(start_sending_gateway: StartGa
                                                   sim: ClickSendSimulator) -> None:
     # ClickSend's documented test account `banned` answers 403.
     gateway = await start_sending_gateway(env={"CLICKSEND_USERNAME": "banned",
-                                               "CLICKSEND_API_KEY": TEST_ACCOUNT_KEY})
-    record = await settled(gateway, await send_via_api(gateway), "failed")
+                                               "CLICKSEND_API_KEY": TEST_ACCOUNT_KEY},
+                                          toml='[outbound]\nhold_while_paused = "2s"')
+    message_id = await send_via_api(gateway)
+    record = await settled(gateway, message_id, "retrying")
     assert record.history[-1].error_code == "FORBIDDEN"
-    assert "suspended" in (record.history[-1].reason or "")
     assert gateway.runtime.plugins.degraded(gateway.runtime)  # paused, said so
     assert gateway.runtime.readiness() == []  # receiving goes on
+    # Held no longer than `hold_while_paused`: then failed, with the reason, for good.
+    record = await settled(gateway, message_id, "failed")
+    assert "suspended" in (record.history[-1].reason or "")
+    assert "held 2s" in (record.history[-1].reason or "")
+    (letter,) = await dead_letters(gateway, 1)
+    assert letter.id == message_id
