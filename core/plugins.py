@@ -33,7 +33,8 @@ ENTRY_POINT_GROUP = "pbxsms.plugins"
 # Always on: the core's own routes and consumers, shipped as ordinary plugins.
 CORE_PLUGINS = {"core": "pbxsms.core.health.plugin",
                 "numbers": "pbxsms.core.numbers.plugin",
-                "outbound": "pbxsms.core.outbound.plugin"}
+                "outbound": "pbxsms.core.outbound.plugin",
+                "optout": "pbxsms.core.optout.plugin"}
 
 # Built-in optional plugins, enabled by name in `[plugins] enabled`.
 BUILTIN_PLUGINS = {

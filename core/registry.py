@@ -75,6 +75,9 @@ class SendResult:
     reason: str | None = None
     retry_after: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # With FAILED: the carrier refused it because the recipient opted out (e.g. replied
+    # STOP to it directly); the core records the opt-out, so later sends are refused.
+    opted_out: bool = False
 
 
 class Provider(Protocol):

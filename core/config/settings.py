@@ -97,6 +97,17 @@ class OutboundConfig(BaseModel):
     hold_while_paused: Duration = Field(24 * 3600.0, gt=0)
 
 
+class OptOutConfig(BaseModel):
+    """`[optout]`: the automatic answer to each keyword; unset (the default): none, since
+    many carriers answer STOP and HELP themselves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reply_stop: str | None = Field(None, min_length=1, max_length=918)
+    reply_start: str | None = Field(None, min_length=1, max_length=918)
+    reply_help: str | None = Field(None, min_length=1, max_length=918)
+
+
 class PluginsConfig(BaseModel):
     """`[plugins]`: which plugins run."""
 
@@ -113,6 +124,7 @@ class FileConfig(BaseModel):
     plugins: PluginsConfig = Field(default_factory=PluginsConfig)
     bus: BusConfig = Field(default_factory=BusConfig)
     outbound: OutboundConfig = Field(default_factory=OutboundConfig)
+    optout: OptOutConfig = Field(default_factory=OptOutConfig)
     numbers: list[dict[str, Any]] = Field(default_factory=list)
 
     def section(self, name: str) -> dict[str, Any]:

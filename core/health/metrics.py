@@ -89,3 +89,6 @@ def labelled(metric: M, *values: str) -> M:
     Only for label values from a small fixed set (routes, providers, results).
     """
     return metric.labels(*values)
+OPTOUTS = Counter("pbxsms_optouts_total",
+                  "Opt-out words recorded: kind stop, start or help; source keyword or carrier",
+                  ["kind", "source"])

@@ -131,6 +131,20 @@ class StatusEvent(Event):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+class OptOutEvent(Event):
+    """`sms.optout`: a customer opted out of texts from one of our numbers, or back in."""
+
+    number: str = Field(description="Our number, E.164")
+    customer: str = Field(description="The customer, as in `from` of their texts")
+    opted_out: bool = Field(description="true: STOP (sends refused); false: START")
+    source: Literal["keyword", "carrier"] = Field(
+        description="keyword: the customer texted it; carrier: a send was refused as "
+                    "opted out by the carrier")
+    keyword: str | None = Field(None, description="The text, for a keyword (e.g. STOP)")
+    provider: str | None = Field(None, description="Provider that received or refused it")
+    at: datetime = Field(default_factory=utcnow, description="When it was said")
+
+
 class DeadLetter(Event):
     """`sms.dead.<consumer>`: a consumer gave up on an event after its last attempt."""
 
@@ -148,6 +162,7 @@ EVENT_MODELS: dict[str, type[Event]] = {
     "sms.outbound": OutboundRequest,
     "sms.status.<id>": StatusEvent,
     "sms.dead.<consumer>": DeadLetter,
+    "sms.optout": OptOutEvent,
 }
 
 

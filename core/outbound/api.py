@@ -14,8 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from nats.errors import Error as NatsError
 
-from pbxsms.bus.publish import PublishError
+from pbxsms.bus.publish import BusError, PublishError
 from pbxsms.core.config.settings import Config
 from pbxsms.core.model.events import OutboundRequest, State, StatusEvent, utcnow
 from pbxsms.core.model.phone import InvalidNumber, to_e164
@@ -40,11 +41,36 @@ NOT_STORED = "the message could not be stored; try again"
 class InvalidRequest(Refusal):
     """A 422: a send request we refuse; `field` names the offending field.
 
-    The dispatcher marks such a request `failed`.
+    The dispatcher marks such a request `failed`, with `code` as its error code.
     """
+
+    code = "INVALID_REQUEST"
 
     def __init__(self, message: str, field: str) -> None:
         super().__init__(422, message, field)
+
+
+class OptedOut(InvalidRequest):
+    """A 422: the recipient opted out of texts from the sending number (STOP)."""
+
+    code = "OPTED_OUT"
+
+
+async def refuse_opted_out(runtime: Runtime, request: OutboundRequest, sender: str) -> None:
+    """OptedOut when `request.to` opted out of texts from `sender`: checked before any
+    carrier call. The reply confirming their STOP is the one message let through.
+    PublishError when the opt-outs cannot be read now."""
+    try:
+        word = await runtime.optouts.get(sender, request.to)
+    except (BusError, NatsError, TimeoutError, OSError) as error:
+        raise PublishError(f"opt-outs not readable: {type(error).__name__}: "
+                           f"{error}") from error
+    if word is None or not word.opted_out or word.confirmation_id == request.id:
+        return
+    how = (f"texted {word.keyword}" if word.source == "keyword"
+           else "is opted out at the carrier")
+    raise OptedOut(f"opted_out: the recipient {how} to {sender}; nothing is sent to them "
+                   "from this number until they text START", "to")
 
 
 def usable_id(value: str) -> bool:
@@ -128,14 +154,15 @@ async def queue_outbound(runtime: Runtime, request: OutboundRequest,
                          domain: str | None = None) -> Queued:
     """Check `request`, resolve its sender, store it on `sms.outbound`, publish `queued`.
 
-    InvalidRequest or UnroutableRequest (422) when it cannot be sent; Refusal 503 when the
-    bus cannot be read or written now. `domain` is the tenant of `request.extension` when
-    the caller knows it. The request is stored with the number resolved here, so the
-    dispatcher sends from the number the caller was told about.
+    InvalidRequest (OptedOut among them) or UnroutableRequest (422) when it cannot be
+    sent; Refusal 503 when the bus cannot be read or written now. `domain` is the tenant
+    of `request.extension` when the caller knows it. The request is stored with the
+    number resolved here, so the dispatcher sends from the number the caller was told about.
     """
     try:
         checked, count = check_request(request, runtime.config)
         sender, provider = await resolve_sender(runtime, checked, domain)
+        await refuse_opted_out(runtime, checked, sender)
     except PublishError as error:
         log.warning("send request not taken: %s", error, extra={"msg_id": request.id})
         raise Refusal(503, BUS_UNREADABLE) from None

@@ -26,11 +26,18 @@ from pbxsms.bus.publish import PublishError
 from pbxsms.core.config.durations import describe
 from pbxsms.core.health import metrics
 from pbxsms.core.model.events import OutboundRequest, State, StatusEvent, utcnow
-from pbxsms.core.outbound.api import InvalidRequest, check_request, usable_id
+from pbxsms.core.optout.recording import record_word
+from pbxsms.core.outbound.api import (
+    InvalidRequest,
+    check_request,
+    refuse_opted_out,
+    usable_id,
+)
 from pbxsms.core.outbound.batcher import Batcher
 from pbxsms.core.outbound.senders import UnroutableRequest, resolve_sender
 from pbxsms.core.registry import OutboundMessage, Outcome, Provider, SendResult
 from pbxsms.core.serve.runtime import Runtime
+from pbxsms.core.stores.optouts import OptOut
 
 log = logging.getLogger("pbxsms.outbound")
 
@@ -135,6 +142,7 @@ class Dispatcher:
         try:
             request, count = check_request(request, self.runtime.config)
             sender, channel = await resolve_sender(self.runtime, request)
+            await refuse_opted_out(self.runtime, request, sender)
         except (InvalidRequest, UnroutableRequest) as error:
             await self._refuse(request, error)
         provider = self.runtime.providers[channel]
@@ -166,7 +174,8 @@ class Dispatcher:
                       error: InvalidRequest | UnroutableRequest) -> NoReturn:
         channel, reason = request.provider, error.message
         if isinstance(error, InvalidRequest):
-            state, code, outcome = State.FAILED, "INVALID_REQUEST", "invalid"
+            state, code = State.FAILED, error.code
+            outcome = "opted_out" if code == "OPTED_OUT" else "invalid"
         else:
             state, code, outcome = State.UNROUTABLE, None, "unroutable"
         metrics.OUTBOUND.labels(channel or "-", outcome).inc()
@@ -206,6 +215,8 @@ class Dispatcher:
             raise Retry(reason, delay=result.retry_after)
         if result.outcome in (Outcome.RETRY, Outcome.AMBIGUOUS):
             reason = f"gave up after {delivery.attempt} attempts: {reason}"
+        if result.opted_out:
+            await self._carrier_opt_out(message, name, result)
         metrics.OUTBOUND.labels(name, "failed").inc()
         metrics.OUTBOUND_FAILURES.labels(name, result.code or "-").inc()
         log.warning("outbound %s failed (%s): %s", message.id, result.code or "-", reason,
@@ -213,6 +224,18 @@ class Dispatcher:
         await self._status(message, name, State.FAILED, delivery.attempt, reason=reason,
                            code=result.code)
         raise Permanent(f"{result.code}: {reason}" if result.code else reason)
+
+    async def _carrier_opt_out(self, message: OutboundMessage, provider: str,
+                               result: SendResult) -> None:
+        """The carrier refused `message` as opted out: record it, so the next send to this
+        customer from this number is refused before any carrier call."""
+        word = OptOut(number=message.from_, customer=message.to, opted_out=True,
+                      source="carrier", keyword=result.code, at=utcnow())
+        try:
+            await record_word(self.runtime, word, message.id, provider)
+        except Exception as error:  # the message's own failure is settled regardless
+            log.error("outbound %s: the carrier's opt-out of its recipient is not recorded: "
+                      "%s", message.id, error, extra={"msg_id": message.id})
 
     def _event(self, message: OutboundMessage, channel: str, state: State, attempt: int,
                reason: str | None = None, code: str | None = None,

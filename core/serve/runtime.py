@@ -28,6 +28,7 @@ from pbxsms.core.health import metrics
 from pbxsms.core.model.events import DeadLetter, Event, StatusEvent
 from pbxsms.core.stores.conversations import CONVERSATIONS_BUCKET, Conversations
 from pbxsms.core.stores.numbers import NUMBERS_BUCKET, NumberStore
+from pbxsms.core.stores.optouts import OPTOUTS_BUCKET, OptOutStore
 from pbxsms.core.stores.status import (
     MESSAGES_BUCKET,
     PROVIDER_IDS_BUCKET,
@@ -60,6 +61,7 @@ class Runtime:
         self._http: ClientSession | None = None
         self._status: StatusStore | None = None
         self._numbers: NumberStore | None = None
+        self._optouts: OptOutStore | None = None
         self.started_at = time.monotonic()
 
     # -- the bus ------------------------------------------------------------------
@@ -102,6 +104,13 @@ class Runtime:
         return self._numbers
 
     @property
+    def optouts(self) -> OptOutStore:
+        """Opt-outs per (our number, customer) (KV), ready once connected."""
+        if self._optouts is None:
+            raise RuntimeError("the bus is not connected yet")
+        return self._optouts
+
+    @property
     def stream(self) -> str:
         return self.config.file.bus.stream
 
@@ -130,6 +139,8 @@ class Runtime:
             region=lambda: self.config.core.default_region,
             providers=lambda: self.providers.keys())
         await self._numbers.start()
+        # A customer's STOP holds until their START, however long: no TTL.
+        self._optouts = OptOutStore(await self.bucket(OPTOUTS_BUCKET))
         self.stream_ready = True
 
     async def close(self) -> None:

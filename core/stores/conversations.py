@@ -44,7 +44,7 @@ _PLAIN = re.compile(r"[A-Za-z0-9_-]")
 _ALL_PLAIN = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def _token(text: str | None) -> str:
+def key_token(text: str | None) -> str:
     """`text` as one KV key token: safe characters kept, the rest escaped as `=XX`."""
     if not text:
         return "="
@@ -60,7 +60,7 @@ def _escaped(text: str) -> str:
 
 
 def conversation_key(domain: str | None, extension: str, customer: str) -> str:
-    return f"{_token(domain)}.{_token(extension)}.{_token(customer.lstrip('+'))}"
+    return f"{key_token(domain)}.{key_token(extension)}.{key_token(customer.lstrip('+'))}"
 
 
 class Conversations:

@@ -274,7 +274,9 @@ def _judge_one(item: JsonDict | None) -> SendResult:
         return SendResult(Outcome.FAILED, code=status,
                           reason="ClickSend account is out of credit (INSUFFICIENT_CREDIT)")
     # INVALID_RECIPIENT, INVALID_SENDER_ID, COUNTRY_NOT_ENABLED, EMPTY_MESSAGE, ... and any
-    # status ClickSend may add: not queued, and a retry cannot change that.
+    # status ClickSend may add: not queued, and a retry cannot change that. ClickSend
+    # documents no opt-out status, so none sets `opted_out` (the core's STOP handling
+    # still refuses sends to customers who texted STOP).
     return SendResult(Outcome.FAILED, code=status, reason=f"ClickSend refused it: {status}")
 
 

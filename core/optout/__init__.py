@@ -1,0 +1,1 @@
+"""Opt-outs: STOP, START and HELP from customers, and carriers' opt-out errors."""
