@@ -30,6 +30,7 @@ from pbxsms.core.model.events import (
     utcnow,
 )
 from pbxsms.core.model.phone import InvalidNumber, Sender, SenderType, classify_sender, to_e164
+from pbxsms.core.model.segments import Billing
 from pbxsms.core.outbound.api import BUS_UNREADABLE, NOT_STORED, queue_outbound
 from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import (
@@ -52,6 +53,7 @@ __all__ = [
     "BUS_UNREADABLE",
     "MAX_BODY",
     "NOT_STORED",
+    "Billing",
     "Check",
     "Config",
     "ConfigError",

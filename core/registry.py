@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from pbxsms.bus.consumer import Handler
+from pbxsms.core.model.segments import STANDARD, Billing
 
 RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -88,7 +89,8 @@ class Provider(Protocol):
     provider answers one SendResult per message, in order, and never raises for a failed
     send: every failure is an outcome. `retry_ambiguous` says whether an AMBIGUOUS result
     is sent again (at-least-once) or marked `unknown`. Read settings per call: they are
-    replaced on reload.
+    replaced on reload. A provider whose carrier bills parts its own way also has a
+    `billing` attribute (`Billing`, see `billing_of`).
     """
 
     name: str
@@ -109,3 +111,10 @@ class ProviderRegister(Protocol):
     """`register(provider)` from the `register_providers` hook."""
 
     def __call__(self, provider: Provider) -> None: ...
+
+
+def billing_of(provider: Provider) -> Billing:
+    """How `provider`'s carrier counts billed parts: its optional `billing` attribute, else
+    the standard count."""
+    billing = getattr(provider, "billing", STANDARD)
+    return billing if isinstance(billing, Billing) else STANDARD

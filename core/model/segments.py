@@ -5,6 +5,10 @@ characters take two septets) is sent as GSM-7: 160 septets in one part, 153 per 
 concatenated. Anything else makes the whole text UCS-2: 70 UTF-16 units in one part, 67
 per part. Parts are packed greedily and a two-unit character is never split across two
 parts, as handsets reassemble them.
+
+Carriers bill by their own count, which a provider declares as its `Billing`: ClickSend
+counts a line break (CRLF being one) as two characters in either encoding, and divides
+the units by the part size without regard to split characters.
 """
 
 from __future__ import annotations
@@ -40,8 +44,37 @@ class SegmentCount:
 GSM_ALL = GSM_BASIC | GSM_EXTENSION
 
 
-def count_segments(text: str) -> SegmentCount:
-    """The encoding, length and number of parts of `text` (0 parts for an empty text)."""
+@dataclass(frozen=True)
+class Billing:
+    """How a carrier counts the parts it bills (the standard count by default)."""
+
+    line_break_units: int = 1  # units per line break; CRLF is one break
+    divide_units: bool = False  # parts = units / part size, split characters ignored
+
+
+STANDARD = Billing()
+
+
+def count_segments(text: str, billing: Billing = STANDARD) -> SegmentCount:
+    """The encoding, length and number of parts of `text` (0 parts for an empty text), as
+    `billing` counts them."""
+    if billing.line_break_units != 1 and "\n" in text:
+        # A break that takes more room counts as that many characters.
+        text = text.replace("\r\n", "\n").replace("\n", "\n" * billing.line_break_units)
+    count = _count(text)
+    if billing.divide_units and count.segments > 1:
+        return _divided(count.encoding, count.units)
+    return count
+
+
+def _divided(encoding: Encoding, units: int) -> SegmentCount:
+    single, multi = _LIMITS[encoding]
+    if units == 0:
+        return SegmentCount(encoding, 0, 0)
+    return SegmentCount(encoding, units, 1 if units <= single else -(-units // multi))
+
+
+def _count(text: str) -> SegmentCount:
     # Sizes come from the distinct characters (set operations in C); the per-character
     # loop only runs for texts that need more than one part.
     chars = set(text)

@@ -20,10 +20,10 @@ from pbxsms.bus.publish import BusError, PublishError
 from pbxsms.core.config.settings import Config
 from pbxsms.core.model.events import OutboundRequest, State, StatusEvent, utcnow
 from pbxsms.core.model.phone import InvalidNumber, to_e164
-from pbxsms.core.model.segments import SegmentCount, count_segments
+from pbxsms.core.model.segments import STANDARD, Billing, SegmentCount, count_segments
 from pbxsms.core.outbound.senders import resolve_sender
 from pbxsms.core.refusal import Refusal
-from pbxsms.core.registry import RouteHandler
+from pbxsms.core.registry import RouteHandler, billing_of
 from pbxsms.core.serve.http import json_body, require_api_token
 from pbxsms.core.serve.runtime import Runtime
 
@@ -96,15 +96,22 @@ def check_request(request: OutboundRequest, config: Config) -> tuple[OutboundReq
         raise InvalidRequest("give `from` (our number) or `extension`", "from")
     if not request.body.strip():
         raise InvalidRequest("the message is empty", "body")
-    count = count_segments(request.body)
+    count = measure(request.body, config)
+    checked = request.model_copy(update={"to": to, "from_": sender, "extension": extension})
+    return checked, count
+
+
+def measure(body: str, config: Config, billing: Billing = STANDARD) -> SegmentCount:
+    """The parts of `body` as `billing` counts them; InvalidRequest beyond
+    `[outbound] max_segments`."""
+    count = count_segments(body, billing)
     limit = config.file.outbound.max_segments
     if count.segments > limit:
         raise InvalidRequest(
             f"the text takes {count.segments} SMS parts ({count.units} {count.encoding} "
             f"characters); the limit is {limit} parts ({count.max_units(limit)} "
             f"{count.encoding} characters, `[outbound] max_segments`)", "body")
-    checked = request.model_copy(update={"to": to, "from_": sender, "extension": extension})
-    return checked, count
+    return count
 
 
 def request_from_json(data: dict[str, Any]) -> OutboundRequest:
@@ -160,8 +167,10 @@ async def queue_outbound(runtime: Runtime, request: OutboundRequest,
     number resolved here, so the dispatcher sends from the number the caller was told about.
     """
     try:
-        checked, count = check_request(request, runtime.config)
+        checked, _ = check_request(request, runtime.config)
         sender, provider = await resolve_sender(runtime, checked, domain)
+        # Counted as the provider bills it: the count the caller is told.
+        count = measure(checked.body, runtime.config, billing_of(runtime.providers[provider]))
         await refuse_opted_out(runtime, checked, sender)
     except PublishError as error:
         log.warning("send request not taken: %s", error, extra={"msg_id": request.id})

@@ -30,12 +30,13 @@ from pbxsms.core.optout.recording import record_word
 from pbxsms.core.outbound.api import (
     InvalidRequest,
     check_request,
+    measure,
     refuse_opted_out,
     usable_id,
 )
 from pbxsms.core.outbound.batcher import Batcher
 from pbxsms.core.outbound.senders import UnroutableRequest, resolve_sender
-from pbxsms.core.registry import OutboundMessage, Outcome, Provider, SendResult
+from pbxsms.core.registry import OutboundMessage, Outcome, Provider, SendResult, billing_of
 from pbxsms.core.serve.runtime import Runtime
 from pbxsms.core.stores.optouts import OptOut
 
@@ -146,6 +147,10 @@ class Dispatcher:
         except (InvalidRequest, UnroutableRequest) as error:
             await self._refuse(request, error)
         provider = self.runtime.providers[channel]
+        try:
+            count = measure(request.body, self.runtime.config, billing_of(provider))
+        except InvalidRequest as error:
+            await self._refuse(request, error)
         message = OutboundMessage(id=request.id, from_=sender, to=request.to,
                                   body=request.body, segments=count.segments)
         await self._status(message, channel, State.SENDING, delivery.attempt,

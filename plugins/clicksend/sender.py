@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pbxsms.core.plugin_api import OutboundMessage, Outcome, Runtime, SendResult, metrics
+from pbxsms.core.plugin_api import (
+    Billing,
+    OutboundMessage,
+    Outcome,
+    Runtime,
+    SendResult,
+    metrics,
+)
 from pbxsms.plugins.clicksend.client import (
     MAX_MESSAGES,
     ClickSendClient,
@@ -38,6 +45,9 @@ TRANSIENT = frozenset({"THROTTLED", "INTERNAL_ERROR", "SOMETHING_IS_WRONG"})
 ACCOUNT = frozenset({"INVALID_CREDENTIALS", "MISSING_CREDENTIALS", "ACCOUNT_NOT_ACTIVATED"})
 CREDENTIALS = "CLICKSEND_USERNAME and CLICKSEND_API_KEY"
 _CODE = re.compile(r"^[A-Z0-9_]{1,40}$")
+# ClickSend bills a line break (CRLF being one) as two characters, in GSM-7 and Unicode
+# alike, and divides by the part size: what its `message_parts` reports.
+BILLING = Billing(line_break_units=2, divide_units=True)
 # The history is searched from this long before the call to this long after now, in
 # case ClickSend's clock and ours differ.
 HISTORY_MARGIN = 60
@@ -86,6 +96,7 @@ class ClickSendProvider:
     """The `clicksend` provider; reads its settings per call, so a reload applies at once."""
 
     name = NAME
+    billing = BILLING
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime

@@ -58,3 +58,4 @@ def test_every_text_fits_its_parts(text: str) -> None:
     if count.units:
         assert count.units <= count.max_units(count.segments)
         assert count.segments == 1 or count.units > count.max_units(1)
+
