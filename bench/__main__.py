@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import machine, scenarios
+from bench import listing, machine, scenarios
 from bench.load import wrk_available
 from bench.procs import Sinks
 
@@ -24,11 +24,12 @@ TARGETS = {
 
 LIGHT_RATE = 100.0
 
-PARTS = ("ingest", "end_to_end", "outbound")
+PARTS = ("ingest", "end_to_end", "outbound", "listing")
 
 
 def run(seconds: float, rate: float, messages: int, out: Path | None,
-        only: set[str] | frozenset[str] = frozenset(PARTS)) -> dict[str, Any]:
+        only: set[str] | frozenset[str] = frozenset(PARTS),
+        stored: int = 1_000_000) -> dict[str, Any]:
     began = time.monotonic()
     results: dict[str, Any] = {"machine": machine.describe(),
                                "load_generator": "wrk" if wrk_available() else "python",
@@ -53,6 +54,8 @@ def run(seconds: float, rate: float, messages: int, out: Path | None,
                 # One call per message is slow: fewer messages keep the run short.
                 results["outbound_single"] = scenarios.outbound(workdir, sinks,
                                                                 min(messages, 5000), 1)
+            if "listing" in only:
+                results["listing"] = listing.listing(workdir, stored)
         finally:
             sinks.close()
     if only != set(PARTS):  # a partial run, to compare one change: print it as it is
@@ -113,9 +116,14 @@ def table(r: dict[str, Any]) -> str:
          f"{os_['accepted']}/{os_['messages']} in {os_['send_requests']} calls; "
          f"sinks {os_.get('sinks_cores', 0):.2f} cores"),
         ("gateway peak RSS", f"{r['peak_rss_mb']:.0f} MB", "", "", ""),
+        (f"listing a state, {r['listing']['stored']:,} stored",
+         f"{r['listing']['next_pages_ms']:.1f} ms/page", "", "",
+         f"pages of {r['listing']['limit']}: first {r['listing']['first_page_ms']:.1f} ms, "
+         f"a rare state {r['listing']['rare_state_ms']:.1f} ms, from a time "
+         f"{r['listing']['since_page_ms']:.1f} ms"),
     ]
     parts: list[dict[str, Any]] = [i["bare"], i["stored"], i["gateway"], e, su, light, ob, os_,
-                                   {}]
+                                   {}, {}]
     cores = [f"{x['gateway_cores']:.2f} / {x['nats_cores']:.2f}" if "gateway_cores" in x
              else "" for x in parts]
     table_rows = [(*row, core) for row, core in zip(rows, cores, strict=True)]
@@ -149,14 +157,16 @@ def main() -> None:
                         help="webhooks per second offered end to end")
     parser.add_argument("--messages", type=int, default=20000,
                         help="outbound requests per outbound run")
+    parser.add_argument("--stored", type=int, default=1_000_000,
+                        help="messages stored for the listing measurement")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
     parser.add_argument("--only", choices=PARTS, action="append",
                         help="run only this part (repeatable); prints JSON, writes nothing")
     args = parser.parse_args()
     if args.only:
-        run(args.seconds, args.rate, args.messages, None, set(args.only))
+        run(args.seconds, args.rate, args.messages, None, set(args.only), args.stored)
         return
-    results = run(args.seconds, args.rate, args.messages, args.out)
+    results = run(args.seconds, args.rate, args.messages, args.out, stored=args.stored)
     print(table(results))
 
 

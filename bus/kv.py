@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import KeyWrongLastSequenceError
@@ -27,15 +30,28 @@ log = logging.getLogger("pbxsms.bus.kv")
 
 async def ensure_kv(js: JetStreamContext, bucket: str, ttl: float | None = None,
                     replicas: int = 1, history: int = 1) -> KeyValue:
-    """The bucket, created when missing (file storage, so it survives restarts)."""
+    """The bucket, created when missing (file storage, so it survives restarts), with
+    direct gets allowed (`Bucket.page_under` reads pages of keys with one)."""
     try:
         return await js.create_key_value(KeyValueConfig(
             bucket=bucket, ttl=ttl, replicas=replicas, history=history,
-            storage=StorageType.FILE))
+            storage=StorageType.FILE, direct=True))
     except Exception as error:
-        # Exists with other settings (e.g. created by an older version): use it as is.
+        # Exists with other settings (e.g. created by an older version): use it as is,
+        # only allowing direct gets.
         log.debug("bucket %s exists (%s); using it", bucket, error)
+        await _allow_direct(js, bucket)
         return await js.key_value(bucket)
+
+
+async def _allow_direct(js: JetStreamContext, bucket: str) -> None:
+    try:
+        info = await js.stream_info(f"KV_{bucket}")
+        if not info.config.allow_direct:
+            info.config.allow_direct = True
+            await js.update_stream(info.config)
+    except Exception as error:  # listing pages then fails with the reason
+        log.warning("bucket %s: direct gets not allowed (%s)", bucket, error)
 
 
 # JetStream's error code for a compare-and-set that lost (wrong last sequence).
@@ -91,6 +107,51 @@ class Bucket:
         """Mark the key deleted (its history is kept until the bucket's TTL)."""
         await self._write(key, b"", {"KV-Operation": "DEL"})
 
+    async def erase(self, key: str) -> None:
+        """Remove the key with its history, leaving no delete marker behind (an index whose
+        entries come and go would otherwise keep one per entry ever made)."""
+        request = json.dumps({"filter": self._subject + key}).encode()
+        await (await self._publisher.ask(f"{API}.STREAM.PURGE.KV_{self.name}", request,
+                                         _purged, self._timeout))
+
+    async def page_under(self, prefix: str, after: int = 0, limit: int = 100,
+                         since: datetime | None = None) -> list[tuple[str, int]]:
+        """Up to `limit` live keys under `prefix.` with their revision, in the order they
+        were written, from revision `after + 1` (or the first written at or after
+        `since`): one batched direct get, whatever the bucket holds."""
+        request: dict[str, object] = {"next_by_subj": f"{self._subject}{prefix}.>",
+                                      "batch": limit}
+        if since is not None and after == 0:
+            request["start_time"] = since.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        else:
+            request["seq"] = after + 1
+        nc = self._publisher.nc
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox)
+        found: list[tuple[str, int]] = []
+        try:
+            await nc.publish(f"{API}.DIRECT.GET.KV_{self.name}", json.dumps(request).encode(),
+                             reply=inbox)
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=self._timeout)
+                except NatsTimeoutError:
+                    raise BusError("no answer from NATS to a direct get") from None
+                headers = msg.headers or {}
+                status = headers.get("Status")
+                if status is not None:  # 204: end of the batch; 404: nothing (more)
+                    if status in ("204", "404"):
+                        return found
+                    raise BusError(f"JetStream refused the direct get: {status} "
+                                   f"{headers.get('Description', '')}".rstrip())
+                if headers.get("KV-Operation") in ("DEL", "PURGE"):
+                    continue
+                subject = headers.get("Nats-Subject", "")
+                found.append((subject[len(self._subject):], int(headers["Nats-Sequence"])))
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
     async def entries_under(self, prefix: str) -> dict[str, bytes]:
         """Every live key under `prefix.` with its value: the keys from the stream's
         subject list (filtered by the server), the values in one pipelined round. (A
@@ -135,6 +196,16 @@ def _stored(answer: Msg) -> tuple[bytes | None, int]:
         return None, 0
     # An empty value reads as None, as with nats-py's `get`.
     return base64.b64decode(message.get("data") or "") or None, int(message["seq"])
+
+
+def _purged(answer: Msg) -> int:
+    """How many messages a STREAM.PURGE removed."""
+    reply = json.loads(answer.data)
+    error = reply.get("error")
+    if error is not None:
+        raise BusError(f"JetStream refused the purge: {error.get('description')}",
+                       error.get("err_code"))
+    return int(reply.get("purged") or 0)
 
 
 def _subjects(answer: Msg) -> tuple[list[str], int]:

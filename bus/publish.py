@@ -117,6 +117,11 @@ class Publisher:
         return future
 
     @property
+    def nc(self) -> NATS:
+        """The connection, for requests answered by more than one message."""
+        return self._nc
+
+    @property
     def in_flight(self) -> int:
         return len(self._waiting)
 

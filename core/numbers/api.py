@@ -7,6 +7,7 @@ write to the bucket answers 503: nothing was changed, the caller may try again.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +24,16 @@ from pbxsms.core.stores.numbers import STORE_ERRORS
 
 def _shown(record: NumberSettings) -> dict[str, Any]:
     return record.model_dump(mode="json")
+
+
+def _whole(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    try:
+        value = int(request.query.get(name, str(default)))
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise Refusal(422, f"expected a whole number from {low} to {high}", field=name)
+    return value
 
 
 def register_routes(runtime: Runtime, register: RouteRegister) -> None:
@@ -89,14 +100,19 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
         except ValueError:
             choices = ", ".join(s.value for s in State)
             raise Refusal(422, f"expected one of: {choices}", field="status") from None
-        try:
-            limit = int(request.query.get("limit", "100"))
-        except ValueError:
-            limit = 0
-        if not 1 <= limit <= 1000:
-            raise Refusal(422, "expected a whole number from 1 to 1000", field="limit")
-        records = await runtime.status.in_state(state, limit)
-        return web.json_response({"messages": [r.model_dump(mode="json") for r in records]})
+        limit = _whole(request, "limit", 100, 1, 1000)
+        after = _whole(request, "after", 0, 0, 2**63)
+        since = None
+        if "since" in request.query:
+            try:
+                since = datetime.fromisoformat(request.query["since"])
+            except ValueError:
+                raise Refusal(422, "expected an ISO 8601 time", field="since") from None
+            if since.tzinfo is None:
+                since = since.replace(tzinfo=UTC)
+        page = await runtime.status.in_state(state, limit, after, since)
+        return web.json_response({"messages": [r.model_dump(mode="json") for r in page.records],
+                                  "next_after": page.next_after})
 
     register("GET", "/api/v1/numbers", guarded(list_numbers))
     register("PUT", "/api/v1/numbers", guarded(put_many))

@@ -3,7 +3,8 @@
 Status events are the source of truth; this store folds them into one record per message
 (current state, per-channel state, history), indexes provider ids (e.g. ClickSend's
 `message_id`) back to ours for delivery receipts, and indexes messages by current state
-(`<state>.<id>`) so that e.g. every unroutable message can be listed. A channel in a final
+(`<state>.<id>`, erased when it moves on) so that e.g. the unroutable messages can be
+listed page by page in the order they got there, however many are stored. A channel in a final
 state is never moved back by a late or repeated event, and no channel by an event older
 than its current state (events are folded concurrently); the event still appears in the
 history.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
@@ -117,6 +119,14 @@ def _describe(name: str, status: ChannelStatus) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class StatePage:
+    """One page of the messages in a state; `next_after` continues it (None: the end)."""
+
+    records: list[StatusRecord]
+    next_after: int | None
+
+
 class StatusStore:
     """Read and fold message status records."""
 
@@ -203,23 +213,30 @@ class StatusStore:
         writes: list[Awaitable[object]] = [self.states.put(
             f"{record.state.value}.{record.id}", record.updated_at.isoformat().encode())]
         if before is not None and before != record.state:
-            writes.append(self.states.delete(f"{before.value}.{record.id}"))
+            # Erased, not marked deleted: a marker per message and state left behind
+            # would make every listing of that state step over millions of them.
+            writes.append(self.states.erase(f"{before.value}.{record.id}"))
         return writes
 
-    async def in_state(self, state: State, limit: int = 100) -> list[StatusRecord]:
-        """The messages now in `state`, most recently changed first."""
+    async def in_state(self, state: State, limit: int = 100, after: int = 0,
+                       since: datetime | None = None) -> StatePage:
+        """A page of the messages now in `state`, in the order they reached it: from the
+        index's revision `after + 1`, or from the first that reached it at or after
+        `since`. One batched read of the index and one pipelined read of the records,
+        whatever the number stored."""
         if self.states is None:
-            return []
-        entries = await self.states.entries_under(state.value)
-        newest = sorted(entries.items(), key=lambda item: item[1], reverse=True)
+            return StatePage([], None)
+        entries = await self.states.page_under(state.value, after, limit, since)
+        ids = [key.partition(".")[2] for key, _ in entries]
+        stored = await self.messages.get_many([i for i in ids if _valid_key(i)])
         records = []
-        for key, _ in newest:
-            record = await self.get(key.partition(".")[2])
+        for message_id in ids:
+            value = stored.get(message_id, (None, 0))[0]
+            record = StatusRecord.model_validate_json(value) if value else None
+            # The index may lag a record that moved on: never show it in the old state.
             if record is not None and record.state == state:
                 records.append(record)
-                if len(records) >= limit:
-                    break
-        return records
+        return StatePage(records, entries[-1][1] if len(entries) >= limit else None)
 
     async def handle(self, delivery: Delivery) -> None:
         """Consumer handler for `sms.status.>`."""

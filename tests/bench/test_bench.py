@@ -11,7 +11,7 @@ from pathlib import Path
 def test_bench_harness_runs_every_measurement(tmp_path: Path) -> None:
     out = tmp_path / "latest.json"
     run = subprocess.run(
-        [sys.executable, "-m", "bench", "--seconds", "1", "--rate", "40", "--messages", "40",
+        [sys.executable, "-m", "bench", "--seconds", "1", "--rate", "40", "--messages", "40", "--stored", "3000",
          "--out", str(out)], capture_output=True, text=True, timeout=110,
         cwd=Path(__file__).parents[2])
     assert run.returncode == 0, run.stderr[-3000:]
@@ -26,4 +26,6 @@ def test_bench_harness_runs_every_measurement(tmp_path: Path) -> None:
     assert results["outbound_batched"]["accepted"] == 40
     assert results["outbound_single"]["send_requests"] == 40
     assert 0 < results["peak_rss_mb"] < 1000
+    assert results["listing"]["first_page_records"] == 100
+    assert results["listing"]["rare_state_records"] == 3
     assert "inbound end to end" in run.stdout

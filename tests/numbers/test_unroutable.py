@@ -97,18 +97,22 @@ async def test_unknown_disabled_and_foreign_numbers_are_unroutable_and_listed(
     again = await receive(second.runtime, "clicksend", "CS-U1", "+61433333333")
     assert again.id == unknown.id == inbound_id("clicksend:CS-U1")
     assert unroutable_count("clicksend", "unknown") == before["unknown"] + 1
-    assert (await first.runtime.status.in_state(State.UNROUTABLE, limit=2))[0].id in expected
+    page = await first.runtime.status.in_state(State.UNROUTABLE, limit=2)
+    assert page.records[0].id in expected and page.next_after is not None
 
 
 async def test_the_listing_checks_its_query(start: StartGateway, http: ClientSession) -> None:
     gateway = await start()
     for query, field in [("", "status"), ("?status=lost", "status"),
-                         ("?status=failed&limit=0", "limit"), ("?status=failed&limit=x", "limit")]:
+                         ("?status=failed&limit=0", "limit"), ("?status=failed&limit=x", "limit"),
+                         ("?status=failed&after=-1", "after"),
+                         ("?status=failed&since=yesterday", "since")]:
         async with http.get(f"{gateway.url}/api/v1/messages{query}") as response:
             assert response.status == 422
             assert (await response.json())["field"] == field
     async with http.get(f"{gateway.url}/api/v1/messages?status=failed") as response:
-        assert (response.status, await response.json()) == (200, {"messages": []})
+        assert (response.status, await response.json()) == (200, {"messages": [],
+                                                                   "next_after": None})
     async with ClientSession() as anonymous, \
             anonymous.get(f"{gateway.url}/api/v1/messages?status=failed") as response:
         assert response.status == 401

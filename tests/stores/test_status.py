@@ -8,7 +8,7 @@ from datetime import timedelta
 from aiohttp import ClientSession
 
 from pbxsms.core.model.events import State, StatusEvent, new_id, utcnow
-from pbxsms.core.stores.status import apply
+from pbxsms.core.stores.status import StatePage, apply
 from tests.helpers import wait_until
 from tests.support.gateway import Gateway
 
@@ -89,14 +89,35 @@ async def test_messages_are_indexed_by_their_current_state(start_gateway: StartG
     store = gateway.runtime.status
     mid = new_id()
     await store.apply(event(mid, State.QUEUED))
-    assert [r.id for r in await store.in_state(State.QUEUED)] == [mid]
+    assert ids(await store.in_state(State.QUEUED)) == [mid]
     await store.apply(event(mid, State.ACCEPTED, seconds=1))
-    assert await store.in_state(State.QUEUED) == []
-    assert [r.id for r in await store.in_state(State.ACCEPTED)] == [mid]
+    assert ids(await store.in_state(State.QUEUED)) == []
+    assert ids(await store.in_state(State.ACCEPTED)) == [mid]
     newer = new_id()
     await store.apply(event(newer, State.ACCEPTED, seconds=2))
-    assert [r.id for r in await store.in_state(State.ACCEPTED)] == [newer, mid]
-    assert [r.id for r in await store.in_state(State.ACCEPTED, limit=1)] == [newer]
+    # In the order they reached the state, page by page.
+    assert ids(await store.in_state(State.ACCEPTED)) == [mid, newer]
+    first = await store.in_state(State.ACCEPTED, limit=1)
+    assert ids(first) == [mid] and first.next_after is not None
+    second = await store.in_state(State.ACCEPTED, limit=1, after=first.next_after)
+    assert ids(second) == [newer]
+    assert (await store.in_state(State.ACCEPTED, limit=1, after=second.next_after or 0)
+            ).records == []
+    # From a time: the first to reach the state at or after it.
+    assert ids(await store.in_state(State.ACCEPTED, since=utcnow() - timedelta(minutes=1))
+               ) == [mid, newer]
+    assert ids(await store.in_state(State.ACCEPTED, since=utcnow() + timedelta(minutes=1))
+               ) == []
+    # The state it left keeps no entry, not even a delete marker.
+    states = store.states
+    assert states is not None
+    info = await gateway.runtime.js.stream_info(f"KV_{states.name}",
+                                                subjects_filter=f"$KV.{states.name}.queued.>")
+    assert not info.state.subjects
+
+
+def ids(page: StatePage) -> list[str]:
+    return [record.id for record in page.records]
 
 
 async def test_instances_folding_in_turn_lose_no_event(start_gateway: StartGateway) -> None:
@@ -114,8 +135,8 @@ async def test_instances_folding_in_turn_lose_no_event(start_gateway: StartGatew
     assert [h.state for h in record.history] == [
         State.SENDING, State.ACCEPTED, State.SENT, State.DELIVERED]
     assert await one.find_by_provider_id("clicksend", "CS-9") == mid
-    assert [r.id for r in await two.in_state(State.DELIVERED)] == [mid]
-    assert await one.in_state(State.SENT) == []
+    assert ids(await two.in_state(State.DELIVERED)) == [mid]
+    assert ids(await one.in_state(State.SENT)) == []
     # An inbound record is first tried as new: on the instance that did not create it,
     # that fails and the record is read, not replaced.
     inbound = new_id()
@@ -135,4 +156,4 @@ async def test_the_state_index_lists_a_message_as_soon_as_its_fold_returns(
         mid = new_id()
         await store.apply(event(mid, State.QUEUED))
         await store.apply(event(mid, State.ACCEPTED, seconds=1))
-        assert mid in [r.id for r in await store.in_state(State.ACCEPTED, limit=1000)]
+        assert mid in ids(await store.in_state(State.ACCEPTED, limit=1000))
