@@ -11,8 +11,8 @@ from pathlib import Path
 def test_bench_harness_runs_every_measurement(tmp_path: Path) -> None:
     out = tmp_path / "latest.json"
     run = subprocess.run(
-        [sys.executable, "-m", "bench", "--seconds", "1", "--rate", "40", "--messages", "40", "--stored", "3000",
-         "--out", str(out)], capture_output=True, text=True, timeout=110,
+        [sys.executable, "-m", "bench", "--seconds", "1", "--rate", "40", "--messages", "40",
+         "--stored", "3000", "--out", str(out)], capture_output=True, text=True, timeout=110,
         cwd=Path(__file__).parents[2])
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads(out.read_text())
