@@ -65,6 +65,9 @@ class NumberSettings(BaseModel):
     description: str = Field("", max_length=256)
     mobileapp_org: str | None = Field(None, max_length=128,
                                       description="The mobile app's organisation id")
+    managed_by_file: str | None = Field(
+        None, description="The TOML file whose [[numbers]] row owns these settings (set by "
+                          "the gateway); the API and the CLI cannot change them")
 
     @classmethod
     def parse(cls, data: Mapping[str, Any], region: str = "US") -> NumberSettings:

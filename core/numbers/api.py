@@ -60,12 +60,29 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
                    and (domain is None or r.domain == domain.lower())]
         return web.json_response({"numbers": [_shown(r) for r in records]})
 
+    def editable(number: str) -> None:
+        """Refusal 409 when the TOML file owns `number`: the file is where it changes."""
+        stored = runtime.numbers.get(number)
+        if stored is not None and stored.managed_by_file:
+            raise Refusal(409, f"{number} is managed by {stored.managed_by_file} "
+                               "([[numbers]]): change or remove its row there, then run "
+                               "`pbxsms reload`", field="number")
+
+    def given(records: list[NumberSettings], where: str = "") -> list[NumberSettings]:
+        for record in records:
+            if record.managed_by_file is not None:
+                raise NumberError(f"{where}managed_by_file",
+                                  "set by the gateway for the rows of its TOML file")
+            editable(record.number)
+        return records
+
     async def put_many(request: web.Request) -> web.StreamResponse:
         body = await json_body(request)
         rows = body.get("numbers") if isinstance(body, dict) else None
         if not isinstance(rows, list):
             raise NumberError("numbers", 'expected {"numbers": [ {...}, ... ]}')
-        records = runtime.numbers.validate_many(rows)  # all valid, or nothing is written
+        # All valid and editable, or nothing is written.
+        records = given(runtime.numbers.validate_many(rows), "numbers.")
         dry_run = request.query.get("dry_run", "").lower() in ("1", "true", "yes")
         written = 0 if dry_run else await runtime.numbers.upsert(records)
         return web.json_response({"numbers": [_shown(r) for r in records],
@@ -82,15 +99,18 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
         body = await json_body(request)
         if not isinstance(body, dict):
             raise NumberError("record", "expected a JSON object of message settings")
-        given = body.get("number", number)
-        record = runtime.numbers.validate({**body, "number": given})
+        written = body.get("number", number)
+        record = runtime.numbers.validate({**body, "number": written})
         if record.number != number:
             raise NumberError("number", f"{record.number} differs from the path's {number}")
+        given([record])
         created = await runtime.numbers.put(record)
         return web.json_response(_shown(record), status=201 if created else 200)
 
     async def delete_number(request: web.Request) -> web.StreamResponse:
-        if not await runtime.numbers.delete(path_number(request)):
+        number = path_number(request)
+        editable(number)
+        if not await runtime.numbers.delete(number):
             raise Refusal(404, "no message settings for this number", field="number")
         return web.Response(status=204)
 

@@ -20,12 +20,34 @@ log = logging.getLogger("pbxsms.numbers")
 
 
 async def apply_file(runtime: Runtime, config: Config) -> int:
-    """Upsert the file's `[[numbers]]` (all or none); how many records changed."""
-    records = runtime.numbers.validate_many(config.file.numbers, where="toml.numbers")
-    written = await runtime.numbers.upsert(records)
-    log.info("message settings: %d numbers in %s, %d changed", len(records),
-             config.core.config, written)
-    return written
+    """Make the file's `[[numbers]]` the settings of the numbers it owns (all or none):
+    its rows are stored, marked as managed by the file (its path), and numbers this file
+    managed but no longer lists are removed. Numbers managed through the API are never changed: a row
+    for one is ignored (with a warning) unless it says the same. How many changed."""
+    store = runtime.numbers
+    path = str(config.core.config)
+    rows = store.validate_many(config.file.numbers, where="toml.numbers")
+    records, listed = [], set()
+    for row in rows:
+        record = row.model_copy(update={"managed_by_file": path})
+        listed.add(record.number)
+        stored = store.get(record.number)
+        if (stored is not None and stored.managed_by_file is None
+                and stored.model_copy(update={"managed_by_file": path}) != record):
+            log.warning("%s is managed through the API: its [[numbers]] row in %s is ignored "
+                        "(remove the number with `pbxsms numbers remove` to let the file "
+                        "own it)", record.number, path)
+            continue
+        records.append(record)
+    written = await store.upsert(records)
+    # Only this file's: an instance with another file (or none) leaves them alone.
+    gone = [r.number for r in store.all()
+            if r.managed_by_file == path and r.number not in listed]
+    for number in gone:
+        await store.delete(number)
+    log.info("message settings: %d numbers in %s, %d changed, %d removed", len(rows), path,
+             written, len(gone))
+    return written + len(gone)
 
 
 @hookimpl
