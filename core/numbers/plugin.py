@@ -22,8 +22,9 @@ log = logging.getLogger("pbxsms.numbers")
 async def apply_file(runtime: Runtime, config: Config) -> int:
     """Make the file's `[[numbers]]` the settings of the numbers it owns (all or none):
     its rows are stored, marked as managed by the file (its path), and numbers this file
-    managed but no longer lists are removed. Numbers managed through the API are never changed: a row
-    for one is ignored (with a warning) unless it says the same. How many changed."""
+    managed but no longer lists are removed. Numbers managed through the API are never
+    changed: a row for one is ignored (with a warning) unless it says the same. How many
+    changed."""
     store = runtime.numbers
     path = str(config.core.config)
     rows = store.validate_many(config.file.numbers, where="toml.numbers")
