@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from pbxsms.core.config.durations import Duration
@@ -56,10 +64,21 @@ class CoreSettings(PluginSettings):
     public_url: str | None = None
     data_dir: Path = Path("./var")
     api_token: SecretStr | None = None
+    # {"pbx.example.com": "<token>", ...}: a tenant's token sees and sends only for the
+    # numbers of that domain (PBXSMS_TENANT_TOKENS, JSON).
+    tenant_tokens: dict[str, SecretStr] = Field(default_factory=dict)
     default_region: str = Field("US", min_length=2, max_length=2)
     embedded_nats_port: int = Field(4222, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
+
+    @field_validator("tenant_tokens")
+    @classmethod
+    def _tenants(cls, tokens: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for domain, token in tokens.items():
+            if not domain.strip() or not token.get_secret_value().strip():
+                raise ValueError("each tenant needs a domain and a token")
+        return {domain.strip().lower(): token for domain, token in tokens.items()}
 
     def nats_servers(self) -> list[str]:
         """NATS_URL as a server list (a comma list is a cluster)."""

@@ -90,5 +90,5 @@ def labelled(metric: M, *values: str) -> M:
     """
     return metric.labels(*values)
 OPTOUTS = Counter("pbxsms_optouts_total",
-                  "Opt-out words recorded: kind stop, start or help; source keyword or carrier",
+                  "Opt-out words recorded: kind stop or start; source keyword or carrier",
                   ["kind", "source"])

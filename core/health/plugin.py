@@ -11,7 +11,7 @@ from pbxsms.core.health.doctor import Check, core_checks
 from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import ConsumerRegister, ConsumerSpec, RouteRegister
-from pbxsms.core.serve.http import require_api_token
+from pbxsms.core.serve.http import api_caller
 from pbxsms.core.serve.runtime import Runtime
 
 
@@ -37,9 +37,9 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def message_status(request: web.Request) -> web.Response:
-        require_api_token(request, runtime.config.core.api_token)
+        caller = api_caller(request, runtime.config.core)
         record = await runtime.status.get(request.match_info["id"])
-        if record is None:
+        if record is None or not caller.sees(record.domain):
             raise Refusal(404, "no such message", field="id")
         return web.Response(body=record.model_dump_json(), content_type="application/json")
 

@@ -137,7 +137,9 @@ async def report(runtime: Runtime, message: InboundMessage, channel: str, state:
         metrics.labelled(metrics.DELIVERY_LATENCY, channel).observe(max(waited, 0.0))
     event = StatusEvent(id=message.id, direction="inbound", state=state, channel=channel,
                         reason=reason, attempt=attempt, provider_message_id=provider_message_id,
-                        sender_type=message.sender_type, details=details or {})
+                        sender_type=message.sender_type,
+                        domain=message.route.domain if message.route else None,
+                        details=details or {})
     try:
         await runtime.publish_status(event)
     except PublishError as error:

@@ -127,6 +127,7 @@ class StatusEvent(Event):
     segments: int | None = None
     sender_type: SenderType | None = Field(
         None, description="Inbound: what the sender is (e164, short_code, alphanumeric)")
+    domain: str | None = Field(None, description="Tenant (PBX domain) of our number")
     at: datetime = Field(default_factory=utcnow)
     details: dict[str, Any] = Field(default_factory=dict)
 

@@ -24,7 +24,7 @@ from pbxsms.core.model.segments import STANDARD, Billing, SegmentCount, count_se
 from pbxsms.core.outbound.senders import resolve_sender
 from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import RouteHandler, billing_of
-from pbxsms.core.serve.http import json_body, require_api_token
+from pbxsms.core.serve.http import api_caller, json_body
 from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.outbound")
@@ -158,17 +158,22 @@ class Queued:
 
 
 async def queue_outbound(runtime: Runtime, request: OutboundRequest,
-                         domain: str | None = None) -> Queued:
+                         domain: str | None = None, tenant: str | None = None) -> Queued:
     """Check `request`, resolve its sender, store it on `sms.outbound`, publish `queued`.
 
     InvalidRequest (OptedOut among them) or UnroutableRequest (422) when it cannot be
     sent; Refusal 503 when the bus cannot be read or written now. `domain` is the tenant
-    of `request.extension` when the caller knows it. The request is stored with the
+    of `request.extension` when the caller knows it; `tenant` limits the sending number
+    to that tenant's (Refusal 403 otherwise). The request is stored with the
     number resolved here, so the dispatcher sends from the number the caller was told about.
     """
     try:
         checked, _ = check_request(request, runtime.config)
         sender, provider = await resolve_sender(runtime, checked, domain)
+        owner = _tenant_of(runtime, sender)
+        if tenant is not None and owner != tenant:
+            raise Refusal(403, f"{sender} is not a number of tenant {tenant}",
+                          "from" if checked.from_ else "extension")
         # Counted as the provider bills it: the count the caller is told.
         count = measure(checked.body, runtime.config, billing_of(runtime.providers[provider]))
         await refuse_opted_out(runtime, checked, sender)
@@ -183,7 +188,7 @@ async def queue_outbound(runtime: Runtime, request: OutboundRequest,
         log.warning("send request not stored: %s", error, extra={"msg_id": outbound.id})
         raise Refusal(503, NOT_STORED) from None
     if not published.duplicate:
-        await _queued(runtime, outbound, provider, count, queued_at)
+        await _queued(runtime, outbound, provider, count, queued_at, owner)
     log.info("outbound message queued from %s via %s (%s, %d segment(s))%s",
              sender, provider, outbound.source, count.segments,
              " (repeat)" if published.duplicate else "", extra={"msg_id": outbound.id})
@@ -194,11 +199,12 @@ def send_handler(runtime: Runtime) -> RouteHandler:
     """`POST /api/v1/messages`: 202 `{"id", ...}` once the request is durable."""
 
     async def send(request: web.Request) -> web.Response:
-        require_api_token(request, runtime.config.core.api_token)
+        caller = api_caller(request, runtime.config.core)
         data = await json_body(request)
         if not isinstance(data, dict):
             raise Refusal(400, "the body must be a JSON object")
-        queued = await queue_outbound(runtime, request_from_json(data))
+        queued = await queue_outbound(runtime, request_from_json(data), caller.domain,
+                                      tenant=caller.domain)
         outbound, count = queued.request, queued.count
         answer = {"id": outbound.id, "state": State.QUEUED.value, "segments": count.segments,
                   "encoding": count.encoding, "duplicate": queued.duplicate}
@@ -208,10 +214,15 @@ def send_handler(runtime: Runtime) -> RouteHandler:
     return send
 
 
+def _tenant_of(runtime: Runtime, number: str) -> str | None:
+    record = runtime.numbers.get(number)
+    return record.domain if record is not None else None
+
+
 async def _queued(runtime: Runtime, outbound: OutboundRequest, provider: str,
-                  count: SegmentCount, at: datetime) -> None:
+                  count: SegmentCount, at: datetime, domain: str | None) -> None:
     status = StatusEvent(id=outbound.id, direction="outbound", state=State.QUEUED,
-                         channel=provider, segments=count.segments, at=at,
+                         channel=provider, segments=count.segments, at=at, domain=domain,
                          details={"encoding": count.encoding, "source": outbound.source})
     try:
         await runtime.publish_status(status)

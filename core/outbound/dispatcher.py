@@ -153,8 +153,10 @@ class Dispatcher:
             await self._refuse(request, error)
         message = OutboundMessage(id=request.id, from_=sender, to=request.to,
                                   body=request.body, segments=count.segments)
-        await self._status(message, channel, State.SENDING, delivery.attempt,
-                           details={"from": sender, "encoding": count.encoding})
+        record = self.runtime.numbers.get(sender)
+        await self._publish(self._event(message, channel, State.SENDING, delivery.attempt,
+                                        details={"from": sender, "encoding": count.encoding},
+                                        domain=record.domain if record else None))
         return provider, message, request.requested_at
 
     async def _already_accepted(self, message_id: str) -> bool:
@@ -245,10 +247,11 @@ class Dispatcher:
     def _event(self, message: OutboundMessage, channel: str, state: State, attempt: int,
                reason: str | None = None, code: str | None = None,
                provider_message_id: str | None = None,
-               details: Mapping[str, object] | None = None) -> StatusEvent:
+               details: Mapping[str, object] | None = None,
+               domain: str | None = None) -> StatusEvent:
         return StatusEvent(id=message.id, direction="outbound", state=state, channel=channel,
                            attempt=attempt, reason=reason, error_code=code,
-                           provider_message_id=provider_message_id,
+                           provider_message_id=provider_message_id, domain=domain,
                            segments=message.segments, details=dict(details or {}))
 
     async def _status(self, message: OutboundMessage, channel: str, state: State,

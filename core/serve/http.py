@@ -1,15 +1,20 @@
-"""HTTP helpers shared by every route: the JSON error body, token checks, JSON bodies."""
+"""HTTP helpers shared by every route: the JSON error body, token checks and the API's
+caller (operator or tenant), JSON bodies."""
 
 from __future__ import annotations
 
 import hmac
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from pydantic import SecretStr
 
 from pbxsms.core.refusal import Refusal
+
+if TYPE_CHECKING:
+    from pbxsms.core.config.settings import CoreSettings
 
 
 def json_error(status: int, message: str, field: str | None = None,
@@ -43,6 +48,35 @@ def require_api_token(request: web.Request, token: SecretStr | None) -> None:
     if not same_secret(bearer_token(request), token.get_secret_value()):
         raise Refusal(401, "missing or wrong Bearer token",
                       headers={"WWW-Authenticate": 'Bearer realm="pbxsms"'})
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who calls the API: the operator (`domain` None: every tenant) or one tenant."""
+
+    domain: str | None = None
+
+    def sees(self, domain: str | None) -> bool:
+        """Whether this caller may see or act on something of tenant `domain`."""
+        return self.domain is None or (domain or "").lower() == self.domain
+
+
+def api_caller(request: web.Request, core: CoreSettings) -> Caller:
+    """The caller by its Bearer token (PBXSMS_API_TOKEN or one of PBXSMS_TENANT_TOKENS);
+    Refusal 401 for any other."""
+    operator = core.api_token.get_secret_value() if core.api_token else ""
+    if not operator and not core.tenant_tokens:
+        raise Refusal(401, "the API is disabled: set PBXSMS_API_TOKEN to enable it")
+    presented = bearer_token(request)
+    if presented is not None:
+        # Every token is compared, so the time taken does not tell which one came close.
+        found = [Caller()] if operator and same_secret(presented, operator) else []
+        found += [Caller(domain) for domain, token in core.tenant_tokens.items()
+                  if same_secret(presented, token.get_secret_value())]
+        if found:
+            return found[0]
+    raise Refusal(401, "missing or wrong Bearer token",
+                  headers={"WWW-Authenticate": 'Bearer realm="pbxsms"'})
 
 
 async def read_json(request: web.Request) -> object:

@@ -66,6 +66,7 @@ class StatusRecord(BaseModel):
     segments: int | None = None
     sender_type: SenderType | None = Field(
         None, description="Inbound: what the sender is (e164, short_code, alphanumeric)")
+    domain: str | None = Field(None, description="Tenant (PBX domain) of our number")
     channels: dict[str, ChannelStatus] = Field(default_factory=dict)
     history: list[HistoryEntry] = Field(default_factory=list)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -93,6 +94,7 @@ def apply(record: StatusRecord | None, event: StatusEvent) -> StatusRecord:
     record.provider_message_id = event.provider_message_id or record.provider_message_id
     record.segments = event.segments or record.segments
     record.sender_type = event.sender_type or record.sender_type
+    record.domain = event.domain or record.domain
     record.state = overall_state(record)
     record.summary = ", ".join(_describe(name, status)
                                for name, status in sorted(record.channels.items()))

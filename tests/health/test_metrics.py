@@ -111,6 +111,7 @@ EXPECTED: dict[str, list[tuple[str, dict[str, str], float]]] = {
     "pbxsms_outbound_messages_total": [
         ("pbxsms_outbound_messages_total", {"provider": C, "outcome": "accepted"}, 1)],
     "pbxsms_outbound_failures_total": [],
+    "pbxsms_optouts_total": [],
     "pbxsms_provider_requests_total": [
         ("pbxsms_provider_requests_total", {"provider": C, "result": "ok"}, 1)],
     "pbxsms_provider_batch_size": [
