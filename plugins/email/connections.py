@@ -103,6 +103,7 @@ class SmtpPool:
         smtp = aiosmtplib.SMTP(
             hostname=settings.host, port=settings.port, timeout=settings.timeout,
             local_hostname=await local_hostname(), start_tls=settings.starttls,
+            use_tls=settings.tls, tls_context=settings.tls_context(),
             username=settings.username,
             password=settings.password.get_secret_value() if settings.password else None)
         try:
@@ -172,18 +173,38 @@ async def transaction(smtp: aiosmtplib.SMTP, sender: str, recipients: list[str],
     errors, RSET after a refusal), for less CPU: one timer for the transaction instead of
     one per command; each address parsed once per process, not twice per email; the SIZE
     from `data` itself, which `compose` wrote with CRLF line ends (aiosmtplib rewrites the
-    message to count it)."""
+    message to count it).
+
+    An address with a non-ASCII local part goes with SMTPUTF8 when the server offers it;
+    a server that does not refuses it here (a 553 of ours, as if the server had), while
+    the other addresses get the email."""
+    refused: dict[str, SMTPResponse] = {}
+    envelope = {address: envelope_address(address) for address in [sender, *recipients]}
+    utf8 = smtp.supports_extension("smtputf8")
+    if not utf8:
+        for address in recipients:
+            if not envelope[address].isascii():
+                refused[address] = SMTPResponse(NO_SMTPUTF8, NO_SMTPUTF8_TEXT)
+        if not envelope[sender].isascii():
+            raise aiosmtplib.SMTPSenderRefused(NO_SMTPUTF8, NO_SMTPUTF8_TEXT, sender)
+    sending = [address for address in recipients if address not in refused]
+    if not sending:
+        raise aiosmtplib.SMTPRecipientsRefused([
+            aiosmtplib.SMTPRecipientRefused(answer.code, answer.message, address)
+            for address, answer in refused.items()])
+    needs_utf8 = utf8 and not all(envelope[a].isascii() for a in [sender, *sending])
     try:
         async with asyncio.timeout(timeout):
             options = [b"SIZE=%d" % len(data)] if smtp.supports_extension("size") else []
-            response = await smtp.execute_command(b"MAIL", b"FROM:" + _quoted(sender),
+            if needs_utf8:
+                options.append(b"SMTPUTF8")
+            response = await smtp.execute_command(b"MAIL", b"FROM:" + _quoted(envelope[sender]),
                                                   *options, timeout=None)
             if response.code != SMTPStatus.completed:
                 raise aiosmtplib.SMTPSenderRefused(response.code, response.message, sender)
-            refused: dict[str, SMTPResponse] = {}
-            for recipient in recipients:
-                response = await smtp.execute_command(b"RCPT", b"TO:" + _quoted(recipient),
-                                                      timeout=None)
+            for recipient in sending:
+                response = await smtp.execute_command(
+                    b"RCPT", b"TO:" + _quoted(envelope[recipient]), timeout=None)
                 if response.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
                     refused[recipient] = response
             if len(refused) == len(recipients):
@@ -199,10 +220,31 @@ async def transaction(smtp: aiosmtplib.SMTP, sender: str, recipients: list[str],
         raise
 
 
+# Our own refusal of an address that needs SMTPUTF8 from a server without it: permanent,
+# as the server's own 553 would be (RFC 6531 §3.7.4.1).
+NO_SMTPUTF8 = 553
+NO_SMTPUTF8_TEXT = ("5.6.7 the address has non-ASCII characters, and the SMTP server does "
+                    "not offer SMTPUTF8")
+
+
+@lru_cache(maxsize=256)
+def envelope_address(address: str) -> str:
+    """`address` for the envelope: an internationalised domain in its ASCII form (IDNA),
+    so only a non-ASCII local part needs SMTPUTF8."""
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return address  # not a valid IDN: sent as it is, with SMTPUTF8 or refused
+
+
 @lru_cache(maxsize=256)
 def _quoted(address: str) -> bytes:
-    """`<address>` for MAIL or RCPT; ValueError for one that cannot be sent."""
-    return quote_address(address).encode("ascii")
+    """`<address>` for MAIL or RCPT (UTF-8 only when it needs SMTPUTF8); ValueError for
+    one that cannot be sent."""
+    return quote_address(address).encode("utf-8")
 
 
 _HOSTNAME: list[str] = []
@@ -218,6 +260,6 @@ async def local_hostname() -> str:
 def pool_key(settings: EmailSettings) -> tuple[object, ...]:
     """What a pool's connections depend on: a reload that changes it starts a new pool."""
     password = settings.password.get_secret_value() if settings.password else None
-    return (settings.host, settings.port, settings.starttls, settings.username, password,
-            settings.timeout, settings.connections)
+    return (settings.host, settings.port, settings.starttls, settings.tls, settings.ca_file,
+            settings.username, password, settings.timeout, settings.connections)
 

@@ -16,11 +16,13 @@ def checks(config: Config) -> list[Check]:
 async def smtp(settings: EmailSettings) -> Finding:
     if not settings.host:
         return warn("PBXSMS_SMTP_HOST unset: no email copies are sent",
-                    "set PBXSMS_SMTP_HOST (and _PORT, _FROM, _USERNAME, _PASSWORD, _STARTTLS)")
+                    "set PBXSMS_SMTP_HOST (and _PORT, _FROM, _USERNAME, _PASSWORD, _STARTTLS "
+                    "or _TLS)")
     where = f"SMTP {settings.host}:{settings.port}"
     client = aiosmtplib.SMTP(
         hostname=settings.host, port=settings.port, timeout=min(settings.timeout, 10.0),
-        start_tls=settings.starttls, username=settings.username,
+        start_tls=settings.starttls, use_tls=settings.tls,
+        tls_context=settings.tls_context(), username=settings.username,
         password=settings.password.get_secret_value() if settings.password else None)
     try:
         async with client:  # connects, EHLO, STARTTLS and AUTH as configured
@@ -33,7 +35,8 @@ async def smtp(settings: EmailSettings) -> Finding:
                     "check PBXSMS_SMTP_HOST and PBXSMS_SMTP_PORT, and that the server runs")
     except aiosmtplib.SMTPException as error:
         return fail(f"{where}: {error}",
-                    "check PBXSMS_SMTP_STARTTLS (and the port: 587 with STARTTLS, 25 without)")
+                    "check PBXSMS_SMTP_STARTTLS and PBXSMS_SMTP_TLS (and the port: 587 with "
+                    "STARTTLS, 465 with TLS, 25 without)")
     except OSError as error:
         return fail(f"cannot reach {where}: {error}",
                     "check PBXSMS_SMTP_HOST and PBXSMS_SMTP_PORT, and that the server runs")

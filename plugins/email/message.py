@@ -62,7 +62,10 @@ def compose(message: InboundMessage, sender: str, recipients: list[str]) -> byte
     parts = [
         header("Subject", f"SMS from {message.from_} to {number}"),
         header("From", sender),
-        header("To", ", ".join(recipients)),
+        # Non-ASCII addresses get the copy through the envelope (SMTPUTF8) only: in the
+        # header they would need 8-bit headers, which a server without SMTPUTF8 refuses.
+        header("To", ", ".join(a for a in recipients if a.isascii())
+               or "undisclosed-recipients:;"),
         header("Date", format_datetime(message.received_at)),
         header("Message-ID", message_id(message, sender)),
         # Not a person writing: auto-responders (out of office) must not answer it.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+import ssl
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from pbxsms.core.plugin_api import PluginSettings
@@ -19,7 +22,24 @@ class EmailSettings(PluginSettings):
     username: str | None = None
     password: SecretStr | None = None
     starttls: bool = False
+    # Implicit TLS from the first byte (SMTPS, port 465), instead of STARTTLS.
+    tls: bool = False
+    # CA certificates to trust for the server's, instead of the system's.
+    ca_file: Path | None = None
     from_: str = Field("pbxsms@localhost", validation_alias="PBXSMS_SMTP_FROM")
     timeout: float = Field(30.0, gt=0)
     # Open connections kept for reuse (and the most used at once).
     connections: int = Field(16, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _one_tls(self) -> EmailSettings:
+        if self.tls and self.starttls:
+            raise ValueError("PBXSMS_SMTP_TLS (port 465) and PBXSMS_SMTP_STARTTLS (port 587) "
+                             "exclude each other: set one")
+        return self
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The TLS context for STARTTLS or implicit TLS; None: aiosmtplib's default."""
+        if self.ca_file is None:
+            return None
+        return ssl.create_default_context(cafile=str(self.ca_file))

@@ -72,13 +72,17 @@ class Mailbox:
 class SmtpServer:
     """A real aiosmtpd server on a fixed port, which a test may stop and start again."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, **options: Any) -> None:
+        """`options` go to aiosmtpd's Controller: e.g. `ssl_context` (implicit TLS),
+        `enable_SMTPUTF8`."""
         self.port = port
         self.mailbox = Mailbox()
+        self.options = options
         self._controller: Controller | None = None
 
     async def start(self) -> None:
-        self._controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
+        self._controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port,
+                                      **self.options)
         await asyncio.to_thread(self._controller.start)
 
     async def stop(self) -> None:
