@@ -1,0 +1,32 @@
+"""What the delivery channels need of a message's media: links to give out, and a line
+saying what could not be fetched."""
+
+from __future__ import annotations
+
+from pbxsms.core.config.settings import Config
+from pbxsms.core.media.links import media_url
+from pbxsms.core.media.settings import MediaSettings
+from pbxsms.core.model.events import InboundMessage, MediaItem
+
+
+class NoLinks(Exception):
+    """Links cannot be made: the setting that is missing."""
+
+
+def signed_link(config: Config, item: MediaItem) -> str:
+    """A link to `item` under PBXSMS_PUBLIC_URL, valid PBXSMS_MEDIA_LINK_TTL; NoLinks."""
+    settings: MediaSettings = config.plugin("media")
+    secret = settings.url_secret.get_secret_value() if settings.url_secret else ""
+    if not secret:
+        raise NoLinks("PBXSMS_MEDIA_URL_SECRET unset")
+    if not config.core.public_url:
+        raise NoLinks("PBXSMS_PUBLIC_URL unset")
+    return media_url(config.core.public_url, secret, item.id, settings.link_ttl)
+
+
+def refused_note(message: InboundMessage) -> str | None:
+    """`(2 attachments could not be fetched)`, for the person reading it; None if none."""
+    count = len(message.media_refused)
+    if not count:
+        return None
+    return f"({count} attachment{'s' if count > 1 else ''} could not be fetched)"
