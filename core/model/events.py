@@ -167,6 +167,7 @@ class DeadLetter(Event):
 
 EVENT_MODELS: dict[str, type[Event]] = {
     "sms.inbound.<provider>": InboundMessage,
+    "sms.inbound.<provider>.media": InboundMessage,
     "sms.outbound": OutboundRequest,
     "sms.status.<id>": StatusEvent,
     "sms.dead.<consumer>": DeadLetter,

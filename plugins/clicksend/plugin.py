@@ -8,9 +8,10 @@ from pbxsms.core.config.problems import Problem
 from pbxsms.core.config.settings import Config, PluginSettings
 from pbxsms.core.health.doctor import Check
 from pbxsms.core.hookspecs import hookimpl
+from pbxsms.core.media.fetch import FetchPolicy
 from pbxsms.core.registry import ProviderRegister, RouteRegister
 from pbxsms.core.serve.runtime import Runtime
-from pbxsms.plugins.clicksend import doctor
+from pbxsms.plugins.clicksend import doctor, mms
 from pbxsms.plugins.clicksend.commands import clicksend
 from pbxsms.plugins.clicksend.sender import ClickSendProvider
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
@@ -54,6 +55,11 @@ def config_warnings(config: Config) -> list[Problem]:
 @hookimpl
 def register_routes(runtime: Runtime, register: RouteRegister) -> None:
     register_webhooks(runtime, register)
+
+
+@hookimpl
+def media_policy(config: Config, provider: str) -> FetchPolicy | None:
+    return mms.media_policy(config.plugin("clicksend")) if provider == "clicksend" else None
 
 
 @hookimpl

@@ -27,6 +27,7 @@ from pbxsms.plugins.clicksend.inbound import (
     read_fields,
     subaccount_of,
 )
+from pbxsms.plugins.clicksend.mms import attach_media
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 
 log = logging.getLogger("pbxsms.clicksend.webhooks")
@@ -66,6 +67,7 @@ async def handle(runtime: Runtime, request: web.Request, receipts_only: bool) ->
         if kind == "receipt":
             return await _receipt(runtime, fields)
         parsed = parse_inbound(fields, runtime.config.core.default_region)
+        attach_media(parsed.message, fields, settings)
         accepted = await accept_inbound(runtime, parsed.message, parsed.dedupe_key)
     except BadPayload as error:
         return _invalid(request, kind, error.status, error.message, error.field)
