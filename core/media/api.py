@@ -12,8 +12,7 @@ import logging
 
 from aiohttp import web
 
-from pbxsms.core.media.links import BadLink, verify
-from pbxsms.core.media.settings import MediaSettings
+from pbxsms.core.media.links import BadLink, link_secret, verify
 from pbxsms.core.media.store import media_store
 from pbxsms.core.media.types import EXTENSIONS
 from pbxsms.core.registry import RouteHandler
@@ -25,12 +24,8 @@ log = logging.getLogger("pbxsms.media")
 
 def media_handler(runtime: Runtime) -> RouteHandler:
     async def serve(request: web.Request) -> web.StreamResponse:
-        settings: MediaSettings = runtime.config.plugin("media")
-        secret = settings.url_secret.get_secret_value() if settings.url_secret else ""
-        if not secret:
-            return json_error(404, "media links are off: PBXSMS_MEDIA_URL_SECRET is unset")
         try:
-            media_id = verify(secret, request.match_info["signed"])
+            media_id = verify(await link_secret(runtime), request.match_info["signed"])
         except BadLink as error:
             log.info("refused a media link from %s: %s", request.remote, error.reason)
             return json_error(403, error.reason)

@@ -3,25 +3,28 @@ saying what could not be fetched."""
 
 from __future__ import annotations
 
-from pbxsms.core.config.settings import Config
-from pbxsms.core.media.links import media_url
+from typing import TYPE_CHECKING
+
+from pbxsms.core.media.links import link_secret, media_url
 from pbxsms.core.media.settings import MediaSettings
 from pbxsms.core.model.events import InboundMessage, MediaItem
+
+if TYPE_CHECKING:
+    from pbxsms.core.serve.runtime import Runtime
 
 
 class NoLinks(Exception):
     """Links cannot be made: the setting that is missing."""
 
 
-def signed_link(config: Config, item: MediaItem) -> str:
+async def signed_link(runtime: Runtime, item: MediaItem) -> str:
     """A link to `item` under PBXSMS_PUBLIC_URL, valid PBXSMS_MEDIA_LINK_TTL; NoLinks."""
+    config = runtime.config
     settings: MediaSettings = config.plugin("media")
-    secret = settings.url_secret.get_secret_value() if settings.url_secret else ""
-    if not secret:
-        raise NoLinks("PBXSMS_MEDIA_URL_SECRET unset")
     if not config.core.public_url:
         raise NoLinks("PBXSMS_PUBLIC_URL unset")
-    return media_url(config.core.public_url, secret, item.id, settings.link_ttl)
+    return media_url(config.core.public_url, await link_secret(runtime), item.id,
+                     settings.link_ttl)
 
 
 def refused_note(message: InboundMessage) -> str | None:

@@ -9,6 +9,7 @@ from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.media.api import media_handler
 from pbxsms.core.media.inbound import CONSUMER, MAX_DELIVER, SUBJECT, MediaConsumer
 from pbxsms.core.media.links import PATH
+from pbxsms.core.media.outbound import UPLOAD_PATH, upload_handler
 from pbxsms.core.media.settings import MediaSettings
 from pbxsms.core.registry import ConsumerRegister, ConsumerSpec, RouteRegister
 from pbxsms.core.serve.runtime import Runtime
@@ -21,20 +22,14 @@ def settings_model() -> type[PluginSettings]:
 
 @hookimpl
 def config_warnings(config: Config) -> list[Problem]:
-    settings: MediaSettings = config.plugin("media")
-    problems = []
-    if settings.url_secret is None or not settings.url_secret.get_secret_value():
-        problems.append(Problem("PBXSMS_MEDIA_URL_SECRET",
-                                "unset: the mobile app gets no links to MMS pictures"))
-    elif not config.core.public_url:
-        problems.append(Problem("PBXSMS_PUBLIC_URL",
-                                "unset: links to MMS pictures cannot be made"))
-    return problems
+    # Without PBXSMS_PUBLIC_URL no links can be made; the core's own warning names it.
+    return []
 
 
 @hookimpl
 def register_routes(runtime: Runtime, register: RouteRegister) -> None:
     register("GET", PATH, media_handler(runtime))
+    register("POST", UPLOAD_PATH, upload_handler(runtime))
 
 
 @hookimpl

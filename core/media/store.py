@@ -58,6 +58,19 @@ class MediaStore:
                                          ObjectMeta(name=item.id, description=description))
         return item
 
+    async def info(self, media_id: str) -> MediaItem | None:
+        """The item without its bytes; None when there is no such object."""
+        try:
+            info = await (await self._bucket()).get_info(media_id)
+        except (ObjectNotFoundError, NotFoundError):
+            return None
+        meta = _meta(info.description)
+        content_type, digest = meta.get("content_type"), meta.get("sha256")
+        if not isinstance(content_type, str) or not isinstance(digest, str):
+            return None  # not stored by us: nothing says what it is
+        return MediaItem(id=media_id, content_type=content_type, size=info.size or 0,
+                         sha256=digest)
+
     async def get(self, media_id: str) -> tuple[MediaItem, bytes] | None:
         """The item and its bytes; None when there is no such object (or it expired)."""
         try:
@@ -65,13 +78,18 @@ class MediaStore:
         except (ObjectNotFoundError, NotFoundError):
             return None
         info, data = result.info, result.data or b""
-        try:
-            meta = json.loads(info.description or "{}")
-        except ValueError:
-            meta = {}
+        meta = _meta(info.description)
         return MediaItem(id=media_id, content_type=str(meta.get("content_type")
                                                        or "application/octet-stream"),
                          size=len(data), sha256=hashlib.sha256(data).hexdigest()), data
+
+
+def _meta(description: str | None) -> dict[str, object]:
+    try:
+        meta = json.loads(description or "{}")
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 _STORES: weakref.WeakKeyDictionary[Runtime, MediaStore] = weakref.WeakKeyDictionary()

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from pbxsms.bus.publish import PublishError
 from pbxsms.core.config.settings import Config
+from pbxsms.core.media.outbound import MediaInvalid, with_media
 from pbxsms.core.model.events import OutboundRequest, State, StatusEvent, utcnow
 from pbxsms.core.model.phone import InvalidNumber, to_e164
 from pbxsms.core.model.segments import SegmentCount, count_segments
@@ -28,6 +29,7 @@ log = logging.getLogger("pbxsms.outbound")
 SUBJECT = "sms.outbound"
 # Our ids end up in subjects and KV keys: no dots, spaces or wildcards.
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+MMS_TEXT = {"GSM-7": 1500, "UCS-2": 500}
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -61,11 +63,17 @@ def check_request(request: OutboundRequest, config: Config) -> tuple[OutboundReq
     extension = (request.extension or "").strip() or None
     if sender is None and extension is None:
         raise Invalid("give `from` (our number) or `extension`", "from")
-    if not request.body.strip():
+    if not request.body.strip() and not request.is_mms:
         raise Invalid("the message is empty", "body")
     count = count_segments(request.body)
     limit = config.file.outbound.max_segments
-    if count.segments > limit:
+    if request.is_mms:
+        # One message, cut (not split) past this (ClickSend: 1500, or 500 outside GSM-7).
+        most = MMS_TEXT[count.encoding]
+        if len(request.body) > most:
+            raise Invalid(f"an MMS text is at most {most} {count.encoding} characters",
+                          "body")
+    elif count.segments > limit:
         raise Invalid(
             f"the text takes {count.segments} SMS parts ({count.units} {count.encoding} "
             f"characters); the limit is {limit} parts ({count.max_units(limit)} "
@@ -120,9 +128,10 @@ def send_handler(runtime: Runtime) -> RouteHandler:
         if not isinstance(data, dict):
             return json_error(400, "the body must be a JSON object")
         try:
-            outbound, count = check_request(request_from_json(data), runtime.config)
+            outbound = await with_media(runtime, request_from_json(data), data)
+            outbound, count = check_request(outbound, runtime.config)
             _, provider = await resolve_sender(runtime, outbound)
-        except Invalid as error:
+        except (Invalid, MediaInvalid) as error:
             return json_error(422, error.message, field=error.field)
         except Unroutable as error:
             return json_error(422, error.reason, field=error.field)
@@ -143,6 +152,8 @@ def send_handler(runtime: Runtime) -> RouteHandler:
                  extra={"msg_id": outbound.id})
         answer = {"id": outbound.id, "state": State.QUEUED.value, "segments": count.segments,
                   "encoding": count.encoding, "duplicate": published.duplicate}
+        if outbound.is_mms:
+            answer["media"] = len(outbound.media) + len(outbound.media_urls)
         return web.json_response(answer, status=202,
                                  headers={"Location": f"/api/v1/messages/{outbound.id}"})
 

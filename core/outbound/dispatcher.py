@@ -17,6 +17,8 @@ from typing import NoReturn
 from pbxsms.bus.consumer import Delivery, Permanent, Retry
 from pbxsms.bus.publish import PublishError
 from pbxsms.core.health import metrics
+from pbxsms.core.media.outbound import MediaInvalid
+from pbxsms.core.media.outbound import resolve as resolve_media
 from pbxsms.core.model.events import OutboundRequest, State, StatusEvent
 from pbxsms.core.outbound.api import Invalid, check_request, usable_id
 from pbxsms.core.outbound.batcher import Batcher
@@ -85,9 +87,14 @@ class Dispatcher:
             sender, channel = await resolve_sender(self.runtime, request)
         except (Invalid, Unroutable) as error:
             await self._refuse(request, error)
+        try:
+            media = await resolve_media(self.runtime, request) if request.is_mms else []
+        except MediaInvalid as error:
+            await self._refuse(request, Invalid(error.message, error.field), channel)
         provider = self.runtime.providers[channel]
         message = OutboundMessage(id=request.id, from_=sender, to=request.to,
-                                  body=request.body, segments=count.segments)
+                                  body=request.body, segments=count.segments,
+                                  media=tuple(media), subject=request.subject)
         await self._status(message, channel, State.SENDING, delivery.attempt,
                            details={"from": sender, "encoding": count.encoding})
         return provider, message
@@ -110,8 +117,9 @@ class Dispatcher:
                  provider_id, extra={"msg_id": message_id})
         return True
 
-    async def _refuse(self, request: OutboundRequest, error: Invalid | Unroutable) -> NoReturn:
-        channel = request.provider
+    async def _refuse(self, request: OutboundRequest, error: Invalid | Unroutable,
+                      channel: str | None = None) -> NoReturn:
+        channel = channel or request.provider
         if isinstance(error, Invalid):
             state, code, reason, outcome = State.FAILED, "INVALID_REQUEST", error.message, \
                 "invalid"

@@ -158,7 +158,7 @@ class EmailDelivery:
                 notes.append(f"({name} has expired)")
                 continue
             try:
-                links.append(signed_link(self.runtime.config, item))
+                links.append(await signed_link(self.runtime, item))
             except NoLinks as error:
                 notes.append(f"({name}: too large to attach, and no link: {error})")
         return attachments, links, notes

@@ -60,7 +60,7 @@ class MobileAppDelivery:
             await report_failure(self.runtime, message, CHANNEL, delivery, failure)
 
         details: dict[str, object] = {}
-        pushes = self._pushes(message, details)
+        pushes = await self._pushes(message, details)
         for index, (recipient, content, kind) in enumerate(pushes):
             last = index == len(pushes) - 1
             settled = await self.ledger.get(CHANNEL, message.id, recipient)
@@ -85,7 +85,7 @@ class MobileAppDelivery:
             await write_all(self.ledger.settle(CHANNEL, message.id, settled,
                                                recipient=recipient), *finish)
 
-    def _pushes(self, message: InboundMessage, details: dict[str, object]
+    async def _pushes(self, message: InboundMessage, details: dict[str, object]
                 ) -> list[tuple[str | None, str, int]]:
         """(ledger recipient, content, type) of each push: the text (under the message's
         own ledger key, as for an SMS), then one link per picture."""
@@ -93,7 +93,7 @@ class MobileAppDelivery:
         pushes: list[tuple[str | None, str, int]] = []
         for item in message.media:
             try:
-                link = signed_link(self.runtime.config, item)
+                link = await signed_link(self.runtime, item)
             except NoLinks as error:
                 details["media"] = f"{len(message.media)} not linked: {error}"
                 text = "\n".join(part for part in (
