@@ -1,0 +1,70 @@
+"""`pbxsms doctor` for Twilio: are the credentials accepted and the account active
+(`GET /Accounts/{Sid}.json`), and can Twilio's webhooks be checked?"""
+
+from __future__ import annotations
+
+from aiohttp import ClientSession
+
+from pbxsms.core.config.settings import Config
+from pbxsms.core.health.doctor import Check, Finding, fail, ok, warn
+from pbxsms.plugins.twilio.client import TwilioClient, TwilioClientError, TwilioError
+from pbxsms.plugins.twilio.settings import NAME, TwilioSettings
+from pbxsms.plugins.twilio.webhooks import SMS_PATH, STATUS_PATH
+
+CREDENTIALS = ("set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN in .env (Twilio Console → "
+               "Account Info), then `pbxsms reload`")
+
+
+def checks(config: Config) -> list[Check]:
+    settings: TwilioSettings = config.plugin(NAME)
+    return [Check(NAME, lambda: account(settings)),
+            Check(f"{NAME} webhooks", lambda: webhooks(config, settings))]
+
+
+async def account(settings: TwilioSettings) -> Finding:
+    if not settings.can_send:
+        return fail("credentials unset", CREDENTIALS)
+    url = f"{settings.base_url.rstrip('/')}/2010-04-01/Accounts/{settings.account_sid}.json"
+    async with ClientSession() as http:
+        try:
+            data = await TwilioClient(http, settings).account()
+        except TwilioError as error:
+            if error.status in (401, 403):
+                return fail(f"credentials refused by {url} ({error})",
+                            "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN in .env (Twilio "
+                            "Console → Account Info; a rotated token must be copied again), "
+                            "then `pbxsms reload`")
+            if error.status == 404:
+                return fail(f"{url}: no such account ({error})",
+                            "TWILIO_ACCOUNT_SID must be the account's SID (AC...), not a "
+                            "subaccount's or an API key's")
+            return fail(f"{url} answered: {error}", "see status.twilio.com; try again")
+        except TwilioClientError as error:
+            return fail(str(error), "check TWILIO_BASE_URL and the network path to it")
+    # The answer also holds the auth token: only these fields are read.
+    status, kind = str(data.get("status") or "?"), str(data.get("type") or "?")
+    name = str(data.get("friendly_name") or settings.account_sid)
+    detail = f"account {name!r} accepted the credentials at {settings.base_url} ({status}, {kind})"
+    if status != "active":
+        return fail(detail, "the account is not active: reactivate it in the Twilio Console "
+                            "(Billing) before anything can be sent")
+    if kind == "Trial":
+        return warn(detail + "; a trial account sends only to verified numbers",
+                    "upgrade the account in the Twilio Console, or verify each recipient")
+    return ok(detail)
+
+
+async def webhooks(config: Config, settings: TwilioSettings) -> Finding:
+    base = (config.core.public_url or "").strip().rstrip("/")
+    if not settings.token:
+        return fail("TWILIO_AUTH_TOKEN unset: every Twilio webhook is refused (its signature "
+                    "cannot be checked)", CREDENTIALS)
+    if not base:
+        return fail("PBXSMS_PUBLIC_URL unset: Twilio signs the public URL it calls, so every "
+                    "Twilio webhook is refused and no status callback is asked for",
+                    "set PBXSMS_PUBLIC_URL to the https:// address Twilio reaches, then paste "
+                    "`pbxsms twilio webhook-url` into the Twilio Console")
+    if not base.startswith("https://"):
+        return warn(f"PBXSMS_PUBLIC_URL is {base}: Twilio would post messages in clear",
+                    "put the gateway behind TLS and set PBXSMS_PUBLIC_URL to its https:// URL")
+    return ok(f"signatures checked over {base}{SMS_PATH} and {base}{STATUS_PATH}")
