@@ -170,6 +170,8 @@ class TwilioSimulator(SimulatedService):
         self.status_callbacks: dict[str, str] = {}
         # Answers to our pushes, newest last.
         self.pushes: list[PushResult] = []
+        # Public base URL → where it really is (a TLS proxy in front of a gateway).
+        self.proxies: dict[str, str] = {}
         self._created = time.time()
 
     # ---- configuration and inspection ------------------------------------------------
@@ -182,6 +184,11 @@ class TwilioSimulator(SimulatedService):
         if kind not in _FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {_FAULT_KINDS}")
         self.faults.extend(Fault(kind, retry_after, delay) for _ in range(count))
+
+    def behind_proxy(self, public_url: str, local_url: str) -> None:
+        """Deliver what is addressed to `public_url` to `local_url`, still signed for the
+        public URL, as Twilio's request reaches a gateway through a TLS proxy."""
+        self.proxies[public_url.rstrip("/")] = local_url.rstrip("/")
 
     def reset(self) -> None:
         self.messages.clear()
@@ -276,7 +283,8 @@ class TwilioSimulator(SimulatedService):
     async def post_raw(self, url: str, body: bytes, headers: dict[str, str],
                        params: list[tuple[str, str]] | None = None) -> PushResult:
         """Post exactly these bytes and headers (a replay of an earlier push)."""
-        async with self.session.post(url, data=body, headers=headers) as response:
+        async with self.session.post(self._through_proxy(url), data=body,
+                                     headers=headers) as response:
             result = PushResult(response.status, await response.text(), url,
                                 list(params or parse_qsl(body.decode(), keep_blank_values=True)),
                                 body, dict(headers))
@@ -286,6 +294,12 @@ class TwilioSimulator(SimulatedService):
     async def replay(self, push: PushResult) -> PushResult:
         """Post an earlier push again, byte for byte, signature included."""
         return await self.post_raw(push.url, push.data, push.headers, push.params)
+
+    def _through_proxy(self, url: str) -> str:
+        for public, local in self.proxies.items():
+            if url == public or url.startswith(public + "/") or url.startswith(public + "?"):
+                return local + url[len(public):]
+        return url
 
     # ---- HTTP: the API ---------------------------------------------------------------
 

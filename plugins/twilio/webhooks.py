@@ -4,8 +4,9 @@ Each request is authenticated Twilio's way before anything in it is read (see
 signature.py), over the public URL Twilio called (PBXSMS_PUBLIC_URL + path + query), so
 it holds behind a TLS proxy and a request signed for another URL is refused. Then a
 replay of a webhook already stored is refused (replays.py), and the event goes to the
-core. Answers: 200 stored (`<Response/>` TwiML for messages, no auto-reply), 4xx refused
-and never stored, 503 not stored now.
+core, which stores it once per Twilio id. Answers: 200 stored (`<Response/>` TwiML for
+messages: no auto-reply; 204 for status callbacks), 4xx refused and never stored, 409 a
+replay of one stored, 503 not stored now.
 """
 
 from __future__ import annotations
@@ -148,10 +149,10 @@ async def _inbound(runtime: Runtime, replays: Replays, fields: Fields) -> web.Re
     if await replays.seen(key):
         raise Replayed(f"message {message_sid(fields)}")
     parsed = parse_inbound(fields, runtime.config.core.default_region)
-    accepted = await accept_inbound(runtime, parsed.message, parsed.dedupe_key)
+    # A duplicate here (a copy racing this one, or a retry after a 503 whose publish did
+    # land) is stored once and answered 200 like the first: it is no replay of ours.
+    await accept_inbound(runtime, parsed.message, parsed.dedupe_key)
     await _remember(replays, key)
-    if accepted.duplicate:
-        raise Replayed(f"message {parsed.message.provider_message_id}")
     return web.Response(text=TWIML, content_type="text/xml")
 
 
@@ -167,8 +168,6 @@ async def _receipt(runtime: Runtime, replays: Replays, fields: Fields,
         # Not ours (another application on the account): nothing to retry.
         return web.json_response({"result": "unmatched", "sid": sid})
     await _remember(replays, key)
-    if accepted.duplicate:
-        raise Replayed(f"status {parsed.status} of {sid}")
     return web.Response(status=204)
 
 
