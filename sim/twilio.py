@@ -159,8 +159,11 @@ class TwilioSimulator(SimulatedService):
         super().__init__(push_timeout)
         self.account_sid = account_sid
         self.auth_token = auth_token
-        # The account's own numbers: From must be one of them (none listed: any From).
-        self.numbers = list(numbers or [])
+        # The account's own numbers (IncomingPhoneNumbers): From must be one of them
+        # (none listed: any From).
+        self.numbers: dict[str, JsonDict] = {}
+        for number in numbers or []:
+            self.add_number(number)
         self.friendly_name = friendly_name
         self.account_type = account_type
         self.account_status = account_status
@@ -184,6 +187,22 @@ class TwilioSimulator(SimulatedService):
         if kind not in _FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {_FAULT_KINDS}")
         self.faults.extend(Fault(kind, retry_after, delay) for _ in range(count))
+
+    def add_number(self, number: str, sms_url: str = "", sms_method: str = "POST"
+                   ) -> JsonDict:
+        """An IncomingPhoneNumber of the account, with its "A MESSAGE COMES IN" webhook."""
+        sid = new_sid("PN")
+        uri = f"{API}/Accounts/{self.account_sid}/IncomingPhoneNumbers/{sid}.json"
+        record: JsonDict = {
+            "account_sid": self.account_sid, "api_version": "2010-04-01",
+            "capabilities": {"fax": False, "mms": True, "sms": True, "voice": True},
+            "date_created": _rfc2822(time.time()), "friendly_name": number,
+            "phone_number": number, "sid": sid, "sms_application_sid": "",
+            "sms_fallback_method": "POST", "sms_fallback_url": "", "sms_method": sms_method,
+            "sms_url": sms_url, "status": "in-use", "uri": uri,
+        }
+        self.numbers[number] = record
+        return record
 
     def behind_proxy(self, public_url: str, local_url: str) -> None:
         """Deliver what is addressed to `public_url` to `local_url`, still signed for the
@@ -322,6 +341,11 @@ class TwilioSimulator(SimulatedService):
             return self._finish(rec, await self._create(request, rec))
         if request.path == f"{base}/Messages.json" and request.method == "GET":
             return self._finish(rec, json_response(200, self._list(request)))
+        if request.path == f"{base}/IncomingPhoneNumbers.json" and request.method == "GET":
+            wanted = request.query.get("PhoneNumber")
+            found = [n for number, n in self.numbers.items() if not wanted or number == wanted]
+            return self._finish(rec, json_response(200, self._page(
+                "incoming_phone_numbers", f"{base}/IncomingPhoneNumbers.json", found, 50)))
         prefix = f"{base}/Messages/"
         if request.path.startswith(prefix) and request.method == "GET":
             message = self.message(request.path[len(prefix):].removesuffix(".json"))
@@ -392,8 +416,13 @@ class TwilioSimulator(SimulatedService):
         chosen = [m for m in reversed(self.messages)
                   if (not query.get("To") or m["to"] == query["To"])
                   and (not query.get("From") or m["from"] == query["From"])][:size]
-        uri = f"{API}/Accounts/{self.account_sid}/Messages.json"
-        return {"messages": chosen, "end": max(len(chosen) - 1, 0),
+        return self._page("messages", f"{API}/Accounts/{self.account_sid}/Messages.json",
+                          chosen, size)
+
+    @staticmethod
+    def _page(key: str, uri: str, items: list[JsonDict], size: int) -> JsonDict:
+        """Twilio's list page (the first; the simulator never needs a second)."""
+        return {key: items, "end": max(len(items) - 1, 0),
                 "first_page_uri": f"{uri}?PageSize={size}&Page=0", "next_page_uri": None,
                 "page": 0, "page_size": size, "previous_page_uri": None, "start": 0,
                 "uri": f"{uri}?PageSize={size}&Page=0"}

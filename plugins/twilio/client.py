@@ -1,5 +1,5 @@
 """A small client of Twilio's REST API 2010-04-01: create a message, list messages, read
-the account.
+the account and its numbers.
 
 Every call uses HTTP Basic auth (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN), sends forms and
 reads JSON. Failures raise one of three errors that say whether the request can have
@@ -98,6 +98,17 @@ class TwilioClient:
         if not isinstance(messages, list):
             raise NoAnswer("Twilio's message list has no `messages`")
         return [message for message in messages if isinstance(message, dict)]
+
+    async def incoming_number(self, number: str) -> JsonDict | None:
+        """The account's IncomingPhoneNumber `number` (its `sms_url`, ...), None if not one."""
+        answer = await self.request("GET",
+                                    f"{API}/Accounts/{self.account_sid}/IncomingPhoneNumbers.json",
+                                    query={"PhoneNumber": number})
+        found = answer.get("incoming_phone_numbers")
+        if not isinstance(found, list):
+            raise NoAnswer("Twilio's number list has no `incoming_phone_numbers`")
+        return next((n for n in found if isinstance(n, dict)
+                     and n.get("phone_number") == number), None)
 
     async def account(self) -> JsonDict:
         """`GET /Accounts/{Sid}.json`. The answer holds the auth token: never print it."""

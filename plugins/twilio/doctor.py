@@ -1,5 +1,6 @@
 """`pbxsms doctor` for Twilio: are the credentials accepted and the account active
-(`GET /Accounts/{Sid}.json`), and can Twilio's webhooks be checked?"""
+(`GET /Accounts/{Sid}.json`), can Twilio's webhooks be checked, and does each Twilio
+number of the TOML file send its messages to us?"""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from aiohttp import ClientSession
 
 from pbxsms.core.config.settings import Config
 from pbxsms.core.health.doctor import Check, Finding, fail, ok, warn
+from pbxsms.core.model.phone import InvalidNumber, to_e164
 from pbxsms.plugins.twilio.client import TwilioClient, TwilioClientError, TwilioError
 from pbxsms.plugins.twilio.settings import NAME, TwilioSettings
 from pbxsms.plugins.twilio.webhooks import SMS_PATH, STATUS_PATH
@@ -18,7 +20,8 @@ CREDENTIALS = ("set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN in .env (Twilio Con
 def checks(config: Config) -> list[Check]:
     settings: TwilioSettings = config.plugin(NAME)
     return [Check(NAME, lambda: account(settings)),
-            Check(f"{NAME} webhooks", lambda: webhooks(config, settings))]
+            Check(f"{NAME} webhooks", lambda: webhooks(config, settings)),
+            Check(f"{NAME} numbers", lambda: numbers(config, settings))]
 
 
 async def account(settings: TwilioSettings) -> Finding:
@@ -68,3 +71,54 @@ async def webhooks(config: Config, settings: TwilioSettings) -> Finding:
         return warn(f"PBXSMS_PUBLIC_URL is {base}: Twilio would post messages in clear",
                     "put the gateway behind TLS and set PBXSMS_PUBLIC_URL to its https:// URL")
     return ok(f"signatures checked over {base}{SMS_PATH} and {base}{STATUS_PATH}")
+
+
+async def numbers(config: Config, settings: TwilioSettings) -> Finding:
+    """Each `[[numbers]]` on Twilio must be the account's, its inbound webhook our URL."""
+    ours = []
+    for entry in config.file.numbers:
+        if entry.get("provider") == NAME and entry.get("enabled", True):
+            try:
+                ours.append(to_e164(str(entry.get("number")), config.core.default_region))
+            except InvalidNumber:
+                continue  # `pbxsms config check` reports it
+    if not ours:
+        return ok("no [[numbers]] on twilio in the TOML file (numbers set at run time with "
+                  "`pbxsms numbers set` are not checked here)")
+    if not settings.can_send:
+        return fail("credentials unset: the numbers cannot be checked", CREDENTIALS)
+    base = (config.core.public_url or "").strip().rstrip("/")
+    expected = f"{base}{SMS_PATH}"
+    problems: list[str] = []
+    fixes: list[str] = []
+    doubts: list[str] = []
+    async with ClientSession() as http:
+        client = TwilioClient(http, settings)
+        for number in ours:
+            try:
+                record = await client.incoming_number(number)
+            except TwilioClientError as error:
+                return fail(f"cannot list the account's numbers: {error}",
+                            "run the `twilio` check's fix first")
+            if record is None:
+                problems.append(f"{number} is not a number of account {settings.account_sid}")
+                fixes.append(f"buy or port {number} into this Twilio account, or set its "
+                             "provider to the carrier that has it")
+                continue
+            url, method = str(record.get("sms_url") or ""), str(record.get("sms_method") or "")
+            if not url:
+                # No webhook of its own: it may be in a Messaging Service, whose URL counts.
+                doubts.append(number)
+            elif base and (url != expected or method.upper() != "POST"):
+                problems.append(f"{number} posts its messages to {url or 'nowhere'} "
+                                f"({method or '?'})")
+                fixes.append(f"Twilio Console → Phone Numbers → {number} → Messaging → "
+                             f"A MESSAGE COMES IN: Webhook, {expected}, HTTP POST")
+    set_up = f"A MESSAGE COMES IN: Webhook, {expected}, HTTP POST"
+    if problems:
+        return fail("; ".join(problems), "; ".join(fixes))
+    if doubts:
+        return warn(f"{', '.join(doubts)} ha{'s' if len(doubts) == 1 else 've'} no inbound "
+                    "webhook of its own", f"unless a Messaging Service posts to {expected}, "
+                    f"set Twilio Console → Phone Numbers → the number → Messaging → {set_up}")
+    return ok(f"{len(ours)} number(s) post their messages to {expected}")

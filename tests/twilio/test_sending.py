@@ -19,7 +19,7 @@ from tests.conftest import Gateway
 from tests.delivery.support import wait_channel
 from tests.helpers import wait_until, write_env
 from tests.twilio.conftest import StartGateway
-from tests.twilio.support import CUSTOMER, OUR_NUMBER, numbers_toml
+from tests.twilio.support import CUSTOMER, OUR_NUMBER, SMS_URL, numbers_toml
 
 
 async def send(gateway: Gateway, to: str = CUSTOMER, body: str = "Your table is ready",
@@ -129,12 +129,26 @@ def _within(times: Sequence[float], window: float, most: int) -> bool:
 async def test_doctor_says_what_is_wrong_and_how_to_fix_it(
         start_twilio_gateway: StartGateway, twilio: TwilioSimulator) -> None:
     gateway = await start_twilio_gateway()
+    number = twilio.add_number(OUR_NUMBER, sms_url=SMS_URL)
     lines: list[str] = []
     assert await run_doctor(gateway.runtime.config, gateway.runtime.plugins, lines.append)
     output = "\n".join(lines)
     assert "twilio" in output and "accepted the credentials" in output
     assert "signatures checked over https://sms.example.com/webhook/twilio/sms" in output
+    assert f"1 number(s) post their messages to {SMS_URL}" in output
     assert "twilio-auth-token-for-tests" not in output
+
+    number["sms_url"] = "https://old-pbx.example.com/sms"
+    lines.clear()
+    assert not await run_doctor(gateway.runtime.config, gateway.runtime.plugins, lines.append)
+    output = "\n".join(lines)
+    assert f"{OUR_NUMBER} posts its messages to https://old-pbx.example.com/sms" in output
+    assert f"A MESSAGE COMES IN: Webhook, {SMS_URL}, HTTP POST" in output
+    del twilio.numbers[OUR_NUMBER]
+    lines.clear()
+    assert not await run_doctor(gateway.runtime.config, gateway.runtime.plugins, lines.append)
+    assert f"{OUR_NUMBER} is not a number of account" in "\n".join(lines)
+    twilio.add_number(OUR_NUMBER, sms_url=SMS_URL)
 
     twilio.auth_token = "rotated"
     lines.clear()
