@@ -5,6 +5,8 @@ PBXSMS_PUBLIC_URL are each refused and store nothing."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from urllib.parse import urlencode
 
 from aiohttp import ClientSession
@@ -163,3 +165,29 @@ async def test_without_a_public_url_every_twilio_webhook_is_refused(
     result = await twilio.push_inbound(SMS_URL, CUSTOMER, OUR_NUMBER, "hi")
     assert result.status == 401 and "PBXSMS_PUBLIC_URL" in result.body
     assert await stored(gateway) == []
+
+
+async def test_a_json_status_callback_is_checked_by_its_body_hash(
+        start_twilio_gateway: StartGateway, twilio: TwilioSimulator) -> None:
+    gateway = await start_twilio_gateway()
+    async with ClientSession() as http, http.post(
+            f"{gateway.url}/api/v1/messages", json={"from": OUR_NUMBER, "to": CUSTOMER,
+                                                    "body": "JSON please"},
+            headers={"Authorization": "Bearer api-token"}) as response:
+        ours = (await response.json())["id"]
+    await wait_until(lambda: len(twilio.sent) == 1, message="the Twilio send")
+    sid = twilio.sent[0]["sid"]
+    body = json.dumps({"MessageSid": sid, "MessageStatus": "delivered",
+                       "AccountSid": twilio.account_sid}).encode()
+
+    async def post(data: bytes, signed_body: bytes) -> int:
+        url = (f"{PUBLIC_URL}{STATUS_PATH}?id={ours}&bodySHA256="
+               + hashlib.sha256(signed_body).hexdigest())
+        headers = {"Content-Type": "application/json",
+                   "X-Twilio-Signature": sign(AUTH_TOKEN, url)}
+        return (await twilio.post_raw(url, data, headers)).status
+
+    assert await post(body.replace(b"delivered", b"failed"), body) == 401
+    assert await post(body, body) == 204
+    states = [event["state"] for _, event in await stored(gateway, f"sms.status.{ours}")]
+    assert "delivered" in states and "failed" not in states
