@@ -20,6 +20,10 @@ BUCKET = "twilio_webhooks"
 MEMORY = 90 * 86400.0
 
 
+class Unavailable(Exception):
+    """Whether a webhook was seen cannot be known now (the message bus is down)."""
+
+
 class Replays:
     """The webhooks of one gateway that were stored (a JetStream KV bucket)."""
 
@@ -29,7 +33,11 @@ class Replays:
         self._lock = asyncio.Lock()
 
     async def seen(self, key: str) -> bool:
-        value, _ = await (await self._open()).get(key)
+        """Whether `key` was stored; Unavailable when that cannot be known now."""
+        try:
+            value, _ = await (await self._open()).get(key)
+        except Exception as error:  # any bus failure: not knowing is no "no"
+            raise Unavailable(f"{type(error).__name__}: {error}") from error
         return value is not None
 
     async def remember(self, key: str) -> None:

@@ -32,7 +32,7 @@ from pbxsms.plugins.twilio.inbound import (
     parse_inbound,
     parse_receipt,
 )
-from pbxsms.plugins.twilio.replays import Replays, inbound_key, status_key
+from pbxsms.plugins.twilio.replays import Replays, Unavailable, inbound_key, status_key
 from pbxsms.plugins.twilio.settings import NAME, TwilioSettings
 
 log = logging.getLogger("pbxsms.twilio.webhooks")
@@ -81,6 +81,12 @@ async def handle(runtime: Runtime, replays: Replays, request: web.Request,
         return json_error(409, f"already received: {error}; nothing stored")
     except BadPayload as error:
         return _refused(request, kind, error, "invalid")
+    except Unavailable as error:
+        metrics.WEBHOOKS.labels(NAME, kind, "unavailable").inc()
+        log.warning("Twilio %s webhook not stored, answering 503: replays cannot be checked: "
+                    "%s", kind, error)
+        return json_error(503, "not stored: the message bus is unavailable; retry later",
+                          headers={"Retry-After": "5"})
     except PublishError:
         # accept_inbound/accept_receipt counted and logged it.
         return json_error(503, "not stored: the message bus is unavailable; retry later",

@@ -121,21 +121,30 @@ async def test_a_first_delivery_refused_for_an_outage_is_accepted_when_it_comes_
         start_twilio_gateway: StartGateway, twilio: TwilioSimulator,
         nats_server: EmbeddedNats) -> None:
     """The replay memory is written only once the event is stored: a 503 is no 'seen'."""
-    gateway = await start_twilio_gateway()
+    gateway = await start_twilio_gateway(toml=numbers_toml().replace(
+        "[bus]\n", '[bus]\npublish_timeout = "1s"\n'))
     nc = gateway.runtime.nc
     assert nc is not None
-    # Open the replay memory while NATS is up (what the first webhook of a gateway does).
+    await nats_server.stop()
+    await wait_until(lambda: not nc.is_connected, message="the client to notice")
+    # The gateway's first webhook: even the replay memory cannot be opened.
+    first = await twilio.push_inbound(SMS_URL, CUSTOMER, OUR_NUMBER, "During the outage")
+    assert first.status == 503, first.body
+    await nats_server.start()
+    await wait_until(lambda: nc.is_connected, message="the client to reconnect")
+    # Open now: the next one is refused by the publish itself.
     assert (await twilio.push_inbound(SMS_URL, CUSTOMER, OUR_NUMBER, "warm-up")).status == 200
     await nats_server.stop()
     await wait_until(lambda: not nc.is_connected, message="the client to notice")
-    first = await twilio.push_inbound(SMS_URL, CUSTOMER, OUR_NUMBER, "During the outage")
-    assert first.status == 503
+    second = await twilio.push_inbound(SMS_URL, CUSTOMER, OUR_NUMBER, "Later outage")
+    assert second.status == 503, second.body
     await nats_server.start()
     await wait_until(lambda: nc.is_connected, message="the client to reconnect")
-    again = await twilio.replay(first)
-    assert again.status == 200, again.body
+    for refused in (first, second):
+        again = await twilio.replay(refused)
+        assert again.status == 200, again.body
     bodies = [event["body"] for _, event in await stored(gateway, "sms.inbound.")]
-    assert bodies == ["warm-up", "During the outage"]
+    assert bodies == ["warm-up", "During the outage", "Later outage"]
 
 
 async def test_other_refusals_before_anything_is_stored(
