@@ -13,6 +13,7 @@ from typing import Any
 from pbxsms.core.inbound.accept import Receipt
 from pbxsms.core.model.events import InboundMessage, State
 from pbxsms.core.model.phone import InvalidNumber, to_e164
+from pbxsms.core.refusal import Refusal
 from pbxsms.plugins.twilio.codes import OPTED_OUT, describe
 from pbxsms.plugins.twilio.settings import NAME
 
@@ -44,16 +45,6 @@ EXTRA = ("AccountSid", "MessagingServiceSid", "NumSegments", "NumMedia", "FromCo
          "FromState", "FromCity")
 
 
-class BadPayload(Exception):
-    """A webhook we refuse: the status to answer, why, and which field."""
-
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.field = field
-
-
 def fields_of(pairs: list[tuple[str, str]] | dict[str, Any]) -> Fields:
     """The first value of each name (a JSON object's scalar values as text)."""
     fields: Fields = {}
@@ -70,20 +61,20 @@ def message_sid(fields: Fields) -> str:
     """`MessageSid` (or the older `SmsSid`), checked."""
     value = (fields.get("MessageSid") or fields.get("SmsSid") or "").strip()
     if not value:
-        raise BadPayload(400, "missing `MessageSid`", "MessageSid")
+        raise Refusal(400, "missing `MessageSid`", "MessageSid")
     if not SID.fullmatch(value):
-        raise BadPayload(400, "`MessageSid` is not a Twilio message SID", "MessageSid")
+        raise Refusal(400, "`MessageSid` is not a Twilio message SID", "MessageSid")
     return value
 
 
 def _number(fields: Fields, name: str, region: str) -> str:
     value = (fields.get(name) or "").strip()
     if not value:
-        raise BadPayload(400, f"missing `{name}`", name)
+        raise Refusal(400, f"missing `{name}`", name)
     try:
         return to_e164(value, region)
     except InvalidNumber as error:
-        raise BadPayload(400, f"`{name}` is not a usable phone number: {error}", name) from None
+        raise Refusal(400, f"`{name}` is not a usable phone number: {error}", name) from None
 
 
 @dataclass(frozen=True)
@@ -95,10 +86,10 @@ class InboundSms:
 
 
 def parse_inbound(fields: Fields, region: str) -> InboundSms:
-    """An inbound SMS, or BadPayload naming the field that is wrong."""
+    """An inbound SMS, or Refusal naming the field that is wrong."""
     sid = message_sid(fields)
     if "Body" not in fields:
-        raise BadPayload(400, "missing `Body`", "Body")
+        raise Refusal(400, "missing `Body`", "Body")
     extra = {name: fields[name] for name in EXTRA if fields.get(name)}
     message = InboundMessage(provider=NAME, provider_message_id=sid,
                              to=_number(fields, "To", region), body=fields["Body"],
@@ -116,18 +107,18 @@ class DeliveryReceipt:
 
 
 def parse_receipt(fields: Fields, our_id: str | None) -> DeliveryReceipt:
-    """A receipt, or BadPayload. `our_id` is the `id` of our StatusCallback URL."""
+    """A receipt, or Refusal. `our_id` is the `id` of our StatusCallback URL."""
     sid = message_sid(fields)
     status = (fields.get("MessageStatus") or fields.get("SmsStatus") or "").strip().lower()
     if not status:
-        raise BadPayload(400, "missing `MessageStatus`", "MessageStatus")
+        raise Refusal(400, "missing `MessageStatus`", "MessageStatus")
     if status in INBOUND_STATUSES:
-        raise BadPayload(422, f"`MessageStatus` {status} is about a message Twilio received, "
+        raise Refusal(422, f"`MessageStatus` {status} is about a message Twilio received, "
                               "not one we sent: inbound messages go to /webhook/twilio/sms",
                          "MessageStatus")
     state = STATES.get(status)
     if state is None:
-        raise BadPayload(422, f"unknown `MessageStatus` {status!r}", "MessageStatus")
+        raise Refusal(422, f"unknown `MessageStatus` {status!r}", "MessageStatus")
     code_text = (fields.get("ErrorCode") or "").strip()
     code = int(code_text) if _CODE.fullmatch(code_text) and int(code_text) else None
     reason = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import NoReturn
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -20,12 +21,12 @@ from aiohttp import web
 from pbxsms.bus.publish import PublishError
 from pbxsms.core.health import metrics
 from pbxsms.core.inbound.accept import accept_inbound, accept_receipt, our_id
+from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import RouteRegister
-from pbxsms.core.serve.http import json_error, same_secret
+from pbxsms.core.serve.http import same_secret
 from pbxsms.core.serve.runtime import Runtime
 from pbxsms.plugins.twilio import signature
 from pbxsms.plugins.twilio.inbound import (
-    BadPayload,
     Fields,
     fields_of,
     message_sid,
@@ -65,12 +66,12 @@ async def handle(runtime: Runtime, replays: Replays, request: web.Request,
     settings: TwilioSettings = runtime.config.plugin(NAME)
     try:
         fields = await signed_fields(request, settings, runtime.config.core.public_url)
-    except BadPayload as error:
-        return _refused(request, kind, error, "refused")
+    except Refusal as refusal:
+        _refuse(request, kind, refusal, "refused")
     try:
         if settings.account_sid and not same_secret(fields.get("AccountSid"),
                                                     settings.account_sid):
-            raise BadPayload(403, "`AccountSid` is not TWILIO_ACCOUNT_SID", "AccountSid")
+            raise Refusal(403, "`AccountSid` is not TWILIO_ACCOUNT_SID", "AccountSid")
         if kind == "inbound":
             return await _inbound(runtime, replays, fields)
         return await _receipt(runtime, replays, fields, request.query.get("id"))
@@ -78,66 +79,66 @@ async def handle(runtime: Runtime, replays: Replays, request: web.Request,
         metrics.WEBHOOKS.labels(NAME, kind, "replayed").inc()
         log.warning("refused a replayed Twilio %s webhook from %s: %s", kind, request.remote,
                     error)
-        return json_error(409, f"already received: {error}; nothing stored")
-    except BadPayload as error:
-        return _refused(request, kind, error, "invalid")
+        raise Refusal(409, f"already received: {error}; nothing stored") from None
+    except Refusal as refusal:
+        _refuse(request, kind, refusal, "invalid")
     except Unavailable as error:
         metrics.WEBHOOKS.labels(NAME, kind, "unavailable").inc()
         log.warning("Twilio %s webhook not stored, answering 503: replays cannot be checked: "
                     "%s", kind, error)
-        return json_error(503, "not stored: the message bus is unavailable; retry later",
-                          headers={"Retry-After": "5"})
+        raise Refusal(503, "not stored: the message bus is unavailable; retry later",
+                      headers={"Retry-After": "5"}) from None
     except PublishError:
         # accept_inbound/accept_receipt counted and logged it.
-        return json_error(503, "not stored: the message bus is unavailable; retry later",
-                          headers={"Retry-After": "5"})
+        raise Refusal(503, "not stored: the message bus is unavailable; retry later",
+                      headers={"Retry-After": "5"}) from None
 
 
 async def signed_fields(request: web.Request, settings: TwilioSettings,
                         public_url: str | None) -> Fields:
-    """The parameters of a request Twilio signed for our public URL; BadPayload otherwise."""
+    """The parameters of a request Twilio signed for our public URL; Refusal otherwise."""
     token = settings.token
     if not token:
         log.error("a Twilio webhook arrived but TWILIO_AUTH_TOKEN is unset: every Twilio "
                   "webhook is refused")
-        raise BadPayload(401, "TWILIO_AUTH_TOKEN is unset: signatures cannot be checked")
+        raise Refusal(401, "TWILIO_AUTH_TOKEN is unset: signatures cannot be checked")
     base = (public_url or "").strip().rstrip("/")
     if not base:
         log.error("a Twilio webhook arrived but PBXSMS_PUBLIC_URL is unset: every Twilio "
                   "webhook is refused")
-        raise BadPayload(401, "PBXSMS_PUBLIC_URL is unset: signatures cannot be checked")
+        raise Refusal(401, "PBXSMS_PUBLIC_URL is unset: signatures cannot be checked")
     algorithm = _algorithm(request.headers.get(signature.SETTINGS_HEADER))
     if algorithm != "HMAC_SHA1":
-        raise BadPayload(401, f"signed with {algorithm} (a Webhook Rule's SharedKey): pbxsms "
+        raise Refusal(401, f"signed with {algorithm} (a Webhook Rule's SharedKey): pbxsms "
                               "checks signatures made with the Auth Token",
                          signature.SETTINGS_HEADER)
     given = request.headers.get(signature.HEADER)
     if not given:
-        raise BadPayload(401, f"missing {signature.HEADER}", signature.HEADER)
+        raise Refusal(401, f"missing {signature.HEADER}", signature.HEADER)
     url = base + request.raw_path
     raw = await request.read()
     if request.content_type == FORM:
         try:
             pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
         except (UnicodeDecodeError, ValueError):
-            raise BadPayload(400, "the form is not valid UTF-8") from None
+            raise Refusal(400, "the form is not valid UTF-8") from None
         if not signature.valid(token, url, pairs, given):
-            raise BadPayload(401, f"{signature.HEADER} does not match this request to {url}",
+            raise Refusal(401, f"{signature.HEADER} does not match this request to {url}",
                              signature.HEADER)
         return fields_of(pairs)
     if request.content_type == "application/json":
         if not (signature.body_hash_matches(url, raw)
                 and signature.valid(token, url, [], given)):
-            raise BadPayload(401, f"{signature.HEADER} or `bodySHA256` does not match this "
+            raise Refusal(401, f"{signature.HEADER} or `bodySHA256` does not match this "
                                   f"request to {url}", signature.HEADER)
         try:
             data = json.loads(raw)
         except (ValueError, RecursionError):
-            raise BadPayload(400, "malformed JSON") from None
+            raise Refusal(400, "malformed JSON") from None
         if not isinstance(data, dict):
-            raise BadPayload(400, "the JSON body must be an object")
+            raise Refusal(400, "the JSON body must be an object")
         return fields_of(data)
-    raise BadPayload(415, f"unsupported content type {request.content_type!r}: Twilio posts "
+    raise Refusal(415, f"unsupported content type {request.content_type!r}: Twilio posts "
                           "forms (or JSON with `bodySHA256`)")
 
 
@@ -185,8 +186,9 @@ async def _remember(replays: Replays, key: str) -> None:
                     error)
 
 
-def _refused(request: web.Request, kind: str, error: BadPayload, result: str) -> web.Response:
+def _refuse(request: web.Request, kind: str, refusal: Refusal, result: str) -> NoReturn:
+    """Count and log the refusal, then raise it (the error middleware answers it)."""
     metrics.WEBHOOKS.labels(NAME, kind, result).inc()
     log.warning("%s a Twilio %s webhook from %s: %d %s", result, kind, request.remote,
-                error.status, error.message)
-    return json_error(error.status, error.message, error.field)
+                refusal.status, refusal.message)
+    raise refusal

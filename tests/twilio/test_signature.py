@@ -11,8 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pbxsms.core.model.events import State
+from pbxsms.core.refusal import Refusal
 from pbxsms.plugins.twilio import signature
-from pbxsms.plugins.twilio.inbound import BadPayload, fields_of, parse_inbound, parse_receipt
+from pbxsms.plugins.twilio.inbound import fields_of, parse_inbound, parse_receipt
 from pbxsms.sim import twilio as sim
 
 validator = pytest.importorskip("twilio.request_validator")
@@ -81,7 +82,7 @@ def test_inbound_and_status_parameters_become_events() -> None:
                                     "ErrorCode": "0"}), None).receipt.error_code is None
     for broken in ({"MessageSid": "SM1", "MessageStatus": "sent"},
                    {"MessageSid": sid, "MessageStatus": "exploded"}, {"MessageSid": sid}):
-        with pytest.raises(BadPayload):
+        with pytest.raises(Refusal):
             parse_receipt(fields_of(broken), None)
 
 
