@@ -23,6 +23,7 @@ from pbxsms.core.health import metrics
 from pbxsms.core.inbound.accept import accept_inbound, accept_receipt, our_id
 from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import RouteRegister
+from pbxsms.core.serve.app import MAX_BODY
 from pbxsms.core.serve.http import same_secret
 from pbxsms.core.serve.runtime import Runtime
 from pbxsms.plugins.twilio import signature
@@ -116,7 +117,10 @@ async def signed_fields(request: web.Request, settings: TwilioSettings,
     if not given:
         raise Refusal(401, f"missing {signature.HEADER}", signature.HEADER)
     url = base + request.raw_path
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise Refusal(413, f"request body larger than {MAX_BODY} bytes") from None
     if request.content_type == FORM:
         try:
             pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")

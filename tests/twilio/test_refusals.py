@@ -165,6 +165,9 @@ async def test_other_refusals_before_anything_is_stored(
         ("MessageSid", "SM" + "b" * 32), ("AccountSid", twilio.account_sid),
         ("MessageStatus", "received"), ("From", CUSTOMER), ("To", OUR_NUMBER)])
     assert received.status == 422
+    # Larger than any webhook of Twilio's.
+    huge = await twilio.push_inbound(SMS_URL, CUSTOMER, OUR_NUMBER, "x" * 70_000)
+    assert huge.status == 413
     assert await stored(gateway) == []
 
 
