@@ -185,7 +185,7 @@ async def _receipt(runtime: Runtime, replays: Replays, fields: Fields,
 async def _remember(replays: Replays, key: str) -> None:
     try:
         await replays.remember(key)
-    except Exception as error:  # stored already: JetStream's window still refuses a replay
+    except Exception as error:  # stored already; within JetStream's window a replay stores nothing
         log.warning("Twilio webhook %s stored but not remembered against replays: %s", key,
                     error)
 
