@@ -11,7 +11,9 @@ from pathlib import Path
 import click
 
 from pbxsms.core.cli import config_option, env_option, load_or_exit
-from pbxsms.plugins.twilio.settings import NAME
+from pbxsms.core.config.loader import load_plugin_only
+from pbxsms.core.config.problems import ConfigError
+from pbxsms.plugins.twilio.settings import NAME, TwilioSettings
 from pbxsms.plugins.twilio.webhooks import SMS_PATH, STATUS_PATH
 
 
@@ -60,9 +62,6 @@ def webhook_url(env_file: Path | None, config_path: Path | None) -> None:
 def simulator(host: str, port: int, account_sid: str | None, auth_token: str | None,
               env_file: Path | None, config_path: Path | None) -> None:
     """Run a local Twilio API simulator for demos, tests and benchmarks."""
-    from pbxsms.core.config.loader import load_plugin_only
-    from pbxsms.core.config.problems import ConfigError
-    from pbxsms.plugins.twilio.settings import TwilioSettings
     from pbxsms.sim.twilio import DEFAULT_ACCOUNT_SID, serve_forever
 
     try:

@@ -10,7 +10,7 @@ from pbxsms.core.config.settings import Config
 from pbxsms.core.health.doctor import Check, Finding, fail, ok, warn
 from pbxsms.core.model.phone import InvalidNumber, to_e164
 from pbxsms.plugins.twilio.client import TwilioClient, TwilioClientError, TwilioError
-from pbxsms.plugins.twilio.settings import NAME, TwilioSettings
+from pbxsms.plugins.twilio.settings import NAME, TwilioSettings, twilio_settings
 from pbxsms.plugins.twilio.webhooks import SMS_PATH, STATUS_PATH
 
 CREDENTIALS = ("set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN in .env (Twilio Console → "
@@ -18,7 +18,7 @@ CREDENTIALS = ("set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN in .env (Twilio Con
 
 
 def checks(config: Config) -> list[Check]:
-    settings: TwilioSettings = config.plugin(NAME)
+    settings = twilio_settings(config)
     return [Check(NAME, lambda: account(settings)),
             Check(f"{NAME} webhooks", lambda: webhooks(config, settings)),
             Check(f"{NAME} numbers", lambda: numbers(config, settings))]

@@ -13,7 +13,7 @@ from pbxsms.core.serve.runtime import Runtime
 from pbxsms.plugins.twilio import doctor
 from pbxsms.plugins.twilio.commands import twilio
 from pbxsms.plugins.twilio.sender import TwilioProvider
-from pbxsms.plugins.twilio.settings import NAME, TwilioSettings
+from pbxsms.plugins.twilio.settings import NAME, TwilioSettings, twilio_settings
 from pbxsms.plugins.twilio.webhooks import register_webhooks
 
 
@@ -29,7 +29,7 @@ def settings_model() -> type[PluginSettings]:
 
 @hookimpl
 def config_warnings(config: Config) -> list[Problem]:
-    settings: TwilioSettings = config.plugin(NAME)
+    settings = twilio_settings(config)
     problems = []
     if not settings.account_sid:
         problems.append(Problem("TWILIO_ACCOUNT_SID",

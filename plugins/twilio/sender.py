@@ -27,7 +27,7 @@ from pbxsms.plugins.twilio.client import (
     TwilioClientError,
     TwilioError,
 )
-from pbxsms.plugins.twilio.settings import NAME, TwilioSettings
+from pbxsms.plugins.twilio.settings import NAME, TwilioSettings, twilio_settings
 from pbxsms.plugins.twilio.webhooks import STATUS_PATH
 
 if TYPE_CHECKING:
@@ -92,8 +92,7 @@ class TwilioProvider:
 
     @property
     def settings(self) -> TwilioSettings:
-        settings: TwilioSettings = self.runtime.config.plugin(NAME)
-        return settings
+        return twilio_settings(self.runtime.config)
 
     @property
     def retry_ambiguous(self) -> bool:

@@ -13,7 +13,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from pbxsms.core.config.durations import Duration
-from pbxsms.core.config.settings import PluginSettings
+from pbxsms.core.config.settings import Config, PluginSettings
 
 NAME = "twilio"
 ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
@@ -65,3 +65,9 @@ class TwilioSettings(PluginSettings):
     def rate_of(self, number: str) -> float:
         """Segments per second for messages from `number`."""
         return self.number_rates.get(number, self.segments_per_second)
+
+
+def twilio_settings(config: Config) -> TwilioSettings:
+    """The plugin's settings; read per call, because a reload replaces the whole Config."""
+    settings: TwilioSettings = config.plugin(NAME)
+    return settings

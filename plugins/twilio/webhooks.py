@@ -35,7 +35,7 @@ from pbxsms.plugins.twilio.inbound import (
     parse_receipt,
 )
 from pbxsms.plugins.twilio.replays import Replays, Unavailable, inbound_key, status_key
-from pbxsms.plugins.twilio.settings import NAME, TwilioSettings
+from pbxsms.plugins.twilio.settings import NAME, TwilioSettings, twilio_settings
 
 log = logging.getLogger("pbxsms.twilio.webhooks")
 
@@ -64,7 +64,7 @@ def register_webhooks(runtime: Runtime, register: RouteRegister) -> None:
 
 async def handle(runtime: Runtime, replays: Replays, request: web.Request,
                  kind: str) -> web.StreamResponse:
-    settings: TwilioSettings = runtime.config.plugin(NAME)
+    settings = twilio_settings(runtime.config)
     try:
         fields = await signed_fields(request, settings, runtime.config.core.public_url)
     except Refusal as refusal:
