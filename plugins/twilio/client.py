@@ -23,8 +23,7 @@ from typing import Any
 import aiohttp
 from aiohttp import ClientSession, ClientTimeout
 
-from pbxsms.core import __version__
-from pbxsms.core.config.loader import hide_url_password
+from pbxsms.core.plugin_api import __version__, hide_url_password
 from pbxsms.plugins.twilio.settings import TwilioSettings
 
 API = "/2010-04-01"

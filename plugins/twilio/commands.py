@@ -10,9 +10,13 @@ from pathlib import Path
 
 import click
 
-from pbxsms.core.cli import config_option, env_option, load_or_exit
-from pbxsms.core.config.loader import load_plugin_only
-from pbxsms.core.config.problems import ConfigError
+from pbxsms.core.plugin_api import (
+    ConfigError,
+    config_option,
+    env_option,
+    load_or_exit,
+    load_plugin_only,
+)
 from pbxsms.plugins.twilio.settings import NAME, TwilioSettings
 from pbxsms.plugins.twilio.webhooks import SMS_PATH, STATUS_PATH
 

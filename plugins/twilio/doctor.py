@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from aiohttp import ClientSession
 
-from pbxsms.core.config.settings import Config
-from pbxsms.core.health.doctor import Check, Finding, fail, ok, warn
-from pbxsms.core.model.phone import InvalidNumber, to_e164
+from pbxsms.core.plugin_api import Check, Config, Finding, InvalidNumber, fail, ok, to_e164, warn
 from pbxsms.plugins.twilio.client import TwilioClient, TwilioClientError, TwilioError
 from pbxsms.plugins.twilio.settings import NAME, TwilioSettings, twilio_settings
 from pbxsms.plugins.twilio.webhooks import SMS_PATH, STATUS_PATH

@@ -10,10 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pbxsms.core.inbound.accept import Receipt
-from pbxsms.core.model.events import InboundMessage, State
-from pbxsms.core.model.phone import InvalidNumber, to_e164
-from pbxsms.core.refusal import Refusal
+from pbxsms.core.plugin_api import InboundMessage, InvalidNumber, Receipt, Refusal, State, to_e164
 from pbxsms.plugins.twilio.codes import OPTED_OUT, describe
 from pbxsms.plugins.twilio.settings import NAME
 

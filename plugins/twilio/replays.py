@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pbxsms.bus.kv import Bucket
-from pbxsms.core.serve.runtime import Runtime
+from pbxsms.core.plugin_api import Bucket, Runtime
 
 BUCKET = "twilio_webhooks"
 # How long a webhook is remembered: beyond JetStream's duplicate window (24 h by

@@ -14,10 +14,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING
 
-from pbxsms.core.health import metrics
-from pbxsms.core.registry import OutboundMessage, Outcome, SendResult
+from pbxsms.core.plugin_api import OutboundMessage, Outcome, Runtime, SendResult, metrics
 from pbxsms.plugins.twilio import codes
 from pbxsms.plugins.twilio.client import (
     JsonDict,
@@ -29,9 +27,6 @@ from pbxsms.plugins.twilio.client import (
 )
 from pbxsms.plugins.twilio.settings import NAME, TwilioSettings, twilio_settings
 from pbxsms.plugins.twilio.webhooks import STATUS_PATH
-
-if TYPE_CHECKING:
-    from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.twilio")
 

@@ -12,8 +12,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from pbxsms.core.config.durations import Duration
-from pbxsms.core.config.settings import Config, PluginSettings
+from pbxsms.core.plugin_api import Config, Duration, PluginSettings
 
 NAME = "twilio"
 ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
@@ -69,5 +68,4 @@ class TwilioSettings(PluginSettings):
 
 def twilio_settings(config: Config) -> TwilioSettings:
     """The plugin's settings; read per call, because a reload replaces the whole Config."""
-    settings: TwilioSettings = config.plugin(NAME)
-    return settings
+    return config.plugin(NAME, TwilioSettings)

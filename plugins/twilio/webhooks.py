@@ -18,14 +18,18 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from pbxsms.bus.publish import PublishError
-from pbxsms.core.health import metrics
-from pbxsms.core.inbound.accept import accept_inbound, accept_receipt, our_id
-from pbxsms.core.refusal import Refusal
-from pbxsms.core.registry import RouteRegister
-from pbxsms.core.serve.app import MAX_BODY
-from pbxsms.core.serve.http import same_secret
-from pbxsms.core.serve.runtime import Runtime
+from pbxsms.core.plugin_api import (
+    MAX_BODY,
+    PublishError,
+    Refusal,
+    RouteRegister,
+    Runtime,
+    accept_inbound,
+    accept_receipt,
+    metrics,
+    our_id,
+    same_secret,
+)
 from pbxsms.plugins.twilio import signature
 from pbxsms.plugins.twilio.inbound import (
     Fields,

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
+import pbxsms.sim.twilio.shapes as shapes
 from pbxsms.sim.server import (
     ControlHandler,
     FaultPlan,
@@ -23,7 +24,6 @@ from pbxsms.sim.server import (
     drop_connection,
     json_response,
 )
-from pbxsms.sim.twilio import shapes
 from pbxsms.sim.twilio.controls import TwilioControls
 from pbxsms.sim.twilio.shapes import API, API_VERSION, FAULT_KINDS, FaultKind, JsonDict
 

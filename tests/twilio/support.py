@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nats.js.errors import NotFoundError
 
-from tests.conftest import Gateway
-from tests.delivery.support import ORG
+from tests.support.delivery import ORG
+from tests.support.gateway import Gateway
+
+StartGateway = Callable[..., Awaitable[Gateway]]
 
 ACCOUNT_SID = "AC" + "1234567890abcdef" * 2
 AUTH_TOKEN = "twilio-auth-token-for-tests"

@@ -10,10 +10,10 @@ from urllib.parse import parse_qs, urlsplit
 from pbxsms.core.model.events import State
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from pbxsms.sim.twilio import TwilioSimulator
-from tests.conftest import Gateway
-from tests.delivery.support import HOOK_TOKEN, ORG, SENDER, SmtpServer, wait_channel
 from tests.helpers import wait_until
-from tests.twilio.conftest import StartGateway
+from tests.support.delivery import HOOK_TOKEN, ORG, SENDER, wait_channel
+from tests.support.gateway import Gateway
+from tests.support.smtp import SmtpServer
 from tests.twilio.support import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -22,6 +22,7 @@ from tests.twilio.support import (
     PUBLIC_URL,
     SMS_URL,
     STATUS_PATH,
+    StartGateway,
     stored,
 )
 

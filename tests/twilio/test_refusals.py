@@ -14,7 +14,6 @@ from aiohttp import ClientSession
 from pbxsms.bus.embedded import EmbeddedNats
 from pbxsms.sim.twilio import TwilioSimulator, sign
 from tests.helpers import wait_until
-from tests.twilio.conftest import StartGateway
 from tests.twilio.support import (
     AUTH_TOKEN,
     CUSTOMER,
@@ -22,6 +21,7 @@ from tests.twilio.support import (
     PUBLIC_URL,
     SMS_URL,
     STATUS_PATH,
+    StartGateway,
     numbers_toml,
     stored,
 )

@@ -15,11 +15,10 @@ from pbxsms.core.health.doctor import run_doctor
 from pbxsms.core.model.events import State
 from pbxsms.core.stores.status import StatusRecord
 from pbxsms.sim.twilio import TwilioSimulator
-from tests.conftest import Gateway
-from tests.delivery.support import wait_channel
 from tests.helpers import wait_until, write_env
-from tests.twilio.conftest import StartGateway
-from tests.twilio.support import CUSTOMER, OUR_NUMBER, SMS_URL, numbers_toml
+from tests.support.delivery import wait_channel
+from tests.support.gateway import Gateway
+from tests.twilio.support import CUSTOMER, OUR_NUMBER, SMS_URL, StartGateway, numbers_toml
 
 
 async def send(gateway: Gateway, to: str = CUSTOMER, body: str = "Your table is ready",

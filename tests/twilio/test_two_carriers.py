@@ -8,10 +8,9 @@ import asyncio
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from pbxsms.sim.twilio import TwilioSimulator
-from tests.delivery.support import HOOK_TOKEN, ORG
 from tests.helpers import wait_until
-from tests.twilio.conftest import StartGateway
-from tests.twilio.support import OUR_NUMBER, SMS_URL
+from tests.support.delivery import HOOK_TOKEN, ORG
+from tests.twilio.support import OUR_NUMBER, SMS_URL, StartGateway
 
 CLICKSEND_NUMBER = "+61411111111"
 ON_CLICKSEND, ON_TWILIO = "+61422222222", "+14155550123"  # two customers
