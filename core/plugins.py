@@ -42,6 +42,7 @@ BUILTIN_PLUGINS = {
     "clicksend": "pbxsms.plugins.clicksend.plugin",
     "email": "pbxsms.plugins.email.plugin",
     "mobileapp": "pbxsms.plugins.mobileapp.plugin",
+    "twilio": "pbxsms.plugins.twilio.plugin",
 }
 
 

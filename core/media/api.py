@@ -15,8 +15,8 @@ from aiohttp import web
 from pbxsms.core.media.links import BadLink, link_secret, verify
 from pbxsms.core.media.store import media_store
 from pbxsms.core.media.types import EXTENSIONS
+from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import RouteHandler
-from pbxsms.core.serve.http import json_error
 from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.media")
@@ -28,10 +28,10 @@ def media_handler(runtime: Runtime) -> RouteHandler:
             media_id = verify(await link_secret(runtime), request.match_info["signed"])
         except BadLink as error:
             log.info("refused a media link from %s: %s", request.remote, error.reason)
-            return json_error(403, error.reason)
+            raise Refusal(403, error.reason) from None
         found = await media_store(runtime).get(media_id)
         if found is None:
-            return json_error(404, "no such media (it may have expired)")
+            raise Refusal(404, "no such media (it may have expired)")
         item, data = found
         disposition = "inline" if item.content_type.startswith("image/") else "attachment"
         name = f"{item.id[:12]}.{EXTENSIONS.get(item.content_type, 'bin')}"

@@ -20,7 +20,7 @@ class NoLinks(Exception):
 async def signed_link(runtime: Runtime, item: MediaItem) -> str:
     """A link to `item` under PBXSMS_PUBLIC_URL, valid PBXSMS_MEDIA_LINK_TTL; NoLinks."""
     config = runtime.config
-    settings: MediaSettings = config.plugin("media")
+    settings = config.plugin("media", MediaSettings)
     if not config.core.public_url:
         raise NoLinks("PBXSMS_PUBLIC_URL unset")
     return media_url(config.core.public_url, await link_secret(runtime), item.id,

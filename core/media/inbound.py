@@ -66,7 +66,7 @@ class MediaConsumer:
         message = read_inbound(delivery)
         if not message.media_urls or message.route is None:
             return  # nothing to fetch, or nobody to give it to (unroutable)
-        settings: MediaSettings = self.runtime.config.plugin(CHANNEL)
+        settings = self.runtime.config.plugin(CHANNEL, MediaSettings)
         policy = self.runtime.plugins.media_policy(self.runtime.config, message.provider)
         give_up = delivery.attempt >= settings.fetch_attempts
         stored: list[MediaItem] = []

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 from nats.js.errors import KeyWrongLastSequenceError
 
+from pbxsms.core.media.settings import MediaSettings
+
 if TYPE_CHECKING:
     from pbxsms.core.serve.runtime import Runtime
 
@@ -68,7 +70,7 @@ def media_url(public_url: str, secret: str, media_id: str, ttl: float) -> str:
 
 async def link_secret(runtime: Runtime) -> str:
     """PBXSMS_MEDIA_URL_SECRET, else the gateways' shared generated key (made once)."""
-    settings = runtime.config.plugin("media")
+    settings = runtime.config.plugin("media", MediaSettings)
     if settings.url_secret is not None and settings.url_secret.get_secret_value():
         return str(settings.url_secret.get_secret_value())
     known = _KEYS.get(runtime)

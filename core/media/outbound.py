@@ -20,8 +20,9 @@ from pbxsms.core.media.settings import MediaSettings
 from pbxsms.core.media.store import media_store
 from pbxsms.core.media.types import ALLOWED_TYPES, sniff, sniff_matches
 from pbxsms.core.model.events import MediaItem, OutboundRequest
+from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import RouteHandler
-from pbxsms.core.serve.http import api_refusal, json_error
+from pbxsms.core.serve.http import require_api_token
 from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.media")
@@ -29,13 +30,11 @@ log = logging.getLogger("pbxsms.media")
 UPLOAD_PATH = "/api/v1/media"
 
 
-class MediaInvalid(ValueError):
-    """A media reference we refuse; `field` names it."""
+class MediaInvalid(Refusal):
+    """A 422: a media reference we refuse; `field` names it."""
 
     def __init__(self, message: str, field: str = "media") -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+        super().__init__(422, message, field)
 
 
 def upload_handler(runtime: Runtime) -> RouteHandler:
@@ -43,29 +42,27 @@ def upload_handler(runtime: Runtime) -> RouteHandler:
     201 `{id, content_type, size, sha256}` to name in a send's `media`."""
 
     async def upload(request: web.Request) -> web.Response:
-        refusal = api_refusal(request, runtime.config.core.api_token)
-        if refusal is not None:
-            return refusal
-        settings: MediaSettings = runtime.config.plugin("media")
+        require_api_token(request, runtime.config.core.api_token)
+        settings = runtime.config.plugin("media", MediaSettings)
         declared = request.content_type.lower()
         if declared not in ALLOWED_TYPES:
-            return json_error(415, f"content type {declared or '(none)'} is not an allowed "
-                                   f"media type: {', '.join(sorted(ALLOWED_TYPES))}")
+            raise Refusal(415, f"content type {declared or '(none)'} is not an allowed "
+                               f"media type: {', '.join(sorted(ALLOWED_TYPES))}")
+        too_large = Refusal(413, f"larger than PBXSMS_MEDIA_MAX_BYTES ({settings.max_bytes})")
         if request.content_length is not None and request.content_length > settings.max_bytes:
-            return json_error(413, f"larger than PBXSMS_MEDIA_MAX_BYTES ({settings.max_bytes})")
+            raise too_large
         # Read here with our own cap: the app's 64 KiB body limit is for JSON calls.
         data = bytearray()
         async for chunk in request.content.iter_chunked(64 * 1024):
             data += chunk
             if len(data) > settings.max_bytes:
-                return json_error(413, f"larger than PBXSMS_MEDIA_MAX_BYTES "
-                                       f"({settings.max_bytes})")
+                raise too_large
         if not data:
-            return json_error(400, "the body is empty: send the file's bytes")
+            raise Refusal(400, "the body is empty: send the file's bytes")
         if not sniff_matches(declared, bytes(data)):
             found = sniff(bytes(data))
-            return json_error(422, f"declared {declared} but the bytes are "
-                                   f"{found or 'of no allowed type'}")
+            raise Refusal(422, f"declared {declared} but the bytes are "
+                               f"{found or 'of no allowed type'}")
         item = await media_store(runtime).put(bytes(data), declared)
         log.info("media %s uploaded (%s, %d bytes)", item.id[:8], item.content_type, item.size)
         return web.json_response(item.model_dump(), status=201)
@@ -77,7 +74,7 @@ async def with_media(runtime: Runtime, request: OutboundRequest,
                      data: dict[str, Any]) -> OutboundRequest:
     """`request` with the `media` and `subject` of the API's JSON: ids looked up in the
     store, URLs kept for the dispatcher to fetch. MediaInvalid names what is wrong."""
-    settings: MediaSettings = runtime.config.plugin("media")
+    settings = runtime.config.plugin("media", MediaSettings)
     update: dict[str, Any] = {}
     subject = data.get("subject")
     if subject is not None:
@@ -125,7 +122,7 @@ async def resolve(runtime: Runtime, request: OutboundRequest,
     """Every media item of `request`, stored: its `media` checked to exist, its
     `media_urls` fetched and stored. MediaInvalid when one is refused for good (the send
     fails with the reason), Retry when a host is unreachable for now."""
-    settings: MediaSettings = runtime.config.plugin("media")
+    settings = runtime.config.plugin("media", MediaSettings)
     items = list(request.media)
     for index, item in enumerate(items):
         if await media_store(runtime).info(item.id) is None:

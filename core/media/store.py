@@ -19,6 +19,7 @@ from nats.js.api import ObjectMeta, ObjectStoreConfig, StorageType
 from nats.js.errors import BucketNotFoundError, NotFoundError, ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 
+from pbxsms.core.media.settings import MediaSettings
 from pbxsms.core.model.events import MediaItem
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ class MediaStore:
         async with self._lock:
             if self._store is None:
                 js = self.runtime.js
-                settings = self.runtime.config.plugin("media")
+                settings = self.runtime.config.plugin("media", MediaSettings)
                 try:
                     self._store = await js.object_store(BUCKET)
                 except (BucketNotFoundError, NotFoundError):

@@ -20,9 +20,9 @@ from pbxsms.core.health import metrics
 from pbxsms.core.media.outbound import MediaInvalid
 from pbxsms.core.media.outbound import resolve as resolve_media
 from pbxsms.core.model.events import OutboundRequest, State, StatusEvent
-from pbxsms.core.outbound.api import Invalid, check_request, usable_id
+from pbxsms.core.outbound.api import InvalidRequest, check_request, usable_id
 from pbxsms.core.outbound.batcher import Batcher
-from pbxsms.core.outbound.senders import Unroutable, resolve_sender
+from pbxsms.core.outbound.senders import UnroutableRequest, resolve_sender
 from pbxsms.core.registry import OutboundMessage, Outcome, Provider, SendResult
 from pbxsms.core.serve.runtime import Runtime
 
@@ -85,12 +85,13 @@ class Dispatcher:
         try:
             request, count = check_request(request, self.runtime.config)
             sender, channel = await resolve_sender(self.runtime, request)
-        except (Invalid, Unroutable) as error:
+        except (InvalidRequest, UnroutableRequest) as error:
             await self._refuse(request, error)
         try:
             media = await resolve_media(self.runtime, request) if request.is_mms else []
         except MediaInvalid as error:
-            await self._refuse(request, Invalid(error.message, error.field), channel)
+            await self._refuse(request, InvalidRequest(error.message, error.field or "media"),
+                               channel)
         provider = self.runtime.providers[channel]
         message = OutboundMessage(id=request.id, from_=sender, to=request.to,
                                   body=request.body, segments=count.segments,
@@ -117,14 +118,14 @@ class Dispatcher:
                  provider_id, extra={"msg_id": message_id})
         return True
 
-    async def _refuse(self, request: OutboundRequest, error: Invalid | Unroutable,
+    async def _refuse(self, request: OutboundRequest,
+                      error: InvalidRequest | UnroutableRequest,
                       channel: str | None = None) -> NoReturn:
-        channel = channel or request.provider
-        if isinstance(error, Invalid):
-            state, code, reason, outcome = State.FAILED, "INVALID_REQUEST", error.message, \
-                "invalid"
+        channel, reason = channel or request.provider, error.message
+        if isinstance(error, InvalidRequest):
+            state, code, outcome = State.FAILED, "INVALID_REQUEST", "invalid"
         else:
-            state, code, reason, outcome = State.UNROUTABLE, None, error.reason, "unroutable"
+            state, code, outcome = State.UNROUTABLE, None, "unroutable"
         metrics.OUTBOUND.labels(channel or "-", outcome).inc()
         log.warning("outbound %s %s: %s", request.id, state.value, reason,
                     extra={"msg_id": request.id})

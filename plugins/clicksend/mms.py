@@ -16,8 +16,7 @@ import re
 
 from yarl import URL
 
-from pbxsms.core.media.fetch import FetchPolicy
-from pbxsms.core.model.events import InboundMessage
+from pbxsms.core.plugin_api import FetchPolicy, InboundMessage
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 
 MEDIA_FIELDS = ("_media_file_url", "media_file", "media_url", "media")

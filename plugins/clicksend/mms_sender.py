@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import base64
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pbxsms.core.media.store import media_store
-from pbxsms.core.registry import OutboundMessage, Outcome, SendResult
+from pbxsms.core.plugin_api import OutboundMessage, Outcome, Runtime, SendResult, media_store
 from pbxsms.plugins.clicksend.client import (
     SOURCE,
     ClickSendClient,
@@ -26,9 +25,6 @@ from pbxsms.plugins.clicksend.client import (
     NotSent,
 )
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
-
-if TYPE_CHECKING:
-    from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.clicksend")
 

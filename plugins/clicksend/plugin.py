@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import click
 
-from pbxsms.core.config.problems import Problem
-from pbxsms.core.config.settings import Config, PluginSettings
-from pbxsms.core.health.doctor import Check
-from pbxsms.core.hookspecs import hookimpl
-from pbxsms.core.media.fetch import FetchPolicy
-from pbxsms.core.registry import ProviderRegister, RouteRegister
-from pbxsms.core.serve.runtime import Runtime
+from pbxsms.core.plugin_api import (
+    Check,
+    Config,
+    FetchPolicy,
+    PluginSettings,
+    Problem,
+    ProviderRegister,
+    RouteRegister,
+    Runtime,
+    hookimpl,
+)
 from pbxsms.plugins.clicksend import doctor, mms
 from pbxsms.plugins.clicksend.commands import clicksend
 from pbxsms.plugins.clicksend.sender import ClickSendProvider
@@ -30,7 +34,7 @@ def settings_model() -> type[PluginSettings]:
 
 @hookimpl
 def config_warnings(config: Config) -> list[Problem]:
-    settings: ClickSendSettings = config.plugin("clicksend")
+    settings = config.plugin("clicksend", ClickSendSettings)
     problems = []
     if not settings.username:
         problems.append(Problem("CLICKSEND_USERNAME",
@@ -59,7 +63,9 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
 
 @hookimpl
 def media_policy(config: Config, provider: str) -> FetchPolicy | None:
-    return mms.media_policy(config.plugin("clicksend")) if provider == "clicksend" else None
+    if provider != "clicksend":
+        return None
+    return mms.media_policy(config.plugin("clicksend", ClickSendSettings))
 
 
 @hookimpl

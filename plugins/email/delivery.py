@@ -12,30 +12,33 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import aiosmtplib
 
-from pbxsms.bus.consumer import Delivery, Permanent, Retry
-from pbxsms.bus.kv import write_all
-from pbxsms.core.inbound.delivery import (
+from pbxsms.core.plugin_api import (
+    MEDIA_EXTENSIONS,
+    Delivery,
+    InboundMessage,
     Ledger,
+    NoLinks,
+    Permanent,
+    Retry,
+    Runtime,
     Settled,
+    State,
+    awaiting_media,
+    fail_delivery,
+    media_store,
     read_inbound,
+    refused_note,
     report,
-    report_failure,
+    signed_link,
+    write_all,
 )
-from pbxsms.core.media.delivery import NoLinks, refused_note, signed_link
-from pbxsms.core.media.inbound import awaiting_media
-from pbxsms.core.media.store import media_store
-from pbxsms.core.media.types import EXTENSIONS
-from pbxsms.core.model.events import InboundMessage, State
 from pbxsms.plugins.email.connections import SmtpPool, pool_key
 from pbxsms.plugins.email.message import Attachment, compose
 from pbxsms.plugins.email.settings import EmailSettings
-
-if TYPE_CHECKING:
-    from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.email")
 
@@ -47,7 +50,7 @@ _ADDRESS = re.compile(r"^[^\s<>@,;]+@[^\s<>@,;]+$")
 
 
 @dataclass(frozen=True)
-class Outcome:
+class AddressResult:
     """One address after one attempt."""
 
     state: Literal["delivered", "failed", "retry"]
@@ -85,7 +88,7 @@ class EmailDelivery:
 
     async def handle(self, delivery: Delivery) -> None:
         message = read_inbound(delivery)
-        settings: EmailSettings = self.runtime.config.plugin("email")
+        settings = self.runtime.config.plugin("email", EmailSettings)
         route = message.route
         if route is None:
             return  # unroutable: its `unroutable` status already accounts for it
@@ -102,16 +105,16 @@ class EmailDelivery:
                          "PBXSMS_SMTP_HOST unset")
             return
 
-        outcomes: dict[str, Outcome] = {}
+        outcomes: dict[str, AddressResult] = {}
         attempts: list[int] = []
         pending: list[str] = []
         ledger = await self.ledger.get_many(CHANNEL, message.id, addresses)
         for address, settled in zip(addresses, ledger, strict=True):
             if settled is not None:
-                outcomes[address] = Outcome(settled.state, settled.reason)
+                outcomes[address] = AddressResult(settled.state, settled.reason)
                 attempts.append(settled.attempt)
             elif not _ADDRESS.match(address):
-                outcomes[address] = Outcome("failed", "not an email address")
+                outcomes[address] = AddressResult("failed", "not an email address")
             else:
                 pending.append(address)
 
@@ -122,7 +125,7 @@ class EmailDelivery:
             try:
                 email = compose(message, settings.from_, valid, attachments, links, notes)
             except ValueError as error:
-                await report_failure(self.runtime, message, CHANNEL, delivery,
+                await fail_delivery(self.runtime, message, CHANNEL, delivery,
                                      Permanent(f"cannot write the email: {error}"))
             sent = await send(self.pool(settings), settings.from_, email, pending)
             for address, outcome in sent.items():
@@ -148,7 +151,7 @@ class EmailDelivery:
         notes = [note] if (note := refused_note(message)) else []
         room = settings.attachments_max_bytes
         for number, item in enumerate(message.media, 1):
-            name = f"attachment-{number}.{EXTENSIONS.get(item.content_type, 'bin')}"
+            name = f"attachment-{number}.{MEDIA_EXTENSIONS.get(item.content_type, 'bin')}"
             if item.size <= room:
                 found = await media_store(self.runtime).get(item.id)
                 if found is not None:
@@ -164,7 +167,7 @@ class EmailDelivery:
         return attachments, links, notes
 
     async def _conclude(self, message: InboundMessage, delivery: Delivery,
-                        outcomes: dict[str, Outcome], attempt: int) -> None:
+                        outcomes: dict[str, AddressResult], attempt: int) -> None:
         """The channel's status from every address's outcome; raises Retry while an
         address waits, Permanent when one failed."""
         details = {"recipients": {address: outcome.state if outcome.reason is None
@@ -174,16 +177,16 @@ class EmailDelivery:
         failed = {a: o for a, o in outcomes.items() if o.state == "failed"}
         delivered = [a for a, o in outcomes.items() if o.state == "delivered"]
         if waiting:
-            await report_failure(self.runtime, message, CHANNEL, delivery,
+            await fail_delivery(self.runtime, message, CHANNEL, delivery,
                                  Retry(_summary(waiting | failed, delivered)), details)
         if failed:
-            await report_failure(self.runtime, message, CHANNEL, delivery,
+            await fail_delivery(self.runtime, message, CHANNEL, delivery,
                                  Permanent(_summary(failed, delivered)), details)
         await report(self.runtime, message, CHANNEL, State.DELIVERED, attempt, details=details)
 
 
 async def send(pool: SmtpPool, sender: str, email: bytes,
-               recipients: list[str]) -> dict[str, Outcome]:
+               recipients: list[str]) -> dict[str, AddressResult]:
     """One SMTP transaction to `recipients`; the outcome for each of them."""
     try:
         refused = await pool.sendmail(sender, recipients, email)
@@ -197,24 +200,24 @@ async def send(pool: SmtpPool, sender: str, email: bytes,
         # Greeting, login or sender refused: the server or our settings, not an address.
         reason = f"SMTP server refused ({error.code} {_line(error.message)}): check " \
                  "PBXSMS_SMTP_*"
-        return dict.fromkeys(recipients, Outcome("retry", reason))
+        return dict.fromkeys(recipients, AddressResult("retry", reason))
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
         reason = f"SMTP server unavailable: {type(error).__name__}: {_line(str(error))}"
-        return dict.fromkeys(recipients, Outcome("retry", reason))
+        return dict.fromkeys(recipients, AddressResult("retry", reason))
     return {address: _refused(refused[address].code, refused[address].message)
-            if address in refused else Outcome("delivered") for address in recipients}
+            if address in refused else AddressResult("delivered") for address in recipients}
 
 
-def _refused(code: int, text: str) -> Outcome:
+def _refused(code: int, text: str) -> AddressResult:
     reason = f"{code} {_line(text)}"
-    return Outcome("failed" if 500 <= code < 600 else "retry", reason)
+    return AddressResult("failed" if 500 <= code < 600 else "retry", reason)
 
 
 def _line(text: str) -> str:
     return " ".join(text.split())[:200]
 
 
-def _summary(problems: dict[str, Outcome], delivered: list[str]) -> str:
+def _summary(problems: dict[str, AddressResult], delivered: list[str]) -> str:
     """`a@x, b@x: <reason>; c@x: <reason> (delivered to d@x)`: one line for the status
     and the dead letter."""
     by_reason: dict[str, list[str]] = {}

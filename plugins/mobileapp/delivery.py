@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING
 
-from pbxsms.bus.consumer import Delivery, Permanent, Retry
-from pbxsms.bus.kv import write_all
-from pbxsms.core.inbound.delivery import (
+from pbxsms.core.plugin_api import (
+    Delivery,
+    InboundMessage,
     Ledger,
+    NoLinks,
+    Permanent,
+    Retry,
+    Runtime,
     Settled,
+    State,
+    awaiting_media,
+    fail_delivery,
     read_inbound,
+    refused_note,
     report,
-    report_failure,
+    signed_link,
+    write_all,
 )
-from pbxsms.core.media.delivery import NoLinks, refused_note, signed_link
-from pbxsms.core.media.inbound import awaiting_media
-from pbxsms.core.model.events import InboundMessage, State
 from pbxsms.plugins.mobileapp.client import MEDIA, TEXT, push_message
 from pbxsms.plugins.mobileapp.settings import MobileAppSettings
-
-if TYPE_CHECKING:
-    from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.mobileapp")
 
@@ -39,7 +41,7 @@ class MobileAppDelivery:
 
     async def handle(self, delivery: Delivery) -> None:
         message = read_inbound(delivery)
-        settings: MobileAppSettings = self.runtime.config.plugin("mobileapp")
+        settings = self.runtime.config.plugin("mobileapp", MobileAppSettings)
         route = message.route
         if route is None:
             return  # unroutable: its `unroutable` status already accounts for it
@@ -57,7 +59,7 @@ class MobileAppDelivery:
         if not org:
             failure = Permanent(f"no app organisation for {route.number}: set its "
                                 "mobileapp_org, or RINGOTEL_ORG_ID")
-            await report_failure(self.runtime, message, CHANNEL, delivery, failure)
+            await fail_delivery(self.runtime, message, CHANNEL, delivery, failure)
 
         details: dict[str, object] = {}
         pushes = await self._pushes(message, details)
@@ -74,7 +76,7 @@ class MobileAppDelivery:
                 messageid = await push_message(self.runtime.http, settings, org,
                                                message.from_, route.extension, content, kind)
             except (Retry, Permanent) as failure:
-                await report_failure(self.runtime, message, CHANNEL, delivery, failure)
+                await fail_delivery(self.runtime, message, CHANNEL, delivery, failure)
             settled = Settled(state="delivered", attempt=delivery.attempt,
                               provider_message_id=messageid)
             log.info("pushed %s to extension %s (app message %s)", message.id,

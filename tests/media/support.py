@@ -9,9 +9,10 @@ from pbxsms.core.model.events import InboundMessage
 from pbxsms.core.serve.runtime import Runtime
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.conftest import Gateway
-from tests.delivery.support import ORG, SmtpServer, gateway_env
 from tests.helpers import free_port, wait_until
+from tests.support.delivery import ORG, delivery_env
+from tests.support.gateway import Gateway
+from tests.support.smtp import SmtpServer
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 
@@ -43,7 +44,7 @@ mobileapp_org = "{ORG}"
 async def start(start_gateway: StartGateway, clicksend: ClickSendSimulator,
                 app: MobileAppSimulator, smtp: SmtpServer, **more: str) -> Gateway:
     port = free_port()
-    env = gateway_env(app, smtp, CLICKSEND_USERNAME="pbx-user", CLICKSEND_API_KEY="pbx-key",
+    env = delivery_env(app, smtp, CLICKSEND_USERNAME="pbx-user", CLICKSEND_API_KEY="pbx-key",
                       CLICKSEND_BASE_URL=clicksend.base_url, CLICKSEND_WEBHOOK_TOKEN=TOKEN,
                       CLICKSEND_MEDIA_SIMULATOR=clicksend.base_url,
                       PBXSMS_HTTP_PORT=str(port), PBXSMS_PUBLIC_URL=f"http://127.0.0.1:{port}",

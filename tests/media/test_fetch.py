@@ -8,7 +8,8 @@ import pytest
 
 from pbxsms.core.media.fetch import FetchFailed, FetchPolicy, FetchRefused, Limits, MediaFetcher
 from pbxsms.core.media.types import ALLOWED_TYPES
-from tests.media.media_host import JPEG, MediaHost, sha256
+from tests.media.media_host import MediaHost
+from tests.support.media import JPEG, sha256
 
 LIMITS = Limits(max_bytes=50_000, content_types=ALLOWED_TYPES, connect_timeout=1.0)
 

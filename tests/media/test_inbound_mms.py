@@ -12,8 +12,6 @@ from pbxsms.core.media.links import sign
 from pbxsms.core.model.events import State
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.delivery.support import SmtpServer, wait_channel
-from tests.media.media_host import JPEG, png, sha256
 from tests.media.support import (
     CUSTOMER,
     NUMBER,
@@ -24,6 +22,9 @@ from tests.media.support import (
     start,
     webhook,
 )
+from tests.support.delivery import wait_channel
+from tests.support.media import JPEG, png, sha256
+from tests.support.smtp import SmtpServer
 
 SLOW = 1.5  # seconds the media host takes per picture
 

@@ -10,11 +10,11 @@ from aiohttp import ClientSession
 from pbxsms.core.model.events import State
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.conftest import Gateway
-from tests.delivery.support import SmtpServer
 from tests.helpers import wait_until
-from tests.media.media_host import JPEG, png, sha256
 from tests.media.support import API_TOKEN, CUSTOMER, NUMBER, TOKEN, StartGateway, start
+from tests.support.gateway import Gateway
+from tests.support.media import JPEG, png, sha256
+from tests.support.smtp import SmtpServer
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 

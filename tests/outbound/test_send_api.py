@@ -9,14 +9,8 @@ from aiohttp import ClientSession
 
 from pbxsms.core.model.events import new_id
 from pbxsms.sim.clicksend import ClickSendSimulator
-from tests.outbound.conftest import (
-    OURS,
-    TOKEN,
-    StartGateway,
-    post_message,
-    recipient,
-    settled,
-)
+from tests.outbound.sending import OURS, TOKEN, post_message, recipient, settled
+from tests.support.gateway import StartGateway
 
 
 async def test_send_answers_202_with_our_id_and_the_status_shows_segments(
@@ -89,7 +83,11 @@ async def test_malformed_and_unauthorised_calls(start_sending_gateway: StartGate
     gateway = await start_sending_gateway()
     url = f"{gateway.url}/api/v1/messages"
     good = {"from": OURS, "to": recipient(1), "body": "hi"}
-    assert (await post_message(gateway, good, token="wrong"))[0] == 401
+    async with ClientSession(headers={"Authorization": "Bearer wrong"}) as http, \
+            http.post(url, json=good) as response:
+        assert response.status == 401
+        assert response.headers["WWW-Authenticate"] == 'Bearer realm="pbxsms"'
+        assert await response.json() == {"error": "missing or wrong Bearer token"}
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with ClientSession(headers=headers) as http:
         async with http.post(url, data=good) as response:  # a form, not JSON
