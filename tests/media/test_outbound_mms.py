@@ -3,15 +3,17 @@ MMS endpoint with its pictures (uploaded first) and subject; a receipt marks it 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiohttp import ClientSession
 
-from pbxsms.core.model.events import State
+from pbxsms.core.model.events import OutboundRequest, State
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.helpers import wait_until
 from tests.media.support import API_TOKEN, CUSTOMER, NUMBER, TOKEN, StartGateway, start
+from tests.support.delivery import HOOK_TOKEN, ORG, last_on
 from tests.support.gateway import Gateway
 from tests.support.media import JPEG, png, sha256
 from tests.support.smtp import SmtpServer
@@ -120,3 +122,28 @@ async def test_media_the_gateway_must_refuse(
         assert reasons == ["media https://127.0.0.1: the host is an IP address (127.0.0.1): "
                            "127.0.0.1 is a loopback address"]
     assert not [r for r in clicksend.requests if r.path.startswith("/v3/mms")]
+
+
+async def test_a_picture_replied_from_the_app_is_an_mms_fetched_under_the_outbound_hosts(
+    start_gateway: StartGateway, clicksend: ClickSendSimulator, app: MobileAppSimulator,
+    smtp: SmtpServer,
+) -> None:
+    gateway = await start(start_gateway, clicksend, app, smtp,
+                          PBXSMS_MEDIA_OUTBOUND_HOSTS='["media.app.example"]')
+    answer = await app.reply(f"{gateway.url}/webhook/ringotel", HOOK_TOKEN,
+                             "201", CUSTOMER, "https://cdn.elsewhere.example/p.jpg", ORG,
+                             messageid="app-msg-1", type=2)
+    assert answer.status == 200, answer.body
+    message_id = json.loads(answer.body)["id"]
+    request = OutboundRequest.model_validate(await last_on(gateway.runtime, "sms.outbound"))
+    assert (request.media_urls, request.body) == (["https://cdn.elsewhere.example/p.jpg"], "")
+    async with ClientSession() as http:
+
+        async def failed() -> bool:
+            return (await state_of(http, gateway, message_id)).get("state") == "failed"
+
+        await wait_until(failed, 10, "the reply failed")
+        record = await state_of(http, gateway, message_id)
+    assert [h["reason"] for h in record["history"] if h["state"] == "failed"] == [
+        "media https://cdn.elsewhere.example: host cdn.elsewhere.example is not on the "
+        "allow-list"]
