@@ -19,14 +19,19 @@ from typing import TYPE_CHECKING
 from pbxsms.bus.consumer import Delivery, Retry
 from pbxsms.bus.publish import PublishError
 from pbxsms.core.inbound.delivery import read_inbound, report
-from pbxsms.core.media.fetch import FetchFailed, FetchRefused, MediaFetcher, describe
+from pbxsms.core.media.fetch import (
+    FetchFailed,
+    FetchRefused,
+    Limits,
+    MediaFetcher,
+    describe,
+)
 from pbxsms.core.media.settings import MediaSettings
 from pbxsms.core.media.store import media_store
 from pbxsms.core.media.types import ALLOWED_TYPES
 from pbxsms.core.model.events import InboundMessage, MediaItem, MediaRefusal, State
 
 if TYPE_CHECKING:
-    from pbxsms.core.media.fetch import Limits
     from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.media")
@@ -49,8 +54,7 @@ def follow_up_subject(provider: str) -> str:
 
 
 def limits(settings: MediaSettings) -> Limits:
-    from pbxsms.core.media.fetch import Limits
-
+    """The caps of one fetch, from the settings."""
     return Limits(max_bytes=settings.max_bytes, content_types=ALLOWED_TYPES,
                   total_timeout=settings.fetch_timeout)
 

@@ -131,3 +131,28 @@ async def test_refused_media_leave_the_text_delivered_and_the_reason_on_the_mess
     assert list(mail.iter_attachments()) == []
     assert "(5 attachments could not be fetched)" in \
         mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+async def test_pictures_past_the_email_size_limit_are_links(
+    start_gateway: StartGateway, clicksend: ClickSendSimulator, app: MobileAppSimulator,
+    smtp: SmtpServer,
+) -> None:
+    small, large = png(3, size=8), png(4, size=64)
+    gateway = await start(start_gateway, clicksend, app, smtp,
+                          PBXSMS_SMTP_ATTACHMENTS_MAX_BYTES=str(len(small) + 10))
+    links = [clicksend.add_media(data, "image/png") for data in (small, large)]
+    pushed = await clicksend.push_inbound(webhook(gateway), CUSTOMER, NUMBER, "", media=links)
+    assert pushed.status == 200, pushed.body
+    message_id = answer_id(pushed.body)
+    await wait_channel(gateway.runtime, message_id, "email", State.DELIVERED, timeout=20)
+
+    (mail,) = smtp.mailbox.received_by("desk@example.com")
+    assert [sha256(p.get_content()) for p in mail.iter_attachments()] == [sha256(small)]
+    text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    (link,) = [line for line in text.splitlines() if line.startswith(f"{gateway.url}/media/")]
+    async with ClientSession() as http, http.get(link) as response:
+        assert response.status == 200
+        assert sha256(await response.read()) == sha256(large)
+    # No caption: the app gets the two pictures only.
+    await wait_channel(gateway.runtime, message_id, "mobileapp", State.DELIVERED)
+    assert [p.type for p in app.pushes] == [7, 7]
