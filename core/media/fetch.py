@@ -17,7 +17,6 @@ import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urljoin
 
 import aiohttp
@@ -65,7 +64,9 @@ class FetchPolicy:
 
     hosts: tuple[str, ...]
     simulator: str | None = None
-    auth: aiohttp.BasicAuth | None = None  # sent only to the first URL's exact host
+    # An `Authorization` header (a carrier whose media need its credentials), sent only to
+    # the first URL's exact host, never to where it redirects.
+    authorization: str | None = field(default=None, repr=False)
 
     def host_allowed(self, host: str) -> bool:
         host = host.lower().rstrip(".")
@@ -166,7 +167,7 @@ class MediaFetcher:
         first_host = current.host
         for _ in range(MAX_REDIRECTS + 1):
             addresses = await self._check(current, policy)
-            auth = policy.auth if current.host == first_host else None
+            auth = policy.authorization if current.host == first_host else None
             answer = await self._get(current, addresses, limits, auth)
             if isinstance(answer, Fetched):
                 return answer
@@ -208,7 +209,7 @@ class MediaFetcher:
         return list(found)
 
     async def _get(self, url: URL, addresses: list[str] | None, limits: Limits,
-                   auth: aiohttp.BasicAuth | None) -> Fetched | URL:
+                   authorization: str | None) -> Fetched | URL:
         """One hop: the item, or the next URL of a redirect."""
         resolver = _PinnedResolver(url.host or "", addresses) if addresses is not None \
             else None
@@ -218,11 +219,13 @@ class MediaFetcher:
                                 sock_connect=limits.connect_timeout,
                                 sock_read=limits.read_timeout)
         headers = {"User-Agent": f"pbxsms/{__version__}", "Accept": "*/*"}
+        if authorization:
+            headers["Authorization"] = authorization
         try:
             async with ClientSession(connector=connector, timeout=timeout, trust_env=False,
                                      cookie_jar=DummyCookieJar(), auto_decompress=False,
                                      headers=headers) as session, \
-                    session.get(url, allow_redirects=False, auth=auth) as response:
+                    session.get(url, allow_redirects=False) as response:
                 if response.status in _REDIRECTS:
                     location = response.headers.get("Location")
                     if not location:
@@ -285,8 +288,3 @@ def describe(url: str) -> str:
     except (ValueError, TypeError):
         return "(not a URL)"
     return f"{parsed.scheme}://{parsed.host}" if parsed.host else "(not a URL)"
-
-
-def policy_from(hosts: Sequence[str], simulator: str | None = None,
-                **extra: Any) -> FetchPolicy:
-    return FetchPolicy(tuple(h for h in hosts if h.strip()), simulator or None, **extra)
