@@ -14,6 +14,7 @@ the channel `media`.
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING
 
 from pbxsms.bus.consumer import Delivery, Retry
@@ -42,6 +43,8 @@ SUBJECT = "sms.inbound.*"  # the stored messages, not their `.media` follow-ups
 # Far above PBXSMS_MEDIA_FETCH_ATTEMPTS: the handler itself ends every message with its
 # follow-up, so the runner's dead letter (which would hold the text back) is not reached.
 MAX_DELIVER = 1000
+# A non-empty `media_urls` in the event's JSON.
+_HAS_MEDIA = re.compile(rb'"media_urls"\s*:\s*\[\s*"')
 
 
 def awaiting_media(message: InboundMessage) -> bool:
@@ -67,6 +70,8 @@ class MediaConsumer:
         self.fetcher = fetcher or MediaFetcher()
 
     async def handle(self, delivery: Delivery) -> None:
+        if not _HAS_MEDIA.search(delivery.data):
+            return  # an SMS (most messages): not worth parsing on this consumer's path
         message = read_inbound(delivery)
         if not message.media_urls or message.route is None:
             return  # nothing to fetch, or nobody to give it to (unroutable)
