@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -120,33 +121,55 @@ def send_handler(runtime: Runtime) -> RouteHandler:
         if not isinstance(data, dict):
             return json_error(400, "the body must be a JSON object")
         try:
-            outbound, count = check_request(request_from_json(data), runtime.config)
-            _, provider = await resolve_sender(runtime, outbound)
+            submitted = await submit(runtime, request_from_json(data))
         except Invalid as error:
             return json_error(422, error.message, field=error.field)
         except Unroutable as error:
             return json_error(422, error.reason, field=error.field)
-        except PublishError as error:
-            log.warning("send request not taken: %s", error)
-            return json_error(503, "the message bus is unavailable; try again")
-        queued_at = utcnow()  # before the dispatcher can see it, so history stays in order
-        try:
-            published = await runtime.publish(SUBJECT, outbound, outbound.id)
-        except PublishError as error:
-            log.warning("send request not stored: %s", error, extra={"msg_id": outbound.id})
+        except PublishError:
             return json_error(503, "the message could not be stored; try again")
-        if not published.duplicate:
-            await _queued(runtime, outbound, provider, count, queued_at)
-        log.info("outbound message queued from %s via %s (%s, %d segment(s))%s",
-                 outbound.from_ or outbound.extension, provider, outbound.source or "api",
-                 count.segments, " (repeat)" if published.duplicate else "",
-                 extra={"msg_id": outbound.id})
+        outbound, count = submitted.request, submitted.count
         answer = {"id": outbound.id, "state": State.QUEUED.value, "segments": count.segments,
-                  "encoding": count.encoding, "duplicate": published.duplicate}
+                  "encoding": count.encoding, "duplicate": submitted.duplicate}
         return web.json_response(answer, status=202,
                                  headers={"Location": f"/api/v1/messages/{outbound.id}"})
 
     return send
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A send request stored on `sms.outbound`: as checked, its parts, whether a repeat."""
+
+    request: OutboundRequest
+    count: SegmentCount
+    provider: str
+    duplicate: bool
+
+
+async def submit(runtime: Runtime, request: OutboundRequest) -> Submitted:
+    """Check `request`, resolve its sender, store it and publish `queued`: the one way a
+    send enters the gateway from a person (the API, the console). Invalid or Unroutable
+    for a refused request; PublishError when it is not stored (answer 503)."""
+    outbound, count = check_request(request, runtime.config)
+    try:
+        _, provider = await resolve_sender(runtime, outbound)
+    except PublishError as error:
+        log.warning("send request not taken: %s", error)
+        raise
+    queued_at = utcnow()  # before the dispatcher can see it, so history stays in order
+    try:
+        published = await runtime.publish(SUBJECT, outbound, outbound.id)
+    except PublishError as error:
+        log.warning("send request not stored: %s", error, extra={"msg_id": outbound.id})
+        raise
+    if not published.duplicate:
+        await _queued(runtime, outbound, provider, count, queued_at)
+    log.info("outbound message queued from %s via %s (%s, %d segment(s))%s",
+             outbound.from_ or outbound.extension, provider, outbound.source or "api",
+             count.segments, " (repeat)" if published.duplicate else "",
+             extra={"msg_id": outbound.id})
+    return Submitted(outbound, count, provider, published.duplicate)
 
 
 async def _queued(runtime: Runtime, outbound: OutboundRequest, provider: str,
