@@ -1,0 +1,80 @@
+"""The console plugin's hooks: its settings, routes, read-model consumer and command."""
+
+from __future__ import annotations
+
+import click
+
+from pbxsms.core.config.problems import Problem
+from pbxsms.core.config.settings import Config, PluginSettings
+from pbxsms.core.hookspecs import hookimpl
+from pbxsms.core.registry import ConsumerRegister, ConsumerSpec, RouteRegister
+from pbxsms.core.serve.runtime import Runtime
+from pbxsms.plugins.console import live, numbers, pages, problems
+from pbxsms.plugins.console.commands import console as console_command
+from pbxsms.plugins.console.index import CONSUMER, MESSAGES_BUCKET, THREADS_BUCKET, Index
+from pbxsms.plugins.console.render import static_file
+from pbxsms.plugins.console.settings import ConsoleSettings
+from pbxsms.plugins.console.users import USERS_BUCKET, Users
+from pbxsms.plugins.console.web import Console
+
+# One console per runtime (tests run several gateways in one process).
+_consoles: dict[int, Console] = {}
+
+
+def _console(runtime: Runtime) -> Console:
+    return _consoles.setdefault(id(runtime), Console(runtime))
+
+
+@hookimpl
+def settings_model() -> type[PluginSettings]:
+    return ConsoleSettings
+
+
+@hookimpl
+def config_warnings(config: Config) -> list[Problem]:
+    settings: ConsoleSettings = config.plugin("console")
+    if settings.key is None:
+        return [Problem("PBXSMS_CONSOLE_SECRET",
+                        "unset or shorter than 16 characters: the console refuses every "
+                        "sign-in; set a long random value (the same on every instance)")]
+    return []
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(console_command)
+
+
+@hookimpl
+def register_routes(runtime: Runtime, register: RouteRegister) -> None:
+    console = _console(runtime)
+    register("GET", "/console/static/{name}", static_file)
+    pages.register(console, register)
+    live.register(console, register)
+    numbers.register(console, register)
+    problems.register(console, register)
+
+
+@hookimpl
+async def startup(runtime: Runtime) -> None:
+    console = _console(runtime)
+    ttl = runtime.config.file.bus.max_age
+    index = Index(runtime, await runtime.bucket(THREADS_BUCKET, ttl=ttl),
+                  await runtime.bucket(MESSAGES_BUCKET, ttl=ttl))
+    console.started(index, Users(await runtime.bucket(USERS_BUCKET)))
+
+
+@hookimpl
+def register_consumers(runtime: Runtime, register: ConsumerRegister) -> None:
+    register(ConsumerSpec(CONSUMER, "sms.>", _console(runtime).index.handle))
+
+
+@hookimpl
+def shutdown(runtime: Runtime) -> None:
+    _consoles.pop(id(runtime), None)
+
+
+@hookimpl
+def readiness(runtime: Runtime) -> list[str]:
+    console = _consoles.get(id(runtime))
+    return [] if console is None or console.ready else ["console read model not open"]
