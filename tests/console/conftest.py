@@ -8,6 +8,7 @@ import pytest
 
 from pbxsms.sim.clicksend import ClickSendSimulator
 from tests.conftest import Gateway
+from tests.console.browser import Browser, missing
 from tests.console.support import KEY, TOML, USER, env
 
 
@@ -23,3 +24,13 @@ async def sim() -> AsyncIterator[ClickSendSimulator]:
 async def console_gateway(start_gateway: Callable[..., Awaitable[Gateway]],
                           sim: ClickSendSimulator) -> Gateway:
     return await start_gateway(toml=TOML, env=env(sim.base_url))
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    reason = missing()
+    if reason is not None:
+        pytest.skip(reason)
+    opened = await Browser.open()
+    yield opened
+    await opened.close()
