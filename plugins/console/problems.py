@@ -31,6 +31,7 @@ log = logging.getLogger("pbxsms.console")
 # Fixed forever: the id of a resend is derived from the failed message's under it.
 RESEND_NAMESPACE = uuid.UUID("2b7c9e14-5a3f-4d8e-b6c1-0f9a8e7d6c5b")
 LIMIT = 100
+RESENDABLE = frozenset({State.FAILED, State.UNKNOWN})
 
 NOTICES = {
     "resent": "Sent again: the new message is queued.",
@@ -71,7 +72,11 @@ def register(console: Console, register: RouteRegister) -> None:
             rows.append({"record": record, "entry": entry, "reason": reason,
                          "resent": resent})
         dead = []
-        letters = await console.index.dead_letters()
+        # A failed send is retried by "Send again" (a new message): re-delivering its
+        # dead letter too could send it twice, so that letter is not offered.
+        listed = {row["record"].id for row in rows}
+        letters = [d for d in await console.index.dead_letters()
+                   if not (d.subject == "sms.outbound" and d.id in listed)]
         dead_entries = await console.index.entries([d.id for d in letters if d.id])
         for letter in letters:
             entry = dead_entries.get(letter.id or "")
@@ -91,6 +96,9 @@ def register(console: Console, register: RouteRegister) -> None:
         entry = await console.index.entry(str(data.get("id", "")))
         if entry is None or entry.direction != "outbound" or not visible_entry(ctx, entry):
             raise web.HTTPNotFound()
+        record = await runtime.status.get(entry.id)
+        if record is None or record.state not in RESENDABLE:
+            return _done("refused", "only a failed message is sent again")
         outbound = OutboundRequest.model_validate({
             "id": resend_id(entry.id), "from": entry.ours or None, "to": entry.customer,
             "body": entry.body, "source": "console"})
@@ -115,6 +123,10 @@ def register(console: Console, register: RouteRegister) -> None:
             entry = await console.index.entry(letter.id) if letter.id else None
             if not visible_entry(ctx, entry):
                 raise web.HTTPNotFound()
+            if letter.subject == "sms.outbound" and letter.id:
+                record = await runtime.status.get(letter.id)
+                if record is not None and record.state in RESENDABLE:
+                    return _done("refused", "a failed send is retried with Send again")
             return await _redeliver_dead(ctx, letter)
         entry = await console.index.entry(str(data.get("id", "")))
         if entry is None or entry.direction != "inbound" or not visible_entry(ctx, entry):
