@@ -19,8 +19,8 @@ from aiohttp import ClientSession, CookieJar
 from bench.load import OURS, percentile
 from bench.procs import Gateway, Sinks
 from pbxsms.bus.kv import ensure_kv
-from pbxsms.core.model.events import InboundMessage, Route
 from pbxsms.core.inbound.routing import inbound_id
+from pbxsms.core.model.events import InboundMessage, Route
 from pbxsms.plugins.console.index import MESSAGES_BUCKET, THREADS_BUCKET, conversation_key
 from pbxsms.plugins.console.users import USERS_BUCKET, new_user
 

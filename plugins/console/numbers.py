@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -85,7 +86,7 @@ def register(console: Console, register: RouteRegister) -> None:
             return form(ctx, values, existing, NumberError(
                 "number", f"message settings store unavailable: {error}"), 503)
         log.info("console: %s saved the settings of %s", ctx.session.user.name, record.number)
-        raise web.HTTPSeeOther(f"/console/numbers?saved={record.number}")
+        raise web.HTTPSeeOther(f"/console/numbers?saved={quote(record.number)}")
 
     async def toggle(request: web.Request, ctx: Context) -> web.StreamResponse:
         record = found(request.match_info["number"], ctx)
@@ -97,7 +98,7 @@ def register(console: Console, register: RouteRegister) -> None:
                 "enabled", f"message settings store unavailable: {error}"), 503)
         log.info("console: %s %s %s", ctx.session.user.name,
                  "enabled" if changed.enabled else "disabled", record.number)
-        raise web.HTTPSeeOther(f"/console/numbers?saved={record.number}")
+        raise web.HTTPSeeOther(f"/console/numbers?saved={quote(record.number)}")
 
     register("GET", "/console/numbers", console.guard(list_numbers))
     register("GET", "/console/numbers/new", console.guard(new_number))
