@@ -52,6 +52,7 @@ CONSUMER = "console-index"
 THREADS_BUCKET = "console_threads"
 MESSAGES_BUCKET = "console_messages"
 PAGE = 50
+WEBHOOK_PRECISION = 1.0  # seconds
 PREVIEW = 140
 # A status event may be folded before its message (handlers run concurrently): it waits
 # this many attempts for the message.
@@ -151,6 +152,7 @@ class Index:
         self.runtime = runtime
         self.threads = threads
         self.messages = messages
+        self._webhooks: dict[str, datetime] = {}
 
     # -- reads --------------------------------------------------------------------
 
@@ -281,9 +283,18 @@ class Index:
         state = "received" if message.route else State.UNROUTABLE.value
         await self._add(message.id, "inbound", message.to, message.from_, message.body,
                         message.received_at, state, message.provider, seq)
-        at = message.received_at.isoformat().encode()
-        await kvs.modify(self.threads, f"w.{message.provider}",
-                         lambda current: at if current is None or current < at else None)
+        await self._webhook_seen(message.provider, message.received_at)
+
+    async def _webhook_seen(self, provider: str, at: datetime) -> None:
+        """Record when `provider` last pushed a message, at most once a second per
+        process: every inbound message passes here, and one key for all of them would
+        be a hot spot. A plain write, since a second's disorder between instances does
+        not matter to "last webhook 3 min ago"."""
+        last = self._webhooks.get(provider)
+        if last is not None and (at - last).total_seconds() < WEBHOOK_PRECISION:
+            return
+        self._webhooks[provider] = at
+        await self.threads.put(f"w.{provider}", at.isoformat().encode())
 
     async def _outbound(self, request: OutboundRequest, seq: int) -> None:
         ours = request.from_
