@@ -41,7 +41,7 @@ from pbxsms.core.model.events import (
     StatusEvent,
     utcnow,
 )
-from pbxsms.core.outbound.senders import Unroutable, resolve_sender
+from pbxsms.core.outbound.senders import UnroutableRequest, resolve_sender
 
 if TYPE_CHECKING:
     from pbxsms.core.serve.runtime import Runtime
@@ -298,10 +298,10 @@ class Index:
 
     async def _outbound(self, request: OutboundRequest, seq: int) -> None:
         ours = request.from_
-        if ours is None:  # sent by extension: the number the dispatcher will pick
+        if ours is None:  # published by a service with only an extension: as dispatched
             try:
                 ours, _ = await resolve_sender(self.runtime, request)
-            except Unroutable:
+            except UnroutableRequest:
                 ours = ""
         await self._add(request.id, "outbound", ours, request.to, request.body,
                         request.requested_at, State.QUEUED.value, request.provider, seq)

@@ -9,10 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
-from pbxsms.bus.publish import BusError
 from pbxsms.core.model.events import OutboundRequest
-from pbxsms.core.outbound.api import Invalid, submit
-from pbxsms.core.outbound.senders import Unroutable
+from pbxsms.core.outbound.api import queue_outbound
+from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import RouteRegister
 from pbxsms.plugins.console import auth
 from pbxsms.plugins.console.index import Entry, Thread, number_token
@@ -133,14 +132,9 @@ def register(console: Console, register: RouteRegister) -> None:
             "id": message_id, "from": thread.ours, "to": thread.customer, "body": body,
             "source": "console", "in_reply_to": thread.last_id or None})
         try:
-            await submit(runtime, outbound)
-        except Invalid as problem:
-            return await thread_page(request, ctx, problem.message, body, 422)
-        except Unroutable as problem:
-            return await thread_page(request, ctx, problem.reason, body, 422)
-        except BusError:
-            return await thread_page(request, ctx, "The message could not be stored now: "
-                                     "try again in a moment.", body, 503)
+            await queue_outbound(runtime, outbound)
+        except Refusal as problem:  # the send API's own refusals, in its words
+            return await thread_page(request, ctx, problem.message, body, problem.status)
         log.info("console: %s replied in a conversation", ctx.session.user.name,
                  extra={"msg_id": message_id})
         raise web.HTTPSeeOther(f"/console/t/{thread.conv}#compose")

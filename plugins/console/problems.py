@@ -18,10 +18,10 @@ from aiohttp import web
 
 from pbxsms.bus.publish import BusError
 from pbxsms.core.model.events import InboundMessage, OutboundRequest, State
-from pbxsms.core.outbound.api import Invalid, submit
-from pbxsms.core.outbound.senders import Unroutable as NoSender
+from pbxsms.core.outbound.api import queue_outbound
+from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import RouteRegister
-from pbxsms.core.stores.numbers import Unroutable
+from pbxsms.core.stores.numbers import NoRoute
 from pbxsms.plugins.console.index import Dead, Entry
 from pbxsms.plugins.console.render import page
 from pbxsms.plugins.console.web import Console, Context
@@ -103,13 +103,9 @@ def register(console: Console, register: RouteRegister) -> None:
             "id": resend_id(entry.id), "from": entry.ours or None, "to": entry.customer,
             "body": entry.body, "source": "console"})
         try:
-            submitted = await submit(runtime, outbound)
-        except Invalid as error:
-            return _done("refused", error.message)
-        except NoSender as error:
-            return _done("refused", error.reason)
-        except BusError:
-            return _done("unavailable")
+            submitted = await queue_outbound(runtime, outbound)
+        except Refusal as error:
+            return _done("unavailable" if error.status == 503 else "refused", error.message)
         log.info("console: %s sent %s again as %s", ctx.session.user.name, entry.id,
                  outbound.id, extra={"msg_id": entry.id})
         return _done("already" if submitted.duplicate else "resent")
@@ -161,7 +157,7 @@ def register(console: Console, register: RouteRegister) -> None:
             return _done("gone")
         message = InboundMessage.model_validate_json(original)
         decision = runtime.numbers.route_inbound(message.to, message.provider)
-        if isinstance(decision, Unroutable):
+        if isinstance(decision, NoRoute):
             return _done("still-unroutable")
         if not console.visible(ctx, message.to):
             raise web.HTTPNotFound()

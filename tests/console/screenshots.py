@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pbxsms.bus.embedded import EmbeddedNats
 from pbxsms.core.model.events import OutboundRequest
-from pbxsms.core.outbound.api import submit
+from pbxsms.core.outbound.api import queue_outbound
 from pbxsms.core.serve.server import Server
 from pbxsms.sim.clicksend import ClickSendSimulator
 from tests.console.browser import Browser
@@ -48,14 +48,14 @@ async def seed(server: Server, sim: ClickSendSimulator, base: str) -> str:
     for customer, body in replies:
         request = OutboundRequest.model_validate(
             {"from": OURS_A, "to": customer, "body": body, "source": "console"})
-        ids.append((await submit(server.runtime, request)).request.id)
+        ids.append((await queue_outbound(server.runtime, request)).request.id)
     await wait_until(lambda: len(sim.sent_messages) >= 2, message="replies sent")
     for sent in sim.sent_messages:
         await sim.push_receipt(f"{base}/webhook/clicksend/dlr?token=hook-t0ken",
                                sent["message_id"], 201)
     await sim.push_inbound(hook, CUSTOMERS[0], OURS_A, "Perfect, thank you 🙏")
     sim.force_status(CUSTOMERS[3], "INVALID_RECIPIENT")
-    await submit(server.runtime, OutboundRequest.model_validate(
+    await queue_outbound(server.runtime, OutboundRequest.model_validate(
         {"from": OURS_A, "to": CUSTOMERS[3], "body": "No problem, see you soon.",
          "source": "console"}))
     await sim.push_inbound(hook, CUSTOMERS[1], "+61481079999", "Hello? Is this the clinic?")

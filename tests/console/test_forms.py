@@ -9,7 +9,7 @@ import sys
 from aiohttp import ClientSession, CookieJar
 
 from pbxsms.core.model.events import OutboundRequest, State
-from pbxsms.core.outbound.api import submit
+from pbxsms.core.outbound.api import queue_outbound
 from pbxsms.sim.clicksend import ClickSendSimulator
 from tests.conftest import Gateway
 from tests.console.support import (
@@ -118,7 +118,7 @@ async def test_a_failed_send_is_sent_again_once(console_gateway: Gateway,
                                                 sim: ClickSendSimulator) -> None:
     await add_user(console_gateway, "admin")
     sim.force_status(CUSTOMER, "INVALID_RECIPIENT")
-    failed = await submit(console_gateway.runtime, OutboundRequest.model_validate(
+    failed = await queue_outbound(console_gateway.runtime, OutboundRequest.model_validate(
         {"from": OURS_A, "to": CUSTOMER, "body": "see you at 3"}))
     message_id = failed.request.id
 
