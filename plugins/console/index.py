@@ -17,6 +17,7 @@ events (`[bus] max_age`).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -25,6 +26,7 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import DeliverPolicy
 from nats.js.errors import KeyWrongLastSequenceError
@@ -33,6 +35,7 @@ from pydantic import BaseModel, Field, ValidationError
 from pbxsms.bus import kv as kvs
 from pbxsms.bus.consumer import Delivery, Permanent, Retry
 from pbxsms.bus.kv import Bucket
+from pbxsms.bus.publish import BusError
 from pbxsms.core.model.events import (
     DeadLetter,
     InboundMessage,
@@ -102,6 +105,7 @@ class Entry(BaseModel):
     state: str
     reason: str | None = None
     channels: dict[str, str] = Field(default_factory=dict)
+    changed: dict[str, datetime] = Field(default_factory=dict)  # per channel: the last event
     provider: str | None = None
     stream_seq: int = 0
     redelivered_at: datetime | None = None
@@ -130,7 +134,12 @@ def _fold_state(entry: Entry, event: StatusEvent) -> Entry | None:
         return None
     if current == event.state.value:
         return None
+    # Events are folded concurrently, so they may come out of order: the newest wins.
+    seen = entry.changed.get(channel)
+    if seen is not None and event.at < seen:
+        return None
     channels = {**entry.channels, channel: event.state.value}
+    changed = {**entry.changed, channel: event.at}
     reason = event.reason if event.state.value in FAILED_STATES | {"retrying"} else entry.reason
     if event.state == State.UNROUTABLE:
         state = State.UNROUTABLE.value
@@ -142,16 +151,20 @@ def _fold_state(entry: Entry, event: StatusEvent) -> Entry | None:
                       if s in values), event.state.value)
     if entry.state == State.UNROUTABLE.value and entry.redelivered_at is None:
         state = entry.state
-    return entry.model_copy(update={"channels": channels, "state": state, "reason": reason})
+    return entry.model_copy(update={"channels": channels, "changed": changed, "state": state,
+                                    "reason": reason})
 
 
 class Index:
     """Reads and folds the console's read model."""
 
-    def __init__(self, runtime: Runtime, threads: Bucket, messages: Bucket) -> None:
+    def __init__(self, runtime: Runtime, threads: Bucket, messages: Bucket,
+                 direct: bool = False) -> None:
         self.runtime = runtime
         self.threads = threads
         self.messages = messages
+        # Whether the messages bucket answers batched direct gets (see `_read_last`).
+        self.direct = direct
         self._webhooks: dict[str, datetime] = {}
 
     # -- reads --------------------------------------------------------------------
@@ -168,8 +181,42 @@ class Index:
         first; read by key, so the cost does not grow with the number stored."""
         end = min(thread.count, (before - 1) if before else thread.count)
         keys = [f"m.{thread.conv}.{n}" for n in range(max(1, end - size + 1), end + 1)]
-        values = await self.messages.get_many(keys)
-        return [Entry.model_validate_json(value) for value, _ in values.values() if value]
+        if self.direct:
+            found = await self._read_last(keys)
+        else:
+            found = [v for v, _ in (await self.messages.get_many(keys)).values() if v]
+        entries = [Entry.model_validate_json(value) for value in found]
+        return sorted(entries, key=lambda e: e.n)
+
+    async def _read_last(self, keys: list[str], timeout: float = 5.0) -> list[bytes]:
+        """The values of `keys` in one batched direct get (nats-server 2.11+): one request,
+        answered by any server of the stream, instead of a JetStream API call per key."""
+        nc = self.runtime.nc
+        assert nc is not None
+        prefix = f"$KV.{MESSAGES_BUCKET}."
+        found: list[bytes] = []
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def collect(msg: Msg) -> None:
+            headers = msg.headers or {}
+            if "Status" in headers:  # 204: end of the batch; 404: none of them exist
+                if not done.done():
+                    done.set_result(None)
+            elif headers.get("KV-Operation") not in ("DEL", "PURGE") and msg.data:
+                found.append(msg.data)
+
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox, cb=collect)
+        try:
+            request = json.dumps({"multi_last": [prefix + key for key in keys]}).encode()
+            await nc.publish(f"$JS.API.DIRECT.GET.KV_{MESSAGES_BUCKET}", request, reply=inbox)
+            await asyncio.wait_for(done, timeout)
+        except TimeoutError as error:
+            raise BusError(f"no answer to a read of {len(keys)} messages in {timeout:g} s") \
+                from error
+        finally:
+            await sub.unsubscribe()
+        return found
 
     async def all_threads(self) -> list[Thread]:
         """Every conversation, the latest first."""

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import click
+import logging
 
+import click
+from nats.js.api import KeyValueConfig, StorageType
+
+from pbxsms.bus.kv import Bucket
 from pbxsms.core.config.problems import Problem
 from pbxsms.core.config.settings import Config, PluginSettings
 from pbxsms.core.hookspecs import hookimpl
@@ -16,6 +20,8 @@ from pbxsms.plugins.console.render import static_file
 from pbxsms.plugins.console.settings import ConsoleSettings
 from pbxsms.plugins.console.users import USERS_BUCKET, Users
 from pbxsms.plugins.console.web import Console
+
+log = logging.getLogger("pbxsms.console")
 
 # One console per runtime (tests run several gateways in one process).
 _consoles: dict[int, Console] = {}
@@ -59,9 +65,25 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
 async def startup(runtime: Runtime) -> None:
     console = _console(runtime)
     ttl = runtime.config.file.bus.max_age
-    index = Index(runtime, await runtime.bucket(THREADS_BUCKET, ttl=ttl),
-                  await runtime.bucket(MESSAGES_BUCKET, ttl=ttl))
+    messages, direct = await _direct_bucket(runtime, MESSAGES_BUCKET, ttl)
+    index = Index(runtime, await runtime.bucket(THREADS_BUCKET, ttl=ttl), messages, direct)
     console.started(index, Users(await runtime.bucket(USERS_BUCKET)))
+
+
+async def _direct_bucket(runtime: Runtime, name: str, ttl: float) -> tuple[Bucket, bool]:
+    """A bucket whose stream answers direct gets, so that a thread page reads its 50
+    messages in one request; and whether it does (a bucket made otherwise is used as is)."""
+    bus = runtime.config.file.bus
+    try:
+        kv = await runtime.js.create_key_value(KeyValueConfig(
+            bucket=name, ttl=ttl, history=1, replicas=bus.replicas,
+            storage=StorageType.FILE, direct=True))
+    except Exception as error:  # exists already, perhaps with other settings
+        log.debug("bucket %s exists (%s); using it", name, error)
+        kv = await runtime.js.key_value(name)
+    info = await runtime.js.stream_info(f"KV_{name}")
+    bucket = Bucket(kv, runtime.publisher, name, timeout=bus.publish_timeout)
+    return bucket, bool(info.config.allow_direct)
 
 
 @hookimpl
