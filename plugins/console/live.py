@@ -10,7 +10,6 @@ so nothing is shown twice.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -60,7 +59,7 @@ def register(console: Console, register: RouteRegister) -> None:
             await response.prepare(request)
             await response.write(b"retry: 1000\n\n")
             await _follow(console, ctx, request, response, sub, bool(conv))
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:  # the browser went away; it reconnects on its own
             pass
         finally:
             console.live -= 1
