@@ -166,3 +166,56 @@ async def test_console_user_add_stores_the_user_on_the_bus(console_gateway: Gate
     user = await console_of(console_gateway).users.get("bob")
     assert user is not None and user.domain == "a.example.com" and user.check(PASSWORD)
     assert PASSWORD not in user.model_dump_json()
+
+
+async def test_an_unroutable_text_is_delivered_again_once_its_number_exists(
+        console_gateway: Gateway, sim: ClickSendSimulator) -> None:
+    from nats.errors import TimeoutError as NatsTimeout
+
+    from pbxsms.core.model.events import InboundMessage
+    from tests.console.support import inbound_url
+
+    await add_user(console_gateway, "admin")
+    stray = "+61481070003"
+    pushed = await sim.push_inbound(inbound_url(console_gateway), CUSTOMER, stray, "hello?")
+    assert pushed.status == 200
+    index = console_of(console_gateway).index
+    conv = f"{stray[1:]}.{CUSTOMER[1:]}"
+
+    async def indexed() -> bool:
+        return await index.thread(conv) is not None
+
+    await wait_until(indexed, message="the unroutable text indexed")
+    thread = await index.thread(conv)
+    assert thread is not None
+    message_id = thread.last_id
+    headers = {"Origin": console_gateway.url}
+    async with ClientSession(cookie_jar=jar()) as http:
+        csrf = await sign_in(http, console_gateway)
+        async with http.post(f"{console_gateway.url}/console/problems/redeliver",
+                             data={"csrf": csrf, "id": message_id}, headers=headers) as r:
+            assert "Still no route" in await r.text()
+        async with http.post(f"{console_gateway.url}/console/numbers", headers=headers,
+                             data={"csrf": csrf, "number": stray, "provider": "clicksend",
+                                   "extension": "103", "enabled": "on"}) as r:
+            assert r.status == 200
+        for _ in range(2):
+            async with http.post(f"{console_gateway.url}/console/problems/redeliver",
+                                 data={"csrf": csrf, "id": message_id},
+                                 headers=headers) as r:
+                assert "Delivered again" in await r.text()
+    js = console_gateway.runtime.js
+    sub = await js.subscribe("sms.inbound.clicksend", ordered_consumer=True)
+    stored = []
+    while True:
+        try:
+            msg = await sub.next_msg(timeout=1.0)
+        except NatsTimeout:
+            break
+        stored.append(InboundMessage.model_validate_json(msg.data))
+        if msg.metadata.num_pending == 0:
+            break
+    await sub.unsubscribe()
+    copies = [m for m in stored if m.id == message_id]
+    assert [m.route is not None for m in copies] == [False, True]
+    assert copies[1].route is not None and copies[1].route.extension == "103"
