@@ -39,6 +39,7 @@ CORE_PLUGINS = {"core": "pbxsms.core.health.plugin",
 BUILTIN_PLUGINS = {
     "clicksend": "pbxsms.plugins.clicksend.plugin",
     "email": "pbxsms.plugins.email.plugin",
+    "freeswitch": "pbxsms.plugins.freeswitch.plugin",
     "mobileapp": "pbxsms.plugins.mobileapp.plugin",
 }
 

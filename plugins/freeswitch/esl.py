@@ -439,3 +439,17 @@ class EslClient:
                               body.encode() if body is not None else None)
         frame = await self._current().command(data, timeout or self.timeout)
         return reply_ok(frame, "sendevent")
+
+
+async def api_once(host: str, port: int, password: str, command: str,
+                   timeout: float = 5.0) -> str:
+    """Connect, log in, run one `api` command and hang up (for checks, not traffic)."""
+    connection = await open_connection(host, port, password, (), lambda event: None, timeout)
+    reading = asyncio.create_task(connection.run())
+    try:
+        frame = await connection.command(encode_command(f"api {command}"), timeout)
+    finally:
+        connection.close()
+        with contextlib.suppress(EslError, OSError, asyncio.CancelledError):
+            await reading
+    return frame.body.decode("utf-8", errors="replace")
