@@ -15,7 +15,8 @@ from tests.helpers import free_port, make_config
 
 # Tests must not pick up a developer's own settings.
 for _name in list(os.environ):
-    if _name.startswith(("CLICKSEND_", "FREESWITCH_", "PBXSMS_", "RINGOTEL_")) or _name == "NATS_URL":
+    if _name.startswith(("CLICKSEND_", "FREESWITCH_", "PBXSMS_", "RINGOTEL_")) \
+            or _name == "NATS_URL":
         del os.environ[_name]
 os.environ["PBXSMS_ENV_FILE"] = os.devnull
 
