@@ -188,10 +188,6 @@ class ConsumerRunner:
                 await self._progress_task
         log.info("consumer %s stopped", self.name)
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._tasks)
-
     async def _pull_loop(self) -> None:
         expires = 5.0
         while not self._stopping:

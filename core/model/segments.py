@@ -31,11 +31,6 @@ class SegmentCount:
     units: int
     segments: int
 
-    @property
-    def per_segment(self) -> int:
-        """Units per part when the text is split (153 GSM-7, 67 UCS-2)."""
-        return _LIMITS[self.encoding][1]
-
     def max_units(self, segments: int) -> int:
         """The most units `segments` parts can hold in this encoding."""
         single, multi = _LIMITS[self.encoding]
@@ -43,10 +38,6 @@ class SegmentCount:
 
 
 GSM_ALL = GSM_BASIC | GSM_EXTENSION
-
-
-def is_gsm7(text: str) -> bool:
-    return GSM_ALL.issuperset(text)
 
 
 def count_segments(text: str) -> SegmentCount:

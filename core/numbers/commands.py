@@ -25,8 +25,6 @@ import click
 from pbxsms.core.config.problems import ConfigError
 from pbxsms.core.config.settings import default_env_file, load_core
 
-FIELDS = ["number", "provider", "extension", "domain", "email", "enabled", "description",
-          "mobileapp_org"]
 CHUNK_BYTES = 48 * 1024  # under the API's 64 KiB body limit
 
 

@@ -30,9 +30,9 @@ CONSUMER = "outbound"
 DONE = frozenset({State.ACCEPTED, State.SENT, State.DELIVERED})
 REMEMBERED = 20_000
 # Requests checked at once (status read, `sending` published): enough to hide the round
-# trips, few enough that requests join batches in the order they came. Checked all at
-# once, the requests of a pull advanced step by step together, so its batches filled at
-# the same moment, went out together, and nothing was checked while they were away.
+# trips, few enough that requests join batches in the order they came. Checking a whole
+# pull at once would fill its batches at the same moment and send them together, with
+# nothing checked while they are away (docs/performance.md).
 CHECKING = 256
 
 

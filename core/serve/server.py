@@ -64,8 +64,8 @@ class Server:
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else core.http_port
         # What startup built (modules, settings, plugins) lives as long as the process:
-        # out of the collector's sight, a full collection no longer walks it all and
-        # stalls every request in flight.
+        # frozen out of the collector's sight, a full collection does not walk it all
+        # and stall every request in flight.
         gc.collect()
         gc.freeze()
         # Thousands of messages in flight are tens of thousands of live objects: with
