@@ -11,8 +11,9 @@ import pytest
 
 from tests.delivery.conftest import app, smtp
 from tests.faults.support import RESULTS, write_report
+from tests.freeswitch.conftest import fake
 
-__all__ = ["app", "smtp"]
+__all__ = ["app", "fake", "smtp"]
 
 
 @pytest.fixture(scope="session", autouse=True)
