@@ -3,7 +3,10 @@ the extension's SIP phones (once), retries, dead letters, and the app and email 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
+
+import pytest
 
 from pbxsms.core.model.events import State
 from pbxsms.sim.clicksend import ClickSendSimulator
@@ -25,6 +28,7 @@ from tests.freeswitch.support import (
     CS_USER,
     CUSTOMER,
     DOMAIN,
+    ESL_PASSWORD,
     TRICKY,
     env,
     other_channels_delivered,
@@ -38,8 +42,9 @@ CONSUMERS = ("deliver-freeswitch", "deliver-mobileapp", "deliver-email")
 
 async def test_a_webhook_text_reaches_the_phones_as_send_message_with_the_exact_body(
     start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer,
-    fake: FakeFreeSwitch,
+    fake: FakeFreeSwitch, caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO)
     fake.register("201", DOMAIN)
     async with ClickSendSimulator() as clicksend:
         clicksend.add_account(CS_USER, CS_KEY)
@@ -85,6 +90,10 @@ async def test_a_webhook_text_reaches_the_phones_as_send_message_with_the_exact_
         await gateway.runtime.publish("sms.inbound.clicksend", stored.data, "replay-1")
         await consumers_idle(gateway.runtime, *CONSUMERS)
         assert len(fake.delivered) == 1 and len(fake.sent_events()) == 1
+        # Neither the text (personal data) nor the event-socket password is logged.
+        logged = "\n".join(record.getMessage() for record in caplog.records)
+        assert "pbxsms.freeswitch" in {r.name for r in caplog.records}
+        assert "Table for 4?" not in logged and ESL_PASSWORD not in logged
 
 
 async def test_not_registered_is_retried_then_dead_lettered_with_the_reason(
