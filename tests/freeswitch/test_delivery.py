@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import pytest
+from aiohttp import ClientSession
 
 from pbxsms.core.model.events import State
 from pbxsms.sim.clicksend import ClickSendSimulator
@@ -238,3 +239,31 @@ async def test_a_report_later_than_the_wait_settles_the_retry_without_a_second_t
     assert states == [State.RETRYING, State.DELIVERED]
     assert len(fake.sent_events()) == 1 and len(fake.delivered) == 1
     await other_channels_delivered(gateway.runtime, message.id)
+
+
+async def test_a_wrong_password_shows_on_readyz_and_a_reload_with_the_right_one_delivers(
+    start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer,
+    fake: FakeFreeSwitch,
+) -> None:
+    fake.register("201", DOMAIN)
+    gateway = await start_gateway(toml=toml(), env=env(app, smtp, fake, password="wrong"))
+    message = inbound("After the fix")
+    await publish_inbound(gateway.runtime, message)
+    record = await wait_channel(gateway.runtime, message.id, "freeswitch", State.RETRYING)
+    reason = record.channels["freeswitch"].reason or ""
+    assert "refused the password" in reason and "FREESWITCH_ESL_PASSWORD" in reason
+    async with ClientSession() as http, http.get(f"{gateway.url}/readyz") as response:
+        ready = await response.json()
+    assert response.status == 200 and ready["status"] == "degraded"
+    assert any("refused the password" in line for line in ready["degraded"])
+    await other_channels_delivered(gateway.runtime, message.id)
+
+    env_file = gateway.runtime.config.env_file
+    assert env_file is not None
+    env_file.write_text(env_file.read_text().replace(
+        "FREESWITCH_ESL_PASSWORD=wrong", f"FREESWITCH_ESL_PASSWORD={ESL_PASSWORD}"))
+    await gateway.server.reload()
+    await wait_channel(gateway.runtime, message.id, "freeswitch", State.DELIVERED, 15)
+    assert [d.body for d in fake.delivered] == ["After the fix"]
+    async with ClientSession() as http, http.get(f"{gateway.url}/readyz") as response:
+        assert (await response.json())["status"] == "ready"
