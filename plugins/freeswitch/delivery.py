@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from pbxsms.bus.consumer import Delivery, Permanent, Retry
 from pbxsms.bus.kv import write_all
@@ -84,18 +84,17 @@ class SipDelivery:
         if link is None:
             await self._failed(message, delivery, settings,
                                Retry("the FreeSWITCH event socket is not started"))
-            return
-        late = link.late_success(message.id)
-        if late is not None:
+        if link.late_success(message.id) is not None:
             # An earlier attempt did reach a phone; its report came after we stopped waiting.
             settled = Settled(state="delivered", attempt=delivery.attempt,
                               reason="confirmed by a late delivery report")
+            log.info("%s on the phones of %s (a late report): not sent again", message.id,
+                     user, extra={"msg_id": message.id})
         else:
             try:
                 event_uuid = await self._send(link, delivery, message, user, settings)
             except (Retry, Permanent) as failure:
                 await self._failed(message, delivery, settings, failure)
-                return
             settled = Settled(state="delivered", attempt=delivery.attempt,
                               provider_message_id=event_uuid)
             log.info("%s on the phones of %s", message.id, user, extra={"msg_id": message.id})
@@ -107,7 +106,7 @@ class SipDelivery:
                       provider_message_id=settled.provider_message_id)
 
     async def _failed(self, message: InboundMessage, delivery: Delivery,
-                      settings: FreeSwitchSettings, failure: Retry | Permanent) -> None:
+                      settings: FreeSwitchSettings, failure: Retry | Permanent) -> NoReturn:
         """`retrying`, or the dead letter once the message waited `retry_for`."""
         if isinstance(failure, Retry):
             waited = (utcnow() - message.received_at).total_seconds()
