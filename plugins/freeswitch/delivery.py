@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from pbxsms.bus.consumer import Delivery, Permanent, Retry
 from pbxsms.bus.kv import write_all
-from pbxsms.core.inbound.delivery import Ledger, Settled, read_inbound, report, report_failure
+from pbxsms.core.inbound.delivery import Ledger, Settled, fail_delivery, read_inbound, report
 from pbxsms.core.model.events import InboundMessage, State, utcnow
 from pbxsms.plugins.freeswitch.esl import CommandFailed, EslClosed, EslError, Event
 from pbxsms.plugins.freeswitch.link import ATTEMPT_HEADER, ID_HEADER, FreeSwitchLink
@@ -70,7 +70,7 @@ class SipDelivery:
             return
         domain = route.domain or settings.domain
         if not domain:
-            await report_failure(self.runtime, message, CHANNEL, delivery, Permanent(
+            await fail_delivery(self.runtime, message, CHANNEL, delivery, Permanent(
                 f"no SIP domain for {route.number}: set its domain, or FREESWITCH_DOMAIN"))
         user = f"{route.extension}@{domain}"
 
@@ -113,7 +113,7 @@ class SipDelivery:
             if waited >= settings.retry_for:
                 failure = Permanent(f"{failure.reason} (still after "
                                     f"{_duration(settings.retry_for)}: FREESWITCH_RETRY_FOR)")
-        await report_failure(self.runtime, message, CHANNEL, delivery, failure)
+        await fail_delivery(self.runtime, message, CHANNEL, delivery, failure)
 
     async def _send(self, link: FreeSwitchLink, delivery: Delivery, message: InboundMessage,
                     user: str, settings: FreeSwitchSettings) -> str | None:
