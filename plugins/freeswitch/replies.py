@@ -1,8 +1,9 @@
 """Texts from the extensions' SIP phones to outside numbers: sent as SMS, like app replies.
 
 The chatplan line of docs/freeswitch.md fires each such SIP MESSAGE as a `MESSAGE` event.
-A plain text from an extension that owns numbers becomes an `sms.outbound` request from
-the number the customer last texted that extension (the same rule as the app's replies).
+A plain text from an extension that owns numbers is taken as a send request the way the
+API and the app's replies are (`queue_outbound`): checked, sent from the number the
+customer last texted that extension, stored on `sms.outbound` with a `queued` status.
 Its id derives from FreeSWITCH's Core-UUID and the event's sequence, so several gateway
 instances listening to the same FreeSWITCH send it once.
 
@@ -20,16 +21,17 @@ import logging
 import uuid
 from typing import TYPE_CHECKING
 
-from pbxsms.bus.publish import PublishError
 from pbxsms.core.health import metrics
 from pbxsms.core.model.events import OutboundRequest, new_id
-from pbxsms.core.model.numbers import NumberSettings, hostname
-from pbxsms.core.model.phone import InvalidNumber, to_e164
+from pbxsms.core.model.numbers import hostname
+from pbxsms.core.outbound.api import queue_outbound
+from pbxsms.core.refusal import Refusal
 from pbxsms.core.stores.numbers import NoSender
 from pbxsms.plugins.freeswitch.esl import Event
 from pbxsms.plugins.freeswitch.link import ATTEMPT_HEADER, ID_HEADER
 
 if TYPE_CHECKING:
+    from pbxsms.core.outbound.api import Queued
     from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.freeswitch.replies")
@@ -93,62 +95,57 @@ class PhoneReplies:
             log.debug("MESSAGE event ignored: %s", reason)
             return
         extension = (event.get("from_user") or "").strip()
-        domain = hostname(event.get("from_host") or "") or None
         target = (event.get("to_user") or "").strip()
+        outbound = OutboundRequest(id=reply_id(event), extension=extension or None,
+                                   to=target, body=event.body or "", source=SOURCE)
         try:
-            customer = to_e164(target, self.runtime.config.core.default_region)
-        except InvalidNumber as error:
-            _count("invalid")
-            log.warning("a text from extension %s to %r not sent: not a phone number (%s)",
-                        extension or "?", target[:40], error)
-            return
-        try:
-            sender = await self._sender(extension, domain, customer)
+            domain = self._tenant(extension, hostname(event.get("from_host") or "") or None)
+            queued = await self._queue(outbound, domain)
         except NoSender as error:
-            _count("invalid")
-            log.warning("a text from extension %s to %s not sent: %s", extension or "?",
-                        customer, error)
+            self._refused(outbound, str(error))
             return
-        outbound = OutboundRequest(id=reply_id(event), from_=sender.number,
-                                   extension=extension, to=customer, body=event.body or "",
-                                   source=SOURCE)
-        await self._publish(outbound)
+        except Refusal as refusal:
+            if refusal.status != 503:
+                self._refused(outbound, refusal.message)
+                return
+            _count("unavailable")
+            log.error("a text from extension %s to %s was lost: %s", extension or "?",
+                      target[:40], refusal.message, extra={"msg_id": outbound.id})
+            return
+        _count("duplicate" if queued.duplicate else "accepted")
 
-    async def _sender(self, extension: str, domain: str | None,
-                      customer: str) -> NumberSettings:
-        """The number the customer last texted this extension (of the phone's domain)."""
+    def _tenant(self, extension: str, domain: str | None) -> str | None:
+        """The tenant of the texting extension: the phone's SIP domain, or the one tenant
+        the extension has numbers in (the phone's host may then be an address)."""
         if not extension:
             raise NoSender("the MESSAGE event names no sending extension (from_user)")
-        numbers = self.runtime.numbers
-        domains = {record.domain for record in numbers.numbers_of(extension)}
-        if domain not in domains:
-            if len(domains) != 1:
-                raise NoSender(f"extension {extension}@{domain} has no enabled number in "
-                               "the message settings")
-            domain = next(iter(domains))  # one tenant: the phone's host may be an address
-        return await numbers.sender_for(extension, domain, customer)
+        domains = {record.domain for record in self.runtime.numbers.numbers_of(extension)}
+        if domain in domains:
+            return domain
+        if len(domains) == 1:
+            return next(iter(domains))
+        raise NoSender(f"extension {extension}@{domain} has no enabled number in the "
+                       "message settings")
 
-    async def _publish(self, outbound: OutboundRequest) -> None:
-        """Store it, trying again while the bus is away: FreeSWITCH will not resend."""
-        deadline = asyncio.get_running_loop().time() + PUBLISH_PATIENCE
+    async def _queue(self, outbound: OutboundRequest, domain: str | None) -> Queued:
+        """`queue_outbound`, tried again while the bus is away: FreeSWITCH will not resend."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PUBLISH_PATIENCE
         pause = 0.2
         while True:
             try:
-                published = await self.runtime.publish("sms.outbound", outbound, outbound.id)
-            except PublishError as error:
-                if asyncio.get_running_loop().time() + pause >= deadline:
-                    _count("unavailable")
-                    log.error("a text from extension %s to %s was lost: not stored (%s)",
-                              outbound.extension, outbound.to, error,
-                              extra={"msg_id": outbound.id})
-                    return
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 2.0)
-                continue
-            _count("duplicate" if published.duplicate else "accepted")
-            log.info("text from extension %s queued as %s%s", outbound.extension, outbound.id,
-                     " (repeat)" if published.duplicate else "", extra={"msg_id": outbound.id})
-            return
+                return await queue_outbound(self.runtime, outbound, domain)
+            except Refusal as refusal:
+                if refusal.status != 503 or loop.time() + pause >= deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+    @staticmethod
+    def _refused(outbound: OutboundRequest, why: str) -> None:
+        _count("invalid")
+        log.warning("a text from extension %s to %s not sent: %s", outbound.extension or "?",
+                    outbound.to[:40], why, extra={"msg_id": outbound.id})
 
 
 def _count(result: str) -> None:
