@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from pbxsms.core.health import metrics
+from pbxsms.core.model.events import State
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.freeswitch import FakeFreeSwitch
 from pbxsms.sim.mobileapp import MobileAppSimulator
@@ -73,5 +74,9 @@ async def test_a_phones_text_is_sent_from_the_number_the_customer_texted_once(
         (sent,) = clicksend.sent_messages
         assert (sent["from"], sent["to"], sent["body"]) == (BOOKINGS, CUSTOMER, TRICKY)
         assert counted("duplicate") >= 1  # the second instance's copy, deduplicated
+        # Taken like any send request: queued, then accepted by ClickSend.
+        status = await first.runtime.status.get(sent["custom_string"])
+        assert status is not None
+        assert [h.state for h in status.history][:1] == [State.QUEUED]
         await wait_until(lambda: len(clicksend.send_requests) >= 1, 5, "the request")
         assert len(clicksend.sent_messages) == 1
