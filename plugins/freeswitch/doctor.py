@@ -1,35 +1,42 @@
-"""`pbxsms doctor` for FreeSWITCH: does its event socket take our password, and is mod_sms
-loaded? Nothing is sent to any phone."""
+"""`pbxsms doctor` for FreeSWITCH: does its event socket take our password, is mod_sms
+loaded, and are the extensions of the file's `sip = true` numbers registered? Nothing is
+sent to any phone."""
 
 from __future__ import annotations
 
 from pbxsms.core.config.settings import Config
 from pbxsms.core.health.doctor import Check, Finding, fail, ok, warn
-from pbxsms.plugins.freeswitch.esl import (
-    AclRefused,
-    AuthRefused,
-    EslClosed,
-    EslError,
-    api_once,
-)
+from pbxsms.plugins.freeswitch.esl import AclRefused, AuthRefused, EslClosed, EslError, api_once
 from pbxsms.plugins.freeswitch.settings import FreeSwitchSettings
 
 
 def checks(config: Config) -> list[Check]:
     settings: FreeSwitchSettings = config.plugin("freeswitch")
-    return [Check("freeswitch", lambda: event_socket(settings))]
+    return [Check("freeswitch", lambda: event_socket(settings, sip_users(config, settings)))]
 
 
-async def event_socket(settings: FreeSwitchSettings) -> Finding:
+def sip_users(config: Config, settings: FreeSwitchSettings) -> list[str]:
+    """`extension@domain` of each `[[numbers]]` table with `sip = true` (the numbers kept
+    live in the bus are not read here: doctor may run while the gateway does not)."""
+    users = []
+    for row in config.file.numbers:
+        extension, domain = row.get("extension"), row.get("domain") or settings.domain
+        if row.get("sip") is True and extension and domain:
+            users.append(f"{extension}@{str(domain).lower()}")
+    return list(dict.fromkeys(users))
+
+
+async def event_socket(settings: FreeSwitchSettings, users: list[str]) -> Finding:
     if settings.esl_password is None:
         return fail("FREESWITCH_ESL_PASSWORD unset: no texts reach the SIP phones",
                     "set it to the `password` of FreeSWITCH's event_socket.conf.xml")
     where = f"FreeSWITCH event socket {settings.esl_host}:{settings.esl_port}"
-    timeout = min(settings.timeout, 10.0)
+    commands = ["module_exists mod_sms",
+                *(f"sofia_contact {settings.sip_profile}/{user}" for user in users)]
     try:
-        answer = await api_once(settings.esl_host, settings.esl_port,
-                                settings.esl_password.get_secret_value(),
-                                "module_exists mod_sms", timeout)
+        answers = await api_once(settings.esl_host, settings.esl_port,
+                                 settings.esl_password.get_secret_value(), commands,
+                                 min(settings.timeout, 10.0))
     except AuthRefused:
         return fail(f"{where} refused the password",
                     "set FREESWITCH_ESL_PASSWORD to the `password` param of "
@@ -43,7 +50,17 @@ async def event_socket(settings: FreeSwitchSettings) -> Finding:
                     "mod_event_socket listens on an address this host reaches (`listen-ip`)")
     except EslError as error:
         return fail(f"{where}: {error}", "check that this port is FreeSWITCH's event socket")
-    if answer.strip() != "true":
+    if answers[0].strip() != "true":
         return warn(f"{where} took the password, but mod_sms is not loaded: SMS::SEND_MESSAGE "
                     "would go nowhere", "load mod_sms (modules.conf.xml) in FreeSWITCH")
-    return ok(f"{where} took the password; mod_sms is loaded")
+    absent = [user for user, answer in zip(users, answers[1:], strict=True)
+              if answer.strip().startswith(("error/", "-ERR")) or not answer.strip()]
+    detail = f"{where} took the password; mod_sms is loaded"
+    if absent:
+        return warn(f"{detail}; no SIP device registered for {', '.join(absent)} (their "
+                    "texts wait until one registers)",
+                    f"register a phone, or check the profile (FREESWITCH_SIP_PROFILE="
+                    f"{settings.sip_profile}) and the numbers' domain")
+    if users:
+        detail += f"; registered: {', '.join(users)}"
+    return ok(detail)

@@ -441,15 +441,19 @@ class EslClient:
         return reply_ok(frame, "sendevent")
 
 
-async def api_once(host: str, port: int, password: str, command: str,
-                   timeout: float = 5.0) -> str:
-    """Connect, log in, run one `api` command and hang up (for checks, not traffic)."""
+async def api_once(host: str, port: int, password: str, commands: Sequence[str],
+                   timeout: float = 5.0) -> list[str]:
+    """Connect, log in, run `api` commands one after the other and hang up (for checks,
+    not traffic): their answers in order."""
     connection = await open_connection(host, port, password, (), lambda event: None, timeout)
     reading = asyncio.create_task(connection.run())
+    answers = []
     try:
-        frame = await connection.command(encode_command(f"api {command}"), timeout)
+        for command in commands:
+            frame = await connection.command(encode_command(f"api {command}"), timeout)
+            answers.append(frame.body.decode("utf-8", errors="replace"))
     finally:
         connection.close()
         with contextlib.suppress(EslError, OSError, asyncio.CancelledError):
             await reading
-    return frame.body.decode("utf-8", errors="replace")
+    return answers

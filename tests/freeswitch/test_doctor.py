@@ -68,3 +68,27 @@ async def test_other_faults_say_what_to_change(
     if case == "unset":
         (problem,) = ours(plugins.config_warnings(config))
         assert problem.setting == "FREESWITCH_ESL_PASSWORD"
+
+
+async def test_the_files_sip_extensions_are_checked_for_a_registration(
+        tmp_path: Path, fake: FakeFreeSwitch) -> None:
+    fake.register("201", "pbx.example.com")
+    toml = TOML + "".join(
+        f'[[numbers]]\nnumber = "+6141111111{n}"\nprovider = "clicksend"\n'
+        f'extension = "{ext}"\ndomain = "pbx.example.com"\nsip = {sip}\n'
+        for n, ext, sip in ((1, "201", "true"), (2, "202", "true"), (3, "203", "false")))
+    toml = toml.replace('["freeswitch"]', '["clicksend", "freeswitch"]')
+    config, plugins = make_config(tmp_path, toml, {
+        "FREESWITCH_ESL_PORT": str(fake.port), "FREESWITCH_ESL_PASSWORD": ESL_PASSWORD})
+    (found,) = [c for c in plugins.doctor_checks(config) if c.name == "freeswitch"]
+    finding = await found.run()
+    assert finding.status == "warn"
+    assert finding.detail.endswith("no SIP device registered for 202@pbx.example.com (their "
+                                   "texts wait until one registers)")
+    asked = [r.command for r in fake.received if r.command.startswith("api sofia_contact")]
+    assert asked == ["api sofia_contact internal/201@pbx.example.com",
+                     "api sofia_contact internal/202@pbx.example.com"]
+    fake.register("202", "pbx.example.com")
+    finding = await found.run()
+    assert finding.status == "ok" and finding.detail.endswith(
+        "registered: 201@pbx.example.com, 202@pbx.example.com")
