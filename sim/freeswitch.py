@@ -21,13 +21,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import sys
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Self
 
-__all__ = ["Delivered", "FakeFreeSwitch", "Outcome", "Received", "fs_url_encode"]
+__all__ = ["Delivered", "FakeFreeSwitch", "Outcome", "Received", "fs_url_encode",
+           "serve_forever"]
 
 # What the phone side does with the next SMS::SEND_MESSAGE:
 #   "200" and other 2xx: the phone takes it, the report says Success;
@@ -107,9 +110,11 @@ class _Listener:
 class FakeFreeSwitch:
     """An event socket on 127.0.0.1; `await start()` returns its port."""
 
-    def __init__(self, password: str, *, report_delay: float = 0.05) -> None:
+    def __init__(self, password: str, *, report_delay: float = 0.05,
+                 on_delivered: Callable[[Delivered], None] | None = None) -> None:
         self.password = password
         self.report_delay = report_delay
+        self.on_delivered = on_delivered
         self.core_uuid = str(uuid.uuid4())
         self.hostname = "fs1.pbx.example.com"
         # "user@domain" → its contact, as `sofia_contact` prints it
@@ -380,9 +385,12 @@ class FakeFreeSwitch:
             return
         code = None if outcome in ("none", "drop") else int(outcome)
         if outcome == "drop" or (code is not None and 200 <= code < 300):
-            self.delivered.append(Delivered(
+            delivered = Delivered(
                 to=user, from_=headers.get("from", ""), from_full=headers.get("from_full", ""),
-                body=body, headers=dict(headers)))
+                body=body, headers=dict(headers))
+            self.delivered.append(delivered)
+            if self.on_delivered is not None:
+                self.on_delivered(delivered)
         if outcome == "drop":
             listener.writer.transport.abort()
             self._listeners.pop(listener.number, None)
@@ -449,3 +457,37 @@ class FakeFreeSwitch:
         with contextlib.suppress(Exception):
             await writer.wait_closed()
 
+
+async def serve_forever(host: str, port: int, password: str, users: Sequence[str]) -> None:
+    """Run the fake for a demo (`pbxsms freeswitch simulator`) until cancelled.
+
+    `users` (`201@pbx.example.com`) are registered; each text they get is printed. A line
+    `<extension@domain> <number> <text>` on stdin is that phone texting the number.
+    """
+
+    def show(message: Delivered) -> None:
+        print(f"SIP MESSAGE to {message.to} from {message.from_}: {message.body!r}",
+              flush=True)
+
+    fake = FakeFreeSwitch(password, on_delivered=show)
+    for user in users:
+        extension, _, domain = user.partition("@")
+        fake.register(extension, domain)
+    bound = await fake.start(host, port)
+    print(f"FreeSWITCH event socket simulator on {host}:{bound}; registered: "
+          f"{', '.join(users) or 'nobody'}; type `<extension@domain> <number> <text>` to "
+          "text from a phone", flush=True)
+    try:
+        while True:
+            line = await asyncio.to_thread(sys.stdin.readline)
+            if not line:
+                await asyncio.Event().wait()  # stdin closed: serve until stopped
+            parts = line.strip().split(" ", 2)
+            if len(parts) == 3 and "@" in parts[0]:
+                extension, _, domain = parts[0].partition("@")
+                await fake.phone_message(extension, domain, parts[1], parts[2])
+                print(f"MESSAGE event fired: {parts[0]} to {parts[1]}", flush=True)
+            elif line.strip():
+                print("expected `<extension@domain> <number> <text>`", flush=True)
+    finally:
+        await fake.stop()

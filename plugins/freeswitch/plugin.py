@@ -6,6 +6,8 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass, field
 
+import click
+
 from pbxsms.core.config.problems import Problem
 from pbxsms.core.config.settings import Config, PluginSettings
 from pbxsms.core.health.doctor import Check
@@ -13,6 +15,7 @@ from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.registry import ConsumerRegister, ConsumerSpec
 from pbxsms.core.serve.runtime import Runtime
 from pbxsms.plugins.freeswitch import doctor
+from pbxsms.plugins.freeswitch.commands import freeswitch
 from pbxsms.plugins.freeswitch.delivery import CONSUMER, MAX_ATTEMPTS, SipDelivery
 from pbxsms.plugins.freeswitch.link import FreeSwitchLink, link_key
 from pbxsms.plugins.freeswitch.replies import PhoneReplies
@@ -62,6 +65,11 @@ def _channel(runtime: Runtime) -> Channel:
 @hookimpl
 def settings_model() -> type[PluginSettings]:
     return FreeSwitchSettings
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(freeswitch)
 
 
 @hookimpl
