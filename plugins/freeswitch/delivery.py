@@ -16,18 +16,26 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
-from pbxsms.bus.consumer import Delivery, Permanent, Retry
-from pbxsms.bus.kv import write_all
-from pbxsms.core.inbound.delivery import Ledger, Settled, fail_delivery, read_inbound, report
-from pbxsms.core.model.events import InboundMessage, State, utcnow
+from pbxsms.core.plugin_api import (
+    Delivery,
+    InboundMessage,
+    Ledger,
+    Permanent,
+    Retry,
+    Runtime,
+    Settled,
+    State,
+    fail_delivery,
+    read_inbound,
+    report,
+    utcnow,
+    write_all,
+)
 from pbxsms.plugins.freeswitch.esl import CommandFailed, EslClosed, EslError, Event
 from pbxsms.plugins.freeswitch.link import ATTEMPT_HEADER, ID_HEADER, FreeSwitchLink
 from pbxsms.plugins.freeswitch.settings import FreeSwitchSettings
-
-if TYPE_CHECKING:
-    from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.freeswitch")
 
@@ -59,7 +67,7 @@ class SipDelivery:
         record = self.runtime.numbers.get(route.number)
         if record is None or not record.sip:
             return  # the channel is off for this number (read now: turning it off stops)
-        settings: FreeSwitchSettings = self.runtime.config.plugin("freeswitch")
+        settings = self.runtime.config.plugin("freeswitch", FreeSwitchSettings)
         if not route.extension:
             await report(self.runtime, message, CHANNEL, State.SKIPPED, delivery.attempt,
                          f"no extension in the message settings of {message.to}")

@@ -4,14 +4,13 @@ sent to any phone."""
 
 from __future__ import annotations
 
-from pbxsms.core.config.settings import Config
-from pbxsms.core.health.doctor import Check, Finding, fail, ok, warn
+from pbxsms.core.plugin_api import Check, Config, Finding, fail, ok, warn
 from pbxsms.plugins.freeswitch.esl import AclRefused, AuthRefused, EslClosed, EslError, api_once
 from pbxsms.plugins.freeswitch.settings import FreeSwitchSettings
 
 
 def checks(config: Config) -> list[Check]:
-    settings: FreeSwitchSettings = config.plugin("freeswitch")
+    settings = config.plugin("freeswitch", FreeSwitchSettings)
     return [Check("freeswitch", lambda: event_socket(settings, sip_users(config, settings)))]
 
 

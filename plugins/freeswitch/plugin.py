@@ -8,12 +8,16 @@ from dataclasses import dataclass, field
 
 import click
 
-from pbxsms.core.config.problems import Problem
-from pbxsms.core.config.settings import Config, PluginSettings
-from pbxsms.core.health.doctor import Check
-from pbxsms.core.hookspecs import hookimpl
-from pbxsms.core.registry import ConsumerRegister, ConsumerSpec
-from pbxsms.core.serve.runtime import Runtime
+from pbxsms.core.plugin_api import (
+    Check,
+    Config,
+    ConsumerRegister,
+    ConsumerSpec,
+    PluginSettings,
+    Problem,
+    Runtime,
+    hookimpl,
+)
 from pbxsms.plugins.freeswitch import doctor
 from pbxsms.plugins.freeswitch.commands import freeswitch
 from pbxsms.plugins.freeswitch.delivery import CONSUMER, MAX_ATTEMPTS, SipDelivery
@@ -75,7 +79,7 @@ def register_commands(cli: click.Group) -> None:
 @hookimpl
 async def startup(runtime: Runtime) -> None:
     # Connecting runs in the background: FreeSWITCH being away delays no other channel.
-    await _channel(runtime).connect(runtime.config.plugin("freeswitch"))
+    await _channel(runtime).connect(runtime.config.plugin("freeswitch", FreeSwitchSettings))
 
 
 @hookimpl
@@ -94,7 +98,7 @@ async def shutdown(runtime: Runtime) -> None:
 
 @hookimpl
 async def settings_reloaded(runtime: Runtime, old: Config, new: Config) -> None:
-    await _channel(runtime).connect(new.plugin("freeswitch"))
+    await _channel(runtime).connect(new.plugin("freeswitch", FreeSwitchSettings))
 
 
 @hookimpl
@@ -108,7 +112,7 @@ def degraded(runtime: Runtime) -> list[str]:
 
 @hookimpl
 def config_warnings(config: Config) -> list[Problem]:
-    settings: FreeSwitchSettings = config.plugin("freeswitch")
+    settings = config.plugin("freeswitch", FreeSwitchSettings)
     if settings.esl_password is None:
         return [Problem("FREESWITCH_ESL_PASSWORD",
                         "unset: inbound SMS are not delivered to the SIP phones, and the "

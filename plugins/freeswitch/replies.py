@@ -19,20 +19,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import TYPE_CHECKING
 
-from pbxsms.core.health import metrics
-from pbxsms.core.model.events import OutboundRequest, new_id
-from pbxsms.core.model.numbers import hostname
-from pbxsms.core.outbound.api import queue_outbound
-from pbxsms.core.refusal import Refusal
-from pbxsms.core.stores.numbers import NoSender
+from pbxsms.core.plugin_api import (
+    NoSender,
+    OutboundRequest,
+    Refusal,
+    Runtime,
+    metrics,
+    new_id,
+    queue_outbound,
+)
 from pbxsms.plugins.freeswitch.esl import Event
 from pbxsms.plugins.freeswitch.link import ATTEMPT_HEADER, ID_HEADER
-
-if TYPE_CHECKING:
-    from pbxsms.core.outbound.api import Queued
-    from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.freeswitch.replies")
 
@@ -99,8 +97,8 @@ class PhoneReplies:
         outbound = OutboundRequest(id=reply_id(event), extension=extension or None,
                                    to=target, body=event.body or "", source=SOURCE)
         try:
-            domain = self._tenant(extension, hostname(event.get("from_host") or "") or None)
-            queued = await self._queue(outbound, domain)
+            host = (event.get("from_host") or "").strip().lower() or None
+            duplicate = await self._queue(outbound, self._tenant(extension, host))
         except NoSender as error:
             self._refused(outbound, str(error))
             return
@@ -112,7 +110,7 @@ class PhoneReplies:
             log.error("a text from extension %s to %s was lost: %s", extension or "?",
                       target[:40], refusal.message, extra={"msg_id": outbound.id})
             return
-        _count("duplicate" if queued.duplicate else "accepted")
+        _count("duplicate" if duplicate else "accepted")
 
     def _tenant(self, extension: str, domain: str | None) -> str | None:
         """The tenant of the texting extension: the phone's SIP domain, or the one tenant
@@ -127,14 +125,15 @@ class PhoneReplies:
         raise NoSender(f"extension {extension}@{domain} has no enabled number in the "
                        "message settings")
 
-    async def _queue(self, outbound: OutboundRequest, domain: str | None) -> Queued:
-        """`queue_outbound`, tried again while the bus is away: FreeSWITCH will not resend."""
+    async def _queue(self, outbound: OutboundRequest, domain: str | None) -> bool:
+        """`queue_outbound`, tried again while the bus is away (FreeSWITCH will not resend);
+        True when the request was already stored."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + PUBLISH_PATIENCE
         pause = 0.2
         while True:
             try:
-                return await queue_outbound(self.runtime, outbound, domain)
+                return (await queue_outbound(self.runtime, outbound, domain)).duplicate
             except Refusal as refusal:
                 if refusal.status != 503 or loop.time() + pause >= deadline:
                     raise

@@ -17,8 +17,6 @@ from pbxsms.core.model.events import State
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.freeswitch import FakeFreeSwitch
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.conftest import Gateway
-from tests.delivery.support import ORG, SmtpServer, consumers_idle, dead_letter
 from tests.faults.support import (
     CUSTOMER,
     NUMBER,
@@ -27,15 +25,18 @@ from tests.faults.support import (
     Result,
     Sinks,
     Webhook,
+    add_result,
     bodies,
-    gateway_env,
+    fault_env,
     gateway_toml,
     inbound_payload,
     measure,
-    record,
 )
-from tests.freeswitch.support import ESL_PASSWORD
 from tests.helpers import wait_until
+from tests.support.delivery import ORG, consumers_idle, dead_letter
+from tests.support.freeswitch import ESL_PASSWORD
+from tests.support.gateway import Gateway
+from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.faults
 
@@ -62,8 +63,8 @@ async def test_app_failing_smtp_down_and_phone_offline_retry_until_delivered_onc
     app.fail_next("drop", 10)
     fake.report_delay = 1.0  # a phone's answer takes a while: reports outlive a reconnect
     sip = '\n[freeswitch]\nreport_timeout = "3s"\n'
-    env = gateway_env(app, smtp, FREESWITCH_ESL_PORT=str(fake.port),
-                      FREESWITCH_ESL_PASSWORD=ESL_PASSWORD)
+    env = fault_env(app, smtp, FREESWITCH_ESL_PORT=str(fake.port),
+                    FREESWITCH_ESL_PASSWORD=ESL_PASSWORD)
     gateway = await start_gateway(toml=gateway_toml(sip=True) + EXTRA + sip, env=env)
     sent = bodies("downstream", 100)
     await ClickSendPoster(gateway.url).deliver([Webhook(body) for body in sent])
@@ -91,7 +92,7 @@ async def test_app_failing_smtp_down_and_phone_offline_retry_until_delivered_onc
                          "deliver-freeswitch")
     failed_calls = sum(1 for r in app.requests if r.status != 200)
     sip_sends = len(fake.sent_events())
-    result = record(measure(
+    result = add_result(measure(
         "downstream", "app API answering 500 (40 calls) and dropping connections (10), "
         "SMTP server down and the SIP phone unregistered until they were used up, then "
         "the phone refusing 10 texts (SIP 480), leaving 3 unanswered and the event socket "
@@ -109,7 +110,7 @@ async def test_clicksend_429_5xx_drops_and_timeouts_on_the_way_out(
 ) -> None:
     async with ClickSendSimulator() as clicksend:
         clicksend.add_account("pbx-user", SECRETS["CLICKSEND_API_KEY"])
-        env = gateway_env(app, smtp, CLICKSEND_BASE_URL=clicksend.base_url)
+        env = fault_env(app, smtp, CLICKSEND_BASE_URL=clicksend.base_url)
         toml = gateway_toml() + '\n[clicksend]\ntimeout = "500ms"\nreconcile_delay = "4s"\n'
         gateway = await start_gateway(toml=toml, env=env)
         clicksend.fail_next("429", 2, retry_after=1)
@@ -147,7 +148,7 @@ async def test_clicksend_429_5xx_drops_and_timeouts_on_the_way_out(
             accepted = await gateway.runtime.status.get(message_id)
             assert accepted is not None
             assert accepted.provider_message_id == stored_ids[message_id]
-        result = record(Result(
+        result = add_result(Result(
             "downstream-clicksend", "ClickSend answering 429 (twice, Retry-After 1 s), 500 "
             "(3), dropping connections (2) and answering one call after our timeout, on "
             "the way out; one recipient refused permanently", sent=len(texts),

@@ -7,9 +7,11 @@ from pbxsms.core.serve.runtime import Runtime
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.freeswitch import FakeFreeSwitch
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.delivery.support import ORG, SmtpServer, gateway_env, wait_channel
+from tests.support.delivery import ORG, delivery_env, wait_channel
+from tests.support.freeswitch import ESL_PASSWORD, esl_env
+from tests.support.smtp import SmtpServer
 
-ESL_PASSWORD = "esl-Secret-1"
+__all__ = ["ESL_PASSWORD"]  # the tests of this folder take it from here
 DOMAIN = "pbx.example.com"
 CUSTOMER = "+61422222222"
 FRONT, BOOKINGS = "+61411111111", "+61433333333"  # both ring extension 201
@@ -56,10 +58,8 @@ sip = {flag}
 def env(app: MobileAppSimulator, smtp: SmtpServer, fake: FakeFreeSwitch,
         clicksend: ClickSendSimulator | None = None, password: str = ESL_PASSWORD,
         **more: str) -> dict[str, str]:
-    values = gateway_env(app, smtp, FREESWITCH_ESL_HOST="127.0.0.1",
-                         FREESWITCH_ESL_PORT=str(fake.port), FREESWITCH_ESL_PASSWORD=password,
-                         CLICKSEND_USERNAME=CS_USER, CLICKSEND_API_KEY=CS_KEY,
-                         CLICKSEND_WEBHOOK_TOKEN=CS_TOKEN, **more)
+    values = delivery_env(app, smtp, **esl_env(fake, password), CLICKSEND_USERNAME=CS_USER,
+                          CLICKSEND_API_KEY=CS_KEY, CLICKSEND_WEBHOOK_TOKEN=CS_TOKEN, **more)
     if clicksend is not None:
         values["CLICKSEND_BASE_URL"] = clicksend.base_url
     return values

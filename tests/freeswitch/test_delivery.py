@@ -13,15 +13,6 @@ from pbxsms.core.model.events import State
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.freeswitch import FakeFreeSwitch
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.conftest import Gateway
-from tests.delivery.support import (
-    SmtpServer,
-    consumers_idle,
-    dead_letter,
-    inbound,
-    publish_inbound,
-    wait_channel,
-)
 from tests.freeswitch.support import (
     BOOKINGS,
     CS_KEY,
@@ -36,6 +27,15 @@ from tests.freeswitch.support import (
     toml,
 )
 from tests.helpers import wait_until
+from tests.support.delivery import (
+    consumers_idle,
+    dead_letter,
+    inject_inbound,
+    routed_inbound,
+    wait_channel,
+)
+from tests.support.gateway import Gateway
+from tests.support.smtp import SmtpServer
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 CONSUMERS = ("deliver-freeswitch", "deliver-mobileapp", "deliver-email")
@@ -102,8 +102,8 @@ async def test_not_registered_is_retried_then_dead_lettered_with_the_reason(
     fake: FakeFreeSwitch,
 ) -> None:
     gateway = await start_gateway(toml=toml(retry_for="1s"), env=env(app, smtp, fake))
-    message = inbound("Are you open today?")
-    await publish_inbound(gateway.runtime, message)
+    message = routed_inbound("Are you open today?")
+    await inject_inbound(gateway.runtime, message)
 
     letter = await dead_letter(gateway.runtime, "deliver-freeswitch")
     assert letter.id == message.id and letter.attempts >= 2
@@ -125,8 +125,8 @@ async def test_a_sip_failure_is_retried_until_a_phone_takes_it_once(
     fake.register("201", DOMAIN)
     fake.script("480", "480")
     gateway = await start_gateway(toml=toml(), env=env(app, smtp, fake))
-    message = inbound("Is the table still free?")
-    await publish_inbound(gateway.runtime, message)
+    message = routed_inbound("Is the table still free?")
+    await inject_inbound(gateway.runtime, message)
 
     record = await wait_channel(gateway.runtime, message.id, "freeswitch", State.DELIVERED)
     retries = [h for h in record.history if h.channel == "freeswitch"
@@ -145,8 +145,8 @@ async def test_a_sip_failure_that_lasts_dead_letters_with_the_sip_reason(
     fake.register("201", DOMAIN)
     fake.default_outcome = "486"
     gateway = await start_gateway(toml=toml(retry_for="1s"), env=env(app, smtp, fake))
-    message = inbound("Call me")
-    await publish_inbound(gateway.runtime, message)
+    message = routed_inbound("Call me")
+    await inject_inbound(gateway.runtime, message)
     letter = await dead_letter(gateway.runtime, "deliver-freeswitch")
     assert letter.reason == ("SIP 486 Busy Here from the extension's device (still after "
                              "1s: FREESWITCH_RETRY_FOR)")
@@ -162,8 +162,8 @@ async def test_no_report_in_time_is_retried(
     fake.script("none")
     gateway = await start_gateway(toml=toml(report_timeout="500ms"),
                                   env=env(app, smtp, fake))
-    message = inbound("Anyone there?")
-    await publish_inbound(gateway.runtime, message)
+    message = routed_inbound("Anyone there?")
+    await inject_inbound(gateway.runtime, message)
     record = await wait_channel(gateway.runtime, message.id, "freeswitch", State.DELIVERED)
     (retry,) = [h for h in record.history if h.channel == "freeswitch"
                 and h.state == State.RETRYING]
@@ -180,8 +180,8 @@ async def test_a_connection_dropped_mid_wait_reconnects_and_delivers_exactly_onc
     fake.report_delay = 1.5  # the phone answers after the gateway reconnected
     fake.script("drop")
     gateway = await start_gateway(toml=toml(report_timeout="5s"), env=env(app, smtp, fake))
-    message = inbound("Still on for tonight?")
-    await publish_inbound(gateway.runtime, message)
+    message = routed_inbound("Still on for tonight?")
+    await inject_inbound(gateway.runtime, message)
     record = await wait_channel(gateway.runtime, message.id, "freeswitch", State.DELIVERED)
     assert fake.connections >= 2  # dropped, then reconnected
     assert len(fake.sent_events()) == 1 and len(fake.delivered) == 1
@@ -201,8 +201,8 @@ async def test_a_report_lost_with_the_connection_is_sent_again_then_settled(
     fake.report_delay = 0.0
     fake.script("drop")
     gateway = await start_gateway(toml=toml(report_timeout="1s"), env=env(app, smtp, fake))
-    message = inbound("Lost answer")
-    await publish_inbound(gateway.runtime, message)
+    message = routed_inbound("Lost answer")
+    await inject_inbound(gateway.runtime, message)
     await wait_channel(gateway.runtime, message.id, "freeswitch", State.DELIVERED)
     # The documented exception to once-only: a delivery whose answer was lost repeats.
     assert len(fake.sent_events()) == 2
@@ -215,8 +215,8 @@ async def test_numbers_without_sip_are_not_this_channels_business(
 ) -> None:
     fake.register("201", DOMAIN)
     gateway = await start_gateway(toml=toml(sip=False), env=env(app, smtp, fake))
-    message = inbound("Just the app please")
-    await publish_inbound(gateway.runtime, message)
+    message = routed_inbound("Just the app please")
+    await inject_inbound(gateway.runtime, message)
     await other_channels_delivered(gateway.runtime, message.id)
     await consumers_idle(gateway.runtime, *CONSUMERS)
     record = await gateway.runtime.status.get(message.id)
@@ -232,8 +232,8 @@ async def test_a_report_later_than_the_wait_settles_the_retry_without_a_second_t
     fake.report_delay = 0.8
     gateway = await start_gateway(toml=toml(report_timeout="500ms"),
                                   env=env(app, smtp, fake))
-    message = inbound("Slow phone")
-    await publish_inbound(gateway.runtime, message)
+    message = routed_inbound("Slow phone")
+    await inject_inbound(gateway.runtime, message)
     record = await wait_channel(gateway.runtime, message.id, "freeswitch", State.DELIVERED)
     states = [h.state for h in record.history if h.channel == "freeswitch"]
     assert states == [State.RETRYING, State.DELIVERED]
@@ -247,8 +247,8 @@ async def test_a_wrong_password_shows_on_readyz_and_a_reload_with_the_right_one_
 ) -> None:
     fake.register("201", DOMAIN)
     gateway = await start_gateway(toml=toml(), env=env(app, smtp, fake, password="wrong"))
-    message = inbound("After the fix")
-    await publish_inbound(gateway.runtime, message)
+    message = routed_inbound("After the fix")
+    await inject_inbound(gateway.runtime, message)
     record = await wait_channel(gateway.runtime, message.id, "freeswitch", State.RETRYING)
     reason = record.channels["freeswitch"].reason or ""
     assert "refused the password" in reason and "FREESWITCH_ESL_PASSWORD" in reason

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -20,17 +19,10 @@ from pbxsms.plugins.freeswitch.esl import (
 )
 from pbxsms.sim.freeswitch import FakeFreeSwitch, fs_url_encode
 from tests.helpers import wait_until
+from tests.support.freeswitch import ESL_PASSWORD
 
-PASSWORD = "s3cret-esl"
 EVENTS = ["MESSAGE", "SMS::DELIVERY_REPORT", "sofia::error"]
 TRICKY = "Line one\nline two | pipe\r\n😀 café %41 + & = ?\n\nend"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeFreeSwitch]:
-    async with FakeFreeSwitch(PASSWORD) as server:
-        yield server
-        assert server.violations == []
 
 
 def test_a_command_is_its_line_headers_length_and_body_byte_for_byte() -> None:
@@ -81,24 +73,24 @@ async def test_wrong_password_is_refused_and_told_apart(fake: FakeFreeSwitch) ->
 async def test_an_acl_refusal_is_told_apart(fake: FakeFreeSwitch) -> None:
     fake.refuse_address = True
     with pytest.raises(AclRefused):
-        await open_connection("127.0.0.1", fake.port, PASSWORD, EVENTS, lambda e: None)
+        await open_connection("127.0.0.1", fake.port, ESL_PASSWORD, EVENTS, lambda e: None)
 
 
 async def test_nothing_listening_is_a_closed_connection() -> None:
-    async with FakeFreeSwitch(PASSWORD) as server:
+    async with FakeFreeSwitch(ESL_PASSWORD) as server:
         port = server.port
     with pytest.raises(EslClosed, match="cannot connect"):
-        await open_connection("127.0.0.1", port, PASSWORD, EVENTS, lambda e: None)
+        await open_connection("127.0.0.1", port, ESL_PASSWORD, EVENTS, lambda e: None)
 
 
 async def test_api_sendevent_and_the_report_event_round_trip(fake: FakeFreeSwitch) -> None:
     events: list[Event] = []
-    client = EslClient("127.0.0.1", fake.port, PASSWORD, EVENTS, events.append)
+    client = EslClient("127.0.0.1", fake.port, ESL_PASSWORD, EVENTS, events.append)
     client.start()
     try:
         assert await client.wait_connected(5)
         assert [r.raw for r in fake.received[:2]] == [
-            f"auth {PASSWORD}\n\n".encode(),
+            f"auth {ESL_PASSWORD}\n\n".encode(),
             b"event plain MESSAGE CUSTOM SMS::DELIVERY_REPORT sofia::error\n\n"]
         assert await client.api("sofia_contact internal/201@pbx.example.com") == \
             "error/user_not_registered"
@@ -134,7 +126,7 @@ async def test_api_sendevent_and_the_report_event_round_trip(fake: FakeFreeSwitc
 async def test_a_dropped_connection_is_reopened_and_resubscribed(
         fake: FakeFreeSwitch) -> None:
     events: list[Event] = []
-    client = EslClient("127.0.0.1", fake.port, PASSWORD, EVENTS, events.append,
+    client = EslClient("127.0.0.1", fake.port, ESL_PASSWORD, EVENTS, events.append,
                        backoff_initial=0.05)
     client.start()
     try:
@@ -157,7 +149,7 @@ async def test_a_command_on_a_lost_connection_fails_at_once(fake: FakeFreeSwitch
         await wait_until(lambda: fake.auth_failures >= 1, 5, "the refused login")
         assert not client.connected
         assert client.last_error is not None and "FREESWITCH_ESL_PASSWORD" in client.last_error
-        assert PASSWORD not in client.last_error and "wrong" not in client.last_error
+        assert ESL_PASSWORD not in client.last_error and "wrong" not in client.last_error
         with pytest.raises(EslClosed):
             await client.api("status")
     finally:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from aiohttp import ClientSession
 
-from tests.conftest import Gateway
 from tests.helpers import wait_until, write_env
+from tests.support.gateway import Gateway
 
 PBXSMS = str(Path(sys.executable).parent / "pbxsms")
 TOKEN = "numbers-t0ken"

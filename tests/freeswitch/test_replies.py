@@ -10,8 +10,6 @@ from pbxsms.core.model.events import State
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.freeswitch import FakeFreeSwitch
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.conftest import Gateway
-from tests.delivery.support import SmtpServer
 from tests.freeswitch.support import (
     BOOKINGS,
     CS_KEY,
@@ -24,6 +22,8 @@ from tests.freeswitch.support import (
     toml,
 )
 from tests.helpers import wait_until
+from tests.support.gateway import Gateway
+from tests.support.smtp import SmtpServer
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 

@@ -13,7 +13,7 @@ def test_bench_harness_runs_every_measurement(tmp_path: Path) -> None:
     run = subprocess.run(
         [sys.executable, "-m", "bench", "--seconds", "1", "--rate", "40", "--messages", "40",
          "--out", str(out)], capture_output=True, text=True, timeout=110,
-        cwd=Path(__file__).parent.parent)
+        cwd=Path(__file__).parents[2])
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads(out.read_text())
     assert results["ingest"]["gateway"]["requests"] > 0

@@ -13,9 +13,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.conftest import Gateway
-from tests.delivery.support import HOOK_TOKEN, ORG, SmtpServer, gateway_env
 from tests.helpers import wait_until
+from tests.support.delivery import HOOK_TOKEN, ORG, delivery_env
+from tests.support.gateway import Gateway
+from tests.support.smtp import SmtpServer
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
@@ -145,7 +146,7 @@ async def test_metrics_after_a_small_run(start_gateway: StartGateway, app: Mobil
                                          smtp: SmtpServer) -> None:
     async with ClickSendSimulator() as clicksend:
         clicksend.add_account("pbx-user", "pbx-key")
-        gateway = await start_gateway(toml=TOML, env=gateway_env(
+        gateway = await start_gateway(toml=TOML, env=delivery_env(
             app, smtp, CLICKSEND_USERNAME="pbx-user", CLICKSEND_API_KEY="pbx-key",
             CLICKSEND_BASE_URL=clicksend.base_url, CLICKSEND_WEBHOOK_TOKEN="cs-secret"))
         _, before = await scrape(gateway.url)

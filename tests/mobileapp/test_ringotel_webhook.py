@@ -8,27 +8,27 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession
 
-from pbxsms.core.inbound.routing import publish_inbound as publish_inbound_routed
+from pbxsms.core.inbound.routing import publish_inbound
 from pbxsms.core.model.events import OutboundRequest, State, StatusEvent
 from pbxsms.core.serve.runtime import Runtime
 from pbxsms.plugins.mobileapp.webhook import reply_id
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.conftest import Gateway
-from tests.delivery.support import (
+from tests.helpers import wait_until
+from tests.support.delivery import (
     CUSTOMER,
     HOOK_TOKEN,
     NUMBER,
     ORG,
-    SmtpServer,
     bus_toml,
     count_on,
-    gateway_env,
-    inbound,
+    delivery_env,
+    inject_inbound,
     last_on,
-    publish_inbound,
+    routed_inbound,
     wait_channel,
 )
-from tests.helpers import wait_until
+from tests.support.gateway import Gateway
+from tests.support.smtp import SmtpServer
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 
@@ -80,14 +80,14 @@ def with_numbers() -> str:
 async def test_a_reply_leaves_from_the_number_the_customer_texted(
     start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer
 ) -> None:
-    gateway = await start_gateway(toml=with_numbers(), env=gateway_env(app, smtp))
+    gateway = await start_gateway(toml=with_numbers(), env=delivery_env(app, smtp))
     # The extension owns two numbers; the customer texted one, then the other. The
     # inbound path (routing) records the conversation.
-    earlier = inbound("Are you open?", number=NUMBER)
-    texted = inbound("Can I book for 4?", number="+61433333333")
+    earlier = routed_inbound("Are you open?", number=NUMBER)
+    texted = routed_inbound("Can I book for 4?", number="+61433333333")
     for message in (earlier, texted):
-        await publish_inbound_routed(gateway.runtime, message,
-                                     f"clicksend:{message.provider_message_id}")
+        await publish_inbound(gateway.runtime, message,
+                              f"clicksend:{message.provider_message_id}")
         await wait_channel(gateway.runtime, message.id, "mobileapp", State.DELIVERED)
 
     url = f"{gateway.url}/webhook/ringotel"
@@ -111,7 +111,7 @@ async def test_a_reply_without_a_conversation_leaves_from_the_extensions_number(
     start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer,
     http: ClientSession
 ) -> None:
-    gateway = await start_gateway(toml=with_numbers(), env=gateway_env(app, smtp))
+    gateway = await start_gateway(toml=with_numbers(), env=delivery_env(app, smtp))
     status, body = await post(http, gateway, {"method": "message", "params": {
         "from": 202, "to": "(415) 555-2671", "content": "Call me", "orgid": ORG,
         "messageid": "rt-2"}})
@@ -127,7 +127,7 @@ async def test_a_reply_from_an_extension_without_a_number_is_refused_clearly(
     start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer,
     http: ClientSession
 ) -> None:
-    gateway = await start_gateway(toml=with_numbers(), env=gateway_env(app, smtp))
+    gateway = await start_gateway(toml=with_numbers(), env=delivery_env(app, smtp))
     status, body = await post(http, gateway, {"method": "message", "params": {
         "from": "299", "to": CUSTOMER, "content": "hi", "orgid": ORG, "messageid": "n"}})
     assert status == 422 and body["field"] == "params.from"
@@ -144,7 +144,7 @@ async def test_webhook_refuses_without_the_token(
     start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer,
     http: ClientSession, env: dict[str, str], token: str | None, message: str
 ) -> None:
-    gateway = await start_gateway(toml=bus_toml(), env=gateway_env(app, smtp, **env))
+    gateway = await start_gateway(toml=bus_toml(), env=delivery_env(app, smtp, **env))
     status, body = await post(http, gateway, {"method": "message", "params": {
         "from": "201", "to": CUSTOMER, "content": "hi", "orgid": ORG}}, token=token)
     assert status == 401 and message in body["error"]
@@ -155,7 +155,7 @@ async def test_bad_input_is_answered_without_sending(
     start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer,
     http: ClientSession
 ) -> None:
-    gateway = await start_gateway(toml=bus_toml(), env=gateway_env(app, smtp))
+    gateway = await start_gateway(toml=bus_toml(), env=delivery_env(app, smtp))
     good = {"from": "201", "to": CUSTOMER, "content": "hi", "orgid": ORG, "messageid": "x"}
     cases: list[tuple[Any, bytes | None, int, str | None]] = [
         (None, b"{not json", 400, None),
@@ -185,9 +185,9 @@ async def test_the_apps_delivered_notice_is_recorded(
     start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer,
     http: ClientSession
 ) -> None:
-    gateway = await start_gateway(toml=bus_toml(), env=gateway_env(app, smtp))
-    message = inbound()
-    await publish_inbound(gateway.runtime, message)
+    gateway = await start_gateway(toml=bus_toml(), env=delivery_env(app, smtp))
+    message = routed_inbound()
+    await inject_inbound(gateway.runtime, message)
     await wait_channel(gateway.runtime, message.id, "mobileapp", State.DELIVERED)
     (push,) = app.pushes
 
@@ -210,7 +210,7 @@ async def test_a_reply_that_cannot_be_stored_is_503(
     start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer,
     http: ClientSession
 ) -> None:
-    gateway = await start_gateway(toml=with_numbers(), env=gateway_env(app, smtp))
+    gateway = await start_gateway(toml=with_numbers(), env=delivery_env(app, smtp))
     await gateway.runtime.js.delete_stream(gateway.runtime.stream)
     status, body = await post(http, gateway, {"method": "message", "params": {
         "from": "201", "to": CUSTOMER, "content": "hi", "orgid": ORG, "messageid": "m"}})
@@ -245,7 +245,7 @@ async def test_a_reply_is_taken_as_the_send_api_takes_a_request(
 ) -> None:
     """The same `queued` status, the same number chosen, the same request stored."""
     gateway = await start_gateway(toml=with_numbers(),
-                                  env=gateway_env(app, smtp, PBXSMS_API_TOKEN=API_TOKEN))
+                                  env=delivery_env(app, smtp, PBXSMS_API_TOKEN=API_TOKEN))
     status, reply = await post(http, gateway, {"method": "message", "params": {
         "from": "202", "to": CUSTOMER, "content": "Running late", "orgid": ORG,
         "messageid": "rt-q"}})
@@ -278,7 +278,7 @@ async def test_a_reply_gets_the_send_apis_checks(
 ) -> None:
     """A text over `[outbound] max_segments` is refused as the API refuses it, in the
     app's field names, and nothing is stored."""
-    gateway = await start_gateway(toml=with_numbers(), env=gateway_env(app, smtp))
+    gateway = await start_gateway(toml=with_numbers(), env=delivery_env(app, smtp))
     status, body = await post(http, gateway, {"method": "message", "params": {
         "from": "202", "to": CUSTOMER, "content": "x" * (6 * 153 + 1), "orgid": ORG,
         "messageid": "rt-long"}})

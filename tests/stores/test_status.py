@@ -9,8 +9,8 @@ from aiohttp import ClientSession
 
 from pbxsms.core.model.events import State, StatusEvent, new_id, utcnow
 from pbxsms.core.stores.status import apply
-from tests.conftest import Gateway
 from tests.helpers import wait_until
+from tests.support.gateway import Gateway
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 

@@ -1,17 +1,12 @@
-"""Real parts for the delivery tests: an aiosmtpd server, inbound events, status reads."""
+"""Delivery-test parts: the app and SMTP settings, routed inbound events injected onto the
+bus, and reads of statuses, dead letters and consumers."""
 
 from __future__ import annotations
 
-import asyncio
-import email
-import email.policy
 import json
 import uuid
-from dataclasses import dataclass
-from email.message import EmailMessage
 from typing import Any
 
-from aiosmtpd.controller import Controller
 from nats.js.errors import NotFoundError
 
 from pbxsms.core.model.events import DeadLetter, InboundMessage, Route, State
@@ -19,6 +14,7 @@ from pbxsms.core.serve.runtime import Runtime
 from pbxsms.core.stores.status import StatusRecord
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.helpers import wait_until
+from tests.support.smtp import SmtpServer
 
 APP_TOKEN = "ringotel-admin-token"
 HOOK_TOKEN = "app-webhook-secret"
@@ -43,89 +39,14 @@ def bus_toml(max_deliver: int = 3, backoff_initial: str = "50ms") -> str:
     return FAST_BUS.format(max_deliver=max_deliver, backoff_initial=backoff_initial)
 
 
-@dataclass
-class Mail:
-    """One message as the SMTP server stored it."""
-
-    mail_from: str
-    rcpt_tos: list[str]
-    message: EmailMessage
-
-
-class Mailbox:
-    """aiosmtpd handler: stores what it accepts; scripted refusals per address."""
-
-    def __init__(self) -> None:
-        self.mails: list[Mail] = []
-        # address → replies to its next RCPTs ("451 ..."), then accepted
-        self.next_replies: dict[str, list[str]] = {}
-        # address → the reply to every RCPT
-        self.always: dict[str, str] = {}
-        # the SMTP session (one per connection) of each accepted message
-        self.sessions: list[Any] = []
-        # the reply to MAIL FROM, when not "250 OK"
-        self.sender_reply: str | None = None
-
-    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
-                          mail_options: list[str]) -> str:
-        if self.sender_reply is not None:
-            return self.sender_reply
-        envelope.mail_from = address
-        envelope.mail_options.extend(mail_options)
-        return "250 OK"
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          rcpt_options: list[str]) -> str:
-        queued = self.next_replies.get(address)
-        if queued:
-            return queued.pop(0)
-        if address in self.always:
-            return self.always[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.mails.append(Mail(envelope.mail_from, list(envelope.rcpt_tos), parsed))
-        self.sessions.append(session)
-        return "250 Message accepted for delivery"
-
-    @property
-    def connections(self) -> int:
-        """How many SMTP connections carried the accepted messages."""
-        return len({id(session) for session in self.sessions})
-
-    def received_by(self, address: str) -> list[EmailMessage]:
-        return [mail.message for mail in self.mails if address in mail.rcpt_tos]
-
-
-class SmtpServer:
-    """A real aiosmtpd server on a fixed port, which a test may stop and start again."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.mailbox = Mailbox()
-        self._controller: Controller | None = None
-
-    async def start(self) -> None:
-        self._controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
-        await asyncio.to_thread(self._controller.start)
-
-    async def stop(self) -> None:
-        if self._controller is not None:
-            await asyncio.to_thread(self._controller.stop)
-            self._controller = None
-
-
-def gateway_env(app: MobileAppSimulator, smtp: SmtpServer, **more: str) -> dict[str, str]:
+def delivery_env(app: MobileAppSimulator, smtp: SmtpServer, **more: str) -> dict[str, str]:
     return {"RINGOTEL_API_URL": app.api_url, "RINGOTEL_API_TOKEN": APP_TOKEN,
             "RINGOTEL_WEBHOOK_TOKEN": HOOK_TOKEN, "PBXSMS_SMTP_HOST": "127.0.0.1",
             "PBXSMS_SMTP_PORT": str(smtp.port), "PBXSMS_SMTP_FROM": SENDER,
             "PBXSMS_SMTP_TIMEOUT": "5", **more}
 
 
-def inbound(body: str = "Hello from the customer", *, extension: str | None = "201",
+def routed_inbound(body: str = "Hello from the customer", *, extension: str | None = "201",
             emails: tuple[str, ...] = ("desk@example.com",), org: str | None = ORG,
             customer: str = CUSTOMER, number: str = NUMBER,
             route: bool = True) -> InboundMessage:
@@ -138,15 +59,17 @@ def inbound(body: str = "Hello from the customer", *, extension: str | None = "2
         if route else None)
 
 
-async def publish_inbound(runtime: Runtime, message: InboundMessage,
+async def inject_inbound(runtime: Runtime, message: InboundMessage,
                           msg_id: str | None = None) -> None:
-    """Publish as the inbound path does (`clicksend:<provider id>`); a replay passes its
-    own `msg_id` to get past JetStream's duplicate window."""
+    """Put a ready-made inbound event on the bus as the ClickSend webhook would, with its
+    msg id (`clicksend:<provider id>`), skipping acceptance and routing (the real path is
+    `core.inbound.routing.publish_inbound`); a replay passes its own `msg_id` to get past
+    JetStream's duplicate window."""
     await runtime.publish("sms.inbound.clicksend", message,
                           msg_id or f"clicksend:{message.provider_message_id}")
 
 
-async def record(runtime: Runtime, message_id: str) -> StatusRecord | None:
+async def status_record(runtime: Runtime, message_id: str) -> StatusRecord | None:
     return await runtime.status.get(message_id)
 
 
@@ -156,7 +79,7 @@ async def wait_channel(runtime: Runtime, message_id: str, channel: str, state: S
     found: list[StatusRecord] = []
 
     async def reached() -> bool:
-        current = await record(runtime, message_id)
+        current = await status_record(runtime, message_id)
         status = current.channels.get(channel) if current else None
         if status is not None and status.state == state:
             found.append(current)  # type: ignore[arg-type]

@@ -10,9 +10,10 @@ from collections.abc import Awaitable, Callable
 from pbxsms.core.model.events import State
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.conftest import Gateway
-from tests.delivery.support import HOOK_TOKEN, ORG, SENDER, SmtpServer, gateway_env, wait_channel
 from tests.helpers import wait_until
+from tests.support.delivery import HOOK_TOKEN, ORG, SENDER, delivery_env, wait_channel
+from tests.support.gateway import Gateway
+from tests.support.smtp import SmtpServer
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 
@@ -51,7 +52,7 @@ async def test_clicksend_to_app_and_email_and_the_reply_back(
 ) -> None:
     async with ClickSendSimulator() as clicksend:
         clicksend.add_account("pbx-user", "pbx-key")
-        env = gateway_env(app, smtp, CLICKSEND_USERNAME="pbx-user",
+        env = delivery_env(app, smtp, CLICKSEND_USERNAME="pbx-user",
                           CLICKSEND_API_KEY="pbx-key", CLICKSEND_BASE_URL=clicksend.base_url,
                           CLICKSEND_WEBHOOK_TOKEN="cs-secret")
         gateway = await start_gateway(toml=NUMBERS, env=env)

@@ -8,31 +8,31 @@ import pytest
 
 from pbxsms.core.model.events import State
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.conftest import Gateway
-from tests.delivery.support import (
+from tests.helpers import wait_until
+from tests.support.delivery import (
     APP_TOKEN,
     CUSTOMER,
     ORG,
-    SmtpServer,
     bus_toml,
     consumers_idle,
     dead_letter,
-    gateway_env,
-    inbound,
-    publish_inbound,
-    record,
+    delivery_env,
+    inject_inbound,
+    routed_inbound,
+    status_record,
     wait_channel,
 )
-from tests.helpers import wait_until
+from tests.support.gateway import Gateway
+from tests.support.smtp import SmtpServer
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 
 
 async def test_push_reaches_the_app_once(start_gateway: StartGateway, app: MobileAppSimulator,
                                          smtp: SmtpServer) -> None:
-    gateway = await start_gateway(toml=bus_toml(), env=gateway_env(app, smtp))
-    message = inbound("Is the shop open today?")
-    await publish_inbound(gateway.runtime, message)
+    gateway = await start_gateway(toml=bus_toml(), env=delivery_env(app, smtp))
+    message = routed_inbound("Is the shop open today?")
+    await inject_inbound(gateway.runtime, message)
 
     status = await wait_channel(gateway.runtime, message.id, "mobileapp", State.DELIVERED)
     (push,) = app.pushes
@@ -47,8 +47,8 @@ async def test_push_reaches_the_app_once(start_gateway: StartGateway, app: Mobil
     # A replay of the same event (past JetStream's duplicate window), on a restarted
     # gateway, reaches nobody again: the ledger remembers the push.
     await gateway.server.stop()
-    restarted = await start_gateway(toml=bus_toml(), env=gateway_env(app, smtp))
-    await publish_inbound(restarted.runtime, message, msg_id=f"replay:{message.id}")
+    restarted = await start_gateway(toml=bus_toml(), env=delivery_env(app, smtp))
+    await inject_inbound(restarted.runtime, message, msg_id=f"replay:{message.id}")
     await consumers_idle(restarted.runtime, "deliver-mobileapp", "deliver-email")
     assert len(app.pushes) == 1 and len(app.requests) == 1
     assert len(smtp.mailbox.mails) == 1
@@ -58,10 +58,10 @@ async def test_push_reaches_the_app_once(start_gateway: StartGateway, app: Mobil
 async def test_transient_failures_retry_with_backoff(
     start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer, fault: str
 ) -> None:
-    gateway = await start_gateway(toml=bus_toml(max_deliver=5), env=gateway_env(app, smtp))
+    gateway = await start_gateway(toml=bus_toml(max_deliver=5), env=delivery_env(app, smtp))
     app.fail_next(fault, 2)  # type: ignore[arg-type]
-    message = inbound()
-    await publish_inbound(gateway.runtime, message)
+    message = routed_inbound()
+    await inject_inbound(gateway.runtime, message)
 
     status = await wait_channel(gateway.runtime, message.id, "mobileapp", State.DELIVERED)
     states = [(h.state, h.attempt) for h in status.history if h.channel == "mobileapp"]
@@ -75,10 +75,10 @@ async def test_transient_failures_retry_with_backoff(
 async def test_a_timeout_retries(start_gateway: StartGateway, app: MobileAppSimulator,
                                  smtp: SmtpServer) -> None:
     gateway = await start_gateway(toml=bus_toml(max_deliver=5),
-                                  env=gateway_env(app, smtp, RINGOTEL_TIMEOUT="0.3"))
+                                  env=delivery_env(app, smtp, RINGOTEL_TIMEOUT="0.3"))
     app.fail_next("delay", delay=1.0)
-    message = inbound()
-    await publish_inbound(gateway.runtime, message)
+    message = routed_inbound()
+    await inject_inbound(gateway.runtime, message)
 
     status = await wait_channel(gateway.runtime, message.id, "mobileapp", State.DELIVERED)
     (retry,) = [h for h in status.history if h.state == State.RETRYING]
@@ -92,9 +92,9 @@ async def test_a_permanent_error_fails_at_once_with_a_dead_letter(
     start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer
 ) -> None:
     app.add_user(ORG, "201")
-    gateway = await start_gateway(toml=bus_toml(max_deliver=5), env=gateway_env(app, smtp))
-    message = inbound(extension="999")
-    await publish_inbound(gateway.runtime, message)
+    gateway = await start_gateway(toml=bus_toml(max_deliver=5), env=delivery_env(app, smtp))
+    message = routed_inbound(extension="999")
+    await inject_inbound(gateway.runtime, message)
 
     status = await wait_channel(gateway.runtime, message.id, "mobileapp", State.FAILED)
     reason = status.channels["mobileapp"].reason
@@ -107,25 +107,25 @@ async def test_a_permanent_error_fails_at_once_with_a_dead_letter(
 async def test_without_extension_it_is_skipped_and_unroutable_is_left_alone(
     start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer
 ) -> None:
-    gateway = await start_gateway(toml=bus_toml(), env=gateway_env(app, smtp))
-    no_extension, no_route = inbound(extension=None), inbound(route=False)
-    await publish_inbound(gateway.runtime, no_route)
-    await publish_inbound(gateway.runtime, no_extension)
+    gateway = await start_gateway(toml=bus_toml(), env=delivery_env(app, smtp))
+    no_extension, no_route = routed_inbound(extension=None), routed_inbound(route=False)
+    await inject_inbound(gateway.runtime, no_route)
+    await inject_inbound(gateway.runtime, no_extension)
     status = await wait_channel(gateway.runtime, no_extension.id, "mobileapp", State.SKIPPED)
     assert status.channels["mobileapp"].reason == (
         f"no extension in the message settings of {no_extension.to}")
     await wait_channel(gateway.runtime, no_extension.id, "email", State.DELIVERED)
     # A message without a route is accounted for by its `unroutable` status (published by
     # the inbound path): no channel adds anything, and the consumers have moved past it.
-    assert await record(gateway.runtime, no_route.id) is None
+    assert await status_record(gateway.runtime, no_route.id) is None
     assert app.requests == []
 
 
 async def test_unconfigured_app_api_skips(start_gateway: StartGateway, app: MobileAppSimulator,
                                           smtp: SmtpServer) -> None:
     gateway = await start_gateway(toml=bus_toml(),
-                                  env=gateway_env(app, smtp, RINGOTEL_API_URL=""))
-    message = inbound()
-    await publish_inbound(gateway.runtime, message)
+                                  env=delivery_env(app, smtp, RINGOTEL_API_URL=""))
+    message = routed_inbound()
+    await inject_inbound(gateway.runtime, message)
     status = await wait_channel(gateway.runtime, message.id, "mobileapp", State.SKIPPED)
     assert status.channels["mobileapp"].reason == "RINGOTEL_API_URL or RINGOTEL_API_TOKEN unset"

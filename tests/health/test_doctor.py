@@ -20,9 +20,10 @@ from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.plugins import Plugins
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.conftest import Gateway
-from tests.delivery.support import APP_TOKEN, HOOK_TOKEN, SmtpServer
 from tests.helpers import free_port, write_env
+from tests.support.delivery import APP_TOKEN, HOOK_TOKEN
+from tests.support.gateway import Gateway
+from tests.support.smtp import SmtpServer
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 PLUGINS = '[plugins]\nenabled = ["clicksend", "email", "mobileapp"]\n'

@@ -7,20 +7,20 @@ from email.message import EmailMessage
 
 from pbxsms.core.model.events import State
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.conftest import Gateway
-from tests.delivery.support import (
+from tests.support.delivery import (
     CUSTOMER,
     NUMBER,
     SENDER,
-    SmtpServer,
     bus_toml,
     consumers_idle,
     dead_letter,
-    gateway_env,
-    inbound,
-    publish_inbound,
+    delivery_env,
+    inject_inbound,
+    routed_inbound,
     wait_channel,
 )
+from tests.support.gateway import Gateway
+from tests.support.smtp import SmtpServer
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 
@@ -37,10 +37,10 @@ def parts(message: EmailMessage) -> tuple[str, str]:
 async def test_the_copy_is_a_read_only_notification(
     start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer
 ) -> None:
-    gateway = await start_gateway(toml=bus_toml(), env=gateway_env(app, smtp))
+    gateway = await start_gateway(toml=bus_toml(), env=delivery_env(app, smtp))
     body = "<b>Tom & Jerry</b> arrive at 5\nÇa va? 🙂"
-    message = inbound(body, emails=("desk@example.com", "boss@example.com"))
-    await publish_inbound(gateway.runtime, message)
+    message = routed_inbound(body, emails=("desk@example.com", "boss@example.com"))
+    await inject_inbound(gateway.runtime, message)
 
     status = await wait_channel(gateway.runtime, message.id, "email", State.DELIVERED)
     (mail,) = smtp.mailbox.mails
@@ -60,7 +60,7 @@ async def test_the_copy_is_a_read_only_notification(
     assert status.channels["email"].attempt == 1
 
     # Delivered again (a redelivery, a replay): nobody gets a second copy.
-    await publish_inbound(gateway.runtime, message, msg_id=f"replay:{message.id}")
+    await inject_inbound(gateway.runtime, message, msg_id=f"replay:{message.id}")
     await consumers_idle(gateway.runtime, "deliver-email")
     assert len(smtp.mailbox.mails) == 1
 
@@ -68,18 +68,18 @@ async def test_the_copy_is_a_read_only_notification(
 async def test_one_connection_carries_successive_emails_and_a_lost_one_is_replaced(
     start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer
 ) -> None:
-    gateway = await start_gateway(toml=bus_toml(), env=gateway_env(app, smtp))
+    gateway = await start_gateway(toml=bus_toml(), env=delivery_env(app, smtp))
     for n in range(3):
-        message = inbound(f"message {n}")
-        await publish_inbound(gateway.runtime, message)
+        message = routed_inbound(f"message {n}")
+        await inject_inbound(gateway.runtime, message)
         await wait_channel(gateway.runtime, message.id, "email", State.DELIVERED)
     assert len(smtp.mailbox.mails) == 3 and smtp.mailbox.connections == 1
 
     # The server restarts: the kept connection is gone, the next email takes a new one.
     await smtp.stop()
     await smtp.start()
-    message = inbound("after the restart")
-    await publish_inbound(gateway.runtime, message)
+    message = routed_inbound("after the restart")
+    await inject_inbound(gateway.runtime, message)
     await wait_channel(gateway.runtime, message.id, "email", State.DELIVERED)
     assert len(smtp.mailbox.received_by("desk@example.com")) == 4
     assert smtp.mailbox.connections == 2
@@ -90,9 +90,9 @@ async def test_a_refused_address_fails_alone(
 ) -> None:
     smtp.mailbox.always["gone@example.com"] = "550 5.1.1 No such user"
     smtp.mailbox.next_replies["busy@example.com"] = ["451 4.3.0 Try again later"] * 2
-    gateway = await start_gateway(toml=bus_toml(max_deliver=5), env=gateway_env(app, smtp))
-    message = inbound(emails=("desk@example.com", "gone@example.com", "busy@example.com"))
-    await publish_inbound(gateway.runtime, message)
+    gateway = await start_gateway(toml=bus_toml(max_deliver=5), env=delivery_env(app, smtp))
+    message = routed_inbound(emails=("desk@example.com", "gone@example.com", "busy@example.com"))
+    await inject_inbound(gateway.runtime, message)
 
     status = await wait_channel(gateway.runtime, message.id, "email", State.FAILED)
     history = [h for h in status.history if h.channel == "email"]
@@ -117,9 +117,9 @@ async def test_a_refused_address_fails_alone(
 async def test_without_address_or_smtp_host_it_is_skipped(
     start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer
 ) -> None:
-    gateway = await start_gateway(toml=bus_toml(), env=gateway_env(app, smtp))
-    message = inbound(emails=())
-    await publish_inbound(gateway.runtime, message)
+    gateway = await start_gateway(toml=bus_toml(), env=delivery_env(app, smtp))
+    message = routed_inbound(emails=())
+    await inject_inbound(gateway.runtime, message)
     status = await wait_channel(gateway.runtime, message.id, "email", State.SKIPPED)
     assert status.channels["email"].reason == (
         f"no email address in the message settings of {NUMBER}")
@@ -128,9 +128,9 @@ async def test_without_address_or_smtp_host_it_is_skipped(
 
     await gateway.server.stop()
     unconfigured = await start_gateway(toml=bus_toml(),
-                                       env=gateway_env(app, smtp, PBXSMS_SMTP_HOST=""))
-    message = inbound()
-    await publish_inbound(unconfigured.runtime, message)
+                                       env=delivery_env(app, smtp, PBXSMS_SMTP_HOST=""))
+    message = routed_inbound()
+    await inject_inbound(unconfigured.runtime, message)
     status = await wait_channel(unconfigured.runtime, message.id, "email", State.SKIPPED)
     assert status.channels["email"].reason == "PBXSMS_SMTP_HOST unset"
     assert smtp.mailbox.mails == []

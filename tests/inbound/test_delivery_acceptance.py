@@ -12,18 +12,18 @@ from aiohttp import ClientSession
 
 from pbxsms.core.model.events import State
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.conftest import Gateway
-from tests.delivery.support import (
-    SmtpServer,
+from tests.helpers import wait_until
+from tests.support.delivery import (
     bus_toml,
     consumers_idle,
     dead_letter,
-    gateway_env,
-    inbound,
-    publish_inbound,
+    delivery_env,
+    inject_inbound,
+    routed_inbound,
     wait_channel,
 )
-from tests.helpers import wait_until
+from tests.support.gateway import Gateway
+from tests.support.smtp import SmtpServer
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 
@@ -39,14 +39,14 @@ async def test_smtp_outage_under_load_delivers_every_email_once_without_delaying
 ) -> None:
     # Enough attempts to outlast the outage at a 1 s backoff ceiling.
     toml = bus_toml(max_deliver=int(OUTAGE) + 20, backoff_initial="250ms")
-    gateway = await start_gateway(toml=toml, env=gateway_env(app, smtp))
+    gateway = await start_gateway(toml=toml, env=delivery_env(app, smtp))
     runtime = gateway.runtime
     await smtp.stop()
     down_since = time.monotonic()
-    messages = [inbound(f"message {n}", emails=("desk@example.com",))
+    messages = [routed_inbound(f"message {n}", emails=("desk@example.com",))
                 for n in range(MESSAGES)]
     # A burst, as concurrent webhooks would publish it.
-    await asyncio.gather(*(publish_inbound(runtime, message) for message in messages))
+    await asyncio.gather(*(inject_inbound(runtime, message) for message in messages))
 
     # The app pushes do not wait for email: all of them arrive while SMTP is down.
     await wait_until(lambda: len(app.pushes) == MESSAGES, 30, "every push during the outage")
@@ -82,9 +82,9 @@ async def test_an_app_api_that_always_fails_dead_letters_and_email_still_arrives
 ) -> None:
     app.fail_always("500")
     gateway = await start_gateway(toml=bus_toml(max_deliver=3),
-                                  env=gateway_env(app, smtp, PBXSMS_API_TOKEN="api-token"))
-    message = inbound("Please call me back")
-    await publish_inbound(gateway.runtime, message)
+                                  env=delivery_env(app, smtp, PBXSMS_API_TOKEN="api-token"))
+    message = routed_inbound("Please call me back")
+    await inject_inbound(gateway.runtime, message)
 
     letter = await dead_letter(gateway.runtime, "deliver-mobileapp")
     assert letter.id == message.id and letter.attempts == 3

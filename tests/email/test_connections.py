@@ -8,8 +8,9 @@ import pytest
 from pbxsms.plugins.email import connections
 from pbxsms.plugins.email.connections import SmtpPool
 from pbxsms.plugins.email.settings import EmailSettings
-from tests.delivery.support import SENDER, SmtpServer
 from tests.helpers import wait_until
+from tests.support.delivery import SENDER
+from tests.support.smtp import SmtpServer
 
 EMAIL = b"Subject: test\r\n\r\nhello\r\n"
 

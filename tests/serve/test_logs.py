@@ -14,9 +14,10 @@ import pytest
 from pbxsms.core.serve.logs import JsonFormatter, TextFormatter
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.conftest import Gateway
-from tests.delivery.support import APP_TOKEN, HOOK_TOKEN, ORG, SmtpServer, gateway_env
 from tests.helpers import wait_until
+from tests.support.delivery import APP_TOKEN, HOOK_TOKEN, ORG, delivery_env
+from tests.support.gateway import Gateway
+from tests.support.smtp import SmtpServer
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 CUSTOMER, OURS = "+61422222222", "+61411111111"
@@ -61,7 +62,7 @@ async def test_a_run_logs_one_line_per_event_with_our_id_and_nothing_secret(
         captured: tuple[io.StringIO, io.StringIO]) -> None:
     async with ClickSendSimulator() as clicksend:
         clicksend.add_account("pbx-user", "pbx-s3cret-key")
-        gateway = await start_gateway(toml=TOML, env=gateway_env(
+        gateway = await start_gateway(toml=TOML, env=delivery_env(
             app, smtp, CLICKSEND_USERNAME="pbx-user", CLICKSEND_API_KEY="pbx-s3cret-key",
             CLICKSEND_BASE_URL=clicksend.base_url, CLICKSEND_WEBHOOK_TOKEN="cs-hook-s3cret",
             PBXSMS_API_TOKEN="api-s3cret"))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pbxsms.core.config.problems import ConfigError
+from pbxsms.plugins.clicksend.settings import ClickSendSettings
 from tests.helpers import make_config, write_env
 
 PBXSMS = [sys.executable, "-c", "from pbxsms.core.cli import main; main()"]
@@ -72,11 +73,11 @@ def test_environment_beats_dotenv_beats_toml(tmp_path: Path, monkeypatch: pytest
                                              ) -> None:
     toml = '[clicksend]\nbase_url = "http://from-toml"\nsubaccount_id = "1"\n'
     config, _ = make_config(tmp_path, toml, {"CLICKSEND_BASE_URL": "http://from-dotenv"})
-    assert config.plugin("clicksend").base_url == "http://from-dotenv"
-    assert config.plugin("clicksend").subaccount_id == "1"
+    assert config.plugin("clicksend", ClickSendSettings).base_url == "http://from-dotenv"
+    assert config.plugin("clicksend", ClickSendSettings).subaccount_id == "1"
     monkeypatch.setenv("CLICKSEND_BASE_URL", "http://from-env")
     config, _ = make_config(tmp_path, toml, {"CLICKSEND_BASE_URL": "http://from-dotenv"})
-    assert config.plugin("clicksend").base_url == "http://from-env"
+    assert config.plugin("clicksend", ClickSendSettings).base_url == "http://from-env"
 
 
 def test_durations_and_defaults(tmp_path: Path) -> None:
@@ -90,7 +91,7 @@ def test_durations_and_defaults(tmp_path: Path) -> None:
 
 
 def test_shipped_sample_config_is_valid() -> None:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     result = subprocess.run(
         [*PBXSMS, "config", "check", "--config", str(root / "config" / "pbxsms.toml"),
          "--env-file", str(root / "config" / ".env.example")],

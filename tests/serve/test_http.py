@@ -13,7 +13,7 @@ from pbxsms.core.plugins import Plugins
 from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import RouteRegister
 from pbxsms.core.serve.runtime import Runtime
-from tests.conftest import Gateway
+from tests.support.gateway import Gateway
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 

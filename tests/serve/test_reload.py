@@ -4,7 +4,6 @@ settings apply to the next message, and nothing sent around the reload is lost."
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import signal
@@ -20,9 +19,10 @@ from aiohttp import ClientError, ClientSession
 from pbxsms.core.model.events import State
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.conftest import Gateway
-from tests.delivery.support import SmtpServer, bus_toml, gateway_env, inbound, wait_channel
-from tests.helpers import free_port, wait_until, write_env
+from tests.helpers import basic_auth, free_port, wait_until, write_env
+from tests.support.delivery import bus_toml, delivery_env, routed_inbound, wait_channel
+from tests.support.gateway import Gateway
+from tests.support.smtp import SmtpServer
 
 PBXSMS = [sys.executable, "-c", "from pbxsms.core.cli import main; main()"]
 TOKEN = "api-t0ken"
@@ -40,10 +40,6 @@ number = "{OURS}"
 provider = "clicksend"
 extension = "101"
 """
-
-
-def basic(user: str, key: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{key}".encode()).decode()
 
 
 class Serve:
@@ -117,7 +113,7 @@ async def test_new_clicksend_credentials_apply_to_the_next_send_and_none_is_lost
         await serve.send(http, "before the reload")
         await wait_until(lambda: "before the reload" in _bodies(clicksend), timeout=15,
                          message="the send before the reload")
-        assert clicksend.send_requests[0].headers.get("Authorization") == basic(
+        assert clicksend.send_requests[0].headers.get("Authorization") == basic_auth(
             "pbx-old", "old-key")
 
         # Messages keep coming while the account changes under them (those waiting in
@@ -138,14 +134,14 @@ async def test_new_clicksend_credentials_apply_to_the_next_send_and_none_is_lost
         # The next send after the reload went with the new credentials.
         (last,) = [r for r in clicksend.send_requests
                    if any(m.get("body") == "after the reload" for m in r.messages)]
-        assert last.headers.get("Authorization") == basic("pbx-new", "new-key")
+        assert last.headers.get("Authorization") == basic_auth("pbx-new", "new-key")
         # Every message went out once, each with one of the two accounts.
         await wait_until(lambda: set(bodies) <= set(_bodies(clicksend)), timeout=15,
                          message="every message sent")
         counts = Counter(_bodies(clicksend))
         assert all(counts[body] == 1 for body in bodies), counts
         used = {r.headers.get("Authorization") for r in clicksend.send_requests}
-        assert used <= {basic("pbx-old", "old-key"), basic("pbx-new", "new-key")}, used
+        assert used <= {basic_auth("pbx-old", "old-key"), basic_auth("pbx-new", "new-key")}, used
 
         # Then only the API key changes (rotated at ClickSend: the old one stops working).
         clicksend.add_account("pbx-new", "rotated-key")
@@ -158,7 +154,7 @@ async def test_new_clicksend_credentials_apply_to_the_next_send_and_none_is_lost
         await serve.send(http, "with the rotated key")
         await wait_until(lambda: "with the rotated key" in _bodies(clicksend), timeout=15,
                          message="the send with the rotated key")
-        assert clicksend.send_requests[-1].headers.get("Authorization") == basic(
+        assert clicksend.send_requests[-1].headers.get("Authorization") == basic_auth(
             "pbx-new", "rotated-key")
 
     log = serve.log.read_text()
@@ -184,8 +180,8 @@ async def test_new_smtp_settings_apply_to_the_next_email(
     await first.start()
     await second.start()
     try:
-        gateway = await start_gateway(toml=bus_toml(), env=gateway_env(app, first))
-        one = inbound("to the first server")
+        gateway = await start_gateway(toml=bus_toml(), env=delivery_env(app, first))
+        one = routed_inbound("to the first server")
         await gateway.runtime.publish("sms.inbound.clicksend", one, one.id)
         await wait_channel(gateway.runtime, one.id, "email", State.DELIVERED)
 
@@ -193,7 +189,7 @@ async def test_new_smtp_settings_apply_to_the_next_email(
         assert env_file is not None
         env_file.write_text(env_file.read_text().replace(str(first.port), str(second.port)))
         await gateway.server.reload()
-        two = inbound("to the second server")
+        two = routed_inbound("to the second server")
         await gateway.runtime.publish("sms.inbound.clicksend", two, two.id)
         await wait_channel(gateway.runtime, two.id, "email", State.DELIVERED)
         assert len(first.mailbox.mails) == 1 and len(second.mailbox.mails) == 1
