@@ -8,7 +8,7 @@ It sits at the top: nothing inside the core imports it. See docs/plugins.md.
 from __future__ import annotations
 
 from pbxsms.bus.consumer import Delivery, Permanent, Retry
-from pbxsms.bus.kv import write_all
+from pbxsms.bus.kv import Bucket, write_all
 from pbxsms.bus.publish import PublishError
 from pbxsms.core import __version__
 from pbxsms.core.cli import config_option, env_option, load_or_exit
@@ -52,6 +52,7 @@ __all__ = [
     "BUS_UNREADABLE",
     "MAX_BODY",
     "NOT_STORED",
+    "Bucket",
     "Check",
     "Config",
     "ConfigError",

@@ -41,6 +41,7 @@ BUILTIN_PLUGINS = {
     "email": "pbxsms.plugins.email.plugin",
     "freeswitch": "pbxsms.plugins.freeswitch.plugin",
     "mobileapp": "pbxsms.plugins.mobileapp.plugin",
+    "twilio": "pbxsms.plugins.twilio.plugin",
 }
 
 

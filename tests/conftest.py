@@ -22,7 +22,7 @@ from tests.support.smtp import SmtpServer
 
 # Tests must not pick up a developer's own settings.
 for _name in list(os.environ):
-    if _name.startswith(("CLICKSEND_", "FREESWITCH_", "PBXSMS_", "RINGOTEL_")) \
+    if _name.startswith(("CLICKSEND_", "FREESWITCH_", "PBXSMS_", "RINGOTEL_", "TWILIO_")) \
             or _name == "NATS_URL":
         del os.environ[_name]
 os.environ["PBXSMS_ENV_FILE"] = os.devnull

@@ -65,8 +65,8 @@ def test_config_check_lists_each_invalid_setting(tmp_path: Path) -> None:
 
 def test_unknown_plugin_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
-        make_config(tmp_path, '[plugins]\nenabled = ["clicksend", "twilio"]\n')
-    assert "'twilio'" in str(raised.value) and "available" in str(raised.value)
+        make_config(tmp_path, '[plugins]\nenabled = ["clicksend", "plivo"]\n')
+    assert "'plivo'" in str(raised.value) and "available" in str(raised.value)
 
 
 def test_environment_beats_dotenv_beats_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
