@@ -40,7 +40,9 @@ BUILTIN_PLUGINS = {
     "clicksend": "pbxsms.plugins.clicksend.plugin",
     "console": "pbxsms.plugins.console.plugin",
     "email": "pbxsms.plugins.email.plugin",
+    "freeswitch": "pbxsms.plugins.freeswitch.plugin",
     "mobileapp": "pbxsms.plugins.mobileapp.plugin",
+    "twilio": "pbxsms.plugins.twilio.plugin",
 }
 
 

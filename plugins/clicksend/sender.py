@@ -13,10 +13,9 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pbxsms.core.health import metrics
-from pbxsms.core.registry import OutboundMessage, Outcome, SendResult
+from pbxsms.core.plugin_api import OutboundMessage, Outcome, Runtime, SendResult, metrics
 from pbxsms.plugins.clicksend.client import (
     MAX_MESSAGES,
     ClickSendClient,
@@ -28,9 +27,6 @@ from pbxsms.plugins.clicksend.client import (
     sms_message,
 )
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
-
-if TYPE_CHECKING:
-    from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.clicksend")
 
@@ -98,7 +94,7 @@ class ClickSendProvider:
 
     @property
     def settings(self) -> ClickSendSettings:
-        settings: ClickSendSettings = self.runtime.config.plugin(NAME)
+        settings = self.runtime.config.plugin(NAME, ClickSendSettings)
         return settings
 
     @property

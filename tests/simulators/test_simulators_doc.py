@@ -11,6 +11,7 @@ import aiohttp
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from pbxsms.sim.server import SimulatedService
+from pbxsms.sim.twilio import TwilioSimulator
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "simulators.md"
 CONTROL_HEADING = re.compile(r"^### `(GET|POST) (/_sim/\S*)`$", re.MULTILINE)
@@ -56,3 +57,8 @@ async def test_the_clicksend_controls_documented_are_those_listed() -> None:
 async def test_the_mobileapp_controls_documented_are_those_listed() -> None:
     async with MobileAppSimulator("token") as sim:
         await _check(sim, "Mobile-app simulator", 8090)
+
+
+async def test_the_twilio_controls_documented_are_those_listed() -> None:
+    async with TwilioSimulator("token") as sim:
+        await _check(sim, "Twilio simulator", 8071)
