@@ -9,9 +9,7 @@ from pathlib import Path
 
 import click
 
-from pbxsms.core.cli import env_option
-from pbxsms.core.config.problems import ConfigError
-from pbxsms.core.config.settings import default_env_file, load_core
+from pbxsms.core.plugin_api import env_option, load_or_exit
 
 
 @click.group("console")
@@ -44,11 +42,7 @@ def add(name: str, domain: str | None, password_stdin: bool, env_file: Path | No
     except UserError as error:
         click.echo(f"pbxsms console: {error}", err=True)
         sys.exit(2)
-    try:
-        core = load_core(env_file if env_file is not None else default_env_file())
-    except ConfigError as error:
-        click.echo(f"pbxsms console: {error}", err=True)
-        sys.exit(2)
+    core = load_or_exit(env_file, None)[0].core
     servers = core.nats_servers() or [f"nats://127.0.0.1:{core.embedded_nats_port}"]
     try:
         asyncio.run(_store(servers, record.model_dump_json().encode(), record.name))
@@ -63,14 +57,19 @@ def add(name: str, domain: str | None, password_stdin: bool, env_file: Path | No
 
 async def _store(servers: list[str], value: bytes, name: str) -> None:
     import nats
+    from nats.js.api import KeyValueConfig, StorageType
 
-    from pbxsms.bus.kv import ensure_kv
     from pbxsms.plugins.console.users import USERS_BUCKET
 
     nc = await nats.connect(servers=servers, connect_timeout=3, max_reconnect_attempts=0,
                             allow_reconnect=False)
     try:
-        kv = await ensure_kv(nc.jetstream(timeout=5.0), USERS_BUCKET)
+        js = nc.jetstream(timeout=5.0)
+        try:  # the gateway makes it at start; this works before that too
+            kv = await js.key_value(USERS_BUCKET)
+        except nats.js.errors.BucketNotFoundError:
+            kv = await js.create_key_value(KeyValueConfig(
+                bucket=USERS_BUCKET, history=1, storage=StorageType.FILE))
         await kv.put(name, value)
     finally:
         await nc.close()

@@ -30,24 +30,24 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import DeliverPolicy
 from nats.js.errors import KeyWrongLastSequenceError
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pbxsms.bus import kv as kvs
-from pbxsms.bus.consumer import Delivery, Permanent, Retry
-from pbxsms.bus.kv import Bucket
-from pbxsms.bus.publish import BusError
-from pbxsms.core.model.events import (
-    DeadLetter,
+from pbxsms.core.plugin_api import (
+    Bucket,
+    Delivery,
     InboundMessage,
     OutboundRequest,
+    Permanent,
+    Refusal,
+    Retry,
     State,
     StatusEvent,
+    modify,
     utcnow,
 )
-from pbxsms.core.outbound.senders import UnroutableRequest, resolve_sender
 
 if TYPE_CHECKING:
-    from pbxsms.core.serve.runtime import Runtime
+    from pbxsms.core.plugin_api import Runtime
 
 log = logging.getLogger("pbxsms.console.index")
 
@@ -112,7 +112,9 @@ class Entry(BaseModel):
 
 
 class Dead(BaseModel):
-    """A dead letter as the Problems page lists it."""
+    """A dead letter (docs/events.md) as the Problems page lists it."""
+
+    model_config = ConfigDict(extra="ignore")
 
     key: str
     consumer: str
@@ -212,8 +214,8 @@ class Index:
             await nc.publish(f"$JS.API.DIRECT.GET.KV_{MESSAGES_BUCKET}", request, reply=inbox)
             await asyncio.wait_for(done, timeout)
         except TimeoutError as error:
-            raise BusError(f"no answer to a read of {len(keys)} messages in {timeout:g} s") \
-                from error
+            raise Refusal(503, f"the message bus did not answer a read of {len(keys)} "
+                          f"messages in {timeout:g} s; try again") from error
         finally:
             await sub.unsubscribe()
         return found
@@ -293,7 +295,7 @@ class Index:
             return thread.model_copy(update={"unread": 0}).model_dump_json().encode() \
                 if thread.unread else None
 
-        await kvs.modify(self.threads, f"t.{conv}", change)
+        await modify(self.threads, f"t.{conv}", change)
 
     async def mark_redelivered(self, key: str, bucket: Literal["threads", "messages"]) -> None:
         store = self.threads if bucket == "threads" else self.messages
@@ -305,7 +307,7 @@ class Index:
             data["redelivered_at"] = utcnow().isoformat()
             return json.dumps(data).encode()
 
-        await kvs.modify(store, key, change)
+        await modify(store, key, change)
 
     # -- the fold -----------------------------------------------------------------
 
@@ -322,9 +324,11 @@ class Index:
             elif subject.startswith("sms.status."):
                 await self._status(StatusEvent.model_validate_json(delivery.data), delivery)
             elif subject.startswith("sms.dead."):
-                await self._dead(DeadLetter.model_validate_json(delivery.data))
+                await self._dead(delivery.data)
         except ValidationError as error:
             raise Permanent(f"not a readable event: {error.errors()[0]['msg']}") from error
+        except (ValueError, KeyError, TypeError) as error:  # a dead letter's JSON
+            raise Permanent(f"not a readable event: {error!r}") from error
 
     async def _inbound(self, message: InboundMessage, seq: int) -> None:
         state = "received" if message.route else State.UNROUTABLE.value
@@ -344,12 +348,9 @@ class Index:
         await self.threads.put(f"w.{provider}", at.isoformat().encode())
 
     async def _outbound(self, request: OutboundRequest, seq: int) -> None:
-        ours = request.from_
-        if ours is None:  # published by a service with only an extension: as dispatched
-            try:
-                ours, _ = await resolve_sender(self.runtime, request)
-            except UnroutableRequest:
-                ours = ""
+        # Requests taken by the API carry their number; one published by a service with
+        # only an extension is listed under "no number".
+        ours = request.from_ or ""
         await self._add(request.id, "outbound", ours, request.to, request.body,
                         request.requested_at, State.QUEUED.value, request.provider, seq)
 
@@ -376,7 +377,7 @@ class Index:
             position[:] = [thread.count + 1]
             return thread.model_copy(update=update).model_dump_json().encode()
 
-        await kvs.modify(self.threads, f"t.{conv}", grow)
+        await modify(self.threads, f"t.{conv}", grow)
         n = position[0]
         try:
             await self.messages.create(f"i.{message_id}", f"{conv}.{n}".encode())
@@ -410,7 +411,7 @@ class Index:
             folded[:] = [entry] if entry else []
             return entry.model_dump_json().encode() if entry else None
 
-        await kvs.modify(self.messages, key, change)
+        await modify(self.messages, key, change)
         if not folded:
             return
         entry = folded[0]
@@ -424,15 +425,14 @@ class Index:
             return thread.model_copy(update={"last_state": entry.state}).model_dump_json() \
                 .encode()
 
-        await kvs.modify(self.threads, f"t.{entry.conv}", last)
+        await modify(self.threads, f"t.{entry.conv}", last)
 
-    async def _dead(self, letter: DeadLetter) -> None:
-        key = f"d.{_token(letter.consumer)}.{letter.stream_seq}"
-        dead = Dead(key=key, consumer=letter.consumer, subject=letter.subject,
-                    stream_seq=letter.stream_seq, attempts=letter.attempts,
-                    reason=letter.reason, id=letter.id, at=letter.at)
+    async def _dead(self, data: bytes) -> None:
+        letter = json.loads(data)
+        key = f"d.{_token(str(letter['consumer']))}.{letter['stream_seq']}"
+        dead = Dead.model_validate({**letter, "key": key})  # `sms.dead.<consumer>` as is
         value = dead.model_dump_json().encode()
-        await kvs.modify(self.threads, key, lambda current: value if current is None else None)
+        await modify(self.threads, key, lambda current: value if current is None else None)
 
 
 _KEY = re.compile(r"^[A-Za-z0-9_=-]+(?:\.[A-Za-z0-9_=-]+)*$")

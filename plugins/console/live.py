@@ -20,7 +20,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from pbxsms.core.registry import RouteRegister
+from pbxsms.core.plugin_api import RouteRegister
 from pbxsms.plugins.console.auth import SECURITY_HEADERS
 from pbxsms.plugins.console.index import MESSAGES_BUCKET, THREADS_BUCKET, Entry, Thread
 from pbxsms.plugins.console.render import fragment

@@ -11,16 +11,16 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
+from nats.errors import Error as NatsError
 
-from pbxsms.core.model.numbers import NumberError, NumberSettings
-from pbxsms.core.model.phone import InvalidNumber
-from pbxsms.core.registry import RouteRegister
-from pbxsms.core.stores.numbers import STORE_ERRORS
+from pbxsms.core.plugin_api import InvalidNumber, Refusal, RouteRegister
 from pbxsms.plugins.console.render import page
 from pbxsms.plugins.console.web import Console, Context
 
 log = logging.getLogger("pbxsms.console")
 
+# What writing the settings bucket may raise when the bus is away.
+STORE_ERRORS = (NatsError, TimeoutError, ConnectionError)
 FIELDS = ("number", "provider", "extension", "domain", "email", "description",
           "mobileapp_org")
 
@@ -28,17 +28,17 @@ FIELDS = ("number", "provider", "extension", "domain", "email", "description",
 def register(console: Console, register: RouteRegister) -> None:
     runtime = console.runtime
 
-    def mine(ctx: Context, record: NumberSettings | None) -> bool:
+    def mine(ctx: Context, record: Any) -> bool:
         return record is not None and (ctx.domain is None or record.domain == ctx.domain)
 
-    def form(ctx: Context, values: dict[str, Any], existing: NumberSettings | None,
-             error: NumberError | None = None, status: int = 200) -> web.Response:
+    def form(ctx: Context, values: dict[str, Any], existing: Any,
+             error: Refusal | None = None, status: int = 200) -> web.Response:
         return page("number_form.html", status=status, ctx=ctx,
                     title=f"Number {existing.number}" if existing else "Add a number",
                     values=values, existing=existing, providers=sorted(runtime.providers),
                     error=error)
 
-    def found(text: str, ctx: Context) -> NumberSettings:
+    def found(text: str, ctx: Context) -> Any:
         try:
             number = runtime.numbers.normalise(text)
         except InvalidNumber:
@@ -77,14 +77,14 @@ def register(console: Console, register: RouteRegister) -> None:
                                                if v != "" or k == "number"})
             other = runtime.numbers.get(record.number)
             if existing is None and other is not None:
-                raise NumberError("number", f"{record.number} already has message settings: "
-                                  "edit it instead")
+                raise Refusal(422, f"{record.number} already has message settings: "
+                              "edit it instead", "number")
             await runtime.numbers.put(record)
-        except NumberError as error:
-            return form(ctx, values, existing, error, 422)
+        except Refusal as error:  # the API's own 422s, with the field they name
+            return form(ctx, values, existing, error, error.status)
         except STORE_ERRORS as error:
-            return form(ctx, values, existing, NumberError(
-                "number", f"message settings store unavailable: {error}"), 503)
+            return form(ctx, values, existing, Refusal(
+                503, f"message settings store unavailable: {error}", "number"), 503)
         log.info("console: %s saved the settings of %s", ctx.session.user.name, record.number)
         raise web.HTTPSeeOther(f"/console/numbers?saved={quote(record.number)}")
 
@@ -94,8 +94,8 @@ def register(console: Console, register: RouteRegister) -> None:
         try:
             await runtime.numbers.put(changed)
         except STORE_ERRORS as error:
-            return form(ctx, _values(record), record, NumberError(
-                "enabled", f"message settings store unavailable: {error}"), 503)
+            return form(ctx, _values(record), record, Refusal(
+                503, f"message settings store unavailable: {error}", "enabled"), 503)
         log.info("console: %s %s %s", ctx.session.user.name,
                  "enabled" if changed.enabled else "disabled", record.number)
         raise web.HTTPSeeOther(f"/console/numbers?saved={quote(record.number)}")
@@ -107,7 +107,7 @@ def register(console: Console, register: RouteRegister) -> None:
     register("POST", "/console/numbers/{number}/toggle", console.guard(toggle, form=True))
 
 
-def _values(record: NumberSettings) -> dict[str, Any]:
+def _values(record: Any) -> dict[str, Any]:
     values: dict[str, Any] = record.model_dump()
     values["email"] = ", ".join(record.email)
     return {k: ("" if v is None else v) for k, v in values.items()}

@@ -9,10 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from pbxsms.core.model.events import OutboundRequest
-from pbxsms.core.outbound.api import queue_outbound
-from pbxsms.core.refusal import Refusal
-from pbxsms.core.registry import RouteRegister
+from pbxsms.core.plugin_api import OutboundRequest, Refusal, RouteRegister, queue_outbound
 from pbxsms.plugins.console import auth
 from pbxsms.plugins.console.index import Entry, Thread, number_token
 from pbxsms.plugins.console.render import page

@@ -7,12 +7,17 @@ import logging
 import click
 from nats.js.api import KeyValueConfig, StorageType
 
-from pbxsms.bus.kv import Bucket
-from pbxsms.core.config.problems import Problem
-from pbxsms.core.config.settings import Config, PluginSettings
-from pbxsms.core.hookspecs import hookimpl
-from pbxsms.core.registry import ConsumerRegister, ConsumerSpec, RouteRegister
-from pbxsms.core.serve.runtime import Runtime
+from pbxsms.core.plugin_api import (
+    Bucket,
+    Config,
+    ConsumerRegister,
+    ConsumerSpec,
+    PluginSettings,
+    Problem,
+    RouteRegister,
+    Runtime,
+    hookimpl,
+)
 from pbxsms.plugins.console import live, numbers, pages, problems
 from pbxsms.plugins.console.commands import console as console_command
 from pbxsms.plugins.console.index import CONSUMER, MESSAGES_BUCKET, THREADS_BUCKET, Index
@@ -38,7 +43,7 @@ def settings_model() -> type[PluginSettings]:
 
 @hookimpl
 def config_warnings(config: Config) -> list[Problem]:
-    settings: ConsoleSettings = config.plugin("console")
+    settings = config.plugin("console", ConsoleSettings)
     if settings.key is None:
         return [Problem("PBXSMS_CONSOLE_SECRET",
                         "unset or shorter than 16 characters: the console refuses every "

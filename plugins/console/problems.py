@@ -16,12 +16,16 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from pbxsms.bus.publish import BusError
-from pbxsms.core.model.events import InboundMessage, OutboundRequest, State
-from pbxsms.core.outbound.api import queue_outbound
-from pbxsms.core.refusal import Refusal
-from pbxsms.core.registry import RouteRegister
-from pbxsms.core.stores.numbers import NoRoute
+from pbxsms.core.plugin_api import (
+    InboundMessage,
+    NoRoute,
+    OutboundRequest,
+    PublishError,
+    Refusal,
+    RouteRegister,
+    State,
+    queue_outbound,
+)
 from pbxsms.plugins.console.index import Dead, Entry
 from pbxsms.plugins.console.render import page
 from pbxsms.plugins.console.web import Console, Context
@@ -145,7 +149,7 @@ def register(console: Console, register: RouteRegister) -> None:
             await runtime.publish(letter.subject, original,
                                   f"redeliver:{letter.consumer}:{letter.stream_seq}")
             await console.index.mark_redelivered(letter.key, "threads")
-        except BusError:
+        except PublishError:
             return _done("unavailable")
         log.info("console: %s re-delivered dead letter %s", ctx.session.user.name,
                  letter.key, extra={"msg_id": letter.id or "-"})
@@ -169,7 +173,7 @@ def register(console: Console, register: RouteRegister) -> None:
             if recording is not None:
                 await recording
             await console.index.mark_redelivered(f"m.{entry.conv}.{entry.n}", "messages")
-        except BusError:
+        except PublishError:
             return _done("unavailable")
         log.info("console: %s re-delivered unroutable %s", ctx.session.user.name,
                  message.id, extra={"msg_id": message.id})

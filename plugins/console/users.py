@@ -12,9 +12,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from pbxsms.bus.kv import Bucket
-from pbxsms.core.model.events import utcnow
-from pbxsms.core.model.numbers import hostname
+from pbxsms.core.plugin_api import Bucket, hostname, utcnow
 
 USERS_BUCKET = "console_users"
 

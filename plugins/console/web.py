@@ -7,19 +7,17 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
-from pbxsms.core.serve.runtime import Runtime
+from pbxsms.core.plugin_api import Runtime
 from pbxsms.plugins.console import auth
 from pbxsms.plugins.console.index import Index
 from pbxsms.plugins.console.render import page
+from pbxsms.plugins.console.settings import ConsoleSettings
 from pbxsms.plugins.console.users import Users
-
-if TYPE_CHECKING:
-    from pbxsms.plugins.console.settings import ConsoleSettings
 
 Handler = Callable[[web.Request, "Context"], Awaitable[web.StreamResponse]]
 
@@ -49,8 +47,7 @@ class Console:
 
     @property
     def settings(self) -> ConsoleSettings:
-        settings: ConsoleSettings = self.runtime.config.plugin("console")
-        return settings
+        return self.runtime.config.plugin("console", ConsoleSettings)
 
     @property
     def index(self) -> Index:

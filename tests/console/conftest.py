@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from pbxsms.sim.clicksend import ClickSendSimulator
-from tests.conftest import Gateway
 from tests.console.browser import Browser, missing
 from tests.console.support import KEY, TOML, USER, env
+from tests.support.gateway import Gateway
 
 
 @pytest.fixture

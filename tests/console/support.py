@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pbxsms.plugins.console.users import Users, new_user
 from pbxsms.plugins.console.web import Console
-from tests.conftest import Gateway
+from tests.support.gateway import Gateway
 
 USER, KEY = "pbxsms-test", "4F1E2D3C-5B6A-4789-9ABC-DEF012345678"
 SECRET = "console-secret-for-tests-0123456789"

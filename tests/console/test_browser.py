@@ -9,7 +9,6 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 
 from pbxsms.sim.clicksend import ClickSendSimulator
-from tests.conftest import Gateway
 from tests.console.browser import Browser
 from tests.console.support import (
     CUSTOMER,
@@ -21,6 +20,7 @@ from tests.console.support import (
     inbound_url,
 )
 from tests.helpers import free_port, wait_until
+from tests.support.gateway import Gateway
 
 CONV_A = f"{OURS_A[1:]}.{CUSTOMER[1:]}"
 CONV_B = f"{OURS_B[1:]}.{CUSTOMER[1:]}"

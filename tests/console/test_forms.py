@@ -11,7 +11,6 @@ from aiohttp import ClientSession, CookieJar
 from pbxsms.core.model.events import OutboundRequest, State
 from pbxsms.core.outbound.api import queue_outbound
 from pbxsms.sim.clicksend import ClickSendSimulator
-from tests.conftest import Gateway
 from tests.console.support import (
     CUSTOMER,
     OURS_A,
@@ -20,6 +19,7 @@ from tests.console.support import (
     console_of,
 )
 from tests.helpers import wait_until
+from tests.support.gateway import Gateway
 
 
 def jar() -> CookieJar:

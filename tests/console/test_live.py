@@ -9,9 +9,9 @@ from typing import Any
 from aiohttp import ClientResponse, ClientSession, CookieJar
 
 from pbxsms.sim.clicksend import ClickSendSimulator
-from tests.conftest import Gateway
 from tests.console.support import CUSTOMER, OURS_A, PASSWORD, add_user, inbound_url
 from tests.console.test_browser import CONV_A, texted
+from tests.support.gateway import Gateway
 
 
 async def events(response: ClientResponse, count: int,

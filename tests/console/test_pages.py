@@ -7,7 +7,6 @@ import re
 from aiohttp import ClientSession, CookieJar
 
 from pbxsms.sim.clicksend import ClickSendSimulator
-from tests.conftest import Gateway
 from tests.console.support import (
     CUSTOMER,
     OURS_A,
@@ -18,6 +17,7 @@ from tests.console.support import (
     inbound_url,
 )
 from tests.helpers import wait_until
+from tests.support.gateway import Gateway
 
 
 async def sign_in(http: ClientSession, gateway: Gateway, name: str) -> None:
