@@ -160,16 +160,19 @@ def main() -> None:
                         help="outbound requests per outbound run")
     parser.add_argument("--console-messages", type=int, default=100_000,
                         help="messages stored before the console's thread page is timed")
+    parser.add_argument("--console-requests", type=int, default=2_000,
+                        help="thread pages timed after the messages are stored")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
     parser.add_argument("--only", choices=PARTS, action="append",
                         help="run only this part (repeatable); prints JSON, writes nothing")
     args = parser.parse_args()
     if args.only:
         run(args.seconds, args.rate, args.messages, None, set(args.only),
-            args.console_messages)
+            args.console_messages, args.console_requests)
         return
     results = run(args.seconds, args.rate, args.messages, args.out,
-                  console_messages=args.console_messages)
+                  console_messages=args.console_messages,
+                  console_requests=args.console_requests)
     print(table(results))
 
 
