@@ -71,7 +71,7 @@ async def test_a_dead_letter_is_delivered_again_once(
     async def settled() -> bool:
         info = await gateway.runtime.js.consumer_info(gateway.runtime.stream,
                                                       "deliver-mobileapp")
-        return info.num_pending == 0 and info.num_ack_pending == 0
+        return bool(info.num_pending == 0 and info.num_ack_pending == 0)
 
     await wait_until(settled, message="the app consumer idle")
     assert sum(p.content == "call me back" for p in app.pushes) == 1
