@@ -40,6 +40,7 @@ BUILTIN_PLUGINS = {
     "clicksend": "pbxsms.plugins.clicksend.plugin",
     "email": "pbxsms.plugins.email.plugin",
     "mobileapp": "pbxsms.plugins.mobileapp.plugin",
+    "telnyx": "pbxsms.plugins.telnyx.plugin",
 }
 
 

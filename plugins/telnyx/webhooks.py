@@ -1,0 +1,109 @@
+"""Telnyx's webhook route: inbound messages and receipts on one URL, signature first.
+
+Every answer means one thing to Telnyx: 200 stored (or already stored, or an event we do
+not use), 4xx never stored and not worth retrying, 503 not stored now, retry. Telnyx
+waits 2 s for it, then tries again (3 attempts per URL). See docs/telnyx-setup.md.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from pbxsms.bus.publish import PublishError
+from pbxsms.core.health import metrics
+from pbxsms.core.inbound.accept import accept_inbound, accept_receipt
+from pbxsms.core.inbound.replay import ReplayGuard
+from pbxsms.core.registry import RouteRegister
+from pbxsms.core.serve.http import json_error
+from pbxsms.core.serve.runtime import Runtime
+from pbxsms.plugins.telnyx.inbound import (
+    INBOUND,
+    RECEIPTS,
+    BadPayload,
+    parse_inbound,
+    parse_receipt,
+    read_envelope,
+)
+from pbxsms.plugins.telnyx.settings import NAME, TelnyxSettings, telnyx_settings
+from pbxsms.plugins.telnyx.signature import BadKey, BadSignature, public_key, verify
+
+log = logging.getLogger("pbxsms.telnyx.webhooks")
+
+PATH = "/webhook/telnyx"
+
+
+def register_webhooks(runtime: Runtime, register: RouteRegister) -> None:
+    # A signature is valid for the whole window on either side of now.
+    guard = ReplayGuard(2 * telnyx_settings(runtime.config).timestamp_tolerance)
+
+    async def webhook(request: web.Request) -> web.Response:
+        return await handle(runtime, guard, request)
+
+    register("POST", PATH, webhook)
+
+
+async def handle(runtime: Runtime, guard: ReplayGuard, request: web.Request) -> web.Response:
+    """Verify the signature over the raw body, then parse, then store."""
+    settings = telnyx_settings(runtime.config)
+    raw = await request.read()  # over MAX_BODY: 413 from the error middleware
+    try:
+        signature = _verified(settings, request, raw)
+    except BadSignature as error:
+        return _refused(request, 401, str(error), "telnyx-signature-ed25519")
+    if guard.seen(signature):
+        return _refused(request, 409, "replayed webhook: this signed request was already "
+                                      "taken", "telnyx-signature-ed25519")
+    kind = "webhook"
+    try:
+        envelope = read_envelope(raw)
+        if envelope.event_type == INBOUND:
+            kind = "inbound"
+            parsed = parse_inbound(envelope, runtime.config.core.default_region)
+            accepted = await accept_inbound(runtime, parsed.message, parsed.dedupe_key)
+        elif envelope.event_type in RECEIPTS:
+            kind = "receipt"
+            receipt = parse_receipt(envelope)
+            found = await accept_receipt(runtime, receipt.receipt, receipt.dedupe_key)
+            if found is None:
+                guard.remember(signature)
+                return web.json_response({
+                    "result": "unmatched", "message_id": receipt.receipt.provider_message_id,
+                    "detail": "no message sent by this gateway has this id; nothing recorded"})
+            accepted = found
+        else:
+            # Telnyx sends other event types to the same URL (e.g. `message.sending`
+            # would be new): acknowledged, so it does not retry, and counted.
+            metrics.WEBHOOKS.labels(NAME, "other", "ignored").inc()
+            log.info("ignored a Telnyx %s event %s", envelope.event_type, envelope.event_id)
+            guard.remember(signature)
+            return web.json_response({"result": "ignored", "event_type": envelope.event_type})
+    except BadPayload as error:
+        metrics.WEBHOOKS.labels(NAME, kind, "invalid").inc()
+        log.info("invalid Telnyx %s webhook from %s: %d %s", kind, request.remote,
+                 error.status, error.message)
+        return json_error(error.status, error.message, error.field)
+    except PublishError:
+        # accept_inbound/accept_receipt counted and logged it.
+        return json_error(503, "not stored: the message bus is unavailable; retry later",
+                          headers={"Retry-After": "5"})
+    guard.remember(signature)
+    return web.json_response({"result": "duplicate" if accepted.duplicate else "accepted",
+                              "id": accepted.id})
+
+
+def _verified(settings: TelnyxSettings, request: web.Request, raw: bytes) -> str:
+    if not settings.public_key:
+        raise BadSignature("TELNYX_PUBLIC_KEY is unset: no Telnyx webhook can be verified")
+    try:
+        key = public_key(settings.public_key)
+    except BadKey as error:
+        raise BadSignature(str(error)) from None
+    return verify(key, request.headers, raw, settings.timestamp_tolerance)
+
+
+def _refused(request: web.Request, status: int, message: str, field: str) -> web.Response:
+    metrics.WEBHOOKS.labels(NAME, "webhook", "refused").inc()
+    log.warning("refused a Telnyx webhook from %s: %d %s", request.remote, status, message)
+    return json_error(status, message, field)
