@@ -50,13 +50,16 @@ def webhook_url(env_file: Path | None, config_path: Path | None) -> None:
               help="Port to listen on (default: any free port).")
 @click.option("--api-key", default="sim-telnyx-key", show_default=True,
               help="The API key it accepts.")
-def simulator(host: str, port: int, api_key: str) -> None:
+@click.option("--webhook-url", default=None,
+              help="The messaging profile's webhook URL: receipts of each send go there.")
+def simulator(host: str, port: int, api_key: str, webhook_url: str | None) -> None:
     """Run a local Telnyx API simulator; it prints the public key its webhooks are signed
     with (set TELNYX_PUBLIC_KEY to it)."""
     from pbxsms.sim.telnyx import serve_forever
 
     async def run() -> None:
-        task = asyncio.create_task(serve_forever(host, port, api_key))
+        task = asyncio.create_task(serve_forever(host, port, api_key,
+                                                 webhook_url=webhook_url))
         loop = asyncio.get_running_loop()
         for stop in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(stop, task.cancel)

@@ -32,6 +32,9 @@ from pbxsms.plugins.telnyx.signature import BadKey, BadSignature, public_key, ve
 log = logging.getLogger("pbxsms.telnyx.webhooks")
 
 PATH = "/webhook/telnyx"
+# Telnyx reports a send at once, sometimes before our record of its acceptance is stored,
+# and gives up on an answer after 2 s: a receipt looks for its message this long.
+RECEIPT_WAIT = 1.0
 
 
 def register_webhooks(runtime: Runtime, register: RouteRegister) -> None:
@@ -65,12 +68,13 @@ async def handle(runtime: Runtime, guard: ReplayGuard, request: web.Request) -> 
         elif envelope.event_type in RECEIPTS:
             kind = "receipt"
             receipt = parse_receipt(envelope)
-            found = await accept_receipt(runtime, receipt.receipt, receipt.dedupe_key)
+            found = await accept_receipt(runtime, receipt.receipt, receipt.dedupe_key,
+                                         wait=RECEIPT_WAIT)
             if found is None:
-                guard.remember(signature)
-                return web.json_response({
-                    "result": "unmatched", "message_id": receipt.receipt.provider_message_id,
-                    "detail": "no message sent by this gateway has this id; nothing recorded"})
+                # Not 2xx, so Telnyx tries again: our send's acceptance may be stored later.
+                return json_error(404, "no message sent by this gateway has Telnyx id "
+                                       f"{receipt.receipt.provider_message_id} (yet); "
+                                       "nothing recorded", "data.payload.id")
             accepted = found
         else:
             # Telnyx sends other event types to the same URL (e.g. `message.sending`
