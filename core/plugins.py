@@ -41,6 +41,7 @@ BUILTIN_PLUGINS = {
     "email": "pbxsms.plugins.email.plugin",
     "mobileapp": "pbxsms.plugins.mobileapp.plugin",
     "telnyx": "pbxsms.plugins.telnyx.plugin",
+    "bandwidth": "pbxsms.plugins.bandwidth.plugin",
 }
 
 

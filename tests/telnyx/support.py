@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from aiohttp import ClientSession
-
-from pbxsms.core.stores.status import StatusRecord
 from pbxsms.sim.telnyx import TelnyxSimulator
+from tests import carriers
+from tests.carriers import API_TOKEN, settled, stored_on
 from tests.conftest import Gateway
-from tests.helpers import wait_until
+
+__all__ = ["API_TOKEN", "send", "settled", "stored_on"]
 
 API_KEY = "KEY0123456789ABCDEF_telnyx-test"
-API_TOKEN = "api-t0ken"
 OURS = "+13125550100"  # our Telnyx number, extension 201
 CUSTOMER = "+17735550123"
 ORG = "org1"
@@ -47,36 +44,5 @@ def toml(enabled: str = '"telnyx"', more: str = "") -> str:
 
 async def send(gateway: Gateway, body: str = "hello", to: str = CUSTOMER,
                sender: str = OURS) -> str:
-    """Send through the API; the message id."""
-    headers = {"Authorization": f"Bearer {API_TOKEN}"}
-    async with ClientSession(headers=headers) as http, http.post(
-            f"{gateway.url}/api/v1/messages",
-            json={"from": sender, "to": to, "body": body}) as response:
-        answer: dict[str, Any] = await response.json()
-        assert response.status == 202, answer
-    return str(answer["id"])
-
-
-async def settled(gateway: Gateway, message_id: str, state: str, timeout: float = 10.0
-                  ) -> StatusRecord:
-    """Wait until the message's record is in `state`; the record."""
-    record: StatusRecord | None = None
-
-    async def reached() -> bool:
-        nonlocal record
-        record = await gateway.runtime.status.get(message_id)
-        return record is not None and record.state.value == state
-
-    try:
-        await wait_until(reached, timeout, f"{message_id} to be {state}")
-    except AssertionError:
-        raise AssertionError(f"{message_id} not {state}: {record}") from None
-    assert record is not None
-    return record
-
-
-async def stored_on(gateway: Gateway, subject: str) -> int:
-    """How many events the stream holds on `subject` (wildcards allowed)."""
-    runtime = gateway.runtime
-    info = await runtime.js.stream_info(runtime.stream, subjects_filter=subject)
-    return sum((info.state.subjects or {}).values())
+    """Send through the API from our Telnyx number; the message id."""
+    return await carriers.send(gateway, sender, to, body)

@@ -3,12 +3,11 @@ classified (retry, failed, opted out, paused, ambiguous) and visible in the stat
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from pbxsms.sim.telnyx import TelnyxSimulator
+from tests.carriers import last_status
 from tests.conftest import Gateway
 from tests.telnyx.support import CUSTOMER, send, settled, telnyx_env, toml
 
@@ -19,14 +18,6 @@ async def start(start_gateway: StartGateway, telnyx: TelnyxSimulator, tuning: st
                 **env: str) -> Gateway:
     return await start_gateway(toml=toml(more=f"[telnyx]\n{tuning}\n"),
                                env=telnyx_env(telnyx, **env))
-
-
-async def last_status(gateway: Gateway, message_id: str) -> dict[str, Any]:
-    msg = await gateway.runtime.js.get_last_msg(gateway.runtime.stream,
-                                                f"sms.status.{message_id}")
-    assert msg.data is not None
-    data: dict[str, Any] = json.loads(msg.data)
-    return data
 
 
 async def test_a_429_holds_sending_for_its_reset_then_the_message_goes(
