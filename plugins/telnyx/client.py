@@ -1,4 +1,4 @@
-"""A small client of Telnyx's API v2: send a message, look one up, list messaging profiles.
+"""A small client of Telnyx's API v2: send a message, list messaging profiles.
 
 Every call carries `Authorization: Bearer <TELNYX_API_KEY>` and answers the `data` of
 Telnyx's envelope; failures raise one of three errors that say whether the request can
@@ -83,13 +83,6 @@ class TelnyxClient:
     async def send(self, message: OutboundMessage) -> JsonDict:
         """The outbound message record (`id`, `to[0].status`, `parts`, ...)."""
         data = await self.request("POST", MESSAGES_PATH, message_body(message, self.settings))
-        if not isinstance(data, dict):
-            raise NoAnswer("Telnyx's answer has no data object")
-        return data
-
-    async def message(self, message_id: str) -> JsonDict:
-        """`GET /v2/messages/{id}`: a message's record as Telnyx has it now."""
-        data = await self.request("GET", f"{MESSAGES_PATH}/{message_id}")
         if not isinstance(data, dict):
             raise NoAnswer("Telnyx's answer has no data object")
         return data
