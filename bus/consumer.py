@@ -107,7 +107,7 @@ class Delivery:
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
-Outcome = Callable[[str, str], None]
+OutcomeCallback = Callable[[str, str], None]
 DeadLetterer = Callable[[Delivery, str], Awaitable[None]]
 
 
@@ -124,7 +124,7 @@ class ConsumerRunner:
         handler: Handler,
         policy: RetryPolicy,
         dead_letter: DeadLetterer,
-        on_outcome: Outcome | None = None,
+        on_outcome: OutcomeCallback | None = None,
         deliver_policy: DeliverPolicy = DeliverPolicy.NEW,
     ) -> None:
         self.nc, self.js, self.stream = nc, js, stream

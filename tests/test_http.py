@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from aiohttp import ClientSession
+from aiohttp import ClientSession, web
 
 from pbxsms.bus.embedded import EmbeddedNats
+from pbxsms.core.hookspecs import hookimpl
+from pbxsms.core.model.numbers import NumberError
+from pbxsms.core.plugins import Plugins
+from pbxsms.core.refusal import Refusal
+from pbxsms.core.registry import RouteRegister
+from pbxsms.core.serve.runtime import Runtime
 from tests.conftest import Gateway
 
 StartGateway = Callable[..., Awaitable[Gateway]]
@@ -49,3 +55,37 @@ async def test_a_bus_outage_is_a_503_not_a_500(start_gateway: StartGateway,
             http.get(url) as response:
         assert response.status == 503
         assert await response.json() == {"error": "the message bus is unavailable; try again"}
+
+
+class Refuser:
+    """A plugin whose routes refuse: a Refusal of its own and a domain error that is one."""
+
+    @hookimpl
+    def register_routes(self, runtime: Runtime, register: RouteRegister) -> None:
+        async def busy(request: web.Request) -> web.Response:
+            raise Refusal(429, "too many tries; wait", field="attempt",
+                          headers={"Retry-After": "7"})
+
+        async def settings(request: web.Request) -> web.Response:
+            raise NumberError("numbers[2].email", "not an email address")
+
+        register("POST", "/refuser/busy", busy)
+        register("GET", "/refuser/settings", settings)
+
+
+async def test_a_refusal_from_a_plugin_route_is_the_json_error(
+        start_gateway: StartGateway) -> None:
+    plugins = Plugins([])
+    plugins.register(Refuser(), "refuser")
+    gateway = await start_gateway(plugins=plugins)
+    async with ClientSession() as http:
+        async with http.post(f"{gateway.url}/refuser/busy") as response:
+            assert response.status == 429
+            assert response.headers["Retry-After"] == "7"
+            assert response.content_type == "application/json"
+            assert await response.json() == {"error": "too many tries; wait",
+                                             "field": "attempt"}
+        async with http.get(f"{gateway.url}/refuser/settings") as response:
+            assert response.status == 422
+            assert await response.json() == {"error": "not an email address",
+                                             "field": "numbers[2].email"}

@@ -9,8 +9,9 @@ from pbxsms.core.config.problems import Problem
 from pbxsms.core.config.settings import Config
 from pbxsms.core.health.doctor import Check, core_checks
 from pbxsms.core.hookspecs import hookimpl
+from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import ConsumerRegister, ConsumerSpec, RouteRegister
-from pbxsms.core.serve.http import api_refusal, json_error
+from pbxsms.core.serve.http import require_api_token
 from pbxsms.core.serve.runtime import Runtime
 
 
@@ -36,12 +37,10 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def message_status(request: web.Request) -> web.Response:
-        refusal = api_refusal(request, runtime.config.core.api_token)
-        if refusal is not None:
-            return refusal
+        require_api_token(request, runtime.config.core.api_token)
         record = await runtime.status.get(request.match_info["id"])
         if record is None:
-            return json_error(404, "no such message", field="id")
+            raise Refusal(404, "no such message", field="id")
         return web.Response(body=record.model_dump_json(), content_type="application/json")
 
     register("GET", "/healthz", healthz)

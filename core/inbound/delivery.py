@@ -144,7 +144,7 @@ async def report(runtime: Runtime, message: InboundMessage, channel: str, state:
         raise Retry(f"{channel} status not stored: {error}") from error
 
 
-async def report_failure(runtime: Runtime, message: InboundMessage, channel: str,
+async def fail_delivery(runtime: Runtime, message: InboundMessage, channel: str,
                          delivery: Delivery, failure: Retry | Permanent,
                          details: dict[str, Any] | None = None) -> NoReturn:
     """Publish `retrying`, or `failed` when no attempt is left, then re-raise `failure`

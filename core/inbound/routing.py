@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from pbxsms.bus.publish import Published, PublishError
 from pbxsms.core.health import metrics
 from pbxsms.core.model.events import InboundMessage, Route, State, StatusEvent
-from pbxsms.core.stores.numbers import Unroutable
+from pbxsms.core.stores.numbers import NoRoute
 
 if TYPE_CHECKING:
     from pbxsms.core.serve.runtime import Runtime
@@ -48,7 +48,7 @@ async def publish_inbound(runtime: Runtime, message: InboundMessage,
     """
     message.id = inbound_id(msg_id)
     decision = runtime.numbers.route_inbound(message.to, message.provider)
-    if isinstance(decision, Unroutable):
+    if isinstance(decision, NoRoute):
         return await publish_unroutable(runtime, message, decision, msg_id)
     message.route = decision
     # The conversation's write goes out first and shares the event's round trip.
@@ -87,7 +87,7 @@ def _not_recorded(message_id: str, error: BaseException | None) -> None:
                 extra={"msg_id": message_id})
 
 
-async def publish_unroutable(runtime: Runtime, message: InboundMessage, why: Unroutable,
+async def publish_unroutable(runtime: Runtime, message: InboundMessage, why: NoRoute,
                              msg_id: str) -> Published:
     """Store `message` without a route, publish its `unroutable` status, count it."""
     message.id = inbound_id(msg_id)

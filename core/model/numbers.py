@@ -12,6 +12,7 @@ from pydantic_core.core_schema import ValidationInfo
 
 from pbxsms.core.model.events import Route
 from pbxsms.core.model.phone import InvalidNumber, to_e164
+from pbxsms.core.refusal import Refusal
 
 _EXTENSION = re.compile(r"^[A-Za-z0-9_.*#+-]{1,64}$")
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
@@ -142,13 +143,19 @@ def number_key(e164: str) -> str:
     return e164.lstrip("+")
 
 
-class NumberError(ValueError):
-    """Invalid message settings; `field` names the offending one (e.g. `numbers[2].email`)."""
+class NumberError(Refusal):
+    """Invalid message settings; `field` names the offending one (e.g. `numbers[2].email`).
+
+    A 422 when it reaches the API; the config loader reports its field and message as a
+    Problem.
+    """
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+        super().__init__(422, message, field)
+        self.field: str = field
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
 
 
 def first_error(error: ValidationError, prefix: str = "") -> NumberError:

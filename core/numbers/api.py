@@ -14,8 +14,9 @@ from aiohttp import web
 from pbxsms.core.model.events import State
 from pbxsms.core.model.numbers import NumberError, NumberSettings
 from pbxsms.core.model.phone import InvalidNumber
+from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import RouteHandler, RouteRegister
-from pbxsms.core.serve.http import api_refusal, json_body, json_error
+from pbxsms.core.serve.http import json_body, require_api_token
 from pbxsms.core.serve.runtime import Runtime
 from pbxsms.core.stores.numbers import STORE_ERRORS
 
@@ -24,35 +25,14 @@ def _shown(record: NumberSettings) -> dict[str, Any]:
     return record.model_dump(mode="json")
 
 
-async def _json_body(request: web.Request) -> object:
-    """The request's JSON, or raise the 4xx response to answer."""
-    body = await json_body(request)
-    if isinstance(body, web.Response):
-        raise _Answer(body)
-    return body
-
-
-class _Answer(Exception):
-    """Stop handling and answer `response`."""
-
-    def __init__(self, response: web.Response) -> None:
-        self.response = response
-
-
 def register_routes(runtime: Runtime, register: RouteRegister) -> None:
     def guarded(handler: RouteHandler) -> RouteHandler:
         async def run(request: web.Request) -> web.StreamResponse:
-            refusal = api_refusal(request, runtime.config.core.api_token)
-            if refusal is not None:
-                return refusal
+            require_api_token(request, runtime.config.core.api_token)
             try:
                 return await handler(request)
-            except _Answer as answer:
-                return answer.response
-            except NumberError as error:
-                return json_error(422, error.message, field=error.field)
             except STORE_ERRORS as error:
-                return json_error(503, f"message settings store unavailable: {error}")
+                raise Refusal(503, f"message settings store unavailable: {error}") from None
         return run
 
     def path_number(request: web.Request) -> str:
@@ -70,7 +50,7 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
         return web.json_response({"numbers": [_shown(r) for r in records]})
 
     async def put_many(request: web.Request) -> web.StreamResponse:
-        body = await _json_body(request)
+        body = await json_body(request)
         rows = body.get("numbers") if isinstance(body, dict) else None
         if not isinstance(rows, list):
             raise NumberError("numbers", 'expected {"numbers": [ {...}, ... ]}')
@@ -83,12 +63,12 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
     async def get_number(request: web.Request) -> web.StreamResponse:
         record = runtime.numbers.get(path_number(request))
         if record is None:
-            return json_error(404, "no message settings for this number", field="number")
+            raise Refusal(404, "no message settings for this number", field="number")
         return web.json_response(_shown(record))
 
     async def put_number(request: web.Request) -> web.StreamResponse:
         number = path_number(request)
-        body = await _json_body(request)
+        body = await json_body(request)
         if not isinstance(body, dict):
             raise NumberError("record", "expected a JSON object of message settings")
         given = body.get("number", number)
@@ -100,7 +80,7 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
 
     async def delete_number(request: web.Request) -> web.StreamResponse:
         if not await runtime.numbers.delete(path_number(request)):
-            return json_error(404, "no message settings for this number", field="number")
+            raise Refusal(404, "no message settings for this number", field="number")
         return web.Response(status=204)
 
     async def list_messages(request: web.Request) -> web.StreamResponse:
@@ -108,15 +88,13 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
             state = State(request.query.get("status", ""))
         except ValueError:
             choices = ", ".join(s.value for s in State)
-            raise _Answer(json_error(422, f"expected one of: {choices}",
-                                     field="status")) from None
+            raise Refusal(422, f"expected one of: {choices}", field="status") from None
         try:
             limit = int(request.query.get("limit", "100"))
         except ValueError:
             limit = 0
         if not 1 <= limit <= 1000:
-            raise _Answer(json_error(422, "expected a whole number from 1 to 1000",
-                                     field="limit"))
+            raise Refusal(422, "expected a whole number from 1 to 1000", field="limit")
         records = await runtime.status.in_state(state, limit)
         return web.json_response({"messages": [r.model_dump(mode="json") for r in records]})
 

@@ -28,7 +28,8 @@ from pbxsms.core.config.settings import default_env_file, load_core
 CHUNK_BYTES = 48 * 1024  # under the API's 64 KiB body limit
 
 
-def fail(message: str) -> NoReturn:
+def exit_with(message: str) -> NoReturn:
+    """Say what went wrong and exit 1 (`fail` is a doctor finding, not this)."""
     click.echo(f"pbxsms numbers: {message}", err=True)
     sys.exit(1)
 
@@ -52,14 +53,14 @@ class Api:
         except urllib.error.HTTPError as error:
             status, raw = error.code, error.read()
         except (urllib.error.URLError, OSError) as error:
-            fail(f"cannot reach the gateway at {self.url}: {getattr(error, 'reason', error)} "
+            exit_with(f"cannot reach the gateway at {self.url}: {getattr(error, 'reason', error)} "
                  "(is `pbxsms serve` running? otherwise give --url)")
         try:
             payload = json.loads(raw) if raw else None
         except ValueError:
             payload = None
         if status == 401:
-            fail("the gateway refused the API token: PBXSMS_API_TOKEN must be the one the "
+            exit_with("the gateway refused the API token: PBXSMS_API_TOKEN must be the one the "
                  f"gateway runs with ({_error(payload)})")
         return status, payload
 
@@ -79,9 +80,9 @@ def _api(env_file: Path | None, url: str | None) -> Api:
     try:
         core = load_core(env_file if env_file is not None else default_env_file())
     except ConfigError as error:
-        fail(str(error))
+        exit_with(str(error))
     if core.api_token is None or not core.api_token.get_secret_value():
-        fail("PBXSMS_API_TOKEN is unset: set it (environment or .env) to the gateway's token")
+        exit_with("PBXSMS_API_TOKEN is unset: set it (environment or .env) to the gateway's token")
     if url is None:
         # A gateway listening on every interface is reached on loopback.
         wildcard = ("", "0.0.0.0", "::")  # noqa: S104 (compared, not bound)
@@ -117,7 +118,7 @@ def list_command(extension: str | None, domain: str | None, as_json: bool,
     status, payload = _api(env_file, url).call("GET", "/api/v1/numbers" +
                                                (f"?{query}" if query else ""))
     if status != 200:
-        fail(_error(payload))
+        exit_with(_error(payload))
     records = payload["numbers"]
     if as_json:
         click.echo(json.dumps(records, indent=2))
@@ -156,7 +157,7 @@ def set_command(number: str, provider: str | None, extension: str | None,
     if status == 404:
         current = {}
     elif status != 200:
-        fail(_error(current))
+        exit_with(_error(current))
     changes = {"provider": provider, "extension": extension, "domain": domain,
                "enabled": enabled, "description": description,
                "mobileapp_org": mobileapp_org,
@@ -165,7 +166,7 @@ def set_command(number: str, provider: str | None, extension: str | None,
     record.pop("number", None)
     status, payload = api.call("PUT", _number_path(number), record)
     if status not in (200, 201):
-        fail(_error(payload))
+        exit_with(_error(payload))
     click.echo(f"{'created' if status == 201 else 'updated'} {payload['number']}")
 
 
@@ -176,7 +177,7 @@ def remove_command(number: str, env_file: Path | None, url: str | None) -> None:
     """Remove a number's settings (messages to it become unroutable)."""
     status, payload = _api(env_file, url).call("DELETE", _number_path(number))
     if status != 204:
-        fail(_error(payload))
+        exit_with(_error(payload))
     click.echo(f"removed {number}")
 
 
@@ -197,7 +198,7 @@ def import_command(file: Path, fmt: str, env_file: Path | None, url: str | None)
         fmt = "csv" if file.suffix.lower() == ".csv" else "toml"
     rows, labels = read_csv(file) if fmt == "csv" else read_toml(file)
     if not rows:
-        fail(f"{file}: no numbers in it")
+        exit_with(f"{file}: no numbers in it")
     api = _api(env_file, url)
     chunks = list(_chunks(rows))
     # Validate every row first (dry run), then write: one bad row imports nothing.
@@ -205,18 +206,18 @@ def import_command(file: Path, fmt: str, env_file: Path | None, url: str | None)
     for start, chunk in chunks:
         status, payload = api.call("PUT", "/api/v1/numbers?dry_run=true", {"numbers": chunk})
         if status != 200:
-            fail(f"{_locate(payload, start, labels)}; nothing imported")
+            exit_with(f"{_locate(payload, start, labels)}; nothing imported")
         for offset, record in enumerate(payload["numbers"]):
             index = start + offset
             if record["number"] in seen:
-                fail(f"{labels[index]}: number: {record['number']} is also "
+                exit_with(f"{labels[index]}: number: {record['number']} is also "
                      f"{labels[seen[record['number']]]}; nothing imported")
             seen[record["number"]] = index
     written = 0
     for start, chunk in chunks:
         status, payload = api.call("PUT", "/api/v1/numbers", {"numbers": chunk})
         if status != 200:
-            fail(f"{_locate(payload, start, labels)} (rows before it were written; "
+            exit_with(f"{_locate(payload, start, labels)} (rows before it were written; "
                  "importing again is safe)")
         written += payload["written"]
     click.echo(f"imported {len(rows)} numbers from {file} ({written} changed)")
@@ -250,10 +251,10 @@ def read_toml(file: Path) -> tuple[list[dict[str, Any]], list[str]]:
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        fail(f"{file}: cannot read TOML: {error}")
+        exit_with(f"{file}: cannot read TOML: {error}")
     rows = data.get("numbers", [])
     if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-        fail(f"{file}: expected [[numbers]] tables")
+        exit_with(f"{file}: expected [[numbers]] tables")
     return rows, [f"row {i + 1} ([[numbers]] #{i + 1})" for i in range(len(rows))]
 
 
@@ -270,11 +271,11 @@ def read_csv(file: Path) -> tuple[list[dict[str, Any]], list[str]]:
                        for key, value in raw.items() if key is not None}
                 extra = raw.get(None)
                 if extra:
-                    fail(f"{file}: line {reader.line_num}: more cells than header columns")
+                    exit_with(f"{file}: line {reader.line_num}: more cells than header columns")
                 row = {key: value for key, value in row.items() if value}
                 if row:
                     rows.append(row)
                     labels.append(f"row {len(rows)} (line {reader.line_num})")
     except (OSError, UnicodeDecodeError, csv.Error) as error:
-        fail(f"{file}: cannot read CSV: {error}")
+        exit_with(f"{file}: cannot read CSV: {error}")
     return rows, labels

@@ -1,13 +1,15 @@
-"""Send requests: their checks and `POST /api/v1/messages`.
+"""Send requests: their checks, taking one (`queue_outbound`) and `POST /api/v1/messages`.
 
-The API answers 202 once the request is durable on `sms.outbound`; any PBX service may
-publish there instead, so the dispatcher runs the same checks again.
+The API and the mobile app's replies take a request the same way: checked, its sender
+resolved, durable on `sms.outbound`, then `queued`. Any PBX service may publish there
+instead, so the dispatcher runs the same checks again.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,9 +20,10 @@ from pbxsms.core.config.settings import Config
 from pbxsms.core.model.events import OutboundRequest, State, StatusEvent, utcnow
 from pbxsms.core.model.phone import InvalidNumber, to_e164
 from pbxsms.core.model.segments import SegmentCount, count_segments
-from pbxsms.core.outbound.senders import Unroutable, resolve_sender
+from pbxsms.core.outbound.senders import resolve_sender
+from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import RouteHandler
-from pbxsms.core.serve.http import api_refusal, json_body, json_error
+from pbxsms.core.serve.http import json_body, require_api_token
 from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.outbound")
@@ -29,15 +32,19 @@ SUBJECT = "sms.outbound"
 # Our ids end up in subjects and KV keys: no dots, spaces or wildcards.
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# The two 503s of `queue_outbound`: nothing was taken, the caller may try again.
+BUS_UNREADABLE = "the message bus is unavailable; try again"
+NOT_STORED = "the message could not be stored; try again"
 
 
-class Invalid(ValueError):
-    """A send request we refuse; `field` names the offending field."""
+class InvalidRequest(Refusal):
+    """A 422: a send request we refuse; `field` names the offending field.
+
+    The dispatcher marks such a request `failed`.
+    """
 
     def __init__(self, message: str, field: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+        super().__init__(422, message, field)
 
 
 def usable_id(value: str) -> bool:
@@ -46,27 +53,27 @@ def usable_id(value: str) -> bool:
 
 def check_request(request: OutboundRequest, config: Config) -> tuple[OutboundRequest,
                                                                       SegmentCount]:
-    """The request with its numbers in E.164 and its segment count, or Invalid."""
+    """The request with its numbers in E.164 and its segment count, or InvalidRequest."""
     region = config.core.default_region
     try:
         to = to_e164(request.to, region)
     except InvalidNumber as error:
-        raise Invalid(f"to: {error}", "to") from None
+        raise InvalidRequest(f"to: {error}", "to") from None
     sender = request.from_
     if sender is not None:
         try:
             sender = to_e164(sender, region)
         except InvalidNumber as error:
-            raise Invalid(f"from: {error}", "from") from None
+            raise InvalidRequest(f"from: {error}", "from") from None
     extension = (request.extension or "").strip() or None
     if sender is None and extension is None:
-        raise Invalid("give `from` (our number) or `extension`", "from")
+        raise InvalidRequest("give `from` (our number) or `extension`", "from")
     if not request.body.strip():
-        raise Invalid("the message is empty", "body")
+        raise InvalidRequest("the message is empty", "body")
     count = count_segments(request.body)
     limit = config.file.outbound.max_segments
     if count.segments > limit:
-        raise Invalid(
+        raise InvalidRequest(
             f"the text takes {count.segments} SMS parts ({count.units} {count.encoding} "
             f"characters); the limit is {limit} parts ({count.max_units(limit)} "
             f"{count.encoding} characters, `[outbound] max_segments`)", "body")
@@ -75,7 +82,7 @@ def check_request(request: OutboundRequest, config: Config) -> tuple[OutboundReq
 
 
 def request_from_json(data: dict[str, Any]) -> OutboundRequest:
-    """An OutboundRequest from the API's JSON object, or Invalid naming the bad field."""
+    """An OutboundRequest from the API's JSON object, or InvalidRequest naming the bad field."""
 
     def text(name: str, numeric: bool = False, limit: int = 64) -> str | None:
         value = data.get(name)
@@ -84,17 +91,17 @@ def request_from_json(data: dict[str, Any]) -> OutboundRequest:
         if numeric and isinstance(value, int) and not isinstance(value, bool):
             return str(value)
         if not isinstance(value, str):
-            raise Invalid(f"{name} must be a string", name)
+            raise InvalidRequest(f"{name} must be a string", name)
         if len(value) > limit:
-            raise Invalid(f"{name} is longer than {limit} characters", name)
+            raise InvalidRequest(f"{name} is longer than {limit} characters", name)
         return value
 
     body = data.get("body")
     if not isinstance(body, str):
-        raise Invalid("body (the text) is required and must be a string", "body")
+        raise InvalidRequest("body (the text) is required and must be a string", "body")
     to = text("to", numeric=True)
     if to is None:
-        raise Invalid("to (the recipient) is required", "to")
+        raise InvalidRequest("to (the recipient) is required", "to")
     fields: dict[str, Any] = {
         "from": text("from", numeric=True), "extension": text("extension", numeric=True),
         "to": to, "body": body, "provider": text("provider"),
@@ -102,47 +109,63 @@ def request_from_json(data: dict[str, Any]) -> OutboundRequest:
     given_id = text("id")
     if given_id is not None:
         if not _UUID.match(given_id.lower()):
-            raise Invalid("id must be a UUID (it makes retries of this call safe)", "id")
+            raise InvalidRequest("id must be a UUID (it makes retries of this call safe)", "id")
         fields["id"] = given_id.lower()
     return OutboundRequest.model_validate(fields)
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A send request taken: durable on `sms.outbound`, from the number it leaves from."""
+
+    request: OutboundRequest
+    provider: str
+    count: SegmentCount
+    duplicate: bool
+
+
+async def queue_outbound(runtime: Runtime, request: OutboundRequest,
+                         domain: str | None = None) -> Queued:
+    """Check `request`, resolve its sender, store it on `sms.outbound`, publish `queued`.
+
+    InvalidRequest or UnroutableRequest (422) when it cannot be sent; Refusal 503 when the
+    bus cannot be read or written now. `domain` is the tenant of `request.extension` when
+    the caller knows it. The request is stored with the number resolved here, so the
+    dispatcher sends from the number the caller was told about.
+    """
+    try:
+        checked, count = check_request(request, runtime.config)
+        sender, provider = await resolve_sender(runtime, checked, domain)
+    except PublishError as error:
+        log.warning("send request not taken: %s", error, extra={"msg_id": request.id})
+        raise Refusal(503, BUS_UNREADABLE) from None
+    outbound = checked.model_copy(update={"from_": sender})
+    queued_at = utcnow()  # before the dispatcher can see it, so history stays in order
+    try:
+        published = await runtime.publish(SUBJECT, outbound, outbound.id)
+    except PublishError as error:
+        log.warning("send request not stored: %s", error, extra={"msg_id": outbound.id})
+        raise Refusal(503, NOT_STORED) from None
+    if not published.duplicate:
+        await _queued(runtime, outbound, provider, count, queued_at)
+    log.info("outbound message queued from %s via %s (%s, %d segment(s))%s",
+             sender, provider, outbound.source, count.segments,
+             " (repeat)" if published.duplicate else "", extra={"msg_id": outbound.id})
+    return Queued(outbound, provider, count, published.duplicate)
 
 
 def send_handler(runtime: Runtime) -> RouteHandler:
     """`POST /api/v1/messages`: 202 `{"id", ...}` once the request is durable."""
 
     async def send(request: web.Request) -> web.Response:
-        refusal = api_refusal(request, runtime.config.core.api_token)
-        if refusal is not None:
-            return refusal
+        require_api_token(request, runtime.config.core.api_token)
         data = await json_body(request)
-        if isinstance(data, web.Response):
-            return data
         if not isinstance(data, dict):
-            return json_error(400, "the body must be a JSON object")
-        try:
-            outbound, count = check_request(request_from_json(data), runtime.config)
-            _, provider = await resolve_sender(runtime, outbound)
-        except Invalid as error:
-            return json_error(422, error.message, field=error.field)
-        except Unroutable as error:
-            return json_error(422, error.reason, field=error.field)
-        except PublishError as error:
-            log.warning("send request not taken: %s", error)
-            return json_error(503, "the message bus is unavailable; try again")
-        queued_at = utcnow()  # before the dispatcher can see it, so history stays in order
-        try:
-            published = await runtime.publish(SUBJECT, outbound, outbound.id)
-        except PublishError as error:
-            log.warning("send request not stored: %s", error, extra={"msg_id": outbound.id})
-            return json_error(503, "the message could not be stored; try again")
-        if not published.duplicate:
-            await _queued(runtime, outbound, provider, count, queued_at)
-        log.info("outbound message queued from %s via %s (%s, %d segment(s))%s",
-                 outbound.from_ or outbound.extension, provider, outbound.source or "api",
-                 count.segments, " (repeat)" if published.duplicate else "",
-                 extra={"msg_id": outbound.id})
+            raise Refusal(400, "the body must be a JSON object")
+        queued = await queue_outbound(runtime, request_from_json(data))
+        outbound, count = queued.request, queued.count
         answer = {"id": outbound.id, "state": State.QUEUED.value, "segments": count.segments,
-                  "encoding": count.encoding, "duplicate": published.duplicate}
+                  "encoding": count.encoding, "duplicate": queued.duplicate}
         return web.json_response(answer, status=202,
                                  headers={"Location": f"/api/v1/messages/{outbound.id}"})
 

@@ -18,9 +18,9 @@ from pbxsms.bus.consumer import Delivery, Permanent, Retry
 from pbxsms.bus.publish import PublishError
 from pbxsms.core.health import metrics
 from pbxsms.core.model.events import OutboundRequest, State, StatusEvent
-from pbxsms.core.outbound.api import Invalid, check_request, usable_id
+from pbxsms.core.outbound.api import InvalidRequest, check_request, usable_id
 from pbxsms.core.outbound.batcher import Batcher
-from pbxsms.core.outbound.senders import Unroutable, resolve_sender
+from pbxsms.core.outbound.senders import UnroutableRequest, resolve_sender
 from pbxsms.core.registry import OutboundMessage, Outcome, Provider, SendResult
 from pbxsms.core.serve.runtime import Runtime
 
@@ -83,7 +83,7 @@ class Dispatcher:
         try:
             request, count = check_request(request, self.runtime.config)
             sender, channel = await resolve_sender(self.runtime, request)
-        except (Invalid, Unroutable) as error:
+        except (InvalidRequest, UnroutableRequest) as error:
             await self._refuse(request, error)
         provider = self.runtime.providers[channel]
         message = OutboundMessage(id=request.id, from_=sender, to=request.to,
@@ -110,13 +110,13 @@ class Dispatcher:
                  provider_id, extra={"msg_id": message_id})
         return True
 
-    async def _refuse(self, request: OutboundRequest, error: Invalid | Unroutable) -> NoReturn:
-        channel = request.provider
-        if isinstance(error, Invalid):
-            state, code, reason, outcome = State.FAILED, "INVALID_REQUEST", error.message, \
-                "invalid"
+    async def _refuse(self, request: OutboundRequest,
+                      error: InvalidRequest | UnroutableRequest) -> NoReturn:
+        channel, reason = request.provider, error.message
+        if isinstance(error, InvalidRequest):
+            state, code, outcome = State.FAILED, "INVALID_REQUEST", "invalid"
         else:
-            state, code, reason, outcome = State.UNROUTABLE, None, error.reason, "unroutable"
+            state, code, outcome = State.UNROUTABLE, None, "unroutable"
         metrics.OUTBOUND.labels(channel or "-", outcome).inc()
         log.warning("outbound %s %s: %s", request.id, state.value, reason,
                     extra={"msg_id": request.id})

@@ -11,6 +11,7 @@ from nats.errors import Error as NatsError
 
 from pbxsms.bus.publish import BusError
 from pbxsms.core.health import metrics
+from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import RouteHandler
 from pbxsms.core.serve.http import json_error
 from pbxsms.core.serve.runtime import Runtime
@@ -31,6 +32,8 @@ async def errors_as_json(
     started = time.perf_counter()
     try:
         return await handler(request)
+    except Refusal as refusal:
+        return json_error(refusal.status, refusal.message, refusal.field, refusal.headers)
     except web.HTTPRequestEntityTooLarge:
         return json_error(413, f"request body larger than {MAX_BODY} bytes")
     except web.HTTPException as error:

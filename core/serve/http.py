@@ -1,5 +1,5 @@
-"""HTTP helpers shared by every route: JSON errors, constant-time token checks and the
-public URL a carrier reaches a route at."""
+"""HTTP helpers shared by every route: the JSON error body, token checks, JSON bodies, and
+the public URL a carrier reaches a route at."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from typing import Any
 from aiohttp import web
 from pydantic import SecretStr
 
+from pbxsms.core.refusal import Refusal
+
 
 def json_error(status: int, message: str, field: str | None = None,
                headers: dict[str, str] | None = None) -> web.Response:
-    """The one error shape: `{"error": ..., "field": ...}`."""
+    """The one error shape: `{"error": ..., "field": ...}`. Handlers raise `Refusal`; the
+    error middleware answers with this."""
     body: dict[str, Any] = {"error": message}
     if field is not None:
         body["field"] = field
@@ -44,14 +47,13 @@ def bearer_token(request: web.Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def api_refusal(request: web.Request, token: SecretStr | None) -> web.Response | None:
-    """None when the request carries the API's Bearer token; else the 401 to answer."""
+def require_api_token(request: web.Request, token: SecretStr | None) -> None:
+    """Refusal 401 unless the request carries the API's Bearer token."""
     if token is None or not token.get_secret_value():
-        return json_error(401, "the API is disabled: set PBXSMS_API_TOKEN to enable it")
+        raise Refusal(401, "the API is disabled: set PBXSMS_API_TOKEN to enable it")
     if not same_secret(bearer_token(request), token.get_secret_value()):
-        return json_error(401, "missing or wrong Bearer token",
-                          headers={"WWW-Authenticate": 'Bearer realm="pbxsms"'})
-    return None
+        raise Refusal(401, "missing or wrong Bearer token",
+                      headers={"WWW-Authenticate": 'Bearer realm="pbxsms"'})
 
 
 async def read_json(request: web.Request) -> object:
@@ -64,12 +66,11 @@ async def read_json(request: web.Request) -> object:
         raise ValueError("JSON nested too deeply") from error
 
 
-
-async def json_body(request: web.Request) -> object | web.Response:
-    """The JSON body of an API call, or the 415/400 answer to give instead."""
+async def json_body(request: web.Request) -> object:
+    """The JSON body of an API call; Refusal 415 or 400 when it is not JSON."""
     if request.content_type != "application/json":
-        return json_error(415, "send JSON with Content-Type: application/json")
+        raise Refusal(415, "send JSON with Content-Type: application/json")
     try:
         return await read_json(request)
     except ValueError as error:
-        return json_error(400, f"the body is not valid JSON: {error}")
+        raise Refusal(400, f"the body is not valid JSON: {error}") from None

@@ -43,7 +43,7 @@ STORE_ERRORS = (nats.errors.Error, asyncio.TimeoutError, ConnectionError)
 
 
 @dataclass(frozen=True)
-class Unroutable:
+class NoRoute:
     """Why an inbound message has no route; `cause` is one word, `reason` a sentence."""
 
     cause: Literal["invalid", "unknown", "disabled", "provider"]
@@ -179,19 +179,19 @@ class NumberStore:
         return sorted((record for _, record in self._entries.values() if record is not None),
                       key=lambda record: record.number)
 
-    def route_inbound(self, to: str, provider: str) -> Route | Unroutable:
+    def route_inbound(self, to: str, provider: str) -> Route | NoRoute:
         """Where a message to our number `to`, received by `provider`, goes."""
         try:
             number = self.normalise(to)
         except InvalidNumber as error:
-            return Unroutable("invalid", f"recipient {to!r} is not a phone number: {error}")
+            return NoRoute("invalid", f"recipient {to!r} is not a phone number: {error}")
         record = self._entries.get(number, (0, None))[1]
         if record is None:
-            return Unroutable("unknown", f"{number} has no message settings")
+            return NoRoute("unknown", f"{number} has no message settings")
         if not record.enabled:
-            return Unroutable("disabled", f"{number} is disabled in its message settings")
+            return NoRoute("disabled", f"{number} is disabled in its message settings")
         if record.provider != provider:
-            return Unroutable("provider", f"{number} belongs to provider {record.provider}, "
+            return NoRoute("provider", f"{number} belongs to provider {record.provider}, "
                                           f"but the message came from {provider}")
         return record.route()
 

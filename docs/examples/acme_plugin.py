@@ -22,6 +22,7 @@ from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.inbound.accept import accept_inbound
 from pbxsms.core.model.events import InboundMessage
 from pbxsms.core.model.phone import InvalidNumber, to_e164
+from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import (
     OutboundMessage,
     Outcome,
@@ -29,7 +30,7 @@ from pbxsms.core.registry import (
     RouteRegister,
     SendResult,
 )
-from pbxsms.core.serve.http import json_error, same_secret
+from pbxsms.core.serve.http import same_secret
 from pbxsms.core.serve.runtime import Runtime
 
 NAME = "acme"
@@ -123,7 +124,7 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
         config = settings(runtime.config)
         token = config.webhook_token.get_secret_value() if config.webhook_token else ""
         if not token or not same_secret(request.query.get("token"), token):
-            return json_error(401, "missing or wrong token", field="token")
+            raise Refusal(401, "missing or wrong token", field="token")
         try:
             data = await request.json()
             region = runtime.config.core.default_region
@@ -132,12 +133,12 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
                 **{"from": to_e164(str(data["from"]), region)},
                 to=to_e164(str(data["to"]), region), body=str(data["text"]))
         except (ValueError, KeyError, TypeError, InvalidNumber) as error:
-            return json_error(422, f"not an Acme inbound message: {error}")
+            raise Refusal(422, f"not an Acme inbound message: {error}") from None
         try:
             # Once per Acme id: a repeated webhook is the same event, never a second one.
             accepted = await accept_inbound(runtime, message, f"{NAME}:{data['id']}")
         except PublishError:
-            return json_error(503, "not stored; retry")  # Acme retries
+            raise Refusal(503, "not stored; retry") from None  # Acme retries
         return web.json_response({"id": accepted.id, "duplicate": accepted.duplicate})
 
     register("POST", "/webhook/acme", inbound)

@@ -2,7 +2,7 @@
 
 Every callback is a JSON array of events `{type, time, description, to, message{...}}`;
 `message-failed` adds `errorCode`. Our own id comes back as `message.tag`. Unknown fields
-are ignored; a field we need that is missing or of the wrong type is a `BadPayload`.
+are ignored; a field we need that is missing or of the wrong type is a `Refusal`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 from pbxsms.core.inbound.accept import Receipt
 from pbxsms.core.model.events import InboundMessage, State
 from pbxsms.core.model.phone import InvalidNumber, to_e164
+from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import OPTED_OUT
 from pbxsms.plugins.bandwidth.settings import NAME
 
@@ -29,16 +30,6 @@ AMBIGUOUS_CODES = frozenset({"9902", "9999"})
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 JsonDict = dict[str, Any]
-
-
-class BadPayload(Exception):
-    """A callback we refuse: the status to answer, why, and which field."""
-
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.field = field
 
 
 @dataclass(frozen=True)
@@ -62,34 +53,34 @@ Event = InboundSms | DeliveryReceipt | Ignored
 
 
 def parse_callback(raw: bytes, region: str) -> list[Event]:
-    """Every event of a callback, or BadPayload for the first one that is unreadable
+    """Every event of a callback, or a Refusal for the first one that is unreadable
     (nothing of the callback is stored then)."""
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError) as error:
-        raise BadPayload(400, f"malformed JSON: {error}") from None
+        raise Refusal(400, f"malformed JSON: {error}") from None
     if isinstance(body, dict):
         body = [body]  # tolerated: one event not wrapped in its array
     if not isinstance(body, list) or not body:
-        raise BadPayload(400, "expected a Bandwidth callback: a non-empty JSON array")
+        raise Refusal(400, "expected a Bandwidth callback: a non-empty JSON array")
     return [parse_event(item, n, region) for n, item in enumerate(body)]
 
 
 def parse_event(item: object, n: int, region: str) -> Event:
     where = f"[{n}]"
     if not isinstance(item, dict):
-        raise BadPayload(400, f"`{where}` must be an object", where)
+        raise Refusal(400, f"`{where}` must be an object", where)
     kind = item.get("type")
     if not isinstance(kind, str) or not kind:
-        raise BadPayload(400, f"missing `{where}.type`", f"{where}.type")
+        raise Refusal(400, f"missing `{where}.type`", f"{where}.type")
     if kind != INBOUND and kind not in RECEIPTS:
         return Ignored(kind)
     message = item.get("message")
     if not isinstance(message, dict):
-        raise BadPayload(400, f"`{where}.message` must be an object", f"{where}.message")
+        raise Refusal(400, f"`{where}.message` must be an object", f"{where}.message")
     message_id = message.get("id")
     if not isinstance(message_id, str) or not _ID.fullmatch(message_id):
-        raise BadPayload(400, f"`{where}.message.id` is not a Bandwidth id",
+        raise Refusal(400, f"`{where}.message.id` is not a Bandwidth id",
                          f"{where}.message.id")
     if kind == INBOUND:
         return _inbound(item, message, message_id, where, region)
@@ -100,7 +91,7 @@ def _inbound(item: JsonDict, message: JsonDict, message_id: str, where: str,
              region: str) -> InboundSms:
     if message.get("direction") not in (None, "in"):
         # An outbound message reported here must never look like a customer's text.
-        raise BadPayload(422, f"`{where}.message.direction` is not `in`",
+        raise Refusal(422, f"`{where}.message.direction` is not `in`",
                          f"{where}.message.direction")
     sender = _number(message.get("from"), region, f"{where}.message.from")
     # `to` of the event: the owned number this event is for (one event per owned
@@ -113,7 +104,7 @@ def _inbound(item: JsonDict, message: JsonDict, message_id: str, where: str,
     if text is None:
         text = ""
     if not isinstance(text, str):
-        raise BadPayload(400, f"`{where}.message.text` must be a string",
+        raise Refusal(400, f"`{where}.message.text` must be a string",
                          f"{where}.message.text")
     extra = {name: value for name in ("applicationId", "owner")
              if isinstance(value := message.get(name), str) and value}
@@ -150,11 +141,11 @@ def _receipt(kind: str, item: JsonDict, message: JsonDict, message_id: str
 
 def _number(value: object, region: str, path: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise BadPayload(400, f"missing `{path}`", path)
+        raise Refusal(400, f"missing `{path}`", path)
     try:
         return to_e164(value, region)
     except InvalidNumber as error:
-        raise BadPayload(400, f"`{path}` is not a usable phone number: {error}", path) from None
+        raise Refusal(400, f"`{path}` is not a usable phone number: {error}", path) from None
 
 
 def _time(value: object) -> datetime | None:

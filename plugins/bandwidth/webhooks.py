@@ -19,11 +19,11 @@ from aiohttp import web
 from pbxsms.bus.publish import PublishError
 from pbxsms.core.health import metrics
 from pbxsms.core.inbound.accept import accept_inbound, accept_receipt
+from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import RouteRegister
-from pbxsms.core.serve.http import json_error, same_secret
+from pbxsms.core.serve.http import same_secret
 from pbxsms.core.serve.runtime import Runtime
 from pbxsms.plugins.bandwidth.inbound import (
-    BadPayload,
     DeliveryReceipt,
     Ignored,
     InboundSms,
@@ -49,23 +49,23 @@ async def handle(runtime: Runtime, request: web.Request) -> web.Response:
     if refusal is not None:
         metrics.WEBHOOKS.labels(NAME, "webhook", "refused").inc()
         log.warning("refused a Bandwidth callback from %s: %s", request.remote, refusal)
-        return json_error(401, refusal, "Authorization",
-                          headers={"WWW-Authenticate": 'Basic realm="pbxsms"'})
+        raise Refusal(401, refusal, "Authorization",
+                      headers={"WWW-Authenticate": 'Basic realm="pbxsms"'})
     try:
         events = parse_callback(await request.read(), runtime.config.core.default_region)
-    except BadPayload as error:
+    except Refusal as invalid:
         metrics.WEBHOOKS.labels(NAME, "webhook", "invalid").inc()
-        log.info("invalid Bandwidth callback from %s: %d %s", request.remote, error.status,
-                 error.message)
-        return json_error(error.status, error.message, error.field)
+        log.info("invalid Bandwidth callback from %s: %d %s", request.remote, invalid.status,
+                 invalid.message)
+        raise
     results: list[dict[str, str]] = []
     try:
         for event in events:
             results.append(await _accept(runtime, event))
     except PublishError:
         # Some may be stored: Bandwidth's retry brings them again, deduplicated.
-        return json_error(503, "not stored: the message bus is unavailable; retry later",
-                          headers={"Retry-After": "5"})
+        raise Refusal(503, "not stored: the message bus is unavailable; retry later",
+                      headers={"Retry-After": "5"}) from None
     return web.json_response({"results": results})
 
 

@@ -23,6 +23,7 @@ from aiohttp import web
 from pbxsms.core.inbound.accept import Receipt, content_key, our_id
 from pbxsms.core.model.events import InboundMessage, State
 from pbxsms.core.model.phone import InvalidNumber, to_e164
+from pbxsms.core.refusal import Refusal
 
 PROVIDER = "clicksend"
 
@@ -39,16 +40,6 @@ _STATUS_CODE = re.compile(r"[0-9]{1,5}")
 _STATES = {200: State.SENT, 201: State.DELIVERED, 300: State.SENT, 301: State.FAILED}
 
 
-class BadPayload(Exception):
-    """A webhook we refuse: the status to answer, why, and which field."""
-
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.field = field
-
-
 # -- decoding the request ------------------------------------------------------------------
 
 
@@ -63,12 +54,12 @@ async def read_fields(request: web.Request) -> Fields:
         except web.HTTPRequestEntityTooLarge:
             raise
         except Exception as error:  # aiohttp's multipart parser raises many kinds
-            raise BadPayload(400, f"malformed multipart body: {error}") from None
+            raise Refusal(400, f"malformed multipart body: {error}") from None
         return _fields(form.items())
     is_json = kind == "application/json" or kind.endswith("+json")
     if not is_json and kind != "application/x-www-form-urlencoded":
-        raise BadPayload(415, f"unsupported content type {kind!r}: send JSON, a form, "
-                              "or a GET query string")
+        raise Refusal(415, f"unsupported content type {kind!r}: send JSON, a form, "
+                           "or a GET query string")
     raw = await request.read()
     if not raw.strip():
         return _fields(request.query.items())
@@ -78,7 +69,7 @@ async def read_fields(request: web.Request) -> Fields:
         text = raw.decode(request.charset or "utf-8")
         pairs = form_pairs(text)
     except (LookupError, ValueError) as error:  # unknown charset, invalid UTF-8
-        raise BadPayload(400, f"malformed form body: {error}") from None
+        raise Refusal(400, f"malformed form body: {error}") from None
     return _fields(pairs)
 
 
@@ -118,9 +109,9 @@ def _json_fields(raw: bytes) -> Fields:
     try:
         data = json.loads(raw)
     except (ValueError, RecursionError) as error:
-        raise BadPayload(400, f"malformed JSON: {error}") from None
+        raise Refusal(400, f"malformed JSON: {error}") from None
     if not isinstance(data, dict):
-        raise BadPayload(400, "the JSON body must be an object")
+        raise Refusal(400, "the JSON body must be an object")
     return data
 
 
@@ -136,17 +127,17 @@ def _text(fields: Fields, name: str) -> str | None:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise BadPayload(400, f"`{name}` is not valid Unicode text", name) from None
+            raise Refusal(400, f"`{name}` is not valid Unicode text", name) from None
         return value
     if isinstance(value, bool):
-        raise BadPayload(400, f"`{name}` must be a string or a number, not a boolean", name)
+        raise Refusal(400, f"`{name}` must be a string or a number, not a boolean", name)
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise BadPayload(400, f"`{name}` must be a finite number", name)
+            raise Refusal(400, f"`{name}` must be a finite number", name)
         return str(int(value)) if value.is_integer() else repr(value)
-    raise BadPayload(400, f"`{name}` must be a string or a number", name)
+    raise Refusal(400, f"`{name}` must be a string or a number", name)
 
 
 def _first(fields: Fields, *names: str) -> tuple[str, str] | None:
@@ -166,18 +157,18 @@ def _optional(fields: Fields, *names: str) -> str | None:
 def _number(fields: Fields, name: str, alias: str, region: str, role: str) -> str:
     found = _first(fields, name, alias)
     if found is None:
-        raise BadPayload(400, f"missing {role}: `{name}` (or `{alias}`)", name)
+        raise Refusal(400, f"missing {role}: `{name}` (or `{alias}`)", name)
     used, value = found
     try:
         return to_e164(value, region)
     except InvalidNumber as error:
-        raise BadPayload(400, f"`{used}` is not a usable phone number: {error}", used) from None
+        raise Refusal(400, f"`{used}` is not a usable phone number: {error}", used) from None
 
 
 def _message_id(fields: Fields) -> str | None:
     value = _optional(fields, "message_id")
     if value is not None and not _MESSAGE_ID.fullmatch(value):
-        raise BadPayload(400, "`message_id` is not a ClickSend message id", "message_id")
+        raise Refusal(400, "`message_id` is not a ClickSend message id", "message_id")
     return value
 
 
@@ -186,7 +177,7 @@ def _timestamp(fields: Fields, name: str) -> datetime | None:
     try:
         value = _optional(fields, name)
         return datetime.fromtimestamp(int(value), UTC) if value else None
-    except (BadPayload, ValueError, OverflowError, OSError):
+    except (Refusal, ValueError, OverflowError, OSError):
         return None
 
 
@@ -194,7 +185,7 @@ def subaccount_of(fields: Fields) -> str | None:
     """The payload's `subaccount_id`, as text; None when absent or not a scalar."""
     try:
         return _optional(fields, "subaccount_id")
-    except BadPayload:
+    except Refusal:
         return None
 
 
@@ -203,7 +194,7 @@ def is_receipt(fields: Fields) -> bool:
     try:
         return (_optional(fields, "message_id") is not None
                 and any(_optional(fields, name) is not None for name in RECEIPT_MARKERS))
-    except BadPayload:
+    except Refusal:
         return "message_id" in fields and any(name in fields for name in RECEIPT_MARKERS)
 
 
@@ -219,7 +210,7 @@ class InboundSms:
 
 
 def parse_inbound(fields: Fields, region: str) -> InboundSms:
-    """An inbound SMS, or BadPayload naming the field that is wrong."""
+    """An inbound SMS, or Refusal naming the field that is wrong."""
     message_id = _message_id(fields)
     sender = _number(fields, "from", "sms", region, "sender")
     recipient = _number(fields, "to", "originalsenderid", region, "recipient (our number)")
@@ -243,7 +234,7 @@ def _body(fields: Fields) -> str:
     """`body`, else its alias `message`; empty text is a message too (never `original_body`)."""
     texts = [text for name in ("body", "message") if (text := _text(fields, name)) is not None]
     if not texts:
-        raise BadPayload(400, "missing text: `body` (or `message`)", "body")
+        raise Refusal(400, "missing text: `body` (or `message`)", "body")
     return next((text for text in texts if text), "")
 
 
@@ -251,7 +242,7 @@ def _metadata(fields: Fields, *names: str) -> str | None:
     """Metadata: a value that is not text is left out rather than refusing the message."""
     try:
         return _optional(fields, *names)
-    except BadPayload:
+    except Refusal:
         return None
 
 
@@ -264,11 +255,11 @@ class DeliveryReceipt:
 
 
 def parse_receipt(fields: Fields) -> DeliveryReceipt:
-    """A receipt, or BadPayload. Status 200 sent, 201 delivered, 300 sent (ClickSend retries
+    """A receipt, or Refusal. Status 200 sent, 201 delivered, 300 sent (ClickSend retries
     after a temporary failure), 301 failed; any other or no status code is `unknown`."""
     message_id = _message_id(fields)
     if message_id is None:
-        raise BadPayload(400, "missing `message_id`", "message_id")
+        raise Refusal(400, "missing `message_id`", "message_id")
     code_text = _optional(fields, "status_code")
     code = int(code_text) if code_text and _STATUS_CODE.fullmatch(code_text) else None
     state = State.UNKNOWN if code is None else _STATES.get(code, State.UNKNOWN)

@@ -21,9 +21,9 @@ from pbxsms.bus.kv import write_all
 from pbxsms.core.inbound.delivery import (
     Ledger,
     Settled,
+    fail_delivery,
     read_inbound,
     report,
-    report_failure,
 )
 from pbxsms.core.model.events import InboundMessage, State
 from pbxsms.plugins.email.connections import SmtpPool, pool_key
@@ -43,7 +43,7 @@ _ADDRESS = re.compile(r"^[^\s<>@,;]+@[^\s<>@,;]+$")
 
 
 @dataclass(frozen=True)
-class Outcome:
+class AddressResult:
     """One address after one attempt."""
 
     state: Literal["delivered", "failed", "retry"]
@@ -96,16 +96,16 @@ class EmailDelivery:
                          "PBXSMS_SMTP_HOST unset")
             return
 
-        outcomes: dict[str, Outcome] = {}
+        outcomes: dict[str, AddressResult] = {}
         attempts: list[int] = []
         pending: list[str] = []
         ledger = await self.ledger.get_many(CHANNEL, message.id, addresses)
         for address, settled in zip(addresses, ledger, strict=True):
             if settled is not None:
-                outcomes[address] = Outcome(settled.state, settled.reason)
+                outcomes[address] = AddressResult(settled.state, settled.reason)
                 attempts.append(settled.attempt)
             elif not _ADDRESS.match(address):
-                outcomes[address] = Outcome("failed", "not an email address")
+                outcomes[address] = AddressResult("failed", "not an email address")
             else:
                 pending.append(address)
 
@@ -115,7 +115,7 @@ class EmailDelivery:
             try:
                 email = compose(message, settings.from_, valid)
             except ValueError as error:
-                await report_failure(self.runtime, message, CHANNEL, delivery,
+                await fail_delivery(self.runtime, message, CHANNEL, delivery,
                                      Permanent(f"cannot write the email: {error}"))
             sent = await send(self.pool(settings), settings.from_, email, pending)
             for address, outcome in sent.items():
@@ -133,7 +133,7 @@ class EmailDelivery:
                                                  max(attempts, default=delivery.attempt)))
 
     async def _conclude(self, message: InboundMessage, delivery: Delivery,
-                        outcomes: dict[str, Outcome], attempt: int) -> None:
+                        outcomes: dict[str, AddressResult], attempt: int) -> None:
         """The channel's status from every address's outcome; raises Retry while an
         address waits, Permanent when one failed."""
         details = {"recipients": {address: outcome.state if outcome.reason is None
@@ -143,16 +143,16 @@ class EmailDelivery:
         failed = {a: o for a, o in outcomes.items() if o.state == "failed"}
         delivered = [a for a, o in outcomes.items() if o.state == "delivered"]
         if waiting:
-            await report_failure(self.runtime, message, CHANNEL, delivery,
+            await fail_delivery(self.runtime, message, CHANNEL, delivery,
                                  Retry(_summary(waiting | failed, delivered)), details)
         if failed:
-            await report_failure(self.runtime, message, CHANNEL, delivery,
+            await fail_delivery(self.runtime, message, CHANNEL, delivery,
                                  Permanent(_summary(failed, delivered)), details)
         await report(self.runtime, message, CHANNEL, State.DELIVERED, attempt, details=details)
 
 
 async def send(pool: SmtpPool, sender: str, email: bytes,
-               recipients: list[str]) -> dict[str, Outcome]:
+               recipients: list[str]) -> dict[str, AddressResult]:
     """One SMTP transaction to `recipients`; the outcome for each of them."""
     try:
         refused = await pool.sendmail(sender, recipients, email)
@@ -166,24 +166,24 @@ async def send(pool: SmtpPool, sender: str, email: bytes,
         # Greeting, login or sender refused: the server or our settings, not an address.
         reason = f"SMTP server refused ({error.code} {_line(error.message)}): check " \
                  "PBXSMS_SMTP_*"
-        return dict.fromkeys(recipients, Outcome("retry", reason))
+        return dict.fromkeys(recipients, AddressResult("retry", reason))
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
         reason = f"SMTP server unavailable: {type(error).__name__}: {_line(str(error))}"
-        return dict.fromkeys(recipients, Outcome("retry", reason))
+        return dict.fromkeys(recipients, AddressResult("retry", reason))
     return {address: _refused(refused[address].code, refused[address].message)
-            if address in refused else Outcome("delivered") for address in recipients}
+            if address in refused else AddressResult("delivered") for address in recipients}
 
 
-def _refused(code: int, text: str) -> Outcome:
+def _refused(code: int, text: str) -> AddressResult:
     reason = f"{code} {_line(text)}"
-    return Outcome("failed" if 500 <= code < 600 else "retry", reason)
+    return AddressResult("failed" if 500 <= code < 600 else "retry", reason)
 
 
 def _line(text: str) -> str:
     return " ".join(text.split())[:200]
 
 
-def _summary(problems: dict[str, Outcome], delivered: list[str]) -> str:
+def _summary(problems: dict[str, AddressResult], delivered: list[str]) -> str:
     """`a@x, b@x: <reason>; c@x: <reason> (delivered to d@x)`: one line for the status
     and the dead letter."""
     by_reason: dict[str, list[str]] = {}

@@ -11,9 +11,9 @@ from pbxsms.bus.kv import write_all
 from pbxsms.core.inbound.delivery import (
     Ledger,
     Settled,
+    fail_delivery,
     read_inbound,
     report,
-    report_failure,
 )
 from pbxsms.core.model.events import InboundMessage, State
 from pbxsms.plugins.mobileapp.client import push_message
@@ -53,7 +53,7 @@ class MobileAppDelivery:
         if not org:
             failure = Permanent(f"no app organisation for {route.number}: set its "
                                 "mobileapp_org, or RINGOTEL_ORG_ID")
-            await report_failure(self.runtime, message, CHANNEL, delivery, failure)
+            await fail_delivery(self.runtime, message, CHANNEL, delivery, failure)
 
         settled = await self.ledger.get(CHANNEL, message.id)
         if settled is None:
@@ -61,7 +61,7 @@ class MobileAppDelivery:
                 messageid = await push_message(self.runtime.http, settings, org,
                                                message.from_, route.extension, message.body)
             except (Retry, Permanent) as failure:
-                await report_failure(self.runtime, message, CHANNEL, delivery, failure)
+                await fail_delivery(self.runtime, message, CHANNEL, delivery, failure)
             settled = Settled(state="delivered", attempt=delivery.attempt,
                               provider_message_id=messageid)
             log.info("pushed %s to extension %s (app message %s)", message.id,

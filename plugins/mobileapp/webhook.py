@@ -1,9 +1,10 @@
 """`POST /webhook/ringotel?token=...`: replies and delivery notices from the mobile app.
 
-`method=message` becomes an `sms.outbound` request, answered 200 only once it is stored
-(503 otherwise, so the app retries). Its id derives from the app's `messageid`, so a
-repeated webhook sends once. `method=delivered` adds the app's confirmation to the status
-of the message we pushed. Other methods (typing, read, ...) are accepted and ignored.
+`method=message` is taken as a send request the way the API takes one (`queue_outbound`),
+answered 200 only once it is stored (503 otherwise, so the app retries). Its id derives
+from the app's `messageid`, so a repeated webhook sends once. `method=delivered` adds the
+app's confirmation to the status of the message we pushed. Other methods (typing, read,
+...) are accepted and ignored.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from aiohttp import web
 from pbxsms.bus.publish import PublishError
 from pbxsms.core.health import metrics
 from pbxsms.core.model.events import OutboundRequest, State, StatusEvent, new_id
-from pbxsms.core.model.numbers import NumberSettings
 from pbxsms.core.model.phone import InvalidNumber, to_e164
-from pbxsms.core.serve.http import json_error, read_json, same_secret
+from pbxsms.core.outbound.api import BUS_UNREADABLE, NOT_STORED, queue_outbound
+from pbxsms.core.refusal import Refusal
+from pbxsms.core.serve.http import read_json, same_secret
 from pbxsms.core.stores.numbers import NoSender
 from pbxsms.plugins.mobileapp.delivery import CHANNEL
 from pbxsms.plugins.mobileapp.settings import MobileAppSettings
@@ -32,6 +34,12 @@ log = logging.getLogger("pbxsms.mobileapp.webhook")
 PATH = "/webhook/ringotel"
 # Fixed forever: reply ids must stay the same across versions and instances.
 REPLY_NAMESPACE = uuid.UUID("5b0f3c52-8a57-4c0e-9d3e-2f6f0b8c1a47")
+# A refused send request in the app's terms: its fields as the payload names them, and
+# 503s that say "retry".
+_REPLY_FIELDS = {"from": "params.from", "extension": "params.from",
+                 "provider": "params.from", "to": "params.to", "body": "params.content"}
+_REPLY_WORDS = {BUS_UNREADABLE: "cannot look up the conversation now; retry",
+                NOT_STORED: "the reply could not be stored; retry"}
 
 
 def reply_id(orgid: str, messageid: str) -> str:
@@ -49,33 +57,27 @@ class RingotelWebhook:
         settings: MobileAppSettings = self.runtime.config.plugin("mobileapp")
         token = settings.webhook_token
         if token is None or not token.get_secret_value():
-            _count("-", "unauthorized")
-            return json_error(401, "replies from the mobile app are disabled: set "
-                                   "RINGOTEL_WEBHOOK_TOKEN and add ?token=<it> to the "
-                                   "app's webhook URL")
+            raise _refusal("-", "unauthorized", 401, "replies from the mobile app are disabled: "
+                           "set RINGOTEL_WEBHOOK_TOKEN and add ?token=<it> to the app's "
+                           "webhook URL")
         if not same_secret(request.query.get("token"), token.get_secret_value()):
-            _count("-", "unauthorized")
-            return json_error(401, "missing or wrong token", field="token")
+            raise _refusal("-", "unauthorized", 401, "missing or wrong token", "token")
         try:
             payload = await read_json(request)
         except ValueError:
-            _count("-", "invalid")
-            return json_error(400, "the body must be JSON")
+            raise _refusal("-", "invalid", 400, "the body must be JSON") from None
         if not isinstance(payload, dict):
-            _count("-", "invalid")
-            return json_error(400, "the body must be a JSON object")
+            raise _refusal("-", "invalid", 400, "the body must be a JSON object")
         method = payload.get("method")
         if not isinstance(method, str) or not method:
-            _count("-", "invalid")
-            return json_error(400, "method is required", field="method")
+            raise _refusal("-", "invalid", 400, "method is required", "method")
         if method not in ("message", "delivered"):
             _count("other", "ignored")
             log.debug("app webhook method %r ignored", method[:40])
             return web.json_response({"status": "ignored"})
         params = payload.get("params")
         if not isinstance(params, dict):
-            _count(method, "invalid")
-            return json_error(422, "params must be an object", field="params")
+            raise _refusal(method, "invalid", 422, "params must be an object", "params")
         if method == "message":
             return await self._message(params, settings)
         return await self._delivered(params)
@@ -84,52 +86,46 @@ class RingotelWebhook:
                        settings: MobileAppSettings) -> web.Response:
         extension = _text(params.get("from"))
         if extension is None:
-            _count("message", "invalid")
-            return json_error(422, "the sending extension is required", field="params.from")
+            raise _refusal("message", "invalid", 422, "the sending extension is required",
+                           "params.from")
         content = params.get("content")
         if not isinstance(content, str) or not content.strip():
-            _count("message", "invalid")
-            return json_error(422, "the text is required", field="params.content")
+            raise _refusal("message", "invalid", 422, "the text is required",
+                           "params.content")
         try:
             customer = to_e164(_text(params.get("to")) or "",
                                self.runtime.config.core.default_region)
         except InvalidNumber as error:
-            _count("message", "invalid")
-            return json_error(422, f"not a phone number: {error}", field="params.to")
+            raise _refusal("message", "invalid", 422, f"not a phone number: {error}",
+                           "params.to") from None
         org = _text(params.get("orgid")) or settings.org_id
         messageid = _text(params.get("messageid"))
         if messageid is None:
             # Still sent: losing a reply is worse than a repeat we cannot recognise.
             log.warning("app reply without messageid: a repeat of it would send again")
-        try:
-            sender = await self._sender(extension, org, customer, settings)
-        except NoSender as error:
-            _count("message", "invalid")
-            return json_error(422, str(error), field="params.from")
-        except Exception as error:
-            _count("message", "unavailable")
-            log.warning("app reply: conversation lookup failed: %s", error)
-            return json_error(503, "cannot look up the conversation now; retry")
         outbound = OutboundRequest(
             id=reply_id(org or "", messageid) if messageid else new_id(),
-            from_=sender.number, extension=extension, to=customer, body=content,
-            source="mobileapp", mobileapp_org=org)
+            extension=extension, to=customer, body=content, source="mobileapp",
+            mobileapp_org=org)
         try:
-            published = await self.runtime.publish("sms.outbound", outbound, outbound.id)
-        except PublishError as error:
-            _count("message", "unavailable")
-            log.warning("app reply %s not stored: %s", outbound.id, error,
-                        extra={"msg_id": outbound.id})
-            return json_error(503, "the reply could not be stored; retry")
-        _count("message", "duplicate" if published.duplicate else "accepted")
+            domain = self._tenant(extension, org, settings)
+            queued = await queue_outbound(self.runtime, outbound, domain)
+        except NoSender as error:
+            raise _refusal("message", "invalid", 422, str(error), "params.from") from None
+        except Refusal as refusal:
+            raise _refusal("message", "unavailable" if refusal.status == 503 else "invalid",
+                           refusal.status, _REPLY_WORDS.get(refusal.message, refusal.message),
+                           _REPLY_FIELDS.get(refusal.field or "", refusal.field)) from None
+        _count("message", "duplicate" if queued.duplicate else "accepted")
         log.info("app reply %s from extension %s queued%s", outbound.id, extension,
-                 " (repeat)" if published.duplicate else "", extra={"msg_id": outbound.id})
+                 " (repeat)" if queued.duplicate else "", extra={"msg_id": outbound.id})
         return web.json_response({"status": "accepted", "id": outbound.id,
-                                  "duplicate": published.duplicate})
+                                  "duplicate": queued.duplicate})
 
-    async def _sender(self, extension: str, org: str | None, customer: str,
-                      settings: MobileAppSettings) -> NumberSettings:
-        """The number this reply leaves from: the one the customer last texted.
+    def _tenant(self, extension: str, org: str | None,
+                settings: MobileAppSettings) -> str | None:
+        """The tenant (PBX domain) of the replying extension; NoSender when it has none
+        or several.
 
         The app names the extension and its organisation; the organisation tells the
         tenant apart when the same extension number exists in several.
@@ -144,19 +140,19 @@ class RingotelWebhook:
         if not domains and org is not None:
             raise NoSender(f"extension {extension} of organisation {org} has no enabled "
                            "number in the message settings")
-        return await numbers.sender_for(extension, domain, customer)
+        return domain
 
     async def _delivered(self, params: dict[str, Any]) -> web.Response:
         messageid = _text(params.get("messageid"))
         if messageid is None:
-            _count("delivered", "invalid")
-            return json_error(422, "messageid is required", field="params.messageid")
+            raise _refusal("delivered", "invalid", 422, "messageid is required",
+                           "params.messageid")
         try:
             ours = await self.runtime.status.find_by_provider_id(CHANNEL, messageid)
         except Exception as error:
-            _count("delivered", "unavailable")
             log.warning("app delivered notice: lookup failed: %s", error)
-            return json_error(503, "cannot look up the message now; retry")
+            raise _refusal("delivered", "unavailable", 503,
+                           "cannot look up the message now; retry") from None
         if ours is None:
             _count("delivered", "unknown")
             return web.json_response({"status": "unknown"})
@@ -166,10 +162,10 @@ class RingotelWebhook:
         try:
             await self.runtime.publish_status(event)
         except PublishError as error:
-            _count("delivered", "unavailable")
             log.warning("app delivered notice for %s not stored: %s", ours, error,
                         extra={"msg_id": ours})
-            return json_error(503, "the status could not be stored; retry")
+            raise _refusal("delivered", "unavailable", 503,
+                           "the status could not be stored; retry") from None
         _count("delivered", "accepted")
         return web.json_response({"status": "accepted", "id": ours})
 
@@ -184,3 +180,10 @@ def _text(value: object) -> str | None:
 
 def _count(kind: str, result: str) -> None:
     metrics.WEBHOOKS.labels(CHANNEL, kind, result).inc()
+
+
+def _refusal(kind: str, result: str, status: int, message: str,
+             field: str | None = None) -> Refusal:
+    """The Refusal to raise for a webhook of `kind`, counted as `result`."""
+    _count(kind, result)
+    return Refusal(status, message, field)

@@ -3,7 +3,7 @@
 `{"data": {"event_type", "id", "occurred_at", "payload", "record_type": "event"},
 "meta": {"attempt", "delivered_to"}}`: `data.id` is the event, `payload.id` the message.
 Unknown fields are ignored; a field we need that is missing or of the wrong type is a
-`BadPayload` naming it.
+`Refusal` naming it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 from pbxsms.core.inbound.accept import Receipt
 from pbxsms.core.model.events import InboundMessage, State
 from pbxsms.core.model.phone import InvalidNumber, to_e164
+from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import OPTED_OUT
 from pbxsms.plugins.telnyx.settings import NAME
 
@@ -44,16 +45,6 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 JsonDict = dict[str, Any]
 
 
-class BadPayload(Exception):
-    """A webhook we refuse: the status to answer, why, and which field."""
-
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.field = field
-
-
 @dataclass(frozen=True)
 class Envelope:
     event_type: str
@@ -79,15 +70,15 @@ def read_envelope(raw: bytes) -> Envelope:
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError) as error:
-        raise BadPayload(400, f"malformed JSON: {error}") from None
+        raise Refusal(400, f"malformed JSON: {error}") from None
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, dict):
-        raise BadPayload(400, "expected a Telnyx event: an object with `data`", "data")
+        raise Refusal(400, "expected a Telnyx event: an object with `data`", "data")
     event_type = _str(data, "event_type", "data.event_type")
     event_id = _id(data.get("id"), "data.id")
     payload = data.get("payload")
     if not isinstance(payload, dict):
-        raise BadPayload(400, "`data.payload` must be an object", "data.payload")
+        raise Refusal(400, "`data.payload` must be an object", "data.payload")
     occurred = data.get("occurred_at")
     meta = body.get("meta")
     attempt = meta.get("attempt") if isinstance(meta, dict) else None
@@ -101,21 +92,21 @@ def parse_inbound(envelope: Envelope, region: str) -> InboundSms:
     payload = envelope.payload
     direction = payload.get("direction")
     if direction is not None and direction != "inbound":
-        raise BadPayload(422, f"`message.received` with direction {direction!r}",
+        raise Refusal(422, f"`message.received` with direction {direction!r}",
                          "data.payload.direction")
     message_id = _id(payload.get("id"), "data.payload.id")
     sender = _number(_party(payload.get("from"), "data.payload.from"), region,
                      "data.payload.from.phone_number")
     recipients = payload.get("to")
     if not isinstance(recipients, list) or not recipients:
-        raise BadPayload(400, "`data.payload.to` must be a non-empty list", "data.payload.to")
+        raise Refusal(400, "`data.payload.to` must be a non-empty list", "data.payload.to")
     recipient = _number(_party(recipients[0], "data.payload.to[0]"), region,
                         "data.payload.to[0].phone_number")
     text = payload.get("text")
     if text is None:
         text = ""
     if not isinstance(text, str):
-        raise BadPayload(400, "`data.payload.text` must be a string", "data.payload.text")
+        raise Refusal(400, "`data.payload.text` must be a string", "data.payload.text")
     extra = {"event_id": envelope.event_id}
     profile = payload.get("messaging_profile_id")
     if isinstance(profile, str) and profile:
@@ -134,14 +125,14 @@ def parse_receipt(envelope: Envelope) -> DeliveryReceipt:
     on Telnyx's message id and status (a repeated event changes nothing)."""
     payload = envelope.payload
     if payload.get("direction") not in (None, "outbound"):
-        raise BadPayload(422, f"a receipt for a message of direction "
+        raise Refusal(422, f"a receipt for a message of direction "
                               f"{payload.get('direction')!r}", "data.payload.direction")
     message_id = _id(payload.get("id"), "data.payload.id")
     recipients = payload.get("to")
     first = recipients[0] if isinstance(recipients, list) and recipients else None
     status = first.get("status") if isinstance(first, dict) else None
     if not isinstance(status, str) or not status:
-        raise BadPayload(400, "missing `data.payload.to[0].status`", "data.payload.to")
+        raise Refusal(400, "missing `data.payload.to[0].status`", "data.payload.to")
     state = STATES.get(status, State.UNKNOWN)
     codes = _errors(payload.get("errors"))
     error_code = codes[0][0] if codes else None
@@ -173,20 +164,20 @@ def _errors(value: object) -> list[tuple[str, str]]:
 def _str(data: JsonDict, name: str, path: str) -> str:
     value = data.get(name)
     if not isinstance(value, str) or not value:
-        raise BadPayload(400, f"missing `{path}`", path)
+        raise Refusal(400, f"missing `{path}`", path)
     return value
 
 
 def _id(value: object, path: str) -> str:
     if not isinstance(value, str) or not _ID.fullmatch(value):
-        raise BadPayload(400, f"`{path}` is not a Telnyx id", path)
+        raise Refusal(400, f"`{path}` is not a Telnyx id", path)
     return value
 
 
 def _party(value: object, path: str) -> str:
     number = value.get("phone_number") if isinstance(value, dict) else None
     if not isinstance(number, str) or not number.strip():
-        raise BadPayload(400, f"missing `{path}.phone_number`", f"{path}.phone_number")
+        raise Refusal(400, f"missing `{path}.phone_number`", f"{path}.phone_number")
     return number
 
 
@@ -194,7 +185,7 @@ def _number(value: str, region: str, path: str) -> str:
     try:
         return to_e164(value, region)
     except InvalidNumber as error:
-        raise BadPayload(400, f"`{path}` is not a usable phone number: {error}", path) from None
+        raise Refusal(400, f"`{path}` is not a usable phone number: {error}", path) from None
 
 
 def _time(value: str | None) -> datetime | None:

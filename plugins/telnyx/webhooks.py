@@ -8,6 +8,7 @@ waits 2 s for it, then tries again (3 attempts per URL). See docs/telnyx-setup.m
 from __future__ import annotations
 
 import logging
+from typing import NoReturn
 
 from aiohttp import web
 
@@ -15,19 +16,24 @@ from pbxsms.bus.publish import PublishError
 from pbxsms.core.health import metrics
 from pbxsms.core.inbound.accept import accept_inbound, accept_receipt
 from pbxsms.core.inbound.replay import ReplayGuard
+from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import RouteRegister
-from pbxsms.core.serve.http import json_error
 from pbxsms.core.serve.runtime import Runtime
 from pbxsms.plugins.telnyx.inbound import (
     INBOUND,
     RECEIPTS,
-    BadPayload,
     parse_inbound,
     parse_receipt,
     read_envelope,
 )
 from pbxsms.plugins.telnyx.settings import NAME, TelnyxSettings, telnyx_settings
-from pbxsms.plugins.telnyx.signature import BadKey, BadSignature, public_key, verify
+from pbxsms.plugins.telnyx.signature import (
+    SIGNATURE_HEADER,
+    BadKey,
+    BadSignature,
+    public_key,
+    verify,
+)
 
 log = logging.getLogger("pbxsms.telnyx.webhooks")
 
@@ -54,10 +60,10 @@ async def handle(runtime: Runtime, guard: ReplayGuard, request: web.Request) -> 
     try:
         signature = _verified(settings, request, raw)
     except BadSignature as error:
-        return _refused(request, 401, str(error), "telnyx-signature-ed25519")
+        _refuse(request, Refusal(401, str(error), SIGNATURE_HEADER))
     if guard.seen(signature):
-        return _refused(request, 409, "replayed webhook: this signed request was already "
-                                      "taken", "telnyx-signature-ed25519")
+        _refuse(request, Refusal(409, "replayed webhook: this signed request was already "
+                                      "taken", SIGNATURE_HEADER))
     kind = "webhook"
     try:
         envelope = read_envelope(raw)
@@ -72,9 +78,9 @@ async def handle(runtime: Runtime, guard: ReplayGuard, request: web.Request) -> 
                                          wait=RECEIPT_WAIT)
             if found is None:
                 # Not 2xx, so Telnyx tries again: our send's acceptance may be stored later.
-                return json_error(404, "no message sent by this gateway has Telnyx id "
-                                       f"{receipt.receipt.provider_message_id} (yet); "
-                                       "nothing recorded", "data.payload.id")
+                raise Refusal(404, "no message sent by this gateway has Telnyx id "
+                                   f"{receipt.receipt.provider_message_id} (yet); nothing "
+                                   "recorded", "data.payload.id")
             accepted = found
         else:
             # Telnyx sends other event types to the same URL (e.g. `message.sending`
@@ -83,15 +89,15 @@ async def handle(runtime: Runtime, guard: ReplayGuard, request: web.Request) -> 
             log.info("ignored a Telnyx %s event %s", envelope.event_type, envelope.event_id)
             guard.remember(signature)
             return web.json_response({"result": "ignored", "event_type": envelope.event_type})
-    except BadPayload as error:
+    except Refusal as refusal:
         metrics.WEBHOOKS.labels(NAME, kind, "invalid").inc()
         log.info("invalid Telnyx %s webhook from %s: %d %s", kind, request.remote,
-                 error.status, error.message)
-        return json_error(error.status, error.message, error.field)
+                 refusal.status, refusal.message)
+        raise
     except PublishError:
         # accept_inbound/accept_receipt counted and logged it.
-        return json_error(503, "not stored: the message bus is unavailable; retry later",
-                          headers={"Retry-After": "5"})
+        raise Refusal(503, "not stored: the message bus is unavailable; retry later",
+                      headers={"Retry-After": "5"}) from None
     guard.remember(signature)
     return web.json_response({"result": "duplicate" if accepted.duplicate else "accepted",
                               "id": accepted.id})
@@ -107,7 +113,8 @@ def _verified(settings: TelnyxSettings, request: web.Request, raw: bytes) -> str
     return verify(key, request.headers, raw, settings.timestamp_tolerance)
 
 
-def _refused(request: web.Request, status: int, message: str, field: str) -> web.Response:
+def _refuse(request: web.Request, refusal: Refusal) -> NoReturn:
     metrics.WEBHOOKS.labels(NAME, "webhook", "refused").inc()
-    log.warning("refused a Telnyx webhook from %s: %d %s", request.remote, status, message)
-    return json_error(status, message, field)
+    log.warning("refused a Telnyx webhook from %s: %d %s", request.remote, refusal.status,
+                refusal.message)
+    raise refusal

@@ -9,7 +9,8 @@ import pytest
 from aiohttp import ClientSession
 
 from pbxsms.core.inbound.routing import publish_inbound as publish_inbound_routed
-from pbxsms.core.model.events import OutboundRequest, State
+from pbxsms.core.model.events import OutboundRequest, State, StatusEvent
+from pbxsms.core.serve.runtime import Runtime
 from pbxsms.plugins.mobileapp.webhook import reply_id
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.conftest import Gateway
@@ -214,3 +215,73 @@ async def test_a_reply_that_cannot_be_stored_is_503(
     status, body = await post(http, gateway, {"method": "message", "params": {
         "from": "201", "to": CUSTOMER, "content": "hi", "orgid": ORG, "messageid": "m"}})
     assert status == 503 and "retry" in body["error"]
+
+
+API_TOKEN = "api-t0ken"
+
+
+async def on_subject(runtime: Runtime, subject: str) -> list[bytes]:
+    """Every event the stream holds on `subject`, oldest first."""
+    found: list[bytes] = []
+    seq = 1
+    while await count_on(runtime, subject) > len(found):
+        raw = await runtime.js.get_msg(runtime.stream, seq, subject=subject, next=True)
+        assert raw.data is not None and raw.seq is not None
+        found.append(raw.data)
+        seq = raw.seq + 1
+    return found
+
+
+async def queued_event(runtime: Runtime, message_id: str) -> StatusEvent:
+    events = [StatusEvent.model_validate_json(data)
+              for data in await on_subject(runtime, f"sms.status.{message_id}")]
+    (queued,) = [event for event in events if event.state == State.QUEUED]
+    return queued
+
+
+async def test_a_reply_is_taken_as_the_send_api_takes_a_request(
+    start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer,
+    http: ClientSession
+) -> None:
+    """The same `queued` status, the same number chosen, the same request stored."""
+    gateway = await start_gateway(toml=with_numbers(),
+                                  env=gateway_env(app, smtp, PBXSMS_API_TOKEN=API_TOKEN))
+    status, reply = await post(http, gateway, {"method": "message", "params": {
+        "from": "202", "to": CUSTOMER, "content": "Running late", "orgid": ORG,
+        "messageid": "rt-q"}})
+    assert status == 200, reply
+    async with http.post(f"{gateway.url}/api/v1/messages",
+                         json={"extension": "202", "to": CUSTOMER, "body": "Running late"},
+                         headers={"Authorization": f"Bearer {API_TOKEN}"}) as response:
+        assert response.status == 202
+        sent = await response.json()
+
+    replied, api = (await queued_event(gateway.runtime, reply["id"]),
+                    await queued_event(gateway.runtime, sent["id"]))
+    assert replied.details == {"encoding": "GSM-7", "source": "mobileapp"}
+    assert api.details == {"encoding": "GSM-7", "source": "api"}
+    assert ((replied.direction, replied.channel, replied.segments)
+            == (api.direction, api.channel, api.segments) == ("outbound", "clicksend", 1))
+
+    stored = {request.id: request for request in (
+        OutboundRequest.model_validate_json(data)
+        for data in await on_subject(gateway.runtime, "sms.outbound"))}
+    assert stored.keys() == {reply["id"], sent["id"]}
+    for request in stored.values():
+        assert (request.from_, request.extension, request.to, request.body) == (
+            "+61444444444", "202", CUSTOMER, "Running late")
+
+
+async def test_a_reply_gets_the_send_apis_checks(
+    start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer,
+    http: ClientSession
+) -> None:
+    """A text over `[outbound] max_segments` is refused as the API refuses it, in the
+    app's field names, and nothing is stored."""
+    gateway = await start_gateway(toml=with_numbers(), env=gateway_env(app, smtp))
+    status, body = await post(http, gateway, {"method": "message", "params": {
+        "from": "202", "to": CUSTOMER, "content": "x" * (6 * 153 + 1), "orgid": ORG,
+        "messageid": "rt-long"}})
+    assert status == 422 and body["field"] == "params.content"
+    assert "the limit is 6 parts" in body["error"]
+    assert await count_on(gateway.runtime, "sms.outbound") == 0

@@ -13,7 +13,7 @@ from pbxsms.core.config.problems import ConfigError
 from pbxsms.core.inbound.routing import publish_inbound
 from pbxsms.core.model.events import InboundMessage, Route
 from pbxsms.core.model.numbers import NumberSettings
-from pbxsms.core.stores.numbers import NUMBERS_BUCKET, NumberStore, Unroutable
+from pbxsms.core.stores.numbers import NUMBERS_BUCKET, NoRoute, NumberStore
 from tests.helpers import make_config, wait_until
 from tests.numbers.conftest import ENV, StartGateway, gateway_plugins
 
@@ -44,7 +44,7 @@ async def test_a_change_through_the_api_is_used_by_the_next_lookup_on_another_in
         start: StartGateway, http: ClientSession) -> None:
     first = await start()
     second = await start()
-    assert isinstance(second.runtime.numbers.route_inbound(NUMBER, "clicksend"), Unroutable)
+    assert isinstance(second.runtime.numbers.route_inbound(NUMBER, "clicksend"), NoRoute)
 
     body = {"provider": "clicksend", "extension": "101", "domain": "pbx.example.com"}
     async with http.put(first.url + PATH, json=body) as response:
@@ -70,7 +70,7 @@ async def test_a_change_through_the_api_is_used_by_the_next_lookup_on_another_in
         assert response.status == 200
     await wait_until(lambda: extension_on(second.runtime.numbers) is None, timeout=2,
                      message="the disabled number on the second instance")
-    assert second.runtime.numbers.route_inbound(NUMBER, "clicksend") == Unroutable(
+    assert second.runtime.numbers.route_inbound(NUMBER, "clicksend") == NoRoute(
         "disabled", f"{NUMBER} is disabled in its message settings")
 
     async with http.delete(second.url + PATH) as response:

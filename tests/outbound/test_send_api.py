@@ -89,7 +89,11 @@ async def test_malformed_and_unauthorised_calls(start_sending_gateway: StartGate
     gateway = await start_sending_gateway()
     url = f"{gateway.url}/api/v1/messages"
     good = {"from": OURS, "to": recipient(1), "body": "hi"}
-    assert (await post_message(gateway, good, token="wrong"))[0] == 401
+    async with ClientSession(headers={"Authorization": "Bearer wrong"}) as http, \
+            http.post(url, json=good) as response:
+        assert response.status == 401
+        assert response.headers["WWW-Authenticate"] == 'Bearer realm="pbxsms"'
+        assert await response.json() == {"error": "missing or wrong Bearer token"}
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with ClientSession(headers=headers) as http:
         async with http.post(url, data=good) as response:  # a form, not JSON

@@ -328,7 +328,7 @@ async def test_nocredit_account_and_disabled_countries(
     assert payload["data"]["queued_count"] == 0
     assert payload["data"]["messages"][0]["status"] == "INSUFFICIENT_CREDIT"
 
-    sim.enabled_countries = {"US"}  # test numbers are not exempt, as a live probe saw
+    sim.settings.enabled_countries = {"US"}  # test numbers are not exempt, as a live probe saw
     _, payload = await send(
         http, sim, {"to": "+61411111111", "body": "x"}, {"to": "+14055555555", "body": "x"}
     )
