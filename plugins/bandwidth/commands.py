@@ -10,8 +10,13 @@ from pathlib import Path
 
 import click
 
-from pbxsms.core.cli import config_option, env_option, load_or_exit
-from pbxsms.core.serve.http import public_url
+from pbxsms.core.plugin_api import (
+    config_option,
+    env_option,
+    load_or_exit,
+    load_plugin_only,
+    public_url,
+)
 from pbxsms.plugins.bandwidth.settings import NAME, bandwidth_settings
 from pbxsms.plugins.bandwidth.webhooks import PATH
 
@@ -59,7 +64,6 @@ def simulator(host: str, port: int, callback_url: str | None, env_file: Path | N
               config_path: Path | None) -> None:
     """Run a local Bandwidth API simulator that accepts the BANDWIDTH_* of the settings
     (or made-up ones it prints) and calls back with the callback credentials."""
-    from pbxsms.core.config.loader import load_plugin_only
     from pbxsms.plugins.bandwidth.settings import BandwidthSettings
     from pbxsms.sim.bandwidth import serve_forever
 

@@ -5,9 +5,15 @@ from __future__ import annotations
 
 from aiohttp import ClientSession
 
-from pbxsms.core.config.settings import Config
-from pbxsms.core.health.doctor import Check, Finding, fail, ok, warn
-from pbxsms.core.serve.http import public_url
+from pbxsms.core.plugin_api import (
+    Check,
+    Config,
+    Finding,
+    fail,
+    ok,
+    public_url,
+    warn,
+)
 from pbxsms.plugins.bandwidth.client import BandwidthError, HTTPError, TokenCache
 from pbxsms.plugins.bandwidth.settings import BandwidthSettings, bandwidth_settings
 from pbxsms.plugins.bandwidth.webhooks import PATH

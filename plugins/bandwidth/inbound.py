@@ -13,11 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pbxsms.core.inbound.accept import Receipt
-from pbxsms.core.model.events import InboundMessage, State
-from pbxsms.core.model.phone import InvalidNumber, to_e164
-from pbxsms.core.refusal import Refusal
-from pbxsms.core.registry import OPTED_OUT
+from pbxsms.core.plugin_api import (
+    OPTED_OUT,
+    InboundMessage,
+    InvalidNumber,
+    Receipt,
+    Refusal,
+    State,
+    to_e164,
+)
 from pbxsms.plugins.bandwidth.settings import NAME
 
 INBOUND = "message-received"

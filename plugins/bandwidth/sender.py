@@ -11,11 +11,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from pbxsms.core.health import metrics
-from pbxsms.core.outbound.pacing import AccountPause, RateLimiter, fingerprint
-from pbxsms.core.registry import OutboundMessage, Outcome, SendResult
+from pbxsms.core.plugin_api import (
+    AccountPause,
+    OutboundMessage,
+    Outcome,
+    RateLimiter,
+    Runtime,
+    SendResult,
+    fingerprint,
+    metrics,
+)
 from pbxsms.plugins.bandwidth.client import (
     BandwidthClient,
     HTTPError,
@@ -24,9 +30,6 @@ from pbxsms.plugins.bandwidth.client import (
     TokenCache,
 )
 from pbxsms.plugins.bandwidth.settings import NAME, BandwidthSettings, bandwidth_settings
-
-if TYPE_CHECKING:
-    from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.bandwidth")
 

@@ -12,8 +12,11 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from pbxsms.core.config.durations import Duration
-from pbxsms.core.config.settings import Config, PluginSettings
+from pbxsms.core.plugin_api import (
+    Config,
+    Duration,
+    PluginSettings,
+)
 
 NAME = "bandwidth"
 
@@ -60,5 +63,4 @@ class BandwidthSettings(PluginSettings):
 
 def bandwidth_settings(config: Config) -> BandwidthSettings:
     """Read per call: a reload replaces the whole Config."""
-    settings: BandwidthSettings = config.plugin(NAME)
-    return settings
+    return config.plugin(NAME, BandwidthSettings)

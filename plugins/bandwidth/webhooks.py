@@ -16,13 +16,16 @@ import logging
 
 from aiohttp import web
 
-from pbxsms.bus.publish import PublishError
-from pbxsms.core.health import metrics
-from pbxsms.core.inbound.accept import accept_inbound, accept_receipt
-from pbxsms.core.refusal import Refusal
-from pbxsms.core.registry import RouteRegister
-from pbxsms.core.serve.http import same_secret
-from pbxsms.core.serve.runtime import Runtime
+from pbxsms.core.plugin_api import (
+    PublishError,
+    Refusal,
+    RouteRegister,
+    Runtime,
+    accept_inbound,
+    accept_receipt,
+    metrics,
+    same_secret,
+)
 from pbxsms.plugins.bandwidth.inbound import (
     DeliveryReceipt,
     Ignored,

@@ -13,11 +13,16 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pbxsms.core.health import metrics
-from pbxsms.core.outbound.pacing import RateLimiter
-from pbxsms.core.registry import OutboundMessage, Outcome, SendResult
+from pbxsms.core.plugin_api import (
+    OutboundMessage,
+    Outcome,
+    RateLimiter,
+    Runtime,
+    SendResult,
+    metrics,
+)
 from pbxsms.plugins.clicksend.client import (
     MAX_MESSAGES,
     ClickSendClient,
@@ -29,9 +34,6 @@ from pbxsms.plugins.clicksend.client import (
     sms_message,
 )
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
-
-if TYPE_CHECKING:
-    from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.clicksend")
 
@@ -70,7 +72,7 @@ class ClickSendProvider:
 
     @property
     def settings(self) -> ClickSendSettings:
-        settings: ClickSendSettings = self.runtime.config.plugin(NAME)
+        settings = self.runtime.config.plugin(NAME, ClickSendSettings)
         return settings
 
     @property

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import aiosmtplib
 
-from pbxsms.core.config.settings import Config
-from pbxsms.core.health.doctor import Check, Finding, fail, ok, warn
+from pbxsms.core.plugin_api import Check, Config, Finding, fail, ok, warn
 from pbxsms.plugins.email.settings import EmailSettings
 
 
 def checks(config: Config) -> list[Check]:
-    settings: EmailSettings = config.plugin("email")
+    settings = config.plugin("email", EmailSettings)
     return [Check("email", lambda: smtp(settings))]
 
 

@@ -19,9 +19,11 @@ from typing import Any
 import aiohttp
 from aiohttp import ClientSession, ClientTimeout
 
-from pbxsms.core import __version__
-from pbxsms.core.config.loader import hide_url_password
-from pbxsms.core.registry import OutboundMessage
+from pbxsms.core.plugin_api import (
+    OutboundMessage,
+    __version__,
+    hide_url_password,
+)
 from pbxsms.plugins.telnyx.settings import TelnyxSettings
 
 MESSAGES_PATH = "/v2/messages"

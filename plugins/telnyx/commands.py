@@ -10,8 +10,12 @@ from pathlib import Path
 
 import click
 
-from pbxsms.core.cli import config_option, env_option, load_or_exit
-from pbxsms.core.serve.http import public_url
+from pbxsms.core.plugin_api import (
+    config_option,
+    env_option,
+    load_or_exit,
+    public_url,
+)
 from pbxsms.plugins.telnyx.settings import NAME, telnyx_settings
 from pbxsms.plugins.telnyx.webhooks import PATH
 

@@ -5,9 +5,15 @@ from __future__ import annotations
 
 from aiohttp import ClientSession
 
-from pbxsms.core.config.settings import Config
-from pbxsms.core.health.doctor import Check, Finding, fail, ok, warn
-from pbxsms.core.serve.http import public_url
+from pbxsms.core.plugin_api import (
+    Check,
+    Config,
+    Finding,
+    fail,
+    ok,
+    public_url,
+    warn,
+)
 from pbxsms.plugins.telnyx.client import HTTPError, TelnyxClient, TelnyxError
 from pbxsms.plugins.telnyx.settings import TelnyxSettings, telnyx_settings
 from pbxsms.plugins.telnyx.signature import BadKey, public_key

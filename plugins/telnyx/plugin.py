@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import click
 
-from pbxsms.core.config.problems import Problem
-from pbxsms.core.config.settings import Config, PluginSettings
-from pbxsms.core.health.doctor import Check
-from pbxsms.core.hookspecs import hookimpl
-from pbxsms.core.registry import ProviderRegister, RouteRegister
-from pbxsms.core.serve.runtime import Runtime
+from pbxsms.core.plugin_api import (
+    Check,
+    Config,
+    PluginSettings,
+    Problem,
+    ProviderRegister,
+    RouteRegister,
+    Runtime,
+    hookimpl,
+)
 from pbxsms.plugins.telnyx import doctor
 from pbxsms.plugins.telnyx.commands import telnyx
 from pbxsms.plugins.telnyx.sender import TelnyxProvider

@@ -11,17 +11,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from pbxsms.core.health import metrics
-from pbxsms.core.outbound.pacing import AccountPause, RateLimiter, fingerprint
-from pbxsms.core.registry import OutboundMessage, Outcome, SendResult, opted_out
+from pbxsms.core.plugin_api import (
+    AccountPause,
+    OutboundMessage,
+    Outcome,
+    RateLimiter,
+    Runtime,
+    SendResult,
+    fingerprint,
+    metrics,
+    opted_out,
+)
 from pbxsms.plugins.telnyx.client import HTTPError, NoAnswer, NotSent, TelnyxClient
 from pbxsms.plugins.telnyx.inbound import OPT_OUT_CODE
 from pbxsms.plugins.telnyx.settings import NAME, TelnyxSettings, telnyx_settings
-
-if TYPE_CHECKING:
-    from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.telnyx")
 

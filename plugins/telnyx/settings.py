@@ -11,8 +11,11 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from pbxsms.core.config.durations import Duration
-from pbxsms.core.config.settings import Config, PluginSettings
+from pbxsms.core.plugin_api import (
+    Config,
+    Duration,
+    PluginSettings,
+)
 
 NAME = "telnyx"
 
@@ -56,5 +59,4 @@ class TelnyxSettings(PluginSettings):
 
 def telnyx_settings(config: Config) -> TelnyxSettings:
     """Read per call: a reload replaces the whole Config."""
-    settings: TelnyxSettings = config.plugin(NAME)
-    return settings
+    return config.plugin(NAME, TelnyxSettings)

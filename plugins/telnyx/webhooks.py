@@ -12,13 +12,16 @@ from typing import NoReturn
 
 from aiohttp import web
 
-from pbxsms.bus.publish import PublishError
-from pbxsms.core.health import metrics
-from pbxsms.core.inbound.accept import accept_inbound, accept_receipt
-from pbxsms.core.inbound.replay import ReplayGuard
-from pbxsms.core.refusal import Refusal
-from pbxsms.core.registry import RouteRegister
-from pbxsms.core.serve.runtime import Runtime
+from pbxsms.core.plugin_api import (
+    PublishError,
+    Refusal,
+    ReplayGuard,
+    RouteRegister,
+    Runtime,
+    accept_inbound,
+    accept_receipt,
+    metrics,
+)
 from pbxsms.plugins.telnyx.inbound import (
     INBOUND,
     RECEIPTS,

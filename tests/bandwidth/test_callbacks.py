@@ -11,7 +11,7 @@ import pytest
 from aiohttp import ClientSession
 
 from pbxsms.sim.bandwidth import BandwidthSimulator
-from tests.bandwidth.support import (
+from tests.support.bandwidth import (
     CALLBACK_PASSWORD,
     CALLBACK_USER,
     CUSTOMER,
@@ -19,8 +19,8 @@ from tests.bandwidth.support import (
     bandwidth_env,
     toml,
 )
-from tests.carriers import stored_on
-from tests.conftest import Gateway
+from tests.support.carriers import stored_on
+from tests.support.gateway import Gateway
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 

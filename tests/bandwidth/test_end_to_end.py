@@ -9,11 +9,12 @@ from collections.abc import Awaitable, Callable
 from pbxsms.core.model.events import State
 from pbxsms.sim.bandwidth import BandwidthSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.bandwidth.support import CUSTOMER, ORG, OURS, bandwidth_env, toml
-from tests.carriers import settled
-from tests.conftest import Gateway
-from tests.delivery.support import HOOK_TOKEN, SENDER, SmtpServer, gateway_env, wait_channel
 from tests.helpers import wait_until
+from tests.support.bandwidth import CUSTOMER, ORG, OURS, bandwidth_env, toml
+from tests.support.carriers import settled
+from tests.support.delivery import HOOK_TOKEN, SENDER, delivery_env, wait_channel
+from tests.support.gateway import Gateway
+from tests.support.smtp import SmtpServer
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 
@@ -22,7 +23,7 @@ async def test_inbound_to_app_and_email_then_the_reply_out_and_its_receipt(
         start_gateway: StartGateway, bandwidth: BandwidthSimulator, app: MobileAppSimulator,
         smtp: SmtpServer) -> None:
     gateway = await start_gateway(toml=toml('"bandwidth", "email", "mobileapp"'),
-                                  env={**gateway_env(app, smtp), **bandwidth_env(bandwidth)})
+                                  env={**delivery_env(app, smtp), **bandwidth_env(bandwidth)})
     hook = f"{gateway.url}/webhook/bandwidth"
 
     pushed = await bandwidth.push_inbound(hook, CUSTOMER, OURS, "Table for 4 at 8 tonight?")

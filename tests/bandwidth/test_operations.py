@@ -13,9 +13,9 @@ from click.testing import CliRunner, Result
 from pbxsms.core.cli import build_cli
 from pbxsms.core.health.doctor import run_doctor
 from pbxsms.sim.bandwidth import BandwidthSimulator
-from tests.bandwidth.support import CALLBACK_PASSWORD, bandwidth_env, toml
-from tests.conftest import Gateway
 from tests.helpers import write_env
+from tests.support.bandwidth import CALLBACK_PASSWORD, bandwidth_env, toml
+from tests.support.gateway import Gateway
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 

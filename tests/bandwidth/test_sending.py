@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from pbxsms.sim.bandwidth import BandwidthSimulator
-from tests import carriers
-from tests.bandwidth.support import CUSTOMER, OURS, bandwidth_env, toml
-from tests.carriers import last_status, settled
-from tests.conftest import Gateway
+from tests.support import carriers
+from tests.support.bandwidth import CUSTOMER, OURS, bandwidth_env, toml
+from tests.support.carriers import last_status, settled
+from tests.support.gateway import Gateway
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 

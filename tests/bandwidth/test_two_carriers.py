@@ -9,11 +9,12 @@ from collections.abc import Awaitable, Callable
 from pbxsms.sim.bandwidth import BandwidthSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from pbxsms.sim.telnyx import TelnyxSimulator
-from tests.bandwidth.support import BUS, ORG, bandwidth_env
-from tests.conftest import Gateway
-from tests.delivery.support import HOOK_TOKEN, SmtpServer, gateway_env
 from tests.helpers import wait_until
-from tests.telnyx.support import API_KEY, telnyx_env
+from tests.support.bandwidth import BUS, ORG, bandwidth_env
+from tests.support.delivery import HOOK_TOKEN, delivery_env
+from tests.support.gateway import Gateway
+from tests.support.smtp import SmtpServer
+from tests.support.telnyx import API_KEY, telnyx_env
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 
@@ -42,7 +43,7 @@ async def test_each_reply_leaves_through_its_own_carrier(
         start_gateway: StartGateway, bandwidth: BandwidthSimulator, app: MobileAppSimulator,
         smtp: SmtpServer) -> None:
     async with TelnyxSimulator([API_KEY]) as telnyx:
-        env = {**gateway_env(app, smtp), **telnyx_env(telnyx), **bandwidth_env(bandwidth)}
+        env = {**delivery_env(app, smtp), **telnyx_env(telnyx), **bandwidth_env(bandwidth)}
         gateway = await start_gateway(toml=TOML, env=env)
         pushed = await asyncio.gather(
             bandwidth.push_inbound(f"{gateway.url}/webhook/bandwidth", BW_CUSTOMER, BW_NUMBER,

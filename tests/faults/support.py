@@ -18,9 +18,10 @@ from typing import Any
 import aiohttp
 
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.delivery.support import APP_TOKEN, HOOK_TOKEN, ORG, SENDER, SmtpServer
 from tests.helpers import free_port, write_env
 from tests.procs import Proc, alive, nats_server_children
+from tests.support.delivery import APP_TOKEN, HOOK_TOKEN, ORG, SENDER
+from tests.support.smtp import SmtpServer
 
 # `make test-faults` sets it: the full-size scenarios (2,000 webhooks, 10,000 requests).
 FULL = os.environ.get("FAULTS_FULL") == "1"
@@ -65,7 +66,7 @@ mobileapp_org = "{ORG}"
 """
 
 
-def gateway_env(app: MobileAppSimulator, smtp: SmtpServer, **more: str) -> dict[str, str]:
+def fault_env(app: MobileAppSimulator, smtp: SmtpServer, **more: str) -> dict[str, str]:
     return {"RINGOTEL_API_URL": app.api_url, "PBXSMS_SMTP_HOST": "127.0.0.1",
             "PBXSMS_SMTP_PORT": str(smtp.port), "PBXSMS_SMTP_FROM": SENDER,
             "PBXSMS_SMTP_TIMEOUT": "5", "CLICKSEND_USERNAME": "pbx-user",
@@ -266,7 +267,7 @@ def measure(scenario: str, what: str, sinks: Sinks, sent: list[str],
 RESULTS: list[Result] = []
 
 
-def record(result: Result) -> Result:
+def add_result(result: Result) -> Result:
     RESULTS.append(result)
     print(result)  # shown with -s and in a failure's captured output
     return result

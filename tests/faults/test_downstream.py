@@ -15,8 +15,6 @@ import pytest
 from pbxsms.core.model.events import State
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.conftest import Gateway
-from tests.delivery.support import ORG, SmtpServer, consumers_idle, dead_letter
 from tests.faults.support import (
     CUSTOMER,
     NUMBER,
@@ -25,14 +23,17 @@ from tests.faults.support import (
     Result,
     Sinks,
     Webhook,
+    add_result,
     bodies,
-    gateway_env,
+    fault_env,
     gateway_toml,
     inbound_payload,
     measure,
-    record,
 )
 from tests.helpers import wait_until
+from tests.support.delivery import ORG, consumers_idle, dead_letter
+from tests.support.gateway import Gateway
+from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.faults
 
@@ -57,7 +58,7 @@ async def test_app_failing_and_smtp_down_retry_until_delivered_once(
     await smtp.stop()
     app.fail_next("500", 40)
     app.fail_next("drop", 10)
-    gateway = await start_gateway(toml=gateway_toml() + EXTRA, env=gateway_env(app, smtp))
+    gateway = await start_gateway(toml=gateway_toml() + EXTRA, env=fault_env(app, smtp))
     sent = bodies("downstream", 100)
     await ClickSendPoster(gateway.url).deliver([Webhook(body) for body in sent])
     # Nothing reaches email while it is down; the app's faults are used up by retries.
@@ -77,7 +78,7 @@ async def test_app_failing_and_smtp_down_retry_until_delivered_once(
     assert "User not found: 999" in letter.reason and letter.attempts == 1
     await consumers_idle(gateway.runtime, "deliver-mobileapp", "deliver-email")
     failed_calls = sum(1 for r in app.requests if r.status != 200)
-    result = record(measure(
+    result = add_result(measure(
         "downstream", "app API answering 500 (40 calls) and dropping connections (10), "
         "SMTP server down until they were used up, then started", sinks, sent,
         notes=f"({failed_calls} failed app calls retried; a permanent app error was "
@@ -91,7 +92,7 @@ async def test_clicksend_429_5xx_drops_and_timeouts_on_the_way_out(
 ) -> None:
     async with ClickSendSimulator() as clicksend:
         clicksend.add_account("pbx-user", SECRETS["CLICKSEND_API_KEY"])
-        env = gateway_env(app, smtp, CLICKSEND_BASE_URL=clicksend.base_url)
+        env = fault_env(app, smtp, CLICKSEND_BASE_URL=clicksend.base_url)
         toml = gateway_toml() + '\n[clicksend]\ntimeout = "500ms"\nreconcile_delay = "4s"\n'
         gateway = await start_gateway(toml=toml, env=env)
         clicksend.fail_next("429", 2, retry_after=1)
@@ -129,7 +130,7 @@ async def test_clicksend_429_5xx_drops_and_timeouts_on_the_way_out(
             accepted = await gateway.runtime.status.get(message_id)
             assert accepted is not None
             assert accepted.provider_message_id == stored_ids[message_id]
-        result = record(Result(
+        result = add_result(Result(
             "downstream-clicksend", "ClickSend answering 429 (twice, Retry-After 1 s), 500 "
             "(3), dropping connections (2) and answering one call after our timeout, on "
             "the way out; one recipient refused permanently", sent=len(texts),

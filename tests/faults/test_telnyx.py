@@ -13,20 +13,21 @@ import pytest
 from pbxsms.bus.embedded import EmbeddedNats
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from pbxsms.sim.telnyx import TelnyxSimulator
-from tests.conftest import Gateway
-from tests.delivery.support import ORG, SmtpServer
 from tests.faults.support import (
     CUSTOMER,
     FULL,
     MAILBOX,
     MAX_IN_FLIGHT,
     Sinks,
+    add_result,
     bodies,
-    gateway_env,
+    fault_env,
     measure,
-    record,
 )
 from tests.helpers import wait_until
+from tests.support.delivery import ORG
+from tests.support.gateway import Gateway
+from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.faults
 
@@ -98,7 +99,7 @@ async def test_nats_down_for_10s_under_telnyx_load(
 ) -> None:
     async with TelnyxSimulator(["tx-key"]) as telnyx:
         gateway = await start_gateway(toml=TOML, env={
-            **gateway_env(app, smtp), "TELNYX_API_KEY": "tx-key",
+            **fault_env(app, smtp), "TELNYX_API_KEY": "tx-key",
             "TELNYX_PUBLIC_KEY": telnyx.public_key, "TELNYX_BASE_URL": telnyx.base_url})
         sent = bodies("telnyx-outage", LOAD)
         poster = TelnyxPoster(telnyx, f"{gateway.url}/webhook/telnyx")
@@ -111,7 +112,7 @@ async def test_nats_down_for_10s_under_telnyx_load(
         await asyncio.wait_for(load, 180)
         sinks = Sinks(app, smtp)
         await wait_until(lambda: sinks.all_delivered(sent), 120, "the backlog drained")
-    result = record(measure("outage-telnyx", f"nats-server stopped for {OUTAGE:.0f} s under "
+    result = add_result(measure("outage-telnyx", f"nats-server stopped for {OUTAGE:.0f} s under "
                             "signed Telnyx webhook load, then started again", sinks, sent,
                             notes=f"({poster.refused} webhook answers were 503 or none, "
                             "each retried signed afresh)."))

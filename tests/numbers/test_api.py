@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import ClientSession
 
-from tests.numbers.conftest import StartGateway
+from tests.support.gateway import StartGateway
 
 RECORD = {"provider": "clicksend", "extension": "101", "domain": "pbx.example.com",
           "email": ["desk@example.com"], "description": "Front desk"}

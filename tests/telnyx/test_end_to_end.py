@@ -9,10 +9,11 @@ from collections.abc import Awaitable, Callable
 from pbxsms.core.model.events import State
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from pbxsms.sim.telnyx import TelnyxSimulator
-from tests.conftest import Gateway
-from tests.delivery.support import HOOK_TOKEN, SENDER, SmtpServer, gateway_env, wait_channel
 from tests.helpers import wait_until
-from tests.telnyx.support import (
+from tests.support.delivery import HOOK_TOKEN, SENDER, delivery_env, wait_channel
+from tests.support.gateway import Gateway
+from tests.support.smtp import SmtpServer
+from tests.support.telnyx import (
     API_KEY,
     CUSTOMER,
     ORG,
@@ -30,7 +31,7 @@ async def test_inbound_to_app_and_email_then_the_reply_out_and_its_receipt(
         start_gateway: StartGateway, telnyx: TelnyxSimulator, app: MobileAppSimulator,
         smtp: SmtpServer) -> None:
     gateway = await start_gateway(toml=toml('"telnyx", "email", "mobileapp"'),
-                                  env={**gateway_env(app, smtp), **telnyx_env(telnyx)})
+                                  env={**delivery_env(app, smtp), **telnyx_env(telnyx)})
     hook = f"{gateway.url}/webhook/telnyx"
 
     pushed = await telnyx.push_inbound(hook, CUSTOMER, OURS, "Table for 4 at 8 tonight?")

@@ -13,9 +13,9 @@ from click.testing import CliRunner, Result
 from pbxsms.core.cli import build_cli
 from pbxsms.core.health.doctor import run_doctor
 from pbxsms.sim.telnyx import PROFILES_PATH, TelnyxSimulator
-from tests.conftest import Gateway
 from tests.helpers import write_env
-from tests.telnyx.support import API_KEY, telnyx_env, toml
+from tests.support.gateway import Gateway
+from tests.support.telnyx import API_KEY, telnyx_env, toml
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 

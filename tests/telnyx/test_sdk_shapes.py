@@ -9,7 +9,7 @@ import pytest
 from aiohttp import ClientSession
 
 from pbxsms.sim.telnyx import TelnyxSimulator
-from tests.telnyx.support import API_KEY, CUSTOMER, OURS
+from tests.support.telnyx import API_KEY, CUSTOMER, OURS
 
 types = pytest.importorskip("telnyx.types")
 

@@ -7,9 +7,9 @@ import time
 from collections.abc import Awaitable, Callable
 
 from pbxsms.sim.telnyx import TelnyxSimulator
-from tests.carriers import last_status
-from tests.conftest import Gateway
-from tests.telnyx.support import CUSTOMER, send, settled, telnyx_env, toml
+from tests.support.carriers import last_status
+from tests.support.gateway import Gateway
+from tests.support.telnyx import CUSTOMER, send, settled, telnyx_env, toml
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 

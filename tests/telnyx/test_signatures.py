@@ -13,8 +13,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pbxsms.sim.telnyx import SIGNATURE_HEADER, TIMESTAMP_HEADER, TelnyxSimulator
-from tests.conftest import Gateway
-from tests.telnyx.support import CUSTOMER, OURS, stored_on, telnyx_env, toml
+from tests.support.gateway import Gateway
+from tests.support.telnyx import CUSTOMER, OURS, stored_on, telnyx_env, toml
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 

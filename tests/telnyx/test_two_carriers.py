@@ -9,10 +9,11 @@ from collections.abc import Awaitable, Callable
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from pbxsms.sim.telnyx import TelnyxSimulator
-from tests.conftest import Gateway
-from tests.delivery.support import HOOK_TOKEN, SmtpServer, gateway_env
 from tests.helpers import wait_until
-from tests.telnyx.support import BUS, ORG, telnyx_env
+from tests.support.delivery import HOOK_TOKEN, delivery_env
+from tests.support.gateway import Gateway
+from tests.support.smtp import SmtpServer
+from tests.support.telnyx import BUS, ORG, telnyx_env
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 
@@ -41,7 +42,7 @@ async def test_each_reply_leaves_through_its_own_carrier(
         start_gateway: StartGateway, telnyx: TelnyxSimulator, app: MobileAppSimulator,
         smtp: SmtpServer) -> None:
     async with ClickSendSimulator([("cs-user", "cs-key")]) as clicksend:
-        env = {**gateway_env(app, smtp), **telnyx_env(telnyx), "CLICKSEND_USERNAME": "cs-user",
+        env = {**delivery_env(app, smtp), **telnyx_env(telnyx), "CLICKSEND_USERNAME": "cs-user",
                "CLICKSEND_API_KEY": "cs-key", "CLICKSEND_BASE_URL": clicksend.base_url,
                "CLICKSEND_WEBHOOK_TOKEN": "cs-secret"}
         gateway = await start_gateway(toml=TOML, env=env)
