@@ -24,7 +24,9 @@ TARGETS = {
 
 LIGHT_RATE = 100.0
 
-PARTS = ("ingest", "end_to_end", "outbound", "console")
+PARTS = ("ingest", "end_to_end", "outbound", "outbound_telnyx", "console")
+# Telnyx sends one message a call at its documented 50/s: a few hundred show the rate.
+TELNYX_MESSAGES = 500
 
 
 def run(seconds: float, rate: float, messages: int, out: Path | None,
@@ -54,6 +56,9 @@ def run(seconds: float, rate: float, messages: int, out: Path | None,
                 # One call per message is slow: fewer messages keep the run short.
                 results["outbound_single"] = scenarios.outbound(workdir, sinks,
                                                                 min(messages, 5000), 1)
+            if "outbound_telnyx" in only:
+                results["outbound_telnyx"] = scenarios.outbound_telnyx(
+                    workdir, sinks, min(messages, TELNYX_MESSAGES))
             if "console" in only:
                 results["console_thread"] = console.thread_page(
                     workdir, sinks, console_messages, console_requests)
@@ -64,7 +69,7 @@ def run(seconds: float, rate: float, messages: int, out: Path | None,
         return results
     results["peak_rss_mb"] = max(results[name]["peak_rss_mb"] for name in (
         "ingest", "end_to_end", "end_to_end_sustained", "end_to_end_light", "outbound_batched",
-        "outbound_single", "console_thread"))
+        "outbound_single", "outbound_telnyx", "console_thread"))
     results["verdicts"] = verdicts(results)
     results["seconds"] = round(time.monotonic() - began, 1)
     if out is not None:
@@ -89,7 +94,7 @@ def verdicts(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def table(r: dict[str, Any]) -> str:
     i, e, light = r["ingest"], r["end_to_end"], r["end_to_end_light"]
     su = r["end_to_end_sustained"]
-    ob, os_ = r["outbound_batched"], r["outbound_single"]
+    ob, os_, tx = r["outbound_batched"], r["outbound_single"], r["outbound_telnyx"]
     ct = r["console_thread"]
     rows = [
         ("inbound ingest, bare aiohttp", f"{i['bare']['rps']:,.0f} req/s",
@@ -118,13 +123,16 @@ def table(r: dict[str, Any]) -> str:
         ("outbound, batches of 1", f"{os_['rps']:,.0f} msg/s", "", "",
          f"{os_['accepted']}/{os_['messages']} in {os_['send_requests']} calls; "
          f"sinks {os_.get('sinks_cores', 0):.2f} cores"),
+        ("outbound, Telnyx, 1 per call", f"{tx['rps']:,.0f} msg/s", "", "",
+         f"{tx['rps'] / tx['limit_rps']:.2f} x Telnyx's documented {tx['limit_rps']:.0f}/s; "
+         f"{tx['accepted']}/{tx['messages']} in {tx['send_requests']} calls"),
         ("console thread page", f"{ct['requests']:,} pages", f"{ct['p50_ms']:.1f}",
          f"{ct['p99_ms']:.1f}", f"{ct['page_messages']} of {ct['thread_messages']:,} in the "
          f"thread, {ct['messages']:,} stored; indexed {ct['indexed_per_s']:,}/s"),
         ("gateway peak RSS", f"{r['peak_rss_mb']:.0f} MB", "", "", ""),
     ]
     parts: list[dict[str, Any]] = [i["bare"], i["stored"], i["gateway"], e, su, light, ob, os_,
-                                   {}, {}]
+                                   tx, {}, {}]
     cores = [f"{x['gateway_cores']:.2f} / {x['nats_cores']:.2f}" if "gateway_cores" in x
              else "" for x in parts]
     table_rows = [(*row, core) for row, core in zip(rows, cores, strict=True)]

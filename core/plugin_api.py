@@ -21,6 +21,7 @@ from pbxsms.core.health.doctor import Check, Finding, fail, ok, warn
 from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.inbound.accept import Receipt, accept_inbound, accept_receipt, content_key, our_id
 from pbxsms.core.inbound.delivery import Ledger, Settled, fail_delivery, read_inbound, report
+from pbxsms.core.inbound.replay import ReplayGuard
 from pbxsms.core.model.events import (
     InboundMessage,
     OutboundRequest,
@@ -32,8 +33,10 @@ from pbxsms.core.model.events import (
 from pbxsms.core.model.numbers import hostname
 from pbxsms.core.model.phone import InvalidNumber, to_e164
 from pbxsms.core.outbound.api import BUS_UNREADABLE, NOT_STORED, queue_outbound
+from pbxsms.core.outbound.pacing import AccountPause, RateLimiter, fingerprint
 from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import (
+    OPTED_OUT,
     ConsumerRegister,
     ConsumerSpec,
     OutboundMessage,
@@ -43,9 +46,10 @@ from pbxsms.core.registry import (
     RouteHandler,
     RouteRegister,
     SendResult,
+    opted_out,
 )
 from pbxsms.core.serve.app import MAX_BODY
-from pbxsms.core.serve.http import json_error, read_json, same_secret
+from pbxsms.core.serve.http import json_error, public_url, read_json, same_secret
 from pbxsms.core.serve.runtime import Runtime
 from pbxsms.core.stores.numbers import NoRoute, NoSender
 
@@ -53,6 +57,8 @@ __all__ = [
     "BUS_UNREADABLE",
     "MAX_BODY",
     "NOT_STORED",
+    "OPTED_OUT",
+    "AccountPause",
     "Bucket",
     "Check",
     "Config",
@@ -77,8 +83,10 @@ __all__ = [
     "Provider",
     "ProviderRegister",
     "PublishError",
+    "RateLimiter",
     "Receipt",
     "Refusal",
+    "ReplayGuard",
     "Retry",
     "RouteHandler",
     "RouteRegister",
@@ -95,6 +103,7 @@ __all__ = [
     "env_option",
     "fail",
     "fail_delivery",
+    "fingerprint",
     "hide_url_password",
     "hookimpl",
     "hostname",
@@ -105,7 +114,9 @@ __all__ = [
     "modify",
     "new_id",
     "ok",
+    "opted_out",
     "our_id",
+    "public_url",
     "queue_outbound",
     "read_inbound",
     "read_json",
