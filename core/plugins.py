@@ -40,9 +40,13 @@ CORE_PLUGINS = {"core": "pbxsms.core.health.plugin",
 # Built-in optional plugins, enabled by name in `[plugins] enabled`.
 BUILTIN_PLUGINS = {
     "clicksend": "pbxsms.plugins.clicksend.plugin",
+    "console": "pbxsms.plugins.console.plugin",
     "email": "pbxsms.plugins.email.plugin",
+    "freeswitch": "pbxsms.plugins.freeswitch.plugin",
     "mobileapp": "pbxsms.plugins.mobileapp.plugin",
     "twilio": "pbxsms.plugins.twilio.plugin",
+    "telnyx": "pbxsms.plugins.telnyx.plugin",
+    "bandwidth": "pbxsms.plugins.bandwidth.plugin",
 }
 
 
