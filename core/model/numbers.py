@@ -65,6 +65,8 @@ class NumberSettings(BaseModel):
     description: str = Field("", max_length=256)
     mobileapp_org: str | None = Field(None, max_length=128,
                                       description="The mobile app's organisation id")
+    sip: bool = Field(False, description="Also deliver to the extension's SIP phones "
+                                         "(freeswitch plugin)")
     managed_by_file: str | None = Field(
         None, description="The TOML file whose [[numbers]] row owns these settings (set by "
                           "the gateway); the API and the CLI cannot change them")

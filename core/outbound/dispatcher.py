@@ -25,6 +25,8 @@ from pbxsms.bus.consumer import Delivery, Permanent, Retry
 from pbxsms.bus.publish import PublishError
 from pbxsms.core.config.durations import describe
 from pbxsms.core.health import metrics
+from pbxsms.core.media.outbound import MediaInvalid
+from pbxsms.core.media.outbound import resolve as resolve_media
 from pbxsms.core.model.events import OutboundRequest, State, StatusEvent, utcnow
 from pbxsms.core.optout.recording import record_word
 from pbxsms.core.outbound.api import (
@@ -36,7 +38,14 @@ from pbxsms.core.outbound.api import (
 )
 from pbxsms.core.outbound.batcher import Batcher
 from pbxsms.core.outbound.senders import UnroutableRequest, resolve_sender
-from pbxsms.core.registry import OutboundMessage, Outcome, Provider, SendResult, billing_of
+from pbxsms.core.registry import (
+    OPTED_OUT,
+    OutboundMessage,
+    Outcome,
+    Provider,
+    SendResult,
+    billing_of,
+)
 from pbxsms.core.serve.runtime import Runtime
 from pbxsms.core.stores.optouts import OptOut
 
@@ -146,13 +155,19 @@ class Dispatcher:
             await refuse_opted_out(self.runtime, request, sender)
         except (InvalidRequest, UnroutableRequest) as error:
             await self._refuse(request, error)
+        try:
+            media = await resolve_media(self.runtime, request) if request.is_mms else []
+        except MediaInvalid as error:
+            await self._refuse(request, InvalidRequest(error.message, error.field or "media"),
+                               channel)
         provider = self.runtime.providers[channel]
         try:
-            count = measure(request.body, self.runtime.config, billing_of(provider))
+            count = measure(request, self.runtime.config, billing_of(provider))
         except InvalidRequest as error:
             await self._refuse(request, error)
         message = OutboundMessage(id=request.id, from_=sender, to=request.to,
-                                  body=request.body, segments=count.segments)
+                                  body=request.body, segments=count.segments,
+                                  media=tuple(media), subject=request.subject)
         record = self.runtime.numbers.get(sender)
         await self._publish(self._event(message, channel, State.SENDING, delivery.attempt,
                                         details={"from": sender, "encoding": count.encoding},
@@ -178,8 +193,9 @@ class Dispatcher:
         return True
 
     async def _refuse(self, request: OutboundRequest,
-                      error: InvalidRequest | UnroutableRequest) -> NoReturn:
-        channel, reason = request.provider, error.message
+                      error: InvalidRequest | UnroutableRequest,
+                      channel: str | None = None) -> NoReturn:
+        channel, reason = channel or request.provider, error.message
         if isinstance(error, InvalidRequest):
             state, code = State.FAILED, error.code
             outcome = "opted_out" if code == "OPTED_OUT" else "invalid"
@@ -222,14 +238,15 @@ class Dispatcher:
             raise Retry(reason, delay=result.retry_after)
         if result.outcome in (Outcome.RETRY, Outcome.AMBIGUOUS):
             reason = f"gave up after {delivery.attempt} attempts: {reason}"
-        if result.opted_out:
+        if result.details.get(OPTED_OUT):
             await self._carrier_opt_out(message, name, result)
         metrics.OUTBOUND.labels(name, "failed").inc()
         metrics.OUTBOUND_FAILURES.labels(name, result.code or "-").inc()
         log.warning("outbound %s failed (%s): %s", message.id, result.code or "-", reason,
                     extra={"msg_id": message.id})
+        # `details` say why for good, e.g. `opted_out` (the recipient replied STOP).
         await self._status(message, name, State.FAILED, delivery.attempt, reason=reason,
-                           code=result.code)
+                           code=result.code, details=result.details)
         raise Permanent(f"{result.code}: {reason}" if result.code else reason)
 
     async def _carrier_opt_out(self, message: OutboundMessage, provider: str,

@@ -63,6 +63,9 @@ class Runtime:
         self._numbers: NumberStore | None = None
         self._optouts: OptOutStore | None = None
         self.started_at = time.monotonic()
+        # Set when the server begins to stop: long-lived answers (live pages) end on it,
+        # so that stopping does not wait for browsers to hang up.
+        self.stopping = asyncio.Event()
 
     # -- the bus ------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from aiohttp import ClientSession
 from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.model.events import OptOutEvent, OutboundRequest
 from pbxsms.core.plugins import Plugins
-from pbxsms.core.registry import OutboundMessage, Outcome, ProviderRegister, SendResult
+from pbxsms.core.registry import OutboundMessage, ProviderRegister, SendResult, opted_out
 from pbxsms.core.serve.runtime import Runtime
 from pbxsms.sim.clicksend import ClickSendSimulator
 from tests.helpers import wait_until
@@ -153,8 +153,7 @@ class OptedOutCarrier:
 
     async def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         self.calls += 1
-        return [SendResult(Outcome.FAILED, code="21610", reason="recipient opted out",
-                           opted_out=True) for _ in messages]
+        return [opted_out("21610", "recipient opted out") for _ in messages]
 
 
 async def test_a_carriers_opt_out_error_is_recorded(start_gateway: StartGateway) -> None:
