@@ -31,13 +31,14 @@ from pbxsms.core.model.events import (
     InboundMessage,
     MediaItem,
     OutboundRequest,
+    SenderType,
     State,
     StatusEvent,
     new_id,
     utcnow,
 )
 from pbxsms.core.model.numbers import hostname
-from pbxsms.core.model.phone import InvalidNumber, Sender, SenderType, classify_sender, to_e164
+from pbxsms.core.model.phone import InvalidNumber, Sender, classify_sender, to_e164
 from pbxsms.core.model.segments import Billing
 from pbxsms.core.outbound.api import BUS_UNREADABLE, NOT_STORED, queue_outbound
 from pbxsms.core.outbound.pacing import AccountPause, RateLimiter, fingerprint

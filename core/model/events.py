@@ -14,11 +14,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pbxsms.core.model.phone import SenderType
-
 # 2: MMS media (`media`, `media_urls`, `media_refused`, `subject`).
 # 3: an inbound sender may be a short code or a name (`sender_type`), not only E.164.
 SCHEMA_VERSION = 3
+
+
+# What an inbound sender is (core/model/phone.py tells them apart).
+SenderType = Literal["e164", "short_code", "alphanumeric"]
 
 
 def new_id() -> str:

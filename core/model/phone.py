@@ -6,16 +6,15 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import Literal
 
 import phonenumbers
+
+from pbxsms.core.model.events import SenderType
 
 
 class InvalidNumber(ValueError):
     """Not a phone number we can use; the message says why."""
 
-
-SenderType = Literal["e164", "short_code", "alphanumeric"]
 
 # Carriers deliver from short codes of 3 to 8 digits (US 5-6, UK 5, AU up to 8).
 _SHORT_CODE = re.compile(r"[0-9]{3,8}")

@@ -24,8 +24,7 @@ from pydantic import BaseModel, Field
 from pbxsms.bus import kv as kvs
 from pbxsms.bus.consumer import Delivery, Permanent
 from pbxsms.bus.kv import Bucket
-from pbxsms.core.model.events import State, StatusEvent, utcnow
-from pbxsms.core.model.phone import SenderType
+from pbxsms.core.model.events import SenderType, State, StatusEvent, utcnow
 
 MESSAGES_BUCKET = "sms_messages"
 PROVIDER_IDS_BUCKET = "sms_provider_ids"
