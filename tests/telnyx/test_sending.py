@@ -65,12 +65,13 @@ async def test_an_opted_out_recipient_fails_for_good_and_says_so(
 async def test_a_refused_key_pauses_sending(start_gateway: StartGateway,
                                             telnyx: TelnyxSimulator) -> None:
     gateway = await start(start_gateway, telnyx, TELNYX_API_KEY="wrong-key")
+    # Held, not failed: they go out once the key is fixed (`[outbound] hold_while_paused`).
     first = await send(gateway, "one")
-    record = await settled(gateway, first, "failed")
+    record = await settled(gateway, first, "retrying")
     assert record.history[-1].error_code == "10009"
     assert "TELNYX_API_KEY" in (record.history[-1].reason or "")
     second = await send(gateway, "two")
-    await settled(gateway, second, "failed")
+    await settled(gateway, second, "retrying")
     assert len(telnyx.send_requests) == 1, "paused: the second message made no call"
     degraded = gateway.runtime.plugins.degraded(gateway.runtime)
     assert any(reason.startswith("telnyx: sending paused") for reason in degraded)
