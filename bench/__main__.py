@@ -1,5 +1,6 @@
 """`python -m bench` (`make bench`): run every measurement, print a table, write
-`bench/results/latest.json`. `--seconds` and `--messages` shorten it (the smoke test)."""
+`bench/results/latest.json`. `--seconds`, `--messages` and `--texts` shorten it (the smoke
+test). `--only traffic` counts the NATS messages per inbound text alone, in seconds."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import machine, scenarios
+from bench import machine, scenarios, traffic
 from bench.load import wrk_available
 from bench.procs import Sinks
 
@@ -18,17 +19,18 @@ RESULTS = Path(__file__).parent / "results" / "latest.json"
 
 TARGETS = {
     "ingest_ratio": 0.6, "ingest_p99_ms": 25.0, "e2e_rps": 1000.0, "e2e_p99_ms": 250.0,
-    "outbound_rps": 3000.0, "peak_rss_mb": 150.0,
+    "outbound_rps": 3000.0, "peak_rss_mb": 150.0, "bus_messages_per_text": 12.0,
 }
 
 
 LIGHT_RATE = 100.0
 
-PARTS = ("ingest", "end_to_end", "outbound")
+PARTS = ("traffic", "ingest", "end_to_end", "outbound")
 
 
 def run(seconds: float, rate: float, messages: int, out: Path | None,
-        only: set[str] | frozenset[str] = frozenset(PARTS)) -> dict[str, Any]:
+        only: set[str] | frozenset[str] = frozenset(PARTS),
+        texts: int = traffic.TEXTS) -> dict[str, Any]:
     began = time.monotonic()
     results: dict[str, Any] = {"machine": machine.describe(),
                                "load_generator": "wrk" if wrk_available() else "python",
@@ -37,6 +39,8 @@ def run(seconds: float, rate: float, messages: int, out: Path | None,
         workdir = Path(folder)
         sinks = Sinks()
         try:
+            if "traffic" in only:
+                results["traffic"] = traffic.traffic(workdir, sinks, texts)
             if "ingest" in only:
                 results["ingest"] = scenarios.ingest(workdir, sinks, seconds)
             if "end_to_end" in only:
@@ -57,6 +61,8 @@ def run(seconds: float, rate: float, messages: int, out: Path | None,
             sinks.close()
     if only != set(PARTS):  # a partial run, to compare one change: print it as it is
         print(json.dumps(results, indent=2, default=str))
+        if "traffic" in results:
+            print(traffic.describe(results["traffic"]))
         return results
     results["peak_rss_mb"] = max(results[name]["peak_rss_mb"] for name in (
         "ingest", "end_to_end", "end_to_end_sustained", "end_to_end_light", "outbound_batched",
@@ -74,8 +80,9 @@ def verdicts(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "ingest_ratio": r["ingest"]["ratio"], "ingest_p99_ms": r["ingest"]["gateway"]["p99_ms"],
         "e2e_rps": r["end_to_end"]["rps"], "e2e_p99_ms": r["end_to_end"]["p99_ms"],
         "outbound_rps": r["outbound_batched"]["rps"], "peak_rss_mb": r["peak_rss_mb"],
+        "bus_messages_per_text": r["traffic"]["per_text"],
     }
-    upper = {"ingest_p99_ms", "e2e_p99_ms", "peak_rss_mb"}
+    upper = {"ingest_p99_ms", "e2e_p99_ms", "peak_rss_mb", "bus_messages_per_text"}
     return {name: {"measured": round(value, 3), "target": TARGETS[name],
                    "met": value <= TARGETS[name] if name in upper else value >= TARGETS[name]}
             for name, value in measured.items()}
@@ -129,6 +136,9 @@ def table(r: dict[str, Any]) -> str:
     lines.append(f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, "
                  f"{m['nats_server']}, event loop {m.get('event_loop', 'asyncio')}; "
                  f"load generator: {r['load_generator']}")
+    lines.append("")
+    lines.append(traffic.describe(r["traffic"]))
+    lines.append("")
     for name, v in r["verdicts"].items():
         lines.append(f"target {name}: {v['measured']} vs {v['target']} "
                      f"{'met' if v['met'] else 'MISSED'}")
@@ -149,14 +159,16 @@ def main() -> None:
                         help="webhooks per second offered end to end")
     parser.add_argument("--messages", type=int, default=20000,
                         help="outbound requests per outbound run")
+    parser.add_argument("--texts", type=int, default=traffic.TEXTS,
+                        help="inbound texts whose NATS messages are counted (traffic)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
     parser.add_argument("--only", choices=PARTS, action="append",
                         help="run only this part (repeatable); prints JSON, writes nothing")
     args = parser.parse_args()
     if args.only:
-        run(args.seconds, args.rate, args.messages, None, set(args.only))
+        run(args.seconds, args.rate, args.messages, None, set(args.only), args.texts)
         return
-    results = run(args.seconds, args.rate, args.messages, args.out)
+    results = run(args.seconds, args.rate, args.messages, args.out, texts=args.texts)
     print(table(results))
 
 

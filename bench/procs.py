@@ -172,7 +172,8 @@ class Gateway:
     """`pbxsms serve` with its embedded NATS, in its own process and data directory."""
 
     def __init__(self, workdir: Path, sinks: Sinks, plugins: list[str],
-                 clicksend: str = "", profile: Path | None = None) -> None:
+                 clicksend: str = "", profile: Path | None = None,
+                 nats_url: str | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         config = workdir / "pbxsms.toml"
@@ -192,13 +193,15 @@ class Gateway:
             "PBXSMS_SMTP_HOST": "127.0.0.1", "PBXSMS_SMTP_PORT": str(sinks.urls["smtp_port"]),
             "PBXSMS_SMTP_FROM": "sms@pbx.example.com",
         })
+        if nats_url is not None:  # a nats-server of the bench's instead of the embedded one
+            env["NATS_URL"] = nats_url
         self.log = (workdir / "gateway.log").open("w", encoding="utf-8")
         command = [sys.executable, "-c", "from pbxsms.core.cli import main; main()", "serve"]
         self.process = subprocess.Popen(
             command, env=env,
             stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{self.port}"
-        self.nats_url = f"nats://127.0.0.1:{env['PBXSMS_EMBEDDED_NATS_PORT']}"
+        self.nats_url = nats_url or f"nats://127.0.0.1:{env['PBXSMS_EMBEDDED_NATS_PORT']}"
         try:
             wait_http(self.url + "/readyz")
         except RuntimeError:

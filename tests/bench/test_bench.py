@@ -12,7 +12,7 @@ def test_bench_harness_runs_every_measurement(tmp_path: Path) -> None:
     out = tmp_path / "latest.json"
     run = subprocess.run(
         [sys.executable, "-m", "bench", "--seconds", "1", "--rate", "40", "--messages", "40",
-         "--out", str(out)], capture_output=True, text=True, timeout=110,
+         "--texts", "10", "--out", str(out)], capture_output=True, text=True, timeout=110,
         cwd=Path(__file__).parents[2])
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads(out.read_text())
@@ -26,4 +26,6 @@ def test_bench_harness_runs_every_measurement(tmp_path: Path) -> None:
     assert results["outbound_batched"]["accepted"] == 40
     assert results["outbound_single"]["send_requests"] == 40
     assert 0 < results["peak_rss_mb"] < 1000
+    assert results["traffic"]["kinds"]["inbound event: publish"] == 10
     assert "inbound end to end" in run.stdout
+    assert "NATS messages per inbound text" in run.stdout
