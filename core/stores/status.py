@@ -11,6 +11,7 @@ history.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import OrderedDict
 from collections.abc import Awaitable
@@ -127,6 +128,9 @@ class StatusStore:
         self._written: OrderedDict[str, tuple[bytes, int]] = OrderedDict()
         # Provider ids this process stored, so a fold does not store them again.
         self._remembered: OrderedDict[str, str] = OrderedDict()
+        # The folds of one message in this process take turns (see `apply`): the lock
+        # of each message being folded, and how many folds hold or wait for it.
+        self._turns: dict[str, tuple[asyncio.Lock, list[int]]] = {}
 
     async def get(self, message_id: str) -> StatusRecord | None:
         if not _valid_key(message_id):
@@ -158,10 +162,25 @@ class StatusStore:
 
         `repair` rewrites the state index even when the state did not change: for a
         redelivered event, whose first fold may have died before its index write.
+
+        The folds of one message in this process take turns, so the second starts from
+        the record the first wrote instead of losing the compare-and-set to it and
+        reading the record back (four NATS messages more). Other instances still race
+        and lose to the compare-and-set, as before.
         """
         if not _valid_key(event.id):
             raise ValueError(f"not a usable message id: {event.id!r}")
+        lock, users = self._turns.setdefault(event.id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                return await self._fold(event, repair)
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._turns[event.id]
 
+    async def _fold(self, event: StatusEvent, repair: bool) -> StatusRecord:
         before: list[State] = []
         folded: list[StatusRecord] = []
 
