@@ -44,7 +44,7 @@ from pbxsms.core.registry import (
     SendResult,
 )
 from pbxsms.core.serve.app import MAX_BODY
-from pbxsms.core.serve.http import json_error, read_json, same_secret
+from pbxsms.core.serve.http import json_error, public_url, read_json, same_secret
 from pbxsms.core.serve.runtime import Runtime
 from pbxsms.core.stores.numbers import NoSender
 
@@ -102,6 +102,7 @@ __all__ = [
     "new_id",
     "ok",
     "our_id",
+    "public_url",
     "queue_outbound",
     "read_inbound",
     "read_json",
