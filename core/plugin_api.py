@@ -21,6 +21,7 @@ from pbxsms.core.health.doctor import Check, Finding, fail, ok, warn
 from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.inbound.accept import Receipt, accept_inbound, accept_receipt, content_key, our_id
 from pbxsms.core.inbound.delivery import Ledger, Settled, fail_delivery, read_inbound, report
+from pbxsms.core.inbound.replay import ReplayGuard
 from pbxsms.core.model.events import (
     InboundMessage,
     OutboundRequest,
@@ -31,8 +32,10 @@ from pbxsms.core.model.events import (
 )
 from pbxsms.core.model.phone import InvalidNumber, to_e164
 from pbxsms.core.outbound.api import BUS_UNREADABLE, NOT_STORED, queue_outbound
+from pbxsms.core.outbound.pacing import AccountPause, RateLimiter, fingerprint
 from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import (
+    OPTED_OUT,
     ConsumerRegister,
     ConsumerSpec,
     OutboundMessage,
@@ -42,6 +45,7 @@ from pbxsms.core.registry import (
     RouteHandler,
     RouteRegister,
     SendResult,
+    opted_out,
 )
 from pbxsms.core.serve.app import MAX_BODY
 from pbxsms.core.serve.http import json_error, public_url, read_json, same_secret
@@ -52,6 +56,8 @@ __all__ = [
     "BUS_UNREADABLE",
     "MAX_BODY",
     "NOT_STORED",
+    "OPTED_OUT",
+    "AccountPause",
     "Bucket",
     "Check",
     "Config",
@@ -75,8 +81,10 @@ __all__ = [
     "Provider",
     "ProviderRegister",
     "PublishError",
+    "RateLimiter",
     "Receipt",
     "Refusal",
+    "ReplayGuard",
     "Retry",
     "RouteHandler",
     "RouteRegister",
@@ -93,6 +101,7 @@ __all__ = [
     "env_option",
     "fail",
     "fail_delivery",
+    "fingerprint",
     "hide_url_password",
     "hookimpl",
     "json_error",
@@ -101,6 +110,7 @@ __all__ = [
     "metrics",
     "new_id",
     "ok",
+    "opted_out",
     "our_id",
     "public_url",
     "queue_outbound",

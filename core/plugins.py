@@ -42,6 +42,8 @@ BUILTIN_PLUGINS = {
     "freeswitch": "pbxsms.plugins.freeswitch.plugin",
     "mobileapp": "pbxsms.plugins.mobileapp.plugin",
     "twilio": "pbxsms.plugins.twilio.plugin",
+    "telnyx": "pbxsms.plugins.telnyx.plugin",
+    "bandwidth": "pbxsms.plugins.bandwidth.plugin",
 }
 
 

@@ -77,6 +77,16 @@ class SendResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+# `SendResult.details` key of a refusal because the recipient opted out (replied STOP) at
+# the carrier: permanent, and shown on the failed status beside the carrier's code.
+OPTED_OUT = "opted_out"
+
+
+def opted_out(code: str, reason: str) -> SendResult:
+    """The verdict on a message the carrier refused because its recipient opted out."""
+    return SendResult(Outcome.FAILED, code=code, reason=reason, details={OPTED_OUT: True})
+
+
 class Provider(Protocol):
     """An SMS provider as the outbound dispatcher sees it.
 

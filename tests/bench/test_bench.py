@@ -25,5 +25,7 @@ def test_bench_harness_runs_every_measurement(tmp_path: Path) -> None:
     assert results["end_to_end"]["delivered"] == results["end_to_end"]["sent"] > 0
     assert results["outbound_batched"]["accepted"] == 40
     assert results["outbound_single"]["send_requests"] == 40
+    assert results["outbound_telnyx"]["accepted"] == 40
+    assert results["outbound_telnyx"]["send_requests"] == 40
     assert 0 < results["peak_rss_mb"] < 1000
     assert "inbound end to end" in run.stdout
