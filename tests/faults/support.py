@@ -179,8 +179,9 @@ class Poster:
         self.retry_delay = retry_delay
         self.accepted = 0
 
-    async def post(self, session: aiohttp.ClientSession, hook: Webhook) -> int:
-        """One attempt: the answer's status, 0 for none (connection failed)."""
+    async def post(self, session: aiohttp.ClientSession, hook: Webhook,
+                   to: str = NUMBER) -> int:
+        """One attempt to our number `to`: the answer's status (raises when none came)."""
         raise NotImplementedError
 
     def taken(self, hook: Webhook) -> bool:
