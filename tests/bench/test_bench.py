@@ -16,8 +16,9 @@ def test_bench_harness_runs_every_measurement(tmp_path: Path) -> None:
     out = tmp_path / "latest.json"
     run = subprocess.run(
         [sys.executable, "-m", "bench", "--seconds", "1", "--rate", "40", "--messages", "40",
-         "--out", str(out)], capture_output=True, text=True, timeout=110,
-        cwd=Path(__file__).parents[2])
+         "--console-messages", "300",
+         "--console-requests", "50", "--out", str(out)], capture_output=True, text=True,
+        timeout=150, cwd=Path(__file__).parents[2])
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads(out.read_text())
     assert results["ingest"]["gateway"]["requests"] > 0
@@ -33,6 +34,9 @@ def test_bench_harness_runs_every_measurement(tmp_path: Path) -> None:
     assert results["outbound_telnyx"]["send_requests"] == 40
     assert results["outbound_twilio"]["accepted"] == 40
     assert results["outbound_twilio"]["send_requests"] == 40
+    assert results["console_thread"]["messages"] == 300
+    assert results["console_thread"]["requests"] == 50
+    assert results["console_thread"]["p99_ms"] > 0
     assert 0 < results["peak_rss_mb"] < 1000
     assert "inbound end to end" in run.stdout
 
@@ -60,6 +64,9 @@ def test_the_table_has_a_row_per_one_per_call_carrier() -> None:
             "steady_rps": 30.2, "gateway_cores": 0.1, "nats_cores": 0.1}
     for name, carrier in scenarios.CARRIERS.items():
         results[f"outbound_{name}"] = {**part, "limit_rps": carrier.limit}
+    results.setdefault("console_thread", {
+        "requests": 50, "p50_ms": 1.0, "p99_ms": 2.0, "page_messages": 50,
+        "thread_messages": 300, "messages": 300, "indexed_per_s": 1000})
     text = table(results)
     assert re.search(r"outbound, Twilio, 1 per call +31 msg/s", text)
     assert "steady 30.2/s = 1.01 x Twilio's documented 30/s (per short code)" in text
