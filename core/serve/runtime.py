@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from aiohttp import ClientSession, ClientTimeout
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy
 
 from pbxsms.bus.consumer import ConsumerRunner, Delivery, RetryPolicy
 from pbxsms.bus.embedded import EmbeddedNats
@@ -193,7 +194,7 @@ class Runtime:
             runner = ConsumerRunner(
                 self.nc, self.js, self.stream, spec.name, spec.subject, spec.handler,
                 self.retry_policy(spec.max_deliver, spec.max_in_flight), self.dead_letter,
-                _count_outcome)
+                _count_outcome, DeliverPolicy.ALL if spec.from_start else DeliverPolicy.NEW)
             await runner.start()
             self.consumers.append(runner)
 
