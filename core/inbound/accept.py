@@ -68,6 +68,7 @@ async def accept_inbound(runtime: Runtime, message: InboundMessage,
     if message.reply_to_id is None and message.reply_to_provider_id:
         message.reply_to_id = await _reply_to(runtime, provider, message.reply_to_provider_id)
     try:
+        _require_bus(runtime)
         # Routes by the `to` number (or stores it as unroutable) and sets our id.
         published = await publish_inbound(runtime, message, dedupe_key)
     except PublishError as error:
@@ -119,6 +120,7 @@ async def accept_receipt(runtime: Runtime, receipt: Receipt,
     """
     provider = receipt.provider
     try:
+        _require_bus(runtime)
         message_id = our_id(receipt.id_hint) or await _find(runtime, receipt)
         if message_id is None:
             metrics.WEBHOOKS.labels(provider, "receipt", "unmatched").inc()
@@ -145,8 +147,6 @@ async def accept_receipt(runtime: Runtime, receipt: Receipt,
 
 
 async def _find(runtime: Runtime, receipt: Receipt) -> str | None:
-    if not _connected(runtime):
-        raise PublishError("not connected to NATS")
     try:
         async with asyncio.timeout(LOOKUP_TIMEOUT):
             return await runtime.status.find_by_provider_id(receipt.provider,
@@ -154,6 +154,14 @@ async def _find(runtime: Runtime, receipt: Receipt) -> str | None:
     except Exception as error:  # not knowing whether it is ours is an outage, not a "no"
         raise PublishError(f"cannot look up {receipt.provider} id "
                            f"{receipt.provider_message_id}: {error!r}") from error
+
+
+def _require_bus(runtime: Runtime) -> None:
+    """PublishError at once while disconnected: a new publish would wait out the whole
+    publish timeout before its 503, holding the carrier's connection; one already in
+    flight is left to finish when the bus comes back."""
+    if not _connected(runtime):
+        raise PublishError("not connected to NATS")
 
 
 def _connected(runtime: Runtime) -> bool:
