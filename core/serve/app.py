@@ -52,6 +52,20 @@ async def errors_as_json(
         metrics.labelled(metrics.HTTP_LATENCY, label).observe(time.perf_counter() - started)
 
 
+@web.middleware
+async def refuse_encoded_bodies(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """415 for a body with a Content-Encoding, before any handler reads it: inflating
+    costs CPU that a few small requests can multiply a thousandfold. The server never
+    inflates (`auto_decompress=False`, see `Server.start`)."""
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding and encoding != "identity":
+        raise Refusal(415, "request bodies with a Content-Encoding are not accepted; send "
+                           "them unencoded", headers={"Connection": "close"})
+    return await handler(request)
+
+
 def _allow(error: web.HTTPException) -> dict[str, str] | None:
     allow = error.headers.get("Allow")
     return {"Allow": allow} if allow else None
@@ -59,7 +73,8 @@ def _allow(error: web.HTTPException) -> dict[str, str] | None:
 
 def create_app(runtime: Runtime) -> web.Application:
     """The application with every enabled plugin's routes."""
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_as_json])
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_as_json,
+                                                                refuse_encoded_bodies])
     app[RUNTIME_KEY] = runtime
 
     def register(method: str, path: str, handler: RouteHandler) -> None:

@@ -48,8 +48,10 @@ class Server:
         await runtime.plugins.startup(runtime)
         await runtime.start_consumers()
         core = runtime.config.core
+        # auto_decompress=False: a request body is never inflated (refused with 415 by
+        # the app's middleware instead).
         self._runner = web.AppRunner(create_app(runtime), access_log=None,
-                                     handle_signals=False)
+                                     handle_signals=False, auto_decompress=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, core.http_host, core.http_port,
                            reuse_address=True)
