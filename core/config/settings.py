@@ -85,6 +85,21 @@ class BusConfig(BaseModel):
     max_in_flight: int = Field(64, ge=1)
 
 
+class HttpConfig(BaseModel):
+    """`[http]`: the listener's limits against slow and idle clients (applied at start;
+    a reverse proxy in front is still expected)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # A connection must deliver a request's headers this long after it opens or after
+    # its previous answer, else it is closed (idle connections too).
+    header_timeout: Duration = Field(10.0, gt=0, le=3600)
+    # A request's body must have arrived this long after its headers, else 408.
+    body_timeout: Duration = Field(10.0, gt=0, le=3600)
+    # Open connections at most; beyond it an idle one is closed, else the new one is 503.
+    max_connections: int = Field(1000, ge=1)
+
+
 class OutboundConfig(BaseModel):
     """`[outbound]`: what the core accepts to send, whatever the provider."""
 
@@ -109,6 +124,7 @@ class FileConfig(BaseModel):
 
     plugins: PluginsConfig = Field(default_factory=PluginsConfig)
     bus: BusConfig = Field(default_factory=BusConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
     outbound: OutboundConfig = Field(default_factory=OutboundConfig)
     numbers: list[dict[str, Any]] = Field(default_factory=list)
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 from nats.errors import Error as NatsError
 
 from pbxsms.bus.publish import BusError
@@ -66,6 +67,29 @@ async def refuse_encoded_bodies(
     return await handler(request)
 
 
+@web.middleware
+async def body_deadline(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """408 when the body has not all arrived `[http] body_timeout` after the headers: a
+    client trickling it must not hold the handler (and its connection) for ever."""
+    if not request.body_exists or request.content.is_eof():
+        return await handler(request)
+    timeout = request.app[RUNTIME_KEY].config.file.http.body_timeout
+    cut = asyncio.get_running_loop().call_later(timeout, _cut_off, request.content, timeout)
+    try:
+        return await handler(request)
+    finally:
+        cut.cancel()
+
+
+def _cut_off(content: StreamReader, timeout: float) -> None:
+    # The handler's pending (or next) read raises it; the error middleware answers.
+    if not content.is_eof():
+        content.set_exception(Refusal(408, f"the request body did not arrive within "
+                                           f"{timeout:g} s", headers={"Connection": "close"}))
+
+
 def _allow(error: web.HTTPException) -> dict[str, str] | None:
     allow = error.headers.get("Allow")
     return {"Allow": allow} if allow else None
@@ -74,7 +98,8 @@ def _allow(error: web.HTTPException) -> dict[str, str] | None:
 def create_app(runtime: Runtime) -> web.Application:
     """The application with every enabled plugin's routes."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_as_json,
-                                                                refuse_encoded_bodies])
+                                                                refuse_encoded_bodies,
+                                                                body_deadline])
     app[RUNTIME_KEY] = runtime
 
     def register(method: str, path: str, handler: RouteHandler) -> None:

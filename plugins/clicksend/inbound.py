@@ -57,7 +57,7 @@ async def read_fields(request: web.Request) -> Fields:
     if kind == "multipart/form-data":
         try:
             form = await request.post()
-        except web.HTTPRequestEntityTooLarge:
+        except (web.HTTPRequestEntityTooLarge, Refusal):  # too large, too slow
             raise
         except Exception as error:  # aiohttp's multipart parser raises many kinds
             raise Refusal(400, f"malformed multipart body: {error}") from None

@@ -3,11 +3,15 @@ that are not text. None is answered 5xx, none holds the gateway."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import os
+import resource
+import time
 import zlib
 from collections.abc import Awaitable, Callable
 
-from aiohttp import ClientSession
+from aiohttp import ClientSession, ClientTimeout
 
 from tests.support.gateway import Gateway
 
@@ -18,6 +22,7 @@ API_TOKEN = "api-token"
 OURS = "+61477485926"
 NUMBERS = ('[[numbers]]\nnumber = "+61477485926"\nprovider = "clicksend"\n'
            'extension = "201"\n')
+IDLE, CAP = 260, 100
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 INBOUND = "from=%2B61429912603&to=%2B61477485926&body=hello&message_id=HOSTILE-1"
 
@@ -63,3 +68,92 @@ async def test_encoded_bodies_are_refused_on_every_route_and_never_inflated(
         async with http.post(sms, data=INBOUND, headers=FORM) as resp:
             assert resp.status == 200
     assert await stored(gw) > before
+
+
+async def closed_within(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        drip: bytes, limit: float) -> tuple[float, bytes]:
+    """Send `drip` a byte every 0.1 s until the server closes the connection; how long
+    it took and what it answered. Fails after `limit` seconds (a bounded loop)."""
+    started = time.monotonic()
+    answer = b""
+    for index in range(int(limit / 0.1)):
+        try:
+            writer.write(drip[index % len(drip):index % len(drip) + 1])
+            await writer.drain()
+            chunk = await asyncio.wait_for(reader.read(4096), 0.1)
+        except TimeoutError:
+            continue
+        except ConnectionError:
+            return time.monotonic() - started, answer
+        if not chunk:
+            return time.monotonic() - started, answer
+        answer += chunk
+    raise AssertionError(f"the connection was still open after {limit} s")
+
+
+async def test_slow_headers_and_slow_bodies_are_cut_off_at_their_deadlines(
+        start_gateway: StartGateway) -> None:
+    gw = await start_gateway(toml=NUMBERS + '\n[http]\nheader_timeout = "1s"\n'
+                                            'body_timeout = "1s"\n',
+                             env={"CLICKSEND_WEBHOOK_TOKEN": HOOK_TOKEN})
+    port = gw.server.port
+    assert port is not None
+    # Headers a byte at a time: closed once the header deadline passes.
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"POST /webhook/clicksend/sms?token={HOOK_TOKEN} HTTP/1.1\r\n".encode())
+    took, _ = await closed_within(reader, writer, b"X-Slow: " + b"a" * 200, limit=8.0)
+    assert took < 2.5, took
+    writer.close()
+    # Nothing at all after connecting: the same deadline.
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    took = await idle_until_closed(reader, limit=8.0)
+    assert took < 2.5, took
+    writer.close()
+    # Complete headers, then the body a byte at a time: 408 at the body deadline.
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"POST /webhook/clicksend/sms?token={HOOK_TOKEN} HTTP/1.1\r\n"
+                 f"Host: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                 f"Content-Length: {len(INBOUND)}\r\n\r\n".encode())
+    took, answer = await closed_within(reader, writer, INBOUND.encode()[:-1], limit=8.0)
+    assert took < 2.5, took
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    writer.close()
+
+
+async def idle_until_closed(reader: asyncio.StreamReader, limit: float) -> float:
+    started = time.monotonic()
+    try:
+        assert await asyncio.wait_for(reader.read(4096), limit) == b""
+    except TimeoutError:
+        raise AssertionError(f"an idle connection was still open after {limit} s") from None
+    return time.monotonic() - started
+
+
+async def test_a_webhook_gets_through_while_hundreds_of_idle_connections_are_open(
+        start_gateway: StartGateway) -> None:
+    gw = await start_gateway(toml=NUMBERS + f'\n[http]\nmax_connections = {CAP}\n',
+                             env={"CLICKSEND_WEBHOOK_TOKEN": HOOK_TOKEN})
+    port = gw.server.port
+    assert port is not None
+    # As on a small server: descriptors for what is open now, the idle clients' side
+    # (they live in this process too), the cap and a margin; 260 idle connections
+    # without a cap would need 260 more on the server's side and starve it.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = len(os.listdir("/proc/self/fd")) + IDLE + CAP + 60
+    assert limit <= min(soft, hard if hard != resource.RLIM_INFINITY else soft), \
+        f"too few file descriptors ({soft}) for this test"
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+    idle: list[asyncio.StreamWriter] = []
+    try:
+        for _ in range(IDLE):
+            idle.append((await asyncio.open_connection("127.0.0.1", port))[1])
+        started = time.monotonic()
+        async with ClientSession(timeout=ClientTimeout(total=5)) as http, http.post(
+                f"{gw.url}/webhook/clicksend/sms?token={HOOK_TOKEN}", data=INBOUND,
+                headers=FORM) as resp:
+            assert resp.status == 200, await resp.text()
+        assert time.monotonic() - started < 2.0
+    finally:
+        for writer in idle:
+            writer.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -38,7 +38,7 @@ def test_serve_starts_embedded_nats_and_stops_cleanly_on_sigterm(workdir: Path) 
     log = proc.log.read_text()
     # Started with no .env secrets: it says what is missing and what will not work.
     assert "CLICKSEND_API_KEY: unset" in log
-    assert "inbound webhooks are unauthenticated" in log
+    assert "every ClickSend webhook is refused" in log
     assert (workdir / "var" / "nats" / "jetstream").is_dir()
 
 
