@@ -20,6 +20,7 @@ from pbxsms.core.plugins import Plugins
 from pbxsms.core.serve import eventloop
 from pbxsms.core.serve.app import create_app
 from pbxsms.core.serve.listener import CappedSite
+from pbxsms.core.serve.logs import quiet_malformed_requests
 from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.server")
@@ -49,6 +50,7 @@ class Server:
         await runtime.plugins.startup(runtime)
         await runtime.start_consumers()
         core, http = runtime.config.core, runtime.config.file.http
+        quiet_malformed_requests()
         # auto_decompress=False: a request body is never inflated (refused with 415 by
         # the app's middleware instead). The keep-alive timer runs from a connection's
         # start and from each answer until a whole request has arrived: it is the

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import logging
 import os
 import resource
 import time
 import zlib
 from collections.abc import Awaitable, Callable
 
+import pytest
 from aiohttp import ClientSession, ClientTimeout
 
 from tests.support.gateway import Gateway
@@ -157,3 +159,70 @@ async def test_a_webhook_gets_through_while_hundreds_of_idle_connections_are_ope
         for writer in idle:
             writer.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+async def raw_request(port: int, head: bytes, body: bytes = b"") -> int:
+    """Send one request as raw bytes (no client escapes them); the answer's status."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head + b"\r\nHost: x\r\nConnection: close\r\n"
+                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    return int(answer.split(b" ", 2)[1])
+
+
+async def test_bytes_that_are_not_text_are_refused_never_a_500(
+        start_gateway: StartGateway, caplog: pytest.LogCaptureFixture) -> None:
+    gw = await start(start_gateway)
+    port = gw.server.port
+    assert port is not None
+    send = {"to": "+61400000001", "from": OURS, "body": "hi \\ud800"}
+    json_send = (b'{"to": "+61400000001", "from": "' + OURS.encode()
+                 + b'", "body": "hi \\ud800"}')
+    assert send  # the JSON text above, with its escaped lone surrogate
+    cases = [
+        (b"GET /api/v1/messages/x HTTP/1.1\r\nAuthorization: Bearer t\xc3\xb6ken", b"", 401),
+        (b"GET /api/v1/messages/x HTTP/1.1\r\nAuthorization: Bearer \xff\xfe", b"", 401),
+        (b"POST /api/v1/messages HTTP/1.1\r\nAuthorization: Bearer \xe2\x82\xac"
+         b"\r\nContent-Type: application/json", json_send, 401),
+        # Raw bytes in the request line: aiohttp's parser refuses them before any route.
+        (b"GET /webhook/clicksend/sms?token=\xff&" + INBOUND.encode() + b" HTTP/1.1",
+         b"", 400),
+        (b"GET /webhook/clicksend/sms?token=%ff%fe&" + INBOUND.encode() + b" HTTP/1.1",
+         b"", 401),
+        (b"GET /webhook/clicksend/sms?token=" + HOOK_TOKEN.encode() + b"&from=\xff HTTP/1.1",
+         b"", 400),
+        (b"POST /webhook/ringotel?token=%ff HTTP/1.1", b"", 401),
+        (b"GET /healthz?x=\xff HTTP/1.1", b"", 400),
+        (b"GET /healthz?x=%ff HTTP/1.1", b"", 200),
+        (b"POST /api/v1/messages HTTP/1.1\r\nAuthorization: Bearer " + API_TOKEN.encode()
+         + b"\r\nContent-Type: application/json", json_send, 422),
+    ]
+    with caplog.at_level(logging.INFO):
+        for head, body, expected in cases:
+            assert await raw_request(port, head, body) == expected, head
+    # Malformed requests from the internet are one line each, never a traceback.
+    assert not [record for record in caplog.records if record.exc_info], caplog.text
+
+
+async def test_the_api_source_cannot_forge_log_lines(start_gateway: StartGateway,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    gw = await start(start_gateway)
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    forged = "crm\n2026-01-01 00:00:00,000 WARNING pbxsms.outbound: forged line"
+    async with ClientSession() as http:
+        for source in (forged, "crm app", "x" * 65, "crm\x1b[31m", "é"):
+            async with http.post(f"{gw.url}/api/v1/messages", headers=auth, json={
+                    "to": "+61400000001", "from": OURS, "body": "hi",
+                    "source": source}) as resp:
+                assert (resp.status, (await resp.json())["field"]) == (422, "source"), source
+        with caplog.at_level(logging.INFO, logger="pbxsms.outbound"):
+            async with http.post(f"{gw.url}/api/v1/messages", headers=auth, json={
+                    "to": "+61400000001", "from": OURS, "body": "hi",
+                    "source": "crm.v2_x-1"}) as resp:
+                assert resp.status == 202
+    assert "forged line" not in caplog.text
+    assert "'crm.v2_x-1'" in caplog.text  # logged quoted
