@@ -2,9 +2,9 @@
 
 `method=message` is taken as a send request the way the API takes one (`queue_outbound`),
 answered 200 only once it is stored (503 otherwise, so the app retries). Its id derives
-from the app's `messageid` and what the reply is, so a repeated webhook sends once. `method=delivered` adds the
-app's confirmation to the status of the message we pushed. Other methods (typing, read,
-...) are accepted and ignored.
+from the app's `messageid` and what the reply is, so a repeated webhook sends once.
+`method=delivered` adds the app's confirmation to the status of the message we pushed.
+Other methods (typing, read, ...) are accepted and ignored.
 """
 
 from __future__ import annotations
