@@ -207,3 +207,18 @@ def test_form_pairs_reads_a_form_as_parse_qsl_does(text: str) -> None:
         got = type(error)
     assert got == expected
     assert form_pairs(INBOUND_FORM) == parse_qsl(INBOUND_FORM, keep_blank_values=True)
+
+
+@pytest.mark.parametrize("charset", ["latin-1", "ISO-8859-1", "windows-1252"])
+async def test_a_form_is_read_in_its_declared_charset(start_gateway: StartGateway,
+                                                      charset: str) -> None:
+    gw = await start_gateway()
+    form = {"Content-Type": f"application/x-www-form-urlencoded; charset={charset}"}
+    escaped = "from=%2B61429912603&to=%2B61477485926&body=caf%E9+%E0+10h&message_id=L1-A"
+    raw = "from=%2B61429912603&to=%2B61477485926&body=caf\xe9&message_id=L1-B".encode(
+        "latin-1")
+    for body in (escaped, raw):
+        status, answer = await post(gw, body, form)
+        assert (status, answer["result"]) == (200, "accepted"), answer
+    bodies = sorted(event["body"] for _, event, _ in await stored(gw, "sms.inbound."))
+    assert bodies == ["café", "café à 10h"]
