@@ -113,15 +113,19 @@ async def accept_receipt(runtime: Runtime, receipt: Receipt,
                          dedupe_key: str) -> Accepted | None:
     """Publish the receipt as a status event of our message; None when it is not ours.
 
-    Our id comes from the provider's echo of it, else from the provider-id index that the
-    `accepted` status fills. An unmatched receipt is counted (`unmatched`) and logged;
-    the status store keeps final states, so a late non-final receipt changes nothing.
-    Raises PublishError when the event (or the lookup) cannot be done now (answer 503).
+    Our id comes from the provider-id index that the `accepted` status fills: the
+    provider's echo of our id (`id_hint`) is never trusted alone, since anyone can write
+    any id there. An unmatched receipt is counted (`unmatched`) and logged; the status
+    store keeps final states, so a late non-final receipt changes nothing. Raises
+    PublishError when the event (or the lookup) cannot be done now (answer 503), and
+    when the hinted message has no provider id recorded yet (checked on the retry).
     """
     provider = receipt.provider
     try:
         _require_bus(runtime)
-        message_id = our_id(receipt.id_hint) or await _find(runtime, receipt)
+        message_id = await _find(runtime, receipt)
+        if message_id is None:
+            await _check_hint(runtime, receipt)
         if message_id is None:
             metrics.WEBHOOKS.labels(provider, "receipt", "unmatched").inc()
             log.warning("%s receipt for %s id %s (%s) matches no message of ours; "
@@ -154,6 +158,22 @@ async def _find(runtime: Runtime, receipt: Receipt) -> str | None:
     except Exception as error:  # not knowing whether it is ours is an outage, not a "no"
         raise PublishError(f"cannot look up {receipt.provider} id "
                            f"{receipt.provider_message_id}: {error!r}") from error
+
+
+async def _check_hint(runtime: Runtime, receipt: Receipt) -> None:
+    """PublishError when `receipt` may be for the message it names whose provider id is
+    not recorded yet (the receipt overtook the `accepted` status): come back later."""
+    hinted = our_id(receipt.id_hint)
+    if hinted is None:
+        return
+    try:
+        async with asyncio.timeout(LOOKUP_TIMEOUT):
+            record = await runtime.status.get(hinted)
+    except Exception as error:
+        raise PublishError(f"cannot look up message {hinted}: {error!r}") from error
+    if (record is not None and record.direction == "outbound"
+            and record.provider_message_id is None and not record.state.final):
+        raise PublishError(f"message {hinted} has no {receipt.provider} id recorded yet")
 
 
 def _require_bus(runtime: Runtime) -> None:

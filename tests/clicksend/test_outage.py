@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import ClientSession
 
 from pbxsms.bus.embedded import EmbeddedNats
-from pbxsms.core.model.events import new_id
+from pbxsms.core.model.events import State, StatusEvent, new_id
 from tests.clicksend.samples import INBOUND_JSON, JSON, SAMPLE_MESSAGE_ID, receipt, stored
 from tests.helpers import wait_until
 from tests.support.gateway import Gateway
@@ -27,7 +27,16 @@ async def test_nats_down_gives_503_and_recovers_without_restarting_pbxsms(
     gw = await start_gateway(toml='[bus]\npublish_timeout = "1s"\n')
     nc = gw.runtime.nc
     assert nc is not None
-    ours = new_id()
+    # One of our messages, taken by ClickSend: its receipts are matched by ClickSend's id.
+    ours, clicksend_id = new_id(), receipt()["message_id"]
+    await gw.runtime.publish_status(StatusEvent(
+        id=ours, direction="outbound", state=State.ACCEPTED, channel="clicksend",
+        provider_message_id=clicksend_id))
+
+    async def indexed() -> bool:
+        return await gw.runtime.status.find_by_provider_id("clicksend", clicksend_id) == ours
+
+    await wait_until(indexed, message="the provider id index")
     async with ClientSession() as http:
         await nats_server.stop()
         await wait_until(lambda: not nc.is_connected, message="the client to notice")
@@ -53,7 +62,7 @@ async def test_nats_down_gives_503_and_recovers_without_restarting_pbxsms(
             assert resp.status == 200
     inbound = await stored(gw, "sms.inbound.")
     assert [msg_id for _, _, msg_id in inbound] == [f"clicksend:{SAMPLE_MESSAGE_ID}"]
-    assert len(await stored(gw, f"sms.status.{ours}")) == 1
+    assert len(await stored(gw, f"sms.status.{ours}")) == 2  # accepted, then the receipt
 
 
 async def test_nats_stopped_gives_503_at_once(start_gateway: StartGateway,
