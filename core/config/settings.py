@@ -83,6 +83,9 @@ class BusConfig(BaseModel):
     backoff_initial: Duration = 1.0
     backoff_max: Duration = 300.0
     max_in_flight: int = Field(64, ge=1)
+    # Status history entries kept per message (the first and the newest); the rest are
+    # dropped and counted, so a flood of receipts cannot grow a record past NATS's limit.
+    status_history: int = Field(200, ge=10, le=5000)
 
 
 class HttpConfig(BaseModel):

@@ -122,7 +122,8 @@ class Runtime:
             name=bus.stream, max_age=bus.max_age, duplicate_window=bus.duplicate_window,
             replicas=bus.replicas))
         self.status = StatusStore(*[await self.bucket(name, ttl=bus.max_age) for name in
-                                    (MESSAGES_BUCKET, PROVIDER_IDS_BUCKET, STATES_BUCKET)])
+                                    (MESSAGES_BUCKET, PROVIDER_IDS_BUCKET, STATES_BUCKET)],
+                                  max_history=bus.status_history)
         # Message settings and conversations are configuration, not traffic: no TTL.
         self._numbers = NumberStore(
             self.nc, await ensure_kv(self.js, NUMBERS_BUCKET, replicas=bus.replicas),
