@@ -15,12 +15,14 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 from pbxsms.bus.publish import PublishError
 from pbxsms.core.health import metrics
 from pbxsms.core.inbound.routing import publish_inbound
-from pbxsms.core.model.events import InboundMessage, State, StatusEvent
+from pbxsms.core.model.events import InboundMessage, State, StatusEvent, utcnow
+from pbxsms.core.refusal import Refusal
 from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.inbound")
@@ -30,9 +32,14 @@ LOOKUP_TIMEOUT = 2.0
 
 
 def content_key(message: InboundMessage) -> str:
-    """A dedupe key from the content, for providers that sent no message id."""
+    """A dedupe key from the content, for providers that sent no message id.
+
+    The day it came (UTC) is part of it: the same text sent again after the dedupe window
+    is another message, and must not take the id (and the delivered ledger) of the first.
+    """
     content = [message.from_, message.to, message.body,
-               message.sent_at.isoformat() if message.sent_at else ""]
+               message.sent_at.isoformat() if message.sent_at else "",
+               message.received_at.astimezone(UTC).date().isoformat()]
     digest = hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
     return f"{message.provider}:sha256-{digest[:40]}"
 
@@ -65,6 +72,7 @@ async def accept_inbound(runtime: Runtime, message: InboundMessage,
     stored (answer 503).
     """
     provider = message.provider
+    _check_age(runtime, message)
     if message.reply_to_id is None and message.reply_to_provider_id:
         message.reply_to_id = await _reply_to(runtime, provider, message.reply_to_provider_id)
     try:
@@ -82,6 +90,20 @@ async def accept_inbound(runtime: Runtime, message: InboundMessage,
              message.provider_message_id or "-", message.to, extra={"msg_id": message.id})
     log.debug("inbound message %s is from %s", message.id, message.from_)
     return Accepted(message.id, published.seq, published.duplicate)
+
+
+def _check_age(runtime: Runtime, message: InboundMessage) -> None:
+    """Refusal 422 for a message sent longer ago than the stream keeps events: its
+    first delivery may be forgotten, and taking it would deliver it again."""
+    max_age = runtime.config.file.bus.max_age
+    if message.sent_at is not None and (utcnow() - message.sent_at).total_seconds() > max_age:
+        metrics.WEBHOOKS.labels(message.provider, "inbound", "expired").inc()
+        log.warning("inbound %s message %s refused: sent %s, before the retention of %g s",
+                    message.provider, message.provider_message_id or "-",
+                    message.sent_at.isoformat(), max_age)
+        raise Refusal(422, f"sent at {message.sent_at.isoformat()}, longer ago than this "
+                           f"gateway keeps messages (`[bus] max_age`): not taken, as it "
+                           f"may have been delivered already", field="timestamp")
 
 
 async def _reply_to(runtime: Runtime, provider: str, provider_message_id: str) -> str | None:
