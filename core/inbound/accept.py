@@ -97,7 +97,6 @@ def _check_age(runtime: Runtime, message: InboundMessage) -> None:
     first delivery may be forgotten, and taking it would deliver it again."""
     max_age = runtime.config.file.bus.max_age
     if message.sent_at is not None and (utcnow() - message.sent_at).total_seconds() > max_age:
-        metrics.WEBHOOKS.labels(message.provider, "inbound", "expired").inc()
         log.warning("inbound %s message %s refused: sent %s, before the retention of %g s",
                     message.provider, message.provider_message_id or "-",
                     message.sent_at.isoformat(), max_age)
