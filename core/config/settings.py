@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ByteSize,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from pbxsms.core.config.durations import Duration
@@ -75,6 +83,12 @@ class BusConfig(BaseModel):
 
     stream: str = Field("SMS", pattern=r"^[A-Za-z0-9_-]+$")
     max_age: Duration = 14 * 86400.0
+    # The stream's size on disk at most ("2GiB", "500MB" or bytes): full, it refuses new
+    # events (the webhook answers 503, the carrier retries) rather than dropping old ones.
+    # About 1 KiB per event, 4 to 6 events per message. It must fit in JetStream's storage.
+    max_bytes: ByteSize = Field(ByteSize(2 * 2**30), gt=0)
+    # How long the number a customer texted is remembered for the reply, since the last text.
+    conversation_ttl: Duration = Field(90 * 86400.0, gt=0)
     duplicate_window: Duration = 24 * 3600.0
     replicas: int = Field(1, ge=1, le=5)
     publish_timeout: Duration = 5.0

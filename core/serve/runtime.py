@@ -119,15 +119,17 @@ class Runtime:
         await self._publisher.start()
         bus = self.config.file.bus
         await ensure_stream(self.js, StreamSettings(
-            name=bus.stream, max_age=bus.max_age, duplicate_window=bus.duplicate_window,
-            replicas=bus.replicas))
+            name=bus.stream, max_age=bus.max_age, max_bytes=int(bus.max_bytes),
+            duplicate_window=bus.duplicate_window, replicas=bus.replicas))
         self.status = StatusStore(*[await self.bucket(name, ttl=bus.max_age) for name in
                                     (MESSAGES_BUCKET, PROVIDER_IDS_BUCKET, STATES_BUCKET)],
                                   max_history=bus.status_history)
-        # Message settings and conversations are configuration, not traffic: no TTL.
+        # Message settings are configuration, not traffic: no TTL. A conversation is
+        # forgotten `conversation_ttl` after the customer's last text.
         self._numbers = NumberStore(
             self.nc, await ensure_kv(self.js, NUMBERS_BUCKET, replicas=bus.replicas),
-            Conversations(self.nc, self.js, await self.bucket(CONVERSATIONS_BUCKET)),
+            Conversations(self.nc, self.js, await self.bucket(CONVERSATIONS_BUCKET,
+                                                              ttl=bus.conversation_ttl)),
             region=lambda: self.config.core.default_region,
             providers=lambda: self.providers.keys())
         await self._numbers.start()
