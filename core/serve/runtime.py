@@ -19,7 +19,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from pbxsms.bus.consumer import ConsumerRunner, Delivery, RetryPolicy
-from pbxsms.bus.embedded import EmbeddedNats
+from pbxsms.bus.embedded import EMBEDDED_DIR, EmbeddedNats
 from pbxsms.bus.kv import Bucket, ensure_kv
 from pbxsms.bus.publish import Published, Publisher, PublishError
 from pbxsms.bus.stream import StreamSettings, ensure_stream
@@ -110,7 +110,7 @@ class Runtime:
         core = self.config.core
         servers = core.nats_servers()
         if not servers:
-            self.embedded = EmbeddedNats(core.embedded_nats_port, core.data_dir / "nats")
+            self.embedded = EmbeddedNats(core.embedded_nats_port, core.data_dir / EMBEDDED_DIR)
             await self.embedded.start()
             servers = [self.embedded.url]
         self.nc = await _connect(servers, explicit=not self.embedded)

@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 
+from pbxsms.bus.embedded import EMBEDDED_DIR, embedded_url
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.helpers import free_port, write_env
 from tests.procs import Proc, alive, nats_server_children
@@ -96,6 +97,11 @@ class GatewayProc:
     @property
     def log(self) -> Path:
         return self.workdir / "serve.log"
+
+    @property
+    def embedded_nats_url(self) -> str:
+        """Its embedded NATS server's URL, with the secret it generated in its data dir."""
+        return embedded_url(self.nats_port, self.workdir / "var" / EMBEDDED_DIR)
 
     def start(self) -> None:
         self.proc = Proc(self.workdir, self.http_port, self.nats_port,

@@ -133,9 +133,9 @@ def rss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-async def stored(nats_port: int) -> dict[str, int]:
+async def stored(nats_url: str) -> dict[str, int]:
     """Messages in the event stream and in the numbers bucket."""
-    nc = await nats.connect(f"nats://127.0.0.1:{nats_port}")
+    nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
         return {name: (await js.stream_info(name)).state.messages
@@ -152,7 +152,7 @@ async def test_hostile_requests_never_5xx_store_nothing_and_memory_stays_flat(
     assert gateway.proc is not None
     pid = gateway.proc.popen.pid
     try:
-        before = await stored(gateway.nats_port)
+        before = await stored(gateway.embedded_nats_url)
         rng = random.Random(7)  # the same requests every run
         statuses: dict[int, int] = {}
         rss: list[int] = []
@@ -180,7 +180,7 @@ async def test_hostile_requests_never_5xx_store_nothing_and_memory_stays_flat(
                 assert gateway.proc.popen.poll() is None, "the gateway died"
             rss.append(rss_kib(pid))
         assert sum(statuses.values()) == REQUESTS
-        assert await stored(gateway.nats_port) == before, "invalid input stored something"
+        assert await stored(gateway.embedded_nats_url) == before, "invalid input stored something"
         growth = rss[-1] - rss[0]
         print(f"statuses {sorted(statuses.items())}, RSS {rss[0]} → {rss[-1]} KiB")
         assert growth < 20 * 1024, f"RSS grew by {growth} KiB"
@@ -200,7 +200,7 @@ async def test_wrong_credentials_are_refused_and_publish_nothing(
     gateway = GatewayProc(tmp_path / "gw", gateway_toml(), fault_env(app, smtp))
     await asyncio.to_thread(gateway.start)
     try:
-        before = await stored(gateway.nats_port)
+        before = await stored(gateway.embedded_nats_url)
         payload = inbound_payload("a message nobody may store", "SEC-1")
         sms = f"{gateway.url}/webhook/clicksend/sms"
         send = {"extension": "201", "to": "+61422222222", "body": "not from us"}
@@ -228,11 +228,12 @@ async def test_wrong_credentials_are_refused_and_publish_nothing(
                 async with session.request(method, url, json=body or None,
                                            headers=headers) as response:
                     assert response.status == expected, (method, url, await response.text())
-        assert await stored(gateway.nats_port) == before, "a refused request stored something"
+        assert await stored(gateway.embedded_nats_url) == before, \
+            "a refused request stored something"
         # The same webhook with the right credentials is stored: the count above could move.
         ours = bodies("security", 1)
         await ClickSendPoster(gateway.url).deliver([Webhook(ours[0], "SEC-1")])
-        assert (await stored(gateway.nats_port))["SMS"] > before["SMS"]
+        assert (await stored(gateway.embedded_nats_url))["SMS"] > before["SMS"]
         await wait_until(lambda: Sinks(app, smtp).all_delivered(ours), 30,
                          "the accepted one delivered")
         gateway.assert_log_clean([payload["body"], send["body"], *ours])
@@ -257,7 +258,7 @@ async def test_a_replay_after_the_duplicate_window_is_not_delivered_again(
         await ClickSendPoster(gateway.url).deliver(hooks)
         sinks = Sinks(app, smtp)
         await wait_until(lambda: sinks.all_delivered(sent), 60, "first deliveries")
-        first = (await stored(gateway.nats_port))["SMS"]
+        first = (await stored(gateway.embedded_nats_url))["SMS"]
         # After the window JetStream no longer knows the Nats-Msg-Id: the replay is a new
         # stream entry with the same (derived) id, and the delivery ledger stops it.
         loop = asyncio.get_running_loop()
@@ -265,8 +266,9 @@ async def test_a_replay_after_the_duplicate_window_is_not_delivered_again(
         await wait_until(lambda: loop.time() > until, window + 5, "the window to pass")
         replays = [Webhook(hook.body, hook.message_id) for hook in hooks]
         await ClickSendPoster(gateway.url).deliver(replays)
-        assert (await stored(gateway.nats_port))["SMS"] > first, "the replay was stored again"
-        await _consumers_idle(gateway.nats_port, "deliver-mobileapp", "deliver-email")
+        assert (await stored(gateway.embedded_nats_url))["SMS"] > first, \
+            "the replay was stored again"
+        await _consumers_idle(gateway.embedded_nats_url, "deliver-mobileapp", "deliver-email")
         result = add_result(measure_replay(sinks, sent))
         assert (result.lost, result.duplicated) == (0, 0)
         gateway.assert_log_clean(sent)
@@ -281,8 +283,8 @@ def measure_replay(sinks: Sinks, sent: list[str]) -> Result:
                    "(shortened to 2 s)", sinks, sent)
 
 
-async def _consumers_idle(nats_port: int, *names: str) -> None:
-    nc = await nats.connect(f"nats://127.0.0.1:{nats_port}")
+async def _consumers_idle(nats_url: str, *names: str) -> None:
+    nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
 
