@@ -1,16 +1,20 @@
 """Hostile input and security, against `pbxsms serve` as a process.
 
 Generated requests across every public route (wrong methods and content types, oversized
-and malformed bodies, missing and wrong credentials): never a 5xx, the process stays up,
-nothing is stored from them, and its memory stays flat. Refusals of wrong credentials
+and malformed bodies, gzip and other encoded bodies, missing, wrong and non-ASCII
+credentials) while slow clients trickle their headers: never a 5xx, the process stays up,
+the slow connections are closed at the header deadline, nothing is stored from them, and
+its memory stays flat. Refusals of wrong credentials
 publish nothing. The log of the whole run holds no configured secret and no body.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +44,8 @@ from tests.support.smtp import SmtpServer
 pytestmark = pytest.mark.faults
 
 REQUESTS = 10_000 if FULL else 2_000
+SLOW_CLIENTS = 100 if FULL else 30
+HEADER_TIMEOUT = 2.0
 CS_TOKEN = SECRETS["CLICKSEND_WEBHOOK_TOKEN"]
 API_TOKEN = SECRETS["PBXSMS_API_TOKEN"]
 
@@ -102,7 +108,8 @@ def hostile_request(rng: random.Random) -> tuple[str, str, dict[str, str], bytes
         if credential < 0.5:
             query["token"] = CS_TOKEN  # right token, hostile body
         elif credential < 0.8:
-            query["token"] = rng.choice(["", "wrong", CS_TOKEN[:-1], CS_TOKEN + "x"])
+            query["token"] = rng.choice(["", "wrong", CS_TOKEN[:-1], CS_TOKEN + "x",
+                                         "t\u00f6k\u20ac", CS_TOKEN + "\u00ff"])
     elif path.startswith("/webhook/ringotel"):
         if credential < 0.5:
             query["token"] = HOOK_TOKEN
@@ -114,7 +121,7 @@ def hostile_request(rng: random.Random) -> tuple[str, str, dict[str, str], bytes
         elif credential < 0.8:
             headers["Authorization"] = rng.choice(
                 ["Bearer", "Bearer wrong", f"Basic {API_TOKEN}", f"bearer  {API_TOKEN}x",
-                 "Bearer " + "x" * 5000])
+                 "Bearer " + "x" * 5000, "Bearer t\u00f6ken\u20ac", f"Bearer {API_TOKEN}\u00e9"])
     if rng.random() < 0.3:
         query.update({"to": "+61411111111", "from": "x\x00", "message_id": "%%%"})
     if query:
@@ -123,7 +130,35 @@ def hostile_request(rng: random.Random) -> tuple[str, str, dict[str, str], bytes
     if kind:
         headers["Content-Type"] = kind
     body = malformed(rng) if method not in ("GET", "HEAD") or rng.random() < 0.2 else b""
+    if rng.random() < 0.1:
+        # Encoded bodies: refused (415) before anything reads them, never inflated; a few
+        # are bombs (16 MiB of zeros in 16 KiB).
+        headers["Content-Encoding"] = rng.choice(["gzip", "deflate", "br", "gzip, gzip"])
+        body = gzip.compress(body if rng.random() < 0.8 else bytes(16 << 20))
     return method, path, headers, body
+
+
+async def slow_client(port: int, rng: random.Random) -> float:
+    """Connect and trickle a request's headers, a byte every 0.2 s: how long until the
+    gateway closed the connection (bounded: fails after the deadline and a margin)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    started = time.monotonic()
+    try:
+        writer.write(f"POST /webhook/clicksend/sms?token={CS_TOKEN} HTTP/1.1\r\n".encode())
+        header = b"X-Slow: " + bytes(rng.choice(b"abcdef") for _ in range(200))
+        for byte in range(int((HEADER_TIMEOUT + 10) / 0.2)):
+            try:
+                writer.write(header[byte % len(header):byte % len(header) + 1])
+                await writer.drain()
+                if await asyncio.wait_for(reader.read(1024), 0.2) == b"":
+                    return time.monotonic() - started
+            except TimeoutError:
+                continue
+            except ConnectionError:
+                return time.monotonic() - started
+        raise AssertionError(f"a slow client was still connected after {HEADER_TIMEOUT + 10} s")
+    finally:
+        writer.close()
 
 
 def rss_kib(pid: int) -> int:
@@ -147,7 +182,8 @@ async def stored(nats_url: str) -> dict[str, int]:
 async def test_hostile_requests_never_5xx_store_nothing_and_memory_stays_flat(
     tmp_path: Path, app: MobileAppSimulator, smtp: SmtpServer
 ) -> None:
-    gateway = GatewayProc(tmp_path / "gw", gateway_toml(), fault_env(app, smtp))
+    toml = gateway_toml() + f'\n[http]\nheader_timeout = "{HEADER_TIMEOUT:g}s"\n'
+    gateway = GatewayProc(tmp_path / "gw", toml, fault_env(app, smtp))
     await asyncio.to_thread(gateway.start)
     assert gateway.proc is not None
     pid = gateway.proc.popen.pid
@@ -157,6 +193,8 @@ async def test_hostile_requests_never_5xx_store_nothing_and_memory_stays_flat(
         statuses: dict[int, int] = {}
         rss: list[int] = []
         connector = aiohttp.TCPConnector(limit=16)
+        slow = [asyncio.ensure_future(slow_client(gateway.http_port, rng))
+                for _ in range(SLOW_CLIENTS)]
         async with aiohttp.ClientSession(connector=connector) as session:
 
             async def one() -> None:
@@ -179,6 +217,8 @@ async def test_hostile_requests_never_5xx_store_nothing_and_memory_stays_flat(
                     rss.append(rss_kib(pid))  # warmed up
                 assert gateway.proc.popen.poll() is None, "the gateway died"
             rss.append(rss_kib(pid))
+        held = await asyncio.gather(*slow)
+        assert max(held) < HEADER_TIMEOUT + 2, f"slow clients held for up to {max(held):.1f} s"
         assert sum(statuses.values()) == REQUESTS
         assert await stored(gateway.embedded_nats_url) == before, "invalid input stored something"
         growth = rss[-1] - rss[0]
@@ -186,7 +226,8 @@ async def test_hostile_requests_never_5xx_store_nothing_and_memory_stays_flat(
         assert growth < 20 * 1024, f"RSS grew by {growth} KiB"
         add_result(Result("hostile", f"{REQUESTS} generated requests across every route "
                       f"(RSS {rss[0] // 1024} → {rss[-1] // 1024} MiB after warm-up, "
-                      f"answers {', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))})",
+                      f"answers {', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))}; "
+                      f"{SLOW_CLIENTS} slow clients closed within {max(held):.1f} s)",
                       sent=REQUESTS, delivered=0, duplicated=0, lost=0,
                       notes="0 stored, 0 answered 5xx."))
         gateway.assert_log_clean([])
