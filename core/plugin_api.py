@@ -8,7 +8,7 @@ It sits at the top: nothing inside the core imports it. See docs/plugins.md.
 from __future__ import annotations
 
 from pbxsms.bus.consumer import Delivery, Permanent, Retry
-from pbxsms.bus.kv import write_all
+from pbxsms.bus.kv import Bucket, modify, write_all
 from pbxsms.bus.publish import PublishError
 from pbxsms.core import __version__
 from pbxsms.core.cli import config_option, env_option, load_or_exit
@@ -21,18 +21,28 @@ from pbxsms.core.health.doctor import Check, Finding, fail, ok, warn
 from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.inbound.accept import Receipt, accept_inbound, accept_receipt, content_key, our_id
 from pbxsms.core.inbound.delivery import Ledger, Settled, fail_delivery, read_inbound, report
+from pbxsms.core.inbound.replay import ReplayGuard
+from pbxsms.core.media.delivery import NoLinks, refused_note, signed_link
+from pbxsms.core.media.fetch import FetchPolicy
+from pbxsms.core.media.inbound import awaiting_media
+from pbxsms.core.media.store import media_store
+from pbxsms.core.media.types import EXTENSIONS as MEDIA_EXTENSIONS
 from pbxsms.core.model.events import (
     InboundMessage,
+    MediaItem,
     OutboundRequest,
     State,
     StatusEvent,
     new_id,
     utcnow,
 )
+from pbxsms.core.model.numbers import hostname
 from pbxsms.core.model.phone import InvalidNumber, to_e164
 from pbxsms.core.outbound.api import BUS_UNREADABLE, NOT_STORED, queue_outbound
+from pbxsms.core.outbound.pacing import AccountPause, RateLimiter, fingerprint
 from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import (
+    OPTED_OUT,
     ConsumerRegister,
     ConsumerSpec,
     OutboundMessage,
@@ -42,16 +52,21 @@ from pbxsms.core.registry import (
     RouteHandler,
     RouteRegister,
     SendResult,
+    opted_out,
 )
 from pbxsms.core.serve.app import MAX_BODY
-from pbxsms.core.serve.http import json_error, read_json, same_secret
+from pbxsms.core.serve.http import json_error, public_url, read_json, same_secret
 from pbxsms.core.serve.runtime import Runtime
-from pbxsms.core.stores.numbers import NoSender
+from pbxsms.core.stores.numbers import NoRoute, NoSender
 
 __all__ = [
     "BUS_UNREADABLE",
     "MAX_BODY",
+    "MEDIA_EXTENSIONS",
     "NOT_STORED",
+    "OPTED_OUT",
+    "AccountPause",
+    "Bucket",
     "Check",
     "Config",
     "ConfigError",
@@ -59,10 +74,14 @@ __all__ = [
     "ConsumerSpec",
     "Delivery",
     "Duration",
+    "FetchPolicy",
     "Finding",
     "InboundMessage",
     "InvalidNumber",
     "Ledger",
+    "MediaItem",
+    "NoLinks",
+    "NoRoute",
     "NoSender",
     "OutboundMessage",
     "OutboundRequest",
@@ -74,8 +93,10 @@ __all__ = [
     "Provider",
     "ProviderRegister",
     "PublishError",
+    "RateLimiter",
     "Receipt",
     "Refusal",
+    "ReplayGuard",
     "Retry",
     "RouteHandler",
     "RouteRegister",
@@ -87,25 +108,34 @@ __all__ = [
     "__version__",
     "accept_inbound",
     "accept_receipt",
+    "awaiting_media",
     "config_option",
     "content_key",
     "env_option",
     "fail",
     "fail_delivery",
+    "fingerprint",
     "hide_url_password",
     "hookimpl",
+    "hostname",
     "json_error",
     "load_or_exit",
     "load_plugin_only",
+    "media_store",
     "metrics",
+    "modify",
     "new_id",
     "ok",
+    "opted_out",
     "our_id",
+    "public_url",
     "queue_outbound",
     "read_inbound",
     "read_json",
+    "refused_note",
     "report",
     "same_secret",
+    "signed_link",
     "to_e164",
     "utcnow",
     "warn",

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -29,6 +30,8 @@ log = logging.getLogger("pbxsms.inbound")
 
 # A receipt's lookup of our id must not hold the webhook much longer than the publish does.
 LOOKUP_TIMEOUT = 2.0
+# How often a receipt that came before its message's acceptance was stored looks again.
+LOOKUP_INTERVAL = 0.05
 
 
 def content_key(message: InboundMessage) -> str:
@@ -130,23 +133,25 @@ class Receipt:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-async def accept_receipt(runtime: Runtime, receipt: Receipt,
-                         dedupe_key: str) -> Accepted | None:
+async def accept_receipt(runtime: Runtime, receipt: Receipt, dedupe_key: str,
+                         wait: float = 0.0) -> Accepted | None:
     """Publish the receipt as a status event of our message; None when it is not ours.
 
     Our id comes from the provider-id index that the `accepted` status fills: the
     provider's echo of our id (`id_hint`) is never trusted alone, since anyone can write
-    any id there. An unmatched receipt is counted (`unmatched`) and logged; the status
-    store keeps final states, so a late non-final receipt changes nothing. Raises
-    PublishError when the event (or the lookup) cannot be done now (answer 503), and
-    when the hinted message has no provider id recorded yet (checked on the retry).
+    any id there. That index is written just after the provider answered the send, so a
+    provider that echoes nothing of ours and reports at once (Telnyx) can be faster than
+    it: `wait` is how long to keep looking before calling the receipt unmatched. An
+    unmatched receipt is counted (`unmatched`) and logged; the status store keeps final
+    states, so a late non-final receipt changes nothing. Raises PublishError when the
+    event (or the lookup) cannot be done now (answer 503), and when the hinted message
+    has no provider id recorded yet (checked on the retry).
     """
     provider = receipt.provider
     try:
         _require_bus(runtime)
-        message_id = await _find(runtime, receipt)
-        if message_id is None:
-            await _check_hint(runtime, receipt)
+        message_id = (await _find(runtime, receipt, wait)
+                      or await _match_hint(runtime, receipt))
         if message_id is None:
             metrics.WEBHOOKS.labels(provider, "receipt", "unmatched").inc()
             log.warning("%s receipt for %s id %s (%s) matches no message of ours; "
@@ -171,30 +176,48 @@ async def accept_receipt(runtime: Runtime, receipt: Receipt,
     return Accepted(message_id, published.seq, published.duplicate)
 
 
-async def _find(runtime: Runtime, receipt: Receipt) -> str | None:
-    try:
-        async with asyncio.timeout(LOOKUP_TIMEOUT):
-            return await runtime.status.find_by_provider_id(receipt.provider,
-                                                            receipt.provider_message_id)
-    except Exception as error:  # not knowing whether it is ours is an outage, not a "no"
-        raise PublishError(f"cannot look up {receipt.provider} id "
-                           f"{receipt.provider_message_id}: {error!r}") from error
+async def _find(runtime: Runtime, receipt: Receipt, wait: float = 0.0) -> str | None:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            async with asyncio.timeout(LOOKUP_TIMEOUT):
+                found = await runtime.status.find_by_provider_id(receipt.provider,
+                                                                 receipt.provider_message_id)
+        except Exception as error:  # not knowing whether it is ours is an outage, not a "no"
+            raise PublishError(f"cannot look up {receipt.provider} id "
+                               f"{receipt.provider_message_id}: {error!r}") from error
+        if found is not None or time.monotonic() >= deadline:
+            return found
+        await asyncio.sleep(LOOKUP_INTERVAL)
 
 
-async def _check_hint(runtime: Runtime, receipt: Receipt) -> None:
-    """PublishError when `receipt` may be for the message it names whose provider id is
-    not recorded yet (the receipt overtook the `accepted` status): come back later."""
+async def _match_hint(runtime: Runtime, receipt: Receipt) -> str | None:
+    """The message `receipt` names (`id_hint`) when its record holds the receipt's
+    provider id (the index lags the record a moment), else None.
+
+    While that record has no provider id yet (the receipt overtook the `accepted`
+    status), keep looking for `LOOKUP_TIMEOUT`, then PublishError: come back later.
+    """
     hinted = our_id(receipt.id_hint)
     if hinted is None:
-        return
-    try:
-        async with asyncio.timeout(LOOKUP_TIMEOUT):
-            record = await runtime.status.get(hinted)
-    except Exception as error:
-        raise PublishError(f"cannot look up message {hinted}: {error!r}") from error
-    if (record is not None and record.direction == "outbound"
-            and record.provider_message_id is None and not record.state.final):
-        raise PublishError(f"message {hinted} has no {receipt.provider} id recorded yet")
+        return None
+    deadline = time.monotonic() + LOOKUP_TIMEOUT
+    while True:
+        try:
+            async with asyncio.timeout(LOOKUP_TIMEOUT):
+                record = await runtime.status.get(hinted)
+        except Exception as error:
+            raise PublishError(f"cannot look up message {hinted}: {error!r}") from error
+        if record is None or record.direction != "outbound":
+            return None
+        if record.provider_message_id == receipt.provider_message_id:
+            return hinted
+        if record.provider_message_id is not None or record.state.final:
+            return None  # another message of the provider's: not this receipt's
+        if time.monotonic() >= deadline:
+            raise PublishError(f"message {hinted} has no {receipt.provider} id recorded "
+                               "yet")
+        await asyncio.sleep(LOOKUP_INTERVAL)
 
 
 def _require_bus(runtime: Runtime) -> None:

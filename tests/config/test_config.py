@@ -68,8 +68,8 @@ def test_config_check_lists_each_invalid_setting(tmp_path: Path) -> None:
 
 def test_unknown_plugin_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
-        make_config(tmp_path, '[plugins]\nenabled = ["clicksend", "twilio"]\n')
-    assert "'twilio'" in str(raised.value) and "available" in str(raised.value)
+        make_config(tmp_path, '[plugins]\nenabled = ["clicksend", "plivo"]\n')
+    assert "'plivo'" in str(raised.value) and "available" in str(raised.value)
 
 
 def test_environment_beats_dotenv_beats_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -101,7 +101,7 @@ def test_shipped_sample_config_is_valid() -> None:
         capture_output=True, text=True, timeout=60,
         env={**os.environ, "PBXSMS_ENV_FILE": os.devnull})
     assert "Configuration problems" not in result.stderr, result.stderr
-    assert "plugins enabled: clicksend, email, mobileapp" in result.stdout
+    assert "plugins enabled: clicksend, email, mobileapp, console" in result.stdout
 
 
 def test_every_command_names_a_bad_setting_without_a_traceback(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 
 from pbxsms.bus.embedded import EMBEDDED_DIR, embedded_url
+from pbxsms.sim.freeswitch import FakeFreeSwitch
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.helpers import free_port, write_env
 from tests.procs import Proc, alive, nats_server_children
@@ -42,11 +43,12 @@ SECRETS = {
 MAX_IN_FLIGHT = 16
 
 
-def gateway_toml(bus: str = "") -> str:
-    """The TOML every fault gateway runs: one number to app and email, fast retries."""
+def gateway_toml(bus: str = "", sip: bool = False) -> str:
+    """The TOML every fault gateway runs: one number to app and email (and its SIP phones
+    with `sip`), fast retries."""
     return f"""
 [plugins]
-enabled = ["clicksend", "email", "mobileapp"]
+enabled = ["clicksend", "email", "mobileapp"{', "freeswitch"' if sip else ''}]
 
 [bus]
 backoff_initial = "100ms"
@@ -64,6 +66,7 @@ extension = "201"
 domain = "pbx.example.com"
 email = ["{MAILBOX}"]
 mobileapp_org = "{ORG}"
+sip = {"true" if sip else "false"}
 """
 
 
@@ -223,10 +226,16 @@ _TAG = re.compile(r"\S+ [0-9a-f]{6} #[0-9]{5}")
 
 
 class Sinks:
-    """What reached people: app pushes and emails, counted per message body."""
+    """What reached people: app pushes, emails and (when given) SIP phones, per body."""
 
-    def __init__(self, app: MobileAppSimulator, smtp: SmtpServer) -> None:
-        self.app, self.smtp = app, smtp
+    def __init__(self, app: MobileAppSimulator, smtp: SmtpServer,
+                 phones: FakeFreeSwitch | None = None) -> None:
+        self.app, self.smtp, self.phones = app, smtp, phones
+
+    def phone_counts(self) -> Counter[str] | None:
+        if self.phones is None:
+            return None
+        return Counter(message.body for message in self.phones.delivered)
 
     def app_counts(self) -> Counter[str]:
         return Counter(push.content for push in self.app.pushes)
@@ -241,8 +250,9 @@ class Sinks:
         return found
 
     def all_delivered(self, expected: Iterable[str]) -> bool:
-        app, mail = self.app_counts(), self.mail_counts()
-        return all(app[body] and mail[body] for body in expected)
+        app, mail, phones = self.app_counts(), self.mail_counts(), self.phone_counts()
+        return all(app[body] and mail[body] and (phones is None or phones[body])
+                   for body in expected)
 
 
 @dataclass
@@ -261,11 +271,13 @@ class Result:
 
 def measure(scenario: str, what: str, sinks: Sinks, sent: list[str],
             bound: int | None = None, notes: str = "") -> Result:
-    """Delivered means to both the app and email; duplicated counts extra copies on
-    either channel; lost is what reached neither or only one of them."""
+    """Delivered means to the app and email (and the SIP phones when counted); duplicated
+    counts extra copies on any channel; lost is what missed any of them."""
     app, mail = sinks.app_counts(), sinks.mail_counts()
-    delivered = sum(1 for body in sent if app[body] and mail[body])
-    duplicated = sum(max(app[body] - 1, 0) + max(mail[body] - 1, 0) for body in sent)
+    phones = sinks.phone_counts() or Counter(sent)
+    delivered = sum(1 for body in sent if app[body] and mail[body] and phones[body])
+    duplicated = sum(max(app[body] - 1, 0) + max(mail[body] - 1, 0)
+                     + max(phones[body] - 1, 0) for body in sent)
     return Result(scenario, what, len(sent), delivered, duplicated, len(sent) - delivered,
                   bound, notes)
 

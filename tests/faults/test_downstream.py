@@ -1,5 +1,6 @@
 """Downstream faults under a burst: the app endpoint answering 500 and dropping
-connections, the SMTP server down, then back. Transient failures are retried with
+connections, the SMTP server down, the SIP phone offline, refusing (480), unanswered and
+its event socket dropped mid-wait, then back. Transient failures are retried with
 backoff until delivered, once; a permanent error is not retried and its dead letter
 carries the reason. (ClickSend's 429/5xx/timeouts on the way out: tests/outbound.)
 """
@@ -14,6 +15,7 @@ import pytest
 
 from pbxsms.core.model.events import State
 from pbxsms.sim.clicksend import ClickSendSimulator
+from pbxsms.sim.freeswitch import FakeFreeSwitch
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.faults.support import (
     CUSTOMER,
@@ -32,6 +34,7 @@ from tests.faults.support import (
 )
 from tests.helpers import wait_until
 from tests.support.delivery import ORG, consumers_idle, dead_letter
+from tests.support.freeswitch import ESL_PASSWORD
 from tests.support.gateway import Gateway
 from tests.support.smtp import SmtpServer
 
@@ -50,22 +53,31 @@ mobileapp_org = "{ORG}"
 """
 
 
-async def test_app_failing_and_smtp_down_retry_until_delivered_once(
+async def test_app_failing_smtp_down_and_phone_offline_retry_until_delivered_once(
     start_gateway: Callable[..., Awaitable[Gateway]], app: MobileAppSimulator,
-    smtp: SmtpServer,
+    smtp: SmtpServer, fake: FakeFreeSwitch,
 ) -> None:
     app.add_user(ORG, "201")
     await smtp.stop()
     app.fail_next("500", 40)
     app.fail_next("drop", 10)
-    gateway = await start_gateway(toml=gateway_toml() + EXTRA, env=fault_env(app, smtp))
+    fake.report_delay = 1.0  # a phone's answer takes a while: reports outlive a reconnect
+    sip = '\n[freeswitch]\nreport_timeout = "3s"\n'
+    env = fault_env(app, smtp, FREESWITCH_ESL_PORT=str(fake.port),
+                    FREESWITCH_ESL_PASSWORD=ESL_PASSWORD)
+    gateway = await start_gateway(toml=gateway_toml(sip=True) + EXTRA + sip, env=env)
     sent = bodies("downstream", 100)
     await ClickSendPoster(gateway.url).deliver([Webhook(body) for body in sent])
-    # Nothing reaches email while it is down; the app's faults are used up by retries.
+    # Nothing reaches email while it is down, nor the phone while it is not registered;
+    # the app's faults are used up by retries.
     await wait_until(lambda: len(app.faults) == 0, 30, "the app's failures retried")
-    assert not smtp.mailbox.mails
+    assert not smtp.mailbox.mails and not fake.delivered
+    # The phone registers, refuses ten texts (480), leaves three unanswered, and the event
+    # socket drops while sends wait for their reports.
+    fake.script(*["480"] * 10, *["none"] * 3, "drop")
+    fake.register("201", "pbx.example.com")
     await smtp.start()
-    sinks = Sinks(app, smtp)
+    sinks = Sinks(app, smtp, fake)
     await wait_until(lambda: sinks.all_delivered(sent), 120, "every message delivered")
 
     # A permanent error: not retried, dead-lettered at once with its reason.
@@ -76,13 +88,19 @@ async def test_app_failing_and_smtp_down_retry_until_delivered_once(
         assert response.status == 200
     letter = await dead_letter(gateway.runtime, "deliver-mobileapp")
     assert "User not found: 999" in letter.reason and letter.attempts == 1
-    await consumers_idle(gateway.runtime, "deliver-mobileapp", "deliver-email")
+    await consumers_idle(gateway.runtime, "deliver-mobileapp", "deliver-email",
+                         "deliver-freeswitch")
     failed_calls = sum(1 for r in app.requests if r.status != 200)
+    sip_sends = len(fake.sent_events())
     result = add_result(measure(
         "downstream", "app API answering 500 (40 calls) and dropping connections (10), "
-        "SMTP server down until they were used up, then started", sinks, sent,
-        notes=f"({failed_calls} failed app calls retried; a permanent app error was "
-              "dead-lettered after 1 attempt with its reason)."))
+        "SMTP server down and the SIP phone unregistered until they were used up, then "
+        "the phone refusing 10 texts (SIP 480), leaving 3 unanswered and the event socket "
+        "dropped mid-wait", sinks, sent,
+        notes=f"({failed_calls} failed app calls retried; {sip_sends} SIP sends for "
+              f"{len(sent)} texts on the phone, after {fake.connections} event-socket "
+              "connections; a permanent app error was dead-lettered after 1 attempt with "
+              "its reason)."))
     assert (result.lost, result.duplicated) == (0, 0)
 
 
