@@ -49,7 +49,7 @@ class MalformedRequests(logging.Filter):
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, HttpProcessingError) and (error.code or 400) < 500:
             record.msg = f"{record.msg}: malformed request refused ({error.code}): %s"
-            record.args = (*(record.args or ()), type(error).__name__)  # type: ignore[misc]
+            record.args = (*(record.args or ()), type(error).__name__)
             record.exc_info = record.exc_text = None
             record.levelno, record.levelname = logging.INFO, "INFO"
         return True

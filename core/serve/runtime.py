@@ -124,8 +124,10 @@ class Runtime:
         await ensure_stream(self.js, StreamSettings(
             name=bus.stream, max_age=bus.max_age, max_bytes=int(bus.max_bytes),
             duplicate_window=bus.duplicate_window, replicas=bus.replicas))
-        self.status = StatusStore(*[await self.bucket(name, ttl=bus.max_age) for name in
-                                    (MESSAGES_BUCKET, PROVIDER_IDS_BUCKET, STATES_BUCKET)],
+        messages, provider_ids, states = [
+            await self.bucket(name, ttl=bus.max_age)
+            for name in (MESSAGES_BUCKET, PROVIDER_IDS_BUCKET, STATES_BUCKET)]
+        self.status = StatusStore(messages, provider_ids, states,
                                   max_history=bus.status_history)
         # Message settings are configuration, not traffic: no TTL. A conversation is
         # forgotten `conversation_ttl` after the customer's last text.

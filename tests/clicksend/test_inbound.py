@@ -229,7 +229,8 @@ async def test_a_form_is_read_in_its_declared_charset(start_gateway: StartGatewa
 def test_a_text_without_an_id_is_keyed_by_the_day_it_came() -> None:
     # Repeated after the dedupe window (a day later), the same text from the same
     # customer is another message: a key of its own, so it is delivered too.
-    fields = {"from": "+61429912603", "to": "+61477485926", "body": "Open today?"}
+    fields: dict[str, object] = {"from": "+61429912603", "to": "+61477485926",
+                                 "body": "Open today?"}
     first = parse_inbound(fields, "AU")
     again = parse_inbound(fields, "AU")
     assert first.dedupe_key == again.dedupe_key  # a retry the same day is the same text
