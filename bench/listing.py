@@ -46,9 +46,10 @@ async def _listing(folder: Path, stored: int, limit: int, reads: int) -> dict[st
         js = nc.jetstream()
         publisher = Publisher(nc)
         await publisher.start()
-        buckets = [Bucket(await ensure_kv(js, name), publisher, name, timeout=30.0)
-                   for name in (MESSAGES_BUCKET, PROVIDER_IDS_BUCKET, STATES_BUCKET)]
-        store = StatusStore(*buckets)
+        messages, provider_ids, states = [
+            Bucket(await ensure_kv(js, name), publisher, name, timeout=30.0)
+            for name in (MESSAGES_BUCKET, PROVIDER_IDS_BUCKET, STATES_BUCKET)]
+        store = StatusStore(messages, provider_ids, states)
         began = time.monotonic()
         middle = await _fill(store, stored)
         filled = time.monotonic() - began
