@@ -17,13 +17,7 @@ from typing import Any
 
 from aiohttp import ClientSession
 
-from pbxsms.core.plugin_api import (
-    CarrierError,
-    CarrierHTTP,
-    NoAnswer,
-    NotSent,
-    OutboundMessage,
-)
+from pbxsms.core.plugin_api import CarrierError, CarrierHTTP, NoAnswer, NotSent, OutboundMessage
 from pbxsms.plugins.bandwidth.settings import BandwidthSettings
 
 # A token is renewed this long before Bandwidth says it expires.

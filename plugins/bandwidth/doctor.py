@@ -5,20 +5,8 @@ from __future__ import annotations
 
 from aiohttp import ClientSession
 
-from pbxsms.core.plugin_api import (
-    CarrierError,
-    Check,
-    Config,
-    Finding,
-    fail,
-    ok,
-    public_url,
-    warn,
-)
-from pbxsms.plugins.bandwidth.client import (
-    HTTPError,
-    TokenCache,
-)
+from pbxsms.core.plugin_api import CarrierError, Check, Config, Finding, fail, ok, public_url, warn
+from pbxsms.plugins.bandwidth.client import HTTPError, TokenCache
 from pbxsms.plugins.bandwidth.settings import BandwidthSettings, bandwidth_settings
 from pbxsms.plugins.bandwidth.webhooks import PATH
 

@@ -24,11 +24,7 @@ from pbxsms.core.plugin_api import (
     fingerprint,
     metrics,
 )
-from pbxsms.plugins.bandwidth.client import (
-    BandwidthClient,
-    HTTPError,
-    TokenCache,
-)
+from pbxsms.plugins.bandwidth.client import BandwidthClient, HTTPError, TokenCache
 from pbxsms.plugins.bandwidth.settings import NAME, BandwidthSettings, bandwidth_settings
 
 log = logging.getLogger("pbxsms.bandwidth")

@@ -25,9 +25,7 @@ from pbxsms.core.plugin_api import (
     run_simulator,
     to_e164,
 )
-from pbxsms.plugins.clicksend.client import (
-    ClickSendClient,
-)
+from pbxsms.plugins.clicksend.client import ClickSendClient
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 from pbxsms.plugins.clicksend.webhooks import DLR_PATH, SMS_PATH, webhook_token
 

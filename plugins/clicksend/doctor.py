@@ -4,19 +4,8 @@ from __future__ import annotations
 
 from aiohttp import ClientSession
 
-from pbxsms.core.plugin_api import (
-    CarrierError,
-    Check,
-    Config,
-    Finding,
-    fail,
-    ok,
-    warn,
-)
-from pbxsms.plugins.clicksend.client import (
-    ClickSendClient,
-    HTTPError,
-)
+from pbxsms.core.plugin_api import CarrierError, Check, Config, Finding, fail, ok, warn
+from pbxsms.plugins.clicksend.client import ClickSendClient, HTTPError
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 from pbxsms.plugins.clicksend.webhooks import webhook_token
 

@@ -25,11 +25,7 @@ from pbxsms.core.plugin_api import (
     SendResult,
     media_store,
 )
-from pbxsms.plugins.clicksend.client import (
-    SOURCE,
-    ClickSendClient,
-    HTTPError,
-)
+from pbxsms.plugins.clicksend.client import SOURCE, ClickSendClient, HTTPError
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 
 log = logging.getLogger("pbxsms.clicksend")

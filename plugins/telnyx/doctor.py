@@ -5,20 +5,8 @@ from __future__ import annotations
 
 from aiohttp import ClientSession
 
-from pbxsms.core.plugin_api import (
-    CarrierError,
-    Check,
-    Config,
-    Finding,
-    fail,
-    ok,
-    public_url,
-    warn,
-)
-from pbxsms.plugins.telnyx.client import (
-    HTTPError,
-    TelnyxClient,
-)
+from pbxsms.core.plugin_api import CarrierError, Check, Config, Finding, fail, ok, public_url, warn
+from pbxsms.plugins.telnyx.client import HTTPError, TelnyxClient
 from pbxsms.plugins.telnyx.settings import TelnyxSettings, telnyx_settings
 from pbxsms.plugins.telnyx.signature import BadKey, public_key
 from pbxsms.plugins.telnyx.webhooks import PATH

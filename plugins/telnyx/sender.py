@@ -25,10 +25,7 @@ from pbxsms.core.plugin_api import (
     metrics,
     opted_out,
 )
-from pbxsms.plugins.telnyx.client import (
-    HTTPError,
-    TelnyxClient,
-)
+from pbxsms.plugins.telnyx.client import HTTPError, TelnyxClient
 from pbxsms.plugins.telnyx.inbound import OPT_OUT_CODE
 from pbxsms.plugins.telnyx.settings import NAME, TelnyxSettings, telnyx_settings
 

@@ -17,10 +17,7 @@ from pbxsms.core.plugin_api import (
     to_e164,
     warn,
 )
-from pbxsms.plugins.twilio.client import (
-    TwilioClient,
-    TwilioError,
-)
+from pbxsms.plugins.twilio.client import TwilioClient, TwilioError
 from pbxsms.plugins.twilio.settings import NAME, TwilioSettings, twilio_settings
 from pbxsms.plugins.twilio.webhooks import SMS_PATH, STATUS_PATH
 

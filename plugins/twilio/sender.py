@@ -26,11 +26,7 @@ from pbxsms.core.plugin_api import (
     metrics,
 )
 from pbxsms.plugins.twilio import codes
-from pbxsms.plugins.twilio.client import (
-    JsonDict,
-    TwilioClient,
-    TwilioError,
-)
+from pbxsms.plugins.twilio.client import JsonDict, TwilioClient, TwilioError
 from pbxsms.plugins.twilio.settings import NAME, TwilioSettings, twilio_settings
 from pbxsms.plugins.twilio.webhooks import STATUS_PATH
 
