@@ -71,7 +71,7 @@ from pbxsms.core.registry import (
     opted_out,
 )
 from pbxsms.core.serve.app import MAX_BODY
-from pbxsms.core.serve.http import json_error, public_url, read_json, same_secret
+from pbxsms.core.serve.http import json_error, parse_json, public_url, read_json, same_secret
 from pbxsms.core.serve.runtime import Runtime
 from pbxsms.core.stores.numbers import NoRoute, NoSender
 
@@ -151,6 +151,7 @@ __all__ = [
     "ok",
     "opted_out",
     "our_id",
+    "parse_json",
     "public_base_or_exit",
     "public_url",
     "queue_outbound",

@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, get_args
 from urllib.parse import parse_qsl
 
@@ -32,6 +33,7 @@ from pbxsms.sim.clicksend import message_parts
 from pbxsms.sim.server import (
     ControlHandler,
     JsonDict,
+    answered,
     control_json,
     json_response,
     relay,
@@ -217,18 +219,8 @@ class BandwidthSimulator(CarrierSimulator[Fault]):
         else:
             event = self.receipt_event(record["id"])
 
-        async def deliver() -> None:
-            for _attempt in range(20):  # Bandwidth retries for 24 h; a few here
-                try:
-                    result = await self.push(url, [event])
-                except Exception:  # the gateway is down: try again
-                    await self.pause(0.5)
-                    continue
-                if 200 <= result.status < 300:
-                    return
-                await self.pause(0.5)
-
-        self.in_background(deliver())
+        # Bandwidth retries for 24 h; a few times here.
+        self.in_background(self.push_until_taken(partial(self.push, url, [event]), 20))
 
     # ---- HTTP ----------------------------------------------------------------------------
 
@@ -242,9 +234,7 @@ class BandwidthSimulator(CarrierSimulator[Fault]):
         else:
             body = self.json_body(raw)
         rec = self.record(request, body)
-        response = await self._route(request, rec)
-        rec.status = response.status
-        return response
+        return answered(rec, await self._route(request, rec))
 
     async def _route(self, request: web.Request, rec: RecordedRequest) -> web.StreamResponse:
         if request.method == "POST" and request.path == TOKEN_PATH:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from pbxsms.sim.server import (
     ControlHandler,
+    GatewayAnswer,
     JsonDict,
     SimulatedService,
     control_json,
@@ -113,6 +115,20 @@ class CarrierSimulator(SimulatedService, Generic[F]):
         if fault is not None and fault.kind == "delay":
             await self.pause(fault.delay)
         return fault, None
+
+    async def push_until_taken(self, push: Callable[[], Awaitable[GatewayAnswer]],
+                               attempts: int) -> None:
+        """Push a webhook until the gateway answers 2xx, `attempts` times at most, half a
+        second apart (carriers retry what a gateway did not take)."""
+        for _attempt in range(attempts):
+            try:
+                result = await push()
+            except Exception:  # the gateway is down: try again
+                await self.pause(0.5)
+                continue
+            if 200 <= result.status < 300:
+                return
+            await self.pause(0.5)
 
     def carrier_controls(self) -> dict[tuple[str, str], ControlHandler]:
         """The controls every carrier simulator offers."""

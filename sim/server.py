@@ -116,9 +116,10 @@ class Answered(Protocol):
 
 
 R = TypeVar("R", bound=Answered)
+S = TypeVar("S", bound=web.StreamResponse)
 
 
-def answered(rec: R, response: web.Response) -> web.Response:
+def answered(rec: R, response: S) -> S:
     """Note on the recorded request what it was answered, and return the answer."""
     rec.status = response.status
     return response

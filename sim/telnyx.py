@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal, get_args
 
 from aiohttp import web
@@ -31,6 +32,7 @@ from pbxsms.sim.clicksend import message_parts
 from pbxsms.sim.server import (
     ControlHandler,
     JsonDict,
+    answered,
     control_json,
     json_response,
     relay,
@@ -249,15 +251,9 @@ class TelnyxSimulator(CarrierSimulator[Fault]):
 
         async def deliver() -> None:
             for status in ("sent", self.final_status):
-                for _attempt in range(3):  # Telnyx: up to 3 attempts per URL
-                    try:
-                        result = await self.push_receipt(url, message_id, status)
-                    except Exception:  # the gateway is down: try again, then give up
-                        await self.pause(0.5)
-                        continue
-                    if 200 <= result.status < 300:
-                        break
-                    await self.pause(0.5)
+                # Telnyx: up to 3 attempts per URL.
+                await self.push_until_taken(partial(self.push_receipt, url, message_id, status),
+                                            3)
 
         self.in_background(deliver())
 
@@ -267,9 +263,7 @@ class TelnyxSimulator(CarrierSimulator[Fault]):
         if request.path.startswith("/_sim/"):
             return await self.control(request)
         rec = self.record(request, self.json_body(await request.read()))
-        response = await self._api(request, rec)
-        rec.status = response.status
-        return response
+        return answered(rec, await self._api(request, rec))
 
     def _authorized(self, request: web.Request, fault: Fault | None) -> bool:
         scheme, _, key = request.headers.get("Authorization", "").partition(" ")

@@ -13,7 +13,8 @@ from click.testing import CliRunner, Result
 from pbxsms.core.cli import build_cli
 from pbxsms.sim.clicksend import ClickSendSimulator
 from tests.helpers import basic_auth, free_port, write_env
-from tests.outbound.sending import KEY, OURS, USER, recipient, settled
+from tests.outbound.sending import KEY, OURS, USER, recipient
+from tests.support.carriers import settled
 from tests.support.gateway import StartGateway
 
 
