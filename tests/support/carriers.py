@@ -1,20 +1,25 @@
 """Helpers of the carrier tests: send through the API, wait for a message's state, count
-what the stream holds, and the path every carrier shares from a text to the app's reply."""
+what the stream holds, the path every carrier shares from a text to the app's reply, and
+the operator's commands (the CLI, `pbxsms doctor`'s fixes, a simulator command)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Sequence
+import sys
+from collections.abc import Awaitable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientSession
+from click.testing import CliRunner, Result
 
+from pbxsms.core.cli import build_cli
 from pbxsms.core.model.events import State
 from pbxsms.core.stores.status import StatusRecord
 from pbxsms.sim.mobileapp import MobileAppSimulator, Push
 from pbxsms.sim.server import GatewayAnswer
-from tests.helpers import wait_until
+from tests.helpers import wait_until, write_env
 from tests.support.delivery import HOOK_TOKEN, ORG, SENDER, wait_channel
 from tests.support.gateway import Gateway
 from tests.support.smtp import SmtpServer
@@ -114,3 +119,39 @@ async def last_status(gateway: Gateway, message_id: str) -> dict[str, Any]:
     assert msg.data is not None
     data: dict[str, Any] = json.loads(msg.data)
     return data
+
+
+async def run_cli(*args: str) -> Result:
+    """Run the CLI in a thread: it runs its own event loop, ours keeps serving."""
+    return await asyncio.to_thread(CliRunner().invoke, build_cli(), list(args))
+
+
+def plugin_files(tmp_path: Path, plugin: str, **env: str) -> list[str]:
+    """`--env-file` and `--config` of a gateway with only `plugin` enabled."""
+    config = tmp_path / "pbxsms.toml"
+    config.write_text(f'[plugins]\nenabled = ["{plugin}"]\n')
+    env_file = write_env(tmp_path / f"{plugin}.env", PBXSMS_DATA_DIR=str(tmp_path / "var"),
+                         **env)
+    return ["--env-file", str(env_file), "--config", str(config)]
+
+
+def assert_fixes(lines: list[str], expected: Mapping[str, str]) -> None:
+    """Each `pbxsms doctor` line starting so is followed by its fix, which says this."""
+    for start, fix in expected.items():
+        at = next(n for n, line in enumerate(lines) if line.startswith(start))
+        assert lines[at + 1].startswith("      fix: ") and fix in lines[at + 1], lines
+
+
+async def simulator_banner(carrier: str) -> tuple[bytes, bytes]:
+    """The first two lines `pbxsms <carrier> simulator --port 0` prints, then stop it."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from pbxsms.core.cli import main; main()", carrier,
+        "simulator", "--port", "0", stdout=asyncio.subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        first = await asyncio.wait_for(process.stdout.readline(), 20)
+        second = await asyncio.wait_for(process.stdout.readline(), 20)
+    finally:
+        process.terminate()
+        await process.wait()
+    return first, second
