@@ -21,6 +21,7 @@ from pbxsms.core.config.settings import Config, default_env_file, load_core, loa
 from pbxsms.core.model.events import json_schemas
 from pbxsms.core.plugins import Plugins, available_plugins
 from pbxsms.core.serve import eventloop
+from pbxsms.core.serve.http import public_url
 from pbxsms.core.serve.logs import setup_logging
 
 env_option = click.option("--env-file", type=click.Path(path_type=Path), default=None,
@@ -39,19 +40,20 @@ def load_or_exit(env_file: Path | None, config_path: Path | None) -> tuple[Confi
         sys.exit(2)
 
 
-def public_base_or_exit(config: Config, plugin: str, carrier: str) -> str:
-    """PBXSMS_PUBLIC_URL for `pbxsms <carrier> webhook-url`, without a trailing slash; exit
-    status 2 with the reason when the plugin is not enabled or the URL is unset."""
+def public_urls_or_exit(config: Config, plugin: str, carrier: str, *paths: str) -> list[str]:
+    """PBXSMS_PUBLIC_URL joined with each of a plugin's webhook `paths`, for `pbxsms <carrier>
+    webhook-url`; exit status 2 with the reason when the plugin is not enabled or the URL
+    is unset."""
     if plugin not in config.plugins:
         click.echo(f"pbxsms: the {plugin} plugin is not in [plugins] enabled, so its "
                    "webhooks are not served", err=True)
         sys.exit(2)
-    base = (config.core.public_url or "").strip().rstrip("/")
-    if not base:
+    urls = [public_url(config.core.public_url, path) for path in paths]
+    if None in urls:
         click.echo(f"pbxsms: set PBXSMS_PUBLIC_URL to the base URL {carrier} reaches this "
                    "gateway at, e.g. https://sms.example.com", err=True)
         sys.exit(2)
-    return base
+    return [url for url in urls if url is not None]
 
 
 def listen_options(function: Callable[..., None]) -> Callable[..., None]:

@@ -16,7 +16,7 @@ from pbxsms.core.cli import (
     env_option,
     listen_options,
     load_or_exit,
-    public_base_or_exit,
+    public_urls_or_exit,
     run_simulator,
 )
 from pbxsms.core.config.durations import Duration
@@ -152,8 +152,8 @@ __all__ = [
     "opted_out",
     "our_id",
     "parse_json",
-    "public_base_or_exit",
     "public_url",
+    "public_urls_or_exit",
     "queue_outbound",
     "read_inbound",
     "read_json",

@@ -12,8 +12,7 @@ from pbxsms.core.plugin_api import (
     listen_options,
     load_or_exit,
     load_plugin_only,
-    public_base_or_exit,
-    public_url,
+    public_urls_or_exit,
     run_simulator,
 )
 from pbxsms.plugins.bandwidth.settings import NAME, bandwidth_settings
@@ -31,7 +30,7 @@ def bandwidth() -> None:
 def webhook_url(env_file: Path | None, config_path: Path | None) -> None:
     """Print the callback URL to set on the Bandwidth Messaging application."""
     config, _ = load_or_exit(env_file, config_path)
-    url = public_url(public_base_or_exit(config, NAME, "Bandwidth"), PATH)
+    (url,) = public_urls_or_exit(config, NAME, "Bandwidth", PATH)
     settings = bandwidth_settings(config)
     click.echo("Inbound and status callbacks (Bandwidth App: Applications > your Messaging "
                "application > Inbound and Status Callback URL):")

@@ -21,7 +21,7 @@ from pbxsms.core.plugin_api import (
     listen_options,
     load_or_exit,
     load_plugin_only,
-    public_base_or_exit,
+    public_urls_or_exit,
     run_simulator,
     to_e164,
 )
@@ -43,15 +43,16 @@ def clicksend() -> None:
 def webhook_url(env_file: Path | None, config_path: Path | None) -> None:
     """Print the inbound and receipt webhook URLs to paste into ClickSend (token included)."""
     config, _ = load_or_exit(env_file, config_path)
-    base = public_base_or_exit(config, "clicksend", "ClickSend")
+    sms_url, dlr_url = public_urls_or_exit(config, "clicksend", "ClickSend", SMS_PATH,
+                                           DLR_PATH)
     token = webhook_token(config.plugin("clicksend", ClickSendSettings))
     query = {"token": token} if token else {}
     click.echo("Inbound SMS (ClickSend: Message Settings > SMS > Inbound Rules, action URL, "
                "any webhook type):")
-    click.echo(f"  {URL(base + SMS_PATH).with_query(query)}")
+    click.echo(f"  {URL(sms_url).with_query(query)}")
     click.echo("Delivery receipts (ClickSend: Message Settings > SMS > Delivery Reports, "
                "action URL):")
-    click.echo(f"  {URL(base + DLR_PATH).with_query(query)}")
+    click.echo(f"  {URL(dlr_url).with_query(query)}")
     if token is None:
         click.echo("warning: CLICKSEND_WEBHOOK_TOKEN is unset, so these URLs carry no secret "
                    "and anyone who finds them can inject messages", err=True)

@@ -11,8 +11,7 @@ from pbxsms.core.plugin_api import (
     env_option,
     listen_options,
     load_or_exit,
-    public_base_or_exit,
-    public_url,
+    public_urls_or_exit,
     run_simulator,
 )
 from pbxsms.plugins.telnyx.settings import NAME, telnyx_settings
@@ -30,7 +29,7 @@ def telnyx() -> None:
 def webhook_url(env_file: Path | None, config_path: Path | None) -> None:
     """Print the webhook URL to set on the Telnyx messaging profile (inbound and receipts)."""
     config, _ = load_or_exit(env_file, config_path)
-    url = public_url(public_base_or_exit(config, NAME, "Telnyx"), PATH)
+    (url,) = public_urls_or_exit(config, NAME, "Telnyx", PATH)
     click.echo("Inbound messages and delivery receipts (Telnyx Mission Control: Messaging > "
                "your messaging profile > Inbound > Send a webhook to this URL):")
     click.echo(f"  {url}")

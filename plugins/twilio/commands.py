@@ -14,7 +14,7 @@ from pbxsms.core.plugin_api import (
     listen_options,
     load_or_exit,
     load_plugin_only,
-    public_base_or_exit,
+    public_urls_or_exit,
     run_simulator,
 )
 from pbxsms.plugins.twilio.settings import NAME, TwilioSettings
@@ -32,14 +32,14 @@ def twilio() -> None:
 def webhook_url(env_file: Path | None, config_path: Path | None) -> None:
     """Print the URL to paste into the Twilio Console, and the status callback URL."""
     config, _ = load_or_exit(env_file, config_path)
-    base = public_base_or_exit(config, NAME, "Twilio")
+    sms_url, status_url = public_urls_or_exit(config, NAME, "Twilio", SMS_PATH, STATUS_PATH)
     click.echo("Inbound messages (Twilio Console: Phone Numbers > your number > Messaging > "
                "A MESSAGE COMES IN, Webhook, HTTP POST):")
-    click.echo(f"  {base}{SMS_PATH}")
+    click.echo(f"  {sms_url}")
     click.echo("Status callbacks (set by pbxsms on every message it sends, with ?id=<message "
                "id>; nothing to paste, shown for firewalls and proxies):")
-    click.echo(f"  {base}{STATUS_PATH}")
-    if not base.startswith("https://"):
+    click.echo(f"  {status_url}")
+    if not sms_url.startswith("https://"):
         click.echo("warning: PBXSMS_PUBLIC_URL is not https://, so messages cross the "
                    "internet in clear", err=True)
 

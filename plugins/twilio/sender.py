@@ -24,6 +24,7 @@ from pbxsms.core.plugin_api import (
     Runtime,
     SendResult,
     metrics,
+    public_url,
 )
 from pbxsms.plugins.twilio import codes
 from pbxsms.plugins.twilio.client import JsonDict, TwilioClient, TwilioError
@@ -114,8 +115,8 @@ class TwilioProvider:
 
     def status_callback(self, message_id: str) -> str | None:
         """Our status URL for this message: its id rides in the query, which Twilio signs."""
-        base = (self.runtime.config.core.public_url or "").strip().rstrip("/")
-        return f"{base}{STATUS_PATH}?id={message_id}" if base else None
+        url = public_url(self.runtime.config.core.public_url, STATUS_PATH)
+        return f"{url}?id={message_id}" if url else None
 
     async def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         return [await self.send(message) for message in messages]
