@@ -25,6 +25,7 @@ from bench.sinks import (
     TWILIO_TOKEN,
     USER,
 )
+from pbxsms.bus.embedded import EMBEDDED_DIR, embedded_url
 
 HOOK_TOKEN = "bench-hook-token"
 API_TOKEN = "bench-api-token"
@@ -197,14 +198,15 @@ class Gateway:
     def __init__(self, workdir: Path, sinks: Sinks, plugins: list[str],
                  clicksend: str = "", profile: Path | None = None,
                  tables: dict[str, str] | None = None,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None,
+                 nats_url: str | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         config = workdir / "pbxsms.toml"
         config.write_text(gateway_toml(plugins, clicksend, tables), encoding="utf-8")
         env = {key: value for key, value in os.environ.items()
                if not key.startswith(("PBXSMS_", "CLICKSEND_", "RINGOTEL_", "TELNYX_",
-                                      "TWILIO_"))
+                                      "TWILIO_", "BANDWIDTH_", "FREESWITCH_"))
                and key != "NATS_URL"}
         env.update({
             "PBXSMS_ENV_FILE": os.devnull, "PBXSMS_CONFIG": str(config),
@@ -223,18 +225,22 @@ class Gateway:
             "PBXSMS_SMTP_FROM": "sms@pbx.example.com",
             **(extra_env or {}),
         })
+        if nats_url is not None:  # a nats-server of the bench's instead of the embedded one
+            env["NATS_URL"] = nats_url
         self.log = (workdir / "gateway.log").open("w", encoding="utf-8")
         command = [sys.executable, "-c", "from pbxsms.core.cli import main; main()", "serve"]
         self.process = subprocess.Popen(
             command, env=env,
             stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{self.port}"
-        self.nats_url = f"nats://127.0.0.1:{env['PBXSMS_EMBEDDED_NATS_PORT']}"
         try:
             wait_http(self.url + "/readyz")
         except RuntimeError:
             self.close()
             raise
+        # The embedded server takes only clients with its token, written at its start.
+        self.nats_url = nats_url or embedded_url(int(env["PBXSMS_EMBEDDED_NATS_PORT"]),
+                                                 workdir / "var" / EMBEDDED_DIR)
         self.peak_rss_mb = 0.0
         self.profiler: subprocess.Popen[bytes] | None = None
         if profile is not None:  # collapsed stacks, for `python -m bench.profile`

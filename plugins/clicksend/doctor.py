@@ -51,8 +51,10 @@ async def account(settings: ClickSendSettings) -> Finding:
 
 async def webhooks(config: Config, settings: ClickSendSettings) -> Finding:
     if webhook_token(settings) is None:
-        return warn("CLICKSEND_WEBHOOK_TOKEN unset: anyone who finds the webhook URL can "
-                    "post messages", "set a long random CLICKSEND_WEBHOOK_TOKEN, run "
+        exposure = ("anyone who finds the webhook URL can post messages"
+                    if settings.webhook_insecure else "every ClickSend webhook is refused")
+        return warn(f"CLICKSEND_WEBHOOK_TOKEN unset: {exposure}",
+                    "set a long random CLICKSEND_WEBHOOK_TOKEN, run "
                     "`pbxsms reload` and paste `pbxsms clicksend webhook-url` into ClickSend")
     sms_url = public_url(config.core.public_url, SMS_PATH)
     if sms_url is None:
