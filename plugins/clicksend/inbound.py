@@ -10,7 +10,6 @@ customer's text.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable
@@ -31,6 +30,7 @@ from pbxsms.core.plugin_api import (
     classify_sender,
     content_key,
     our_id,
+    parse_json,
     to_e164,
 )
 
@@ -116,10 +116,7 @@ def _fields(pairs: Iterable[tuple[str, object]]) -> Fields:
 
 
 def _json_fields(raw: bytes) -> Fields:
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError) as error:
-        raise Refusal(400, f"malformed JSON: {error}") from None
+    data = parse_json(raw)
     if not isinstance(data, dict):
         raise Refusal(400, "the JSON body must be an object")
     return data
