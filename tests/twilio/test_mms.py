@@ -1,0 +1,69 @@
+"""Inbound MMS through Twilio: two pictures posted as `MediaUrl{N}` reach the email as
+attachments and the app as signed links, fetched with the account's credentials from
+Twilio's Media URLs and their CDN redirect."""
+
+from __future__ import annotations
+
+import base64
+
+from pbxsms.core.model.events import State
+from pbxsms.sim.mobileapp import MobileAppSimulator
+from pbxsms.sim.twilio import TwilioSimulator
+from tests.support.delivery import wait_channel
+from tests.support.media import pictures_delivered, png
+from tests.support.smtp import SmtpServer
+from tests.twilio.support import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    CUSTOMER,
+    OUR_NUMBER,
+    PUBLIC_URL,
+    SMS_URL,
+    StartGateway,
+    stored,
+)
+
+
+async def test_two_pictures_reach_the_email_and_the_app(
+        start_twilio_gateway: StartGateway, twilio: TwilioSimulator, app: MobileAppSimulator,
+        smtp: SmtpServer) -> None:
+    gateway = await start_twilio_gateway(TWILIO_MEDIA_SIMULATOR=twilio.base_url,
+                                         PBXSMS_MEDIA_URL_SECRET="media-link-secret")
+    pictures = [png(1), png(2)]
+    pushed = await twilio.push_inbound(SMS_URL, CUSTOMER, OUR_NUMBER, "Here is the damage",
+                                       media=[(data, "image/png") for data in pictures])
+    assert pushed.status == 200, pushed.body
+    params = dict(pushed.params)
+    assert params["NumMedia"] == "2" and params["MessageSid"].startswith("MM")
+    [event] = [e for subject, e in await stored(gateway, "sms.inbound.")
+               if subject == "sms.inbound.twilio"]
+    assert event["media_urls"] == [params["MediaUrl0"], params["MediaUrl1"]]
+
+    await pictures_delivered(gateway, event["id"], pictures, "Here is the damage", smtp, app,
+                             public_url=PUBLIC_URL)
+    # Each Media URL was fetched once, with the account's Basic credentials.
+    basic = "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+    for name in ("MediaUrl0", "MediaUrl1"):
+        hosted = twilio.media_of(params[name])
+        assert hosted is not None
+        assert [auth for _, auth in hosted.fetches] == [basic]
+
+
+async def test_media_off_the_allow_list_are_refused_and_the_text_delivered(
+        start_twilio_gateway: StartGateway, twilio: TwilioSimulator, app: MobileAppSimulator,
+        smtp: SmtpServer) -> None:
+    # No simulator allowance: the simulator's http links on loopback are not Twilio's.
+    gateway = await start_twilio_gateway(PBXSMS_MEDIA_URL_SECRET="media-link-secret",
+                                         PBXSMS_MEDIA_FETCH_ATTEMPTS="2")
+    pushed = await twilio.push_inbound(SMS_URL, CUSTOMER, OUR_NUMBER, "Photo",
+                                       media=[(png(3), "image/png")])
+    assert pushed.status == 200, pushed.body
+    [event] = [e for subject, e in await stored(gateway, "sms.inbound.")
+               if subject == "sms.inbound.twilio"]
+    record = await wait_channel(gateway.runtime, event["id"], "media", State.FAILED,
+                                timeout=20)
+    assert "http:// is refused: only https" in (record.channels["media"].reason or "")
+    await wait_channel(gateway.runtime, event["id"], "mobileapp", State.DELIVERED)
+    assert [p.content for p in app.pushes] == ["Photo\n(1 attachment could not be fetched)"]
+    hosted = twilio.media_of(dict(pushed.params)["MediaUrl0"])
+    assert hosted is not None and hosted.fetches == []
