@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
@@ -30,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from pbxsms.sim.clicksend import message_parts
+from pbxsms.sim.media import HostedMedia, media_arg
 from pbxsms.sim.server import (
     ControlHandler,
     JsonDict,
@@ -44,6 +46,9 @@ __all__ = ["MESSAGES_PATH", "Fault", "FaultKind", "PushResult", "TelnyxSimulator
 
 MESSAGES_PATH = "/v2/messages"
 PROFILES_PATH = "/v2/messaging_profiles"
+# Where the simulator hosts an inbound MMS's media (Telnyx documents no host; its links
+# need no credentials and "should be treated as ephemeral").
+MEDIA_PREFIX = "/mms-media/"
 SIGNATURE_HEADER = "telnyx-signature-ed25519"
 TIMESTAMP_HEADER = "telnyx-timestamp"
 
@@ -170,6 +175,8 @@ class TelnyxSimulator(SimulatedService):
         # The messaging profile's numbers; empty: any `from` is taken.
         self.numbers: set[str] = set()
         self.faults: list[Fault] = []
+        # Inbound MMS media: path → the file.
+        self.media: dict[str, HostedMedia] = {}
         self._window: dict[str, tuple[int, int]] = {}
         self._pushes: set[asyncio.Task[None]] = set()
 
@@ -244,29 +251,44 @@ class TelnyxSimulator(SimulatedService):
         return PushResult(response.status, text, url, payload, raw, dict(headers))
 
     def inbound_payload(self, from_: str, to: str, text: str,
-                        message_id: str | None = None) -> JsonDict:
-        """A `message.received` payload as documented (SMS, no media)."""
+                        message_id: str | None = None,
+                        media: Sequence[tuple[bytes, str]] = ()) -> JsonDict:
+        """A `message.received` payload as documented: an SMS, or an MMS whose `media`
+        (bytes, content type) the simulator hosts, listed as `media[] {url, content_type,
+        size, hash_sha256}`."""
         return {
             "record_type": "message", "direction": "inbound",
-            "id": message_id or str(uuid.uuid4()), "type": "SMS",
+            "id": message_id or str(uuid.uuid4()), "type": "MMS" if media else "SMS",
             "messaging_profile_id": self.profile_id, "organization_id": self.organization_id,
             "from": {"phone_number": from_, "carrier": "T-Mobile USA", "line_type": "Wireless"},
             "to": [{"phone_number": to, "carrier": "Telnyx", "line_type": "Wireless",
                     "status": "webhook_delivered"}],
-            "text": text, "media": [], "encoding": "GSM-7", "parts": message_parts(text),
+            "text": text, "media": [self.host_media(data, kind) for data, kind in media],
+            "encoding": "GSM-7", "parts": message_parts(text),
             "cc": [], "tags": [], "cost": None, "received_at": _now_iso(), "sent_at": None,
             "completed_at": None, "valid_until": None, "errors": [],
             "webhook_url": self.webhook_url, "webhook_failover_url": None,
         }
 
     async def push_inbound(self, url: str, from_: str, to: str, text: str, *,
-                           message_id: str | None = None,
-                           timestamp: int | None = None) -> PushResult:
-        """Deliver a `message.received` webhook, signed."""
+                           message_id: str | None = None, timestamp: int | None = None,
+                           media: Sequence[tuple[bytes, str]] = ()) -> PushResult:
+        """Deliver a `message.received` webhook, signed (an MMS with `media`)."""
         body = self.envelope("message.received",
-                             self.inbound_payload(from_, to, text, message_id),
+                             self.inbound_payload(from_, to, text, message_id, media),
                              delivered_to=url)
         return await self.push(url, body, timestamp=timestamp)
+
+    def host_media(self, data: bytes, content_type: str) -> JsonDict:
+        """Host a file of an inbound MMS; its `media[]` item."""
+        path = f"{MEDIA_PREFIX}{uuid.uuid4()}"
+        self.media[path] = HostedMedia(content_type, data)
+        return {"url": f"{self.base_url}{path}", "content_type": content_type,
+                "size": len(data), "hash_sha256": hashlib.sha256(data).hexdigest()}
+
+    def media_of(self, url: str) -> HostedMedia | None:
+        """The hosted file behind a media link the simulator gave out."""
+        return self.media.get(url.removeprefix(self.base_url))
 
     def receipt_payload(self, message_id: str, status: str,
                         errors: Iterable[tuple[str, str, str]] = ()) -> JsonDict:
@@ -320,6 +342,10 @@ class TelnyxSimulator(SimulatedService):
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.path.startswith("/_sim/"):
             return await self.control(request)
+        hosted = self.media.get(request.path) if request.method == "GET" else None
+        if hosted is not None:  # media links need no API key
+            hosted.record(request)
+            return hosted.response()
         raw = await request.read()
         try:
             body = json.loads(raw) if raw else None
@@ -511,10 +537,11 @@ class TelnyxSimulator(SimulatedService):
         return json_response(200, {"ok": True})
 
     async def _ctl_inbound(self, request: web.Request) -> web.StreamResponse:
-        """Push a signed `message.received`: {"url", "from", "to", "text"}."""
+        """Push a signed `message.received`: {"url", "from", "to", "text", "media"}."""
         args = await control_json(request)
         return await relay(self.push_inbound(str(args["url"]), str(args["from"]),
-                                             str(args["to"]), str(args.get("text", ""))))
+                                             str(args["to"]), str(args.get("text", "")),
+                                             media=media_arg(args.get("media"))))
 
     async def _ctl_receipt(self, request: web.Request) -> web.StreamResponse:
         """Push a signed receipt: {"url", "message_id", "status"}."""

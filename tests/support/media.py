@@ -55,7 +55,7 @@ async def pictures_delivered(gateway: Gateway, message_id: str, pictures: list[b
     assert [sha256(data) for data in attached] == [sha256(data) for data in pictures]
     assert caption in mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
 
-    assert [p.content for p in app.pushes if p.type == 1] == [caption]
+    assert [p.content for p in app.pushes if p.type == 1] == [caption], app.pushes
     links = [p.content for p in app.pushes if p.type == 7]
     assert len(links) == len(pictures), links
     base = public_url or gateway.url

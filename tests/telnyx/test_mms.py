@@ -1,0 +1,79 @@
+"""Inbound MMS through Telnyx: two pictures listed in `data.payload.media[]` reach the email
+as attachments and the app as signed links; a media host off the allow-list is refused
+with the reason and the text still delivered."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pbxsms.core.model.events import State
+from pbxsms.sim.mobileapp import MobileAppSimulator
+from pbxsms.sim.telnyx import TelnyxSimulator
+from tests.helpers import free_port
+from tests.support.delivery import delivery_env, wait_channel
+from tests.support.gateway import Gateway
+from tests.support.media import pictures_delivered, png
+from tests.support.smtp import SmtpServer
+from tests.support.telnyx import CUSTOMER, OURS, telnyx_env, toml
+
+StartGateway = Callable[..., Awaitable[Gateway]]
+
+
+async def _start(start_gateway: StartGateway, telnyx: TelnyxSimulator,
+                 app: MobileAppSimulator, smtp: SmtpServer, **more: str) -> Gateway:
+    port = free_port()
+    env = {**delivery_env(app, smtp), **telnyx_env(telnyx), "PBXSMS_HTTP_PORT": str(port),
+           "PBXSMS_PUBLIC_URL": f"http://127.0.0.1:{port}",
+           "PBXSMS_MEDIA_URL_SECRET": "media-link-secret", "PBXSMS_MEDIA_FETCH_ATTEMPTS": "2",
+           **more}
+    return await start_gateway(toml=toml('"telnyx", "email", "mobileapp"'), env=env)
+
+
+async def _inbound_event(gateway: Gateway) -> dict[str, Any]:
+    msg = await gateway.runtime.js.get_last_msg(gateway.runtime.stream, "sms.inbound.telnyx")
+    event: dict[str, Any] = json.loads(msg.data or b"")
+    return event
+
+
+async def test_two_pictures_reach_the_email_and_the_app(
+        start_gateway: StartGateway, telnyx: TelnyxSimulator, app: MobileAppSimulator,
+        smtp: SmtpServer) -> None:
+    gateway = await _start(start_gateway, telnyx, app, smtp,
+                           TELNYX_MEDIA_SIMULATOR=telnyx.base_url)
+    pictures = [png(1), png(2)]
+    pushed = await telnyx.push_inbound(f"{gateway.url}/webhook/telnyx", CUSTOMER, OURS,
+                                       "Here is the damage",
+                                       media=[(data, "image/png") for data in pictures])
+    assert pushed.status == 200, pushed.body
+    media = pushed.payload["data"]["payload"]["media"]
+    assert pushed.payload["data"]["payload"]["type"] == "MMS"
+    event = await _inbound_event(gateway)
+    assert event["media_urls"] == [item["url"] for item in media]
+
+    await pictures_delivered(gateway, event["id"], pictures, "Here is the damage", smtp,
+                             app, email="front@example.com")
+    # Each link fetched once, with no credentials (Telnyx's need none).
+    for item in media:
+        hosted = telnyx.media_of(item["url"])
+        assert hosted is not None and [auth for _, auth in hosted.fetches] == [None]
+
+
+async def test_a_host_off_the_allow_list_is_refused_and_the_text_delivered(
+        start_gateway: StartGateway, telnyx: TelnyxSimulator, app: MobileAppSimulator,
+        smtp: SmtpServer) -> None:
+    # The default: no Telnyx media host is allowed until one is listed.
+    gateway = await _start(start_gateway, telnyx, app, smtp)
+    pushed = await telnyx.push_inbound(f"{gateway.url}/webhook/telnyx", CUSTOMER, OURS,
+                                       "Photo", media=[(png(3), "image/png")])
+    assert pushed.status == 200, pushed.body
+    event = await _inbound_event(gateway)
+    record = await wait_channel(gateway.runtime, event["id"], "media", State.FAILED,
+                                timeout=20)
+    assert "http:// is refused: only https" in (record.channels["media"].reason or "")
+    await wait_channel(gateway.runtime, event["id"], "mobileapp", State.DELIVERED)
+    assert [p.content for p in app.pushes] == ["Photo\n(1 attachment could not be fetched)"]
+    (item,) = pushed.payload["data"]["payload"]["media"]
+    hosted = telnyx.media_of(item["url"])
+    assert hosted is not None and hosted.fetches == []
