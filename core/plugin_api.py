@@ -52,6 +52,7 @@ from pbxsms.core.registry import (
     RouteHandler,
     RouteRegister,
     SendResult,
+    mms_unsupported,
     opted_out,
 )
 from pbxsms.core.serve.app import MAX_BODY
@@ -123,6 +124,7 @@ __all__ = [
     "load_plugin_only",
     "media_store",
     "metrics",
+    "mms_unsupported",
     "modify",
     "new_id",
     "ok",

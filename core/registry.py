@@ -91,6 +91,16 @@ def opted_out(code: str, reason: str) -> SendResult:
     return SendResult(Outcome.FAILED, code=code, reason=reason, details={OPTED_OUT: True})
 
 
+def mms_unsupported(provider: str, message: OutboundMessage) -> SendResult:
+    """The verdict on an MMS given to a provider plugin that cannot send pictures yet: it
+    is refused whole, never sent as its text alone with the pictures dropped."""
+    count = len(message.media)
+    return SendResult(Outcome.FAILED, code="MMS_UNSUPPORTED",
+                      reason=f"{provider} cannot send MMS through pbxsms yet: the message "
+                             f"and its {count} picture{'s' if count != 1 else ''} were not "
+                             "sent")
+
+
 class Provider(Protocol):
     """An SMS provider as the outbound dispatcher sees it.
 

@@ -21,6 +21,7 @@ from pbxsms.core.plugin_api import (
     SendResult,
     fingerprint,
     metrics,
+    mms_unsupported,
 )
 from pbxsms.plugins.bandwidth.client import (
     BandwidthClient,
@@ -65,6 +66,8 @@ class BandwidthProvider:
         return [await self.send(message) for message in messages]
 
     async def send(self, message: OutboundMessage) -> SendResult:
+        if message.media:
+            return mms_unsupported("Bandwidth", message)
         settings = self.settings
         if not settings.can_send:
             return SendResult(Outcome.FAILED, code="NOT_CONFIGURED",

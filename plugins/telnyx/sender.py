@@ -21,6 +21,7 @@ from pbxsms.core.plugin_api import (
     SendResult,
     fingerprint,
     metrics,
+    mms_unsupported,
     opted_out,
 )
 from pbxsms.plugins.telnyx.client import HTTPError, NoAnswer, NotSent, TelnyxClient
@@ -71,6 +72,8 @@ class TelnyxProvider:
         return [await self.send(message) for message in messages]
 
     async def send(self, message: OutboundMessage) -> SendResult:
+        if message.media:
+            return mms_unsupported("Telnyx", message)
         settings = self.settings
         if not settings.can_send:
             return SendResult(Outcome.FAILED, code="NOT_CONFIGURED",

@@ -21,6 +21,7 @@ from pbxsms.core.plugin_api import (
     Runtime,
     SendResult,
     metrics,
+    mms_unsupported,
     public_url,
 )
 from pbxsms.plugins.twilio import codes
@@ -126,6 +127,8 @@ class TwilioProvider:
         return [await self.send(message) for message in messages]
 
     async def send(self, message: OutboundMessage) -> SendResult:
+        if message.media:
+            return mms_unsupported("Twilio", message)
         settings = self.settings
         if not settings.can_send:
             return SendResult(Outcome.FAILED, code="NOT_CONFIGURED",

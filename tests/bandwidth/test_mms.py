@@ -16,7 +16,7 @@ from tests.helpers import free_port
 from tests.support.bandwidth import CUSTOMER, OURS, bandwidth_env, toml
 from tests.support.delivery import delivery_env, wait_channel
 from tests.support.gateway import Gateway
-from tests.support.media import pictures_delivered, png
+from tests.support.media import pictures_delivered, png, refused_as_unsupported, send_mms
 from tests.support.smtp import SmtpServer
 
 StartGateway = Callable[..., Awaitable[Gateway]]
@@ -80,3 +80,12 @@ async def test_without_the_api_user_the_text_is_delivered_and_the_401_recorded(
     (link,) = pushed.payload[0]["message"]["media"]
     hosted = bandwidth.media_of(link)
     assert hosted is not None and [auth for _, auth in hosted.fetches] == [None]
+
+
+async def test_an_mms_to_send_is_refused_whole_not_sent_as_text(
+        start_gateway: StartGateway, bandwidth: BandwidthSimulator, app: MobileAppSimulator,
+        smtp: SmtpServer) -> None:
+    gateway = await _start(start_gateway, bandwidth, app, smtp)
+    message_id = await send_mms(gateway, "api-t0ken", OURS, CUSTOMER, [png(4), png(5)])
+    await refused_as_unsupported(gateway, message_id, "bandwidth", 2)
+    assert bandwidth.send_requests == []

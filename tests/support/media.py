@@ -67,3 +67,33 @@ async def pictures_delivered(gateway: Gateway, message_id: str, pictures: list[b
                 assert response.status == 200
                 assert response.headers["X-Content-Type-Options"] == "nosniff"
                 assert sha256(await response.read()) == sha256(data)
+
+
+async def send_mms(gateway: Gateway, api_token: str, sender: str, to: str,
+                   pictures: list[bytes]) -> str:
+    """Upload PNG `pictures` and send them with a text through the API; the message id."""
+    auth = {"Authorization": f"Bearer {api_token}"}
+    async with ClientSession(headers=auth) as http:
+        ids = []
+        for data in pictures:
+            async with http.post(f"{gateway.url}/api/v1/media", data=data,
+                                 headers={"Content-Type": "image/png"}) as response:
+                assert response.status == 201, await response.text()
+                ids.append((await response.json())["id"])
+        async with http.post(f"{gateway.url}/api/v1/messages", json={
+                "from": sender, "to": to, "body": "Your invoice",
+                "media": [{"id": media_id} for media_id in ids]}) as response:
+            assert response.status == 202, await response.text()
+            message_id: str = (await response.json())["id"]
+    return message_id
+
+
+async def refused_as_unsupported(gateway: Gateway, message_id: str, channel: str,
+                                 pictures: int) -> None:
+    """The MMS failed on `channel` as one the carrier cannot send: not sent as text alone."""
+    record = await wait_channel(gateway.runtime, message_id, channel, State.FAILED)
+    assert record.state == State.FAILED
+    assert [h.error_code for h in record.history if h.state == State.FAILED] == \
+        ["MMS_UNSUPPORTED"]
+    reason = record.channels[channel].reason or ""
+    assert "cannot send MMS" in reason and f"{pictures} pictures were not sent" in reason

@@ -14,9 +14,9 @@ from pbxsms.sim.telnyx import TelnyxSimulator
 from tests.helpers import free_port
 from tests.support.delivery import delivery_env, wait_channel
 from tests.support.gateway import Gateway
-from tests.support.media import pictures_delivered, png
+from tests.support.media import pictures_delivered, png, refused_as_unsupported, send_mms
 from tests.support.smtp import SmtpServer
-from tests.support.telnyx import CUSTOMER, OURS, telnyx_env, toml
+from tests.support.telnyx import API_TOKEN, CUSTOMER, OURS, telnyx_env, toml
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 
@@ -77,3 +77,12 @@ async def test_a_host_off_the_allow_list_is_refused_and_the_text_delivered(
     (item,) = pushed.payload["data"]["payload"]["media"]
     hosted = telnyx.media_of(item["url"])
     assert hosted is not None and hosted.fetches == []
+
+
+async def test_an_mms_to_send_is_refused_whole_not_sent_as_text(
+        start_gateway: StartGateway, telnyx: TelnyxSimulator, app: MobileAppSimulator,
+        smtp: SmtpServer) -> None:
+    gateway = await _start(start_gateway, telnyx, app, smtp)
+    message_id = await send_mms(gateway, API_TOKEN, OURS, CUSTOMER, [png(4), png(5)])
+    await refused_as_unsupported(gateway, message_id, "telnyx", 2)
+    assert telnyx.send_requests == []

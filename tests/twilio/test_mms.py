@@ -10,7 +10,7 @@ from pbxsms.core.model.events import State
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from pbxsms.sim.twilio import TwilioSimulator
 from tests.support.delivery import wait_channel
-from tests.support.media import pictures_delivered, png
+from tests.support.media import pictures_delivered, png, refused_as_unsupported, send_mms
 from tests.support.smtp import SmtpServer
 from tests.twilio.support import (
     ACCOUNT_SID,
@@ -67,3 +67,11 @@ async def test_media_off_the_allow_list_are_refused_and_the_text_delivered(
     assert [p.content for p in app.pushes] == ["Photo\n(1 attachment could not be fetched)"]
     hosted = twilio.media_of(dict(pushed.params)["MediaUrl0"])
     assert hosted is not None and hosted.fetches == []
+
+
+async def test_an_mms_to_send_is_refused_whole_not_sent_as_text(
+        start_twilio_gateway: StartGateway, twilio: TwilioSimulator) -> None:
+    gateway = await start_twilio_gateway()
+    message_id = await send_mms(gateway, "api-token", OUR_NUMBER, CUSTOMER, [png(4), png(5)])
+    await refused_as_unsupported(gateway, message_id, "twilio", 2)
+    assert twilio.create_requests == []
