@@ -9,7 +9,11 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+
 from pbxsms.core.model.events import State
+from pbxsms.core.plugin_api import Refusal
+from pbxsms.plugins.bandwidth.inbound import parse_event
 from pbxsms.sim.bandwidth import BandwidthSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.helpers import free_port
@@ -89,3 +93,18 @@ async def test_an_mms_to_send_is_refused_whole_not_sent_as_text(
     message_id = await send_mms(gateway, "api-t0ken", OURS, CUSTOMER, [png(4), png(5)])
     await refused_as_unsupported(gateway, message_id, "bandwidth", 2)
     assert bandwidth.send_requests == []
+
+
+def _received(media: object) -> dict[str, Any]:
+    return {"type": "message-received", "to": OURS, "message": {
+        "id": "14762070468292kw2fuqty55yp2b2", "direction": "in", "from": CUSTOMER,
+        "to": [OURS], "text": "hi", "media": media}}
+
+
+def test_media_urls_skip_the_smil_layout_and_a_malformed_list_is_refused() -> None:
+    base = "https://messaging.bandwidth.com/api/v2/users/9900000/media/1476/"
+    event = parse_event(_received([base + "0/bw.png", base + "1/smil.smil"]), 0, "US")
+    assert event.message.media_urls == [base + "0/bw.png"]  # type: ignore[union-attr]
+    with pytest.raises(Refusal) as refused:
+        parse_event(_received([{"url": base}]), 0, "US")
+    assert refused.value.field == "[0].message.media"

@@ -8,7 +8,11 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+
 from pbxsms.core.model.events import State
+from pbxsms.core.plugin_api import Refusal
+from pbxsms.plugins.telnyx.inbound import media_urls
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from pbxsms.sim.telnyx import TelnyxSimulator
 from tests.helpers import free_port
@@ -86,3 +90,15 @@ async def test_an_mms_to_send_is_refused_whole_not_sent_as_text(
     message_id = await send_mms(gateway, API_TOKEN, OURS, CUSTOMER, [png(4), png(5)])
     await refused_as_unsupported(gateway, message_id, "telnyx", 2)
     assert telnyx.send_requests == []
+
+
+def test_media_urls_read_each_item_and_a_malformed_item_is_refused() -> None:
+    items = [{"url": "https://media.example/a.jpg", "content_type": "image/jpeg",
+              "size": 10, "hash_sha256": "00"}, {"url": "https://media.example/b.png"}]
+    assert media_urls(items) == ["https://media.example/a.jpg", "https://media.example/b.png"]
+    assert media_urls(None) == [] and media_urls([]) == []
+    for bad, field in (({"url": "x"}, "data.payload.media"),
+                       ([{"content_type": "image/png"}], "data.payload.media[0].url")):
+        with pytest.raises(Refusal) as refused:
+            media_urls(bad)
+        assert refused.value.field == field

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import base64
 
+import pytest
+
 from pbxsms.core.model.events import State
+from pbxsms.core.plugin_api import Refusal
+from pbxsms.plugins.twilio.inbound import media_urls
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from pbxsms.sim.twilio import TwilioSimulator
 from tests.support.delivery import wait_channel
@@ -75,3 +79,14 @@ async def test_an_mms_to_send_is_refused_whole_not_sent_as_text(
     message_id = await send_mms(gateway, "api-token", OUR_NUMBER, CUSTOMER, [png(4), png(5)])
     await refused_as_unsupported(gateway, message_id, "twilio", 2)
     assert twilio.create_requests == []
+
+
+def test_media_urls_follow_num_media_and_a_bad_count_is_refused() -> None:
+    fields = {"NumMedia": "2", "MediaUrl0": "https://api.twilio.com/a",
+              "MediaUrl1": "https://api.twilio.com/b", "MediaUrl2": "https://evil.example/c"}
+    assert media_urls(fields) == ["https://api.twilio.com/a", "https://api.twilio.com/b"]
+    assert media_urls({"NumMedia": "0", "MediaUrl0": "https://api.twilio.com/a"}) == []
+    assert media_urls({"Body": "no media fields"}) == []
+    with pytest.raises(Refusal) as refused:
+        media_urls({"NumMedia": "two"})
+    assert refused.value.field == "NumMedia"
