@@ -27,7 +27,10 @@ def same_secret(given: str | None, expected: str) -> bool:
     """Constant-time comparison, so response timing leaks nothing about the secret."""
     if given is None:
         return False
-    return hmac.compare_digest(given.encode(), expected.encode())
+    # A header or query may hold bytes that are not UTF-8 (kept as surrogate escapes):
+    # compared as the bytes that came, never an encoding error.
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"),
+                               expected.encode("utf-8", "surrogateescape"))
 
 
 def public_url(base: str | None, path: str) -> str | None:
@@ -64,6 +67,15 @@ async def read_json(request: web.Request) -> object:
         return json.loads(raw)
     except RecursionError as error:
         raise ValueError("JSON nested too deeply") from error
+
+
+def parse_json(raw: bytes) -> object:
+    """A webhook's raw body (read first, for its signature) as JSON; Refusal 400 when it
+    is not JSON, however broken."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as error:
+        raise Refusal(400, f"malformed JSON: {error}") from None
 
 
 async def json_body(request: web.Request) -> object:

@@ -29,6 +29,9 @@ MESSAGES_BUCKET = "sms_messages"
 PROVIDER_IDS_BUCKET = "sms_provider_ids"
 STATES_BUCKET = "sms_states"
 
+# Status history entries kept per message unless `[bus] status_history` says otherwise.
+MAX_HISTORY = 200
+
 # How many records (and provider ids) this process remembers having written: enough
 # for the events of one message, which come close together, at thousands per second.
 REMEMBERED = 4096
@@ -64,11 +67,16 @@ class StatusRecord(BaseModel):
     segments: int | None = None
     channels: dict[str, ChannelStatus] = Field(default_factory=dict)
     history: list[HistoryEntry] = Field(default_factory=list)
+    # Entries dropped from `history` beyond the cap (the first one is always kept).
+    history_dropped: int = 0
     updated_at: datetime = Field(default_factory=utcnow)
 
 
-def apply(record: StatusRecord | None, event: StatusEvent) -> StatusRecord:
-    """Fold one status event into the record (pure; safe to repeat)."""
+def apply(record: StatusRecord | None, event: StatusEvent,
+          max_history: int = MAX_HISTORY) -> StatusRecord:
+    """Fold one status event into the record (pure; safe to repeat). The history keeps
+    its first entry and the newest, `max_history` in all; `history_dropped` counts the
+    rest."""
     entry = HistoryEntry(state=event.state, channel=event.channel, reason=event.reason,
                          attempt=event.attempt, provider_message_id=event.provider_message_id,
                          error_code=event.error_code, at=event.at)
@@ -78,6 +86,10 @@ def apply(record: StatusRecord | None, event: StatusEvent) -> StatusRecord:
         return record
     record.history.append(entry)
     record.history.sort(key=lambda item: item.at)
+    excess = len(record.history) - max_history
+    if excess > 0:
+        del record.history[1:1 + excess]
+        record.history_dropped += excess
     channel = event.channel or "-"
     current = record.channels.get(channel)
     # Events are folded concurrently, so they may come out of order: the newest wins, and
@@ -118,8 +130,9 @@ class StatusStore:
     """Read and fold message status records."""
 
     def __init__(self, messages: Bucket, provider_ids: Bucket,
-                 states: Bucket | None = None) -> None:
+                 states: Bucket | None = None, max_history: int = MAX_HISTORY) -> None:
         self.messages = messages
+        self.max_history = max_history
         self.provider_ids = provider_ids
         self.states = states
         # What this process last wrote per record (value, revision): the next fold of
@@ -188,7 +201,7 @@ class StatusStore:
             record = StatusRecord.model_validate_json(current) if current else None
             before[:] = [record.state] if record else []
             # The last call's record is the one written: no need to read it back.
-            folded[:] = [apply(record, event)]
+            folded[:] = [apply(record, event, self.max_history)]
             return folded[0].model_dump_json().encode()
 
         known: tuple[bytes | None, int] | None = self._written.get(event.id)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import ClientSession
 
-from pbxsms.core.plugin_api import Check, Config, Finding, fail, ok, public_url, warn
-from pbxsms.plugins.clicksend.client import ClickSendClient, ClickSendError, HTTPError
+from pbxsms.core.plugin_api import CarrierError, Check, Config, Finding, fail, ok, public_url, warn
+from pbxsms.plugins.clicksend.client import ClickSendClient, HTTPError
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 from pbxsms.plugins.clicksend.webhooks import SMS_PATH, webhook_token
 
@@ -32,7 +32,7 @@ async def account(settings: ClickSendSettings) -> Finding:
                             "check CLICKSEND_USERNAME and CLICKSEND_API_KEY in .env (ClickSend "
                             "dashboard → Developers → API Credentials), then `pbxsms reload`")
             return fail(f"{url} answered: {error}", "see ClickSend's status page; try again")
-        except ClickSendError as error:
+        except CarrierError as error:
             return fail(f"{error}", "check CLICKSEND_BASE_URL and the network path to it")
     # `_subaccount` also holds the live API key: only its id is read.
     balance = data.get("balance")
@@ -51,8 +51,10 @@ async def account(settings: ClickSendSettings) -> Finding:
 
 async def webhooks(config: Config, settings: ClickSendSettings) -> Finding:
     if webhook_token(settings) is None:
-        return warn("CLICKSEND_WEBHOOK_TOKEN unset: anyone who finds the webhook URL can "
-                    "post messages", "set a long random CLICKSEND_WEBHOOK_TOKEN, run "
+        exposure = ("anyone who finds the webhook URL can post messages"
+                    if settings.webhook_insecure else "every ClickSend webhook is refused")
+        return warn(f"CLICKSEND_WEBHOOK_TOKEN unset: {exposure}",
+                    "set a long random CLICKSEND_WEBHOOK_TOKEN, run "
                     "`pbxsms reload` and paste `pbxsms clicksend webhook-url` into ClickSend")
     sms_url = public_url(config.core.public_url, SMS_PATH)
     if sms_url is None:

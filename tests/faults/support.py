@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 
+from pbxsms.bus.embedded import EMBEDDED_DIR, embedded_url
 from pbxsms.sim.freeswitch import FakeFreeSwitch
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from pbxsms.sim.twilio import TwilioSimulator
@@ -108,6 +109,11 @@ class GatewayProc:
     @property
     def log(self) -> Path:
         return self.workdir / "serve.log"
+
+    @property
+    def embedded_nats_url(self) -> str:
+        """Its embedded NATS server's URL, with the secret it generated in its data dir."""
+        return embedded_url(self.nats_port, self.workdir / "var" / EMBEDDED_DIR)
 
     def start(self) -> None:
         self.proc = Proc(self.workdir, self.http_port, self.nats_port,
