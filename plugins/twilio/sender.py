@@ -18,14 +18,15 @@ from email.utils import parsedate_to_datetime
 from pbxsms.core.plugin_api import (
     CarrierError,
     NoAnswer,
+    NoLinks,
     NotSent,
     OutboundMessage,
     Outcome,
     Runtime,
     SendResult,
     metrics,
-    mms_unsupported,
     public_url,
+    signed_link,
 )
 from pbxsms.plugins.twilio import codes
 from pbxsms.plugins.twilio.client import JsonDict, TwilioClient, TwilioError
@@ -123,8 +124,6 @@ class TwilioProvider:
         return [await self.send(message) for message in messages]
 
     async def send(self, message: OutboundMessage) -> SendResult:
-        if message.media:
-            return mms_unsupported("Twilio", message)
         settings = self.settings
         if not settings.can_send:
             return SendResult(Outcome.FAILED, code="NOT_CONFIGURED",
@@ -137,12 +136,19 @@ class TwilioProvider:
         wait = self._held_until - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
+        try:
+            # Twilio fetches each picture from our signed link (PBXSMS_PUBLIC_URL).
+            media_urls = [await signed_link(self.runtime, item) for item in message.media]
+        except NoLinks as error:
+            return SendResult(Outcome.FAILED, code="NO_MEDIA_LINKS",
+                              reason=f"Twilio fetches MMS pictures from pbxsms: {error}, "
+                                     "so the message and its pictures were not sent")
         client = TwilioClient(self.runtime.http, settings)
         metrics.PROVIDER_BATCH_SIZE.labels(NAME).observe(1)
         started, called_at = time.perf_counter(), time.time()
         try:
             answer = await client.create_message(message.to, message.from_, message.body,
-                                                 self.status_callback(message.id))
+                                                 self.status_callback(message.id), media_urls)
         except NotSent as error:
             _count("not_sent")
             log.warning("Twilio send of %s not sent, will retry: %s", message.id, error,

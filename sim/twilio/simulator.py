@@ -95,6 +95,9 @@ class TwilioSimulator(SimulatedService):
         self.media: dict[str, HostedMedia] = {}
         self.cdn: dict[str, HostedMedia] = {}
         self.media_auth = True
+        # What Twilio fetched of each sent MMS's MediaUrl: message SID → (url, status,
+        # bytes), in order, filled in the background after the create call is answered.
+        self.sent_media: dict[str, list[tuple[str, int, bytes]]] = {}
         self._created = time.time()
         for number in numbers or []:
             self.add_number(number)
@@ -129,6 +132,7 @@ class TwilioSimulator(SimulatedService):
         self.faults.clear()
         self.pushes.clear()
         self.status_callbacks.clear()
+        self.sent_media.clear()
 
     @property
     def sent(self) -> list[JsonDict]:
@@ -343,14 +347,28 @@ class TwilioSimulator(SimulatedService):
         refused = self._refusal(form, to, from_, body)
         if refused is not None:
             return shapes.error(refused, to=to, from_=from_)
-        sid = shapes.new_sid("SM")
+        media_urls = rec.form.get("MediaUrl", [])
+        sid = shapes.new_sid("MM" if media_urls else "SM")
         self.messages.append(shapes.message(self.account_sid, sid, from_, to, body, "queued",
                                             time.time()))
+        if media_urls:
+            self.messages[-1]["num_media"] = str(len(media_urls))
+            self.sent_media[sid] = []
+            self.in_background(self._fetch_sent_media(sid, media_urls))
         if form.get("StatusCallback"):
             self.status_callbacks[sid] = form["StatusCallback"]
         if fault is not None and fault.kind == "store_then_500":
             return shapes.error(20500)
         return json_response(201, self.messages[-1])
+
+    async def _fetch_sent_media(self, sid: str, urls: list[str]) -> None:
+        """Fetch an MMS's pictures as Twilio does once it has queued the message."""
+        for url in urls:
+            try:
+                async with self.session.get(self._through_proxy(url)) as response:
+                    self.sent_media[sid].append((url, response.status, await response.read()))
+            except Exception:  # unreachable: Twilio reports 11200 later, here status 0
+                self.sent_media[sid].append((url, 0, b""))
 
     def _refusal(self, form: dict[str, str], to: str, from_: str, body: str) -> int | None:
         """The error code Twilio answers this creation with, None when it is taken."""

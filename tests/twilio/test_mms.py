@@ -13,8 +13,9 @@ from pbxsms.core.plugin_api import Refusal
 from pbxsms.plugins.twilio.inbound import media_urls
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from pbxsms.sim.twilio import TwilioSimulator
+from tests.helpers import wait_until
 from tests.support.delivery import wait_channel
-from tests.support.media import pictures_delivered, png, refused_as_unsupported, send_mms
+from tests.support.media import pictures_delivered, png, send_mms, sha256
 from tests.support.smtp import SmtpServer
 from tests.twilio.support import (
     ACCOUNT_SID,
@@ -73,12 +74,28 @@ async def test_media_off_the_allow_list_are_refused_and_the_text_delivered(
     assert hosted is not None and hosted.fetches == []
 
 
-async def test_an_mms_to_send_is_refused_whole_not_sent_as_text(
+async def test_an_mms_from_the_api_goes_out_with_each_picture_as_a_signed_media_url(
         start_twilio_gateway: StartGateway, twilio: TwilioSimulator) -> None:
-    gateway = await start_twilio_gateway()
-    message_id = await send_mms(gateway, "api-token", OUR_NUMBER, CUSTOMER, [png(4), png(5)])
-    await refused_as_unsupported(gateway, message_id, "twilio", 2)
-    assert twilio.create_requests == []
+    gateway = await start_twilio_gateway(PBXSMS_MEDIA_URL_SECRET="media-link-secret")
+    pictures = [png(4), png(5)]
+    message_id = await send_mms(gateway, "api-token", OUR_NUMBER, CUSTOMER, pictures)
+    await wait_channel(gateway.runtime, message_id, "twilio", State.ACCEPTED)
+
+    (request,) = twilio.create_requests
+    assert request.form["Body"] == ["Your invoice"]
+    links = request.form["MediaUrl"]
+    assert len(links) == 2 and all(link.startswith(f"{PUBLIC_URL}/media/") for link in links)
+    (sent,) = twilio.sent
+    assert sent["sid"].startswith("MM") and sent["num_media"] == "2"
+    # Twilio fetches each picture from the gateway (through its TLS proxy): the same bytes.
+    await wait_until(lambda: len(twilio.sent_media[sent["sid"]]) == 2,
+                     message="Twilio's fetches")
+    assert [(status, sha256(data)) for _, status, data in twilio.sent_media[sent["sid"]]] \
+        == [(200, sha256(data)) for data in pictures]
+
+    result = await twilio.push_status(sent["sid"], "delivered")
+    assert result.status == 204, result.body
+    await wait_channel(gateway.runtime, message_id, "twilio", State.DELIVERED)
 
 
 def test_media_urls_follow_num_media_and_a_bad_count_is_refused() -> None:
