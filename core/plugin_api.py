@@ -68,7 +68,7 @@ from pbxsms.core.registry import (
     RouteHandler,
     RouteRegister,
     SendResult,
-    mms_unsupported,
+    no_media_links,
     opted_out,
 )
 from pbxsms.core.serve.app import MAX_BODY
@@ -147,9 +147,9 @@ __all__ = [
     "load_plugin_only",
     "media_store",
     "metrics",
-    "mms_unsupported",
     "modify",
     "new_id",
+    "no_media_links",
     "ok",
     "opted_out",
     "our_id",

@@ -94,14 +94,14 @@ def opted_out(code: str, reason: str) -> SendResult:
     return SendResult(Outcome.FAILED, code=code, reason=reason, details={OPTED_OUT: True})
 
 
-def mms_unsupported(provider: str, message: OutboundMessage) -> SendResult:
-    """The verdict on an MMS given to a provider plugin that cannot send pictures yet: it
-    is refused whole, never sent as its text alone with the pictures dropped."""
-    count = len(message.media)
-    return SendResult(Outcome.FAILED, code="MMS_UNSUPPORTED",
-                      reason=f"{provider} cannot send MMS through pbxsms yet: the message "
-                             f"and its {count} picture{'s' if count != 1 else ''} were not "
-                             "sent")
+def no_media_links(provider: str, reason: str) -> SendResult:
+    """The verdict on an MMS whose pictures the carrier would fetch from pbxsms's signed
+    links when no link can be made (`reason`): refused whole, never sent as its text with
+    the pictures dropped."""
+    return SendResult(Outcome.FAILED, code="NO_MEDIA_LINKS",
+                      reason=f"{provider} fetches MMS pictures from pbxsms: {reason}, so the "
+                             "message and its pictures were not sent")
+
 
 
 class Provider(Protocol):

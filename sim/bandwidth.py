@@ -32,7 +32,7 @@ from aiohttp import web
 
 from pbxsms.sim.carrier import CarrierSimulator, RecordedRequest, e164, now_iso
 from pbxsms.sim.clicksend import message_parts
-from pbxsms.sim.media import HostedMedia, media_arg
+from pbxsms.sim.media import HostedMedia, SentMedia, fetch_sent_media, media_arg
 from pbxsms.sim.server import (
     ControlHandler,
     JsonDict,
@@ -129,6 +129,8 @@ class BandwidthSimulator(CarrierSimulator[Fault]):
         self.media_password = media_password
         # Inbound MMS media: path under the media API → the file.
         self.media: dict[str, HostedMedia] = {}
+        # What Bandwidth fetched of each sent MMS's `media`: message id → in order.
+        self.sent_media: dict[str, list[SentMedia]] = {}
 
     # ---- configuration -------------------------------------------------------------------
 
@@ -215,6 +217,10 @@ class BandwidthSimulator(CarrierSimulator[Fault]):
         path = f"{API_PREFIX}/users/{self.account_id}/media/{name}"
         self.media[path] = HostedMedia(content_type, data)
         return f"{self.base_url}{path}"
+
+    def reset(self) -> None:
+        super().reset()
+        self.sent_media.clear()
 
     def media_of(self, url: str) -> HostedMedia | None:
         """The hosted file behind a media URL the simulator gave out."""
@@ -358,8 +364,12 @@ class BandwidthSimulator(CarrierSimulator[Fault]):
         sender = e164(body.get("from"))
         if sender is None:
             problems.append(("from", "must be an E.164 number"))
+        media = body.get("media") or []
+        if not isinstance(media, list) or not all(isinstance(url, str) for url in media):
+            problems.append(("media", "must be a list of URLs"))
+            media = []
         text = body.get("text")
-        if not isinstance(text, str) or not text:
+        if not isinstance(text, str) or not (text or media):
             problems.append(("text", "must not be empty"))
         tag = body.get("tag")
         if tag is not None and (not isinstance(tag, str) or len(tag) > 1024):
@@ -371,10 +381,14 @@ class BandwidthSimulator(CarrierSimulator[Fault]):
         record: JsonDict = {
             "id": _message_id(), "owner": sender, "applicationId": self.application_id,
             "time": now_iso(), "segmentCount": message_parts(text), "direction": "out",
-            "to": [n for n in recipients if n], "from": sender, "media": [], "text": text,
+            "to": [n for n in recipients if n], "from": sender, "media": media, "text": text,
             "priority": body.get("priority", "default")}
         if tag is not None:
             record["tag"] = tag
+        if media:
+            self.sent_media[record["id"]] = []
+            self.in_background(fetch_sent_media(self.session, media,
+                                                self.sent_media[record["id"]]))
         self.sent_messages.append(record)
         self._follow_up(record)
         return 202, record

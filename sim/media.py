@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from aiohttp import web
+from aiohttp import ClientSession, web
 
 from pbxsms.sim.server import ControlError
 
@@ -47,3 +48,20 @@ def media_arg(value: object) -> list[tuple[bytes, str]]:
         except (binascii.Error, ValueError) as exc:
             raise ControlError("media content must be base64") from exc
     return found
+
+
+# What a carrier got of one picture of an MMS it was asked to send: (url, HTTP status or 0
+# when unreachable, bytes).
+SentMedia = tuple[str, int, bytes]
+
+
+async def fetch_sent_media(session: ClientSession, urls: Sequence[str], into: list[SentMedia],
+                           through: Callable[[str], str] = lambda url: url) -> None:
+    """Fetch the pictures of an MMS to send, as the carrier does once it queued it
+    (`through` maps a public URL to where it really is)."""
+    for url in urls:
+        try:
+            async with session.get(through(url)) as response:
+                into.append((url, response.status, await response.read()))
+        except Exception:  # the carrier reports the failure later; here status 0
+            into.append((url, 0, b""))

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from pbxsms.sim.carrier import CarrierSimulator, RecordedRequest, e164, now_iso
 from pbxsms.sim.clicksend import message_parts
-from pbxsms.sim.media import HostedMedia, media_arg
+from pbxsms.sim.media import HostedMedia, SentMedia, fetch_sent_media, media_arg
 from pbxsms.sim.server import (
     ControlHandler,
     JsonDict,
@@ -139,6 +139,8 @@ class TelnyxSimulator(CarrierSimulator[Fault]):
         self.numbers: set[str] = set()
         # Inbound MMS media: path → the file.
         self.media: dict[str, HostedMedia] = {}
+        # What Telnyx fetched of each sent MMS's `media_urls`: message id → in order.
+        self.sent_media: dict[str, list[SentMedia]] = {}
         self._window: dict[str, tuple[int, int]] = {}
 
     # ---- configuration -------------------------------------------------------------------
@@ -161,6 +163,7 @@ class TelnyxSimulator(CarrierSimulator[Fault]):
     def reset(self) -> None:
         super().reset()
         self._window.clear()
+        self.sent_media.clear()
 
     @property
     def send_requests(self) -> list[RecordedRequest]:
@@ -347,8 +350,12 @@ class TelnyxSimulator(CarrierSimulator[Fault]):
         if not isinstance(body, dict):
             return 400, error_body(("10015", "Bad Request", "The request body must be a "
                                     "JSON object."))
+        media_urls = body.get("media_urls") or []
+        if not isinstance(media_urls, list) or not all(isinstance(u, str) for u in media_urls):
+            return 422, error_body(("10015", "Bad Request", "media_urls must be a list of "
+                                    "URLs."), pointer="/media_urls")
         text = body.get("text")
-        if not isinstance(text, str) or not text:
+        if not isinstance(text, str) or not (text or media_urls):
             return 422, error_body(MISSING, pointer="/text")
         to = e164(body.get("to"))
         if to is None:
@@ -369,6 +376,14 @@ class TelnyxSimulator(CarrierSimulator[Fault]):
             return 422, error_body(OPTED_OUT, pointer="/to")
         record = self._record(str(uuid.uuid4()), sender or "+15550000000", to, text,
                               self.profile_id)
+        if media_urls:
+            subject = body.get("subject")
+            record.update(type="MMS", subject=subject if isinstance(subject, str) else None,
+                          media=[{"url": url, "content_type": None, "size": None,
+                                  "hash_sha256": None} for url in media_urls])
+            self.sent_media[record["id"]] = []
+            self.in_background(fetch_sent_media(self.session, media_urls,
+                                                self.sent_media[record["id"]]))
         self.sent_messages.append(record)
         self._follow_up(record["id"])
         return 200, {"data": record}

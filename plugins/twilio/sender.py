@@ -25,6 +25,7 @@ from pbxsms.core.plugin_api import (
     Runtime,
     SendResult,
     metrics,
+    no_media_links,
     public_url,
     signed_link,
 )
@@ -140,9 +141,7 @@ class TwilioProvider:
             # Twilio fetches each picture from our signed link (PBXSMS_PUBLIC_URL).
             media_urls = [await signed_link(self.runtime, item) for item in message.media]
         except NoLinks as error:
-            return SendResult(Outcome.FAILED, code="NO_MEDIA_LINKS",
-                              reason=f"Twilio fetches MMS pictures from pbxsms: {error}, "
-                                     "so the message and its pictures were not sent")
+            return no_media_links("Twilio", str(error))
         client = TwilioClient(self.runtime.http, settings)
         metrics.PROVIDER_BATCH_SIZE.labels(NAME).observe(1)
         started, called_at = time.perf_counter(), time.time()

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode
 from aiohttp import web
 
 import pbxsms.sim.twilio.shapes as shapes
-from pbxsms.sim.media import HostedMedia
+from pbxsms.sim.media import HostedMedia, SentMedia, fetch_sent_media
 from pbxsms.sim.server import (
     ControlHandler,
     FaultPlan,
@@ -97,7 +97,7 @@ class TwilioSimulator(SimulatedService):
         self.media_auth = True
         # What Twilio fetched of each sent MMS's MediaUrl: message SID → (url, status,
         # bytes), in order, filled in the background after the create call is answered.
-        self.sent_media: dict[str, list[tuple[str, int, bytes]]] = {}
+        self.sent_media: dict[str, list[SentMedia]] = {}
         self._created = time.time()
         for number in numbers or []:
             self.add_number(number)
@@ -354,21 +354,13 @@ class TwilioSimulator(SimulatedService):
         if media_urls:
             self.messages[-1]["num_media"] = str(len(media_urls))
             self.sent_media[sid] = []
-            self.in_background(self._fetch_sent_media(sid, media_urls))
+            self.in_background(fetch_sent_media(self.session, media_urls,
+                                                self.sent_media[sid], self._through_proxy))
         if form.get("StatusCallback"):
             self.status_callbacks[sid] = form["StatusCallback"]
         if fault is not None and fault.kind == "store_then_500":
             return shapes.error(20500)
         return json_response(201, self.messages[-1])
-
-    async def _fetch_sent_media(self, sid: str, urls: list[str]) -> None:
-        """Fetch an MMS's pictures as Twilio does once it has queued the message."""
-        for url in urls:
-            try:
-                async with self.session.get(self._through_proxy(url)) as response:
-                    self.sent_media[sid].append((url, response.status, await response.read()))
-            except Exception:  # unreachable: Twilio reports 11200 later, here status 0
-                self.sent_media[sid].append((url, 0, b""))
 
     def _refusal(self, form: dict[str, str], to: str, from_: str, body: str) -> int | None:
         """The error code Twilio answers this creation with, None when it is taken."""

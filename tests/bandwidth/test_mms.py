@@ -16,11 +16,11 @@ from pbxsms.core.plugin_api import Refusal
 from pbxsms.plugins.bandwidth.inbound import parse_event
 from pbxsms.sim.bandwidth import BandwidthSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_until
 from tests.support.bandwidth import CUSTOMER, OURS, bandwidth_env, toml
 from tests.support.delivery import delivery_env, wait_channel
 from tests.support.gateway import Gateway
-from tests.support.media import pictures_delivered, png, refused_as_unsupported, send_mms
+from tests.support.media import pictures_delivered, png, send_mms, sha256
 from tests.support.smtp import SmtpServer
 
 StartGateway = Callable[..., Awaitable[Gateway]]
@@ -86,13 +86,27 @@ async def test_without_the_api_user_the_text_is_delivered_and_the_401_recorded(
     assert hosted is not None and [auth for _, auth in hosted.fetches] == [None]
 
 
-async def test_an_mms_to_send_is_refused_whole_not_sent_as_text(
+async def test_an_mms_from_the_api_goes_out_with_its_pictures_as_signed_media_urls(
         start_gateway: StartGateway, bandwidth: BandwidthSimulator, app: MobileAppSimulator,
         smtp: SmtpServer) -> None:
     gateway = await _start(start_gateway, bandwidth, app, smtp)
-    message_id = await send_mms(gateway, "api-t0ken", OURS, CUSTOMER, [png(4), png(5)])
-    await refused_as_unsupported(gateway, message_id, "bandwidth", 2)
-    assert bandwidth.send_requests == []
+    pictures = [png(4), png(5)]
+    message_id = await send_mms(gateway, "api-t0ken", OURS, CUSTOMER, pictures)
+    await wait_channel(gateway.runtime, message_id, "bandwidth", State.ACCEPTED)
+
+    (request,) = bandwidth.send_requests
+    assert request.body["text"] == "Your invoice"
+    links = request.body["media"]
+    assert len(links) == 2 and all(link.startswith(f"{gateway.url}/media/") for link in links)
+    (sent,) = bandwidth.sent_messages
+    # Bandwidth fetches each picture from the gateway: the same bytes.
+    await wait_until(lambda: len(bandwidth.sent_media[sent["id"]]) == 2,
+                     message="Bandwidth's fetches")
+    assert [(status, sha256(data)) for _, status, data in bandwidth.sent_media[sent["id"]]] \
+        == [(200, sha256(data)) for data in pictures]
+    result = await bandwidth.push_receipt(f"{gateway.url}/webhook/bandwidth", sent["id"])
+    assert 200 <= result.status < 300, result.body
+    await wait_channel(gateway.runtime, message_id, "bandwidth", State.DELIVERED)
 
 
 def _received(media: object) -> dict[str, Any]:

@@ -87,13 +87,3 @@ async def send_mms(gateway: Gateway, api_token: str, sender: str, to: str,
             message_id: str = (await response.json())["id"]
     return message_id
 
-
-async def refused_as_unsupported(gateway: Gateway, message_id: str, channel: str,
-                                 pictures: int) -> None:
-    """The MMS failed on `channel` as one the carrier cannot send: not sent as text alone."""
-    record = await wait_channel(gateway.runtime, message_id, channel, State.FAILED)
-    assert record.state == State.FAILED
-    assert [h.error_code for h in record.history if h.state == State.FAILED] == \
-        ["MMS_UNSUPPORTED"]
-    reason = record.channels[channel].reason or ""
-    assert "cannot send MMS" in reason and f"{pictures} pictures were not sent" in reason

@@ -15,10 +15,10 @@ from pbxsms.core.plugin_api import Refusal
 from pbxsms.plugins.telnyx.inbound import media_urls
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from pbxsms.sim.telnyx import TelnyxSimulator
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_until
 from tests.support.delivery import delivery_env, wait_channel
 from tests.support.gateway import Gateway
-from tests.support.media import pictures_delivered, png, refused_as_unsupported, send_mms
+from tests.support.media import pictures_delivered, png, send_mms, sha256
 from tests.support.smtp import SmtpServer
 from tests.support.telnyx import API_TOKEN, CUSTOMER, OURS, telnyx_env, toml
 
@@ -83,12 +83,39 @@ async def test_a_host_off_the_allow_list_is_refused_and_the_text_delivered(
     assert hosted is not None and hosted.fetches == []
 
 
-async def test_an_mms_to_send_is_refused_whole_not_sent_as_text(
+async def test_an_mms_from_the_api_goes_out_with_its_pictures_as_signed_media_urls(
         start_gateway: StartGateway, telnyx: TelnyxSimulator, app: MobileAppSimulator,
         smtp: SmtpServer) -> None:
     gateway = await _start(start_gateway, telnyx, app, smtp)
-    message_id = await send_mms(gateway, API_TOKEN, OURS, CUSTOMER, [png(4), png(5)])
-    await refused_as_unsupported(gateway, message_id, "telnyx", 2)
+    pictures = [png(4), png(5)]
+    message_id = await send_mms(gateway, API_TOKEN, OURS, CUSTOMER, pictures)
+    await wait_channel(gateway.runtime, message_id, "telnyx", State.ACCEPTED)
+
+    (request,) = telnyx.send_requests
+    assert request.body["type"] == "MMS" and request.body["text"] == "Your invoice"
+    links = request.body["media_urls"]
+    assert len(links) == 2 and all(link.startswith(f"{gateway.url}/media/") for link in links)
+    (sent,) = telnyx.sent_messages
+    # Telnyx fetches each picture from the gateway: the same bytes.
+    await wait_until(lambda: len(telnyx.sent_media[sent["id"]]) == 2,
+                     message="Telnyx's fetches")
+    assert [(status, sha256(data)) for _, status, data in telnyx.sent_media[sent["id"]]] \
+        == [(200, sha256(data)) for data in pictures]
+    result = await telnyx.push_receipt(f"{gateway.url}/webhook/telnyx", sent["id"],
+                                       "delivered")
+    assert result.status == 200, result.body
+    await wait_channel(gateway.runtime, message_id, "telnyx", State.DELIVERED)
+
+
+async def test_without_public_links_an_mms_is_refused_whole_not_sent_as_text(
+        start_gateway: StartGateway, telnyx: TelnyxSimulator, app: MobileAppSimulator,
+        smtp: SmtpServer) -> None:
+    gateway = await _start(start_gateway, telnyx, app, smtp, PBXSMS_PUBLIC_URL="")
+    message_id = await send_mms(gateway, API_TOKEN, OURS, CUSTOMER, [png(6)])
+    record = await wait_channel(gateway.runtime, message_id, "telnyx", State.FAILED)
+    assert [h.error_code for h in record.history if h.state == State.FAILED] == \
+        ["NO_MEDIA_LINKS"]
+    assert "PBXSMS_PUBLIC_URL unset" in (record.channels["telnyx"].reason or "")
     assert telnyx.send_requests == []
 
 
