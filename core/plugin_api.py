@@ -70,6 +70,7 @@ from pbxsms.core.registry import (
     RouteHandler,
     RouteRegister,
     SendResult,
+    no_media_links,
     opted_out,
 )
 from pbxsms.core.serve.app import MAX_BODY
@@ -154,6 +155,7 @@ __all__ = [
     "metrics",
     "modify",
     "new_id",
+    "no_media_links",
     "ok",
     "opted_out",
     "our_id",

@@ -97,6 +97,16 @@ def opted_out(code: str, reason: str) -> SendResult:
     return SendResult(Outcome.FAILED, code=code, reason=reason, details={OPTED_OUT: True})
 
 
+def no_media_links(provider: str, reason: str) -> SendResult:
+    """The verdict on an MMS whose pictures the carrier would fetch from pbxsms's signed
+    links when no link can be made (`reason`): refused whole, never sent as its text with
+    the pictures dropped."""
+    return SendResult(Outcome.FAILED, code="NO_MEDIA_LINKS",
+                      reason=f"{provider} fetches MMS pictures from pbxsms: {reason}, so the "
+                             "message and its pictures were not sent")
+
+
+
 class Provider(Protocol):
     """An SMS provider as the outbound dispatcher sees it.
 

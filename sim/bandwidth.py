@@ -15,12 +15,14 @@ Besides the API the server offers an unauthenticated control API under `/_sim/`.
 from __future__ import annotations
 
 import base64
+import binascii
+import hmac
 import json
 import random
 import string
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, get_args
@@ -30,6 +32,7 @@ from aiohttp import web
 
 from pbxsms.sim.carrier import CarrierSimulator, RecordedRequest, e164, now_iso
 from pbxsms.sim.clicksend import message_parts
+from pbxsms.sim.media import HostedMedia, SentMedia, fetch_sent_media, media_arg
 from pbxsms.sim.server import (
     ControlHandler,
     JsonDict,
@@ -49,10 +52,13 @@ _FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 
 # What `serve_forever` may be given.
 CREDENTIALS = ("account_id", "application_id", "client_id", "client_secret",
-               "callback_username", "callback_password")
+               "callback_username", "callback_password", "media_username", "media_password")
 # (errorCode, description) of `message-failed` callbacks, from Bandwidth's errors page.
 OPTED_OUT = (4775, "destination-rejected-due-to-user-opt-out")
 UNROUTABLE = (4720, "rejected-invalid-destination")
+# Media file names by type, as Bandwidth names an inbound MMS's parts (`.../0/bw.png`).
+_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif",
+               "video/mp4": "mp4", "text/vcard": "vcf"}
 
 
 def _message_id() -> str:
@@ -104,6 +110,10 @@ class BandwidthSimulator(CarrierSimulator[Fault]):
         callback_url: str | None = None,
         token_lifetime: int = 3600,
         push_timeout: float = 10.0,
+        # The API user whose Basic credentials download media ("only accessed by you when
+        # you supply your API user's username and password"); an OAuth token also does.
+        media_username: str = "sim-api-user",
+        media_password: str = "sim-api-password",  # noqa: S107
     ) -> None:
         super().__init__(push_timeout)
         self.account_id = account_id
@@ -115,6 +125,12 @@ class BandwidthSimulator(CarrierSimulator[Fault]):
         self.callback_url = callback_url
         self.token_lifetime = token_lifetime
         self.tokens: dict[str, float] = {}  # token → expiry (monotonic)
+        self.media_username = media_username
+        self.media_password = media_password
+        # Inbound MMS media: path under the media API → the file.
+        self.media: dict[str, HostedMedia] = {}
+        # What Bandwidth fetched of each sent MMS's `media`: message id → in order.
+        self.sent_media: dict[str, list[SentMedia]] = {}
 
     # ---- configuration -------------------------------------------------------------------
 
@@ -174,19 +190,61 @@ class BandwidthSimulator(CarrierSimulator[Fault]):
             return PushResult(response.status, await response.text(), url, events)
 
     def inbound_event(self, from_: str, to: str, text: str,
-                      message_id: str | None = None) -> JsonDict:
-        message = {"id": message_id or _message_id(), "owner": to,
+                      message_id: str | None = None,
+                      media: Sequence[tuple[bytes, str]] = ()) -> JsonDict:
+        """A `message-received` event; an MMS's `media` (bytes, content type) are hosted
+        on the media API and listed as URLs in `message.media[]`."""
+        message_id = message_id or _message_id()
+        links = [self.host_media(message_id, index, data, kind)
+                 for index, (data, kind) in enumerate(media)]
+        message = {"id": message_id, "owner": to,
                    "applicationId": self.application_id, "time": now_iso(),
                    "segmentCount": message_parts(text) if text else 1, "direction": "in",
-                   "to": [to], "from": from_, "text": text, "media": []}
+                   "to": [to], "from": from_, "text": text, "media": links}
         return self.event("message-received", message, to, "Incoming message received")
 
     async def push_inbound(self, url: str, from_: str, to: str, text: str, *,
                            message_id: str | None = None,
-                           auth: tuple[str, str] | None = None) -> PushResult:
-        """Deliver a `message-received` callback."""
-        return await self.push(url, [self.inbound_event(from_, to, text, message_id)],
+                           auth: tuple[str, str] | None = None,
+                           media: Sequence[tuple[bytes, str]] = ()) -> PushResult:
+        """Deliver a `message-received` callback (an MMS with `media`)."""
+        return await self.push(url, [self.inbound_event(from_, to, text, message_id, media)],
                                auth=auth)
+
+    def host_media(self, message_id: str, index: int, data: bytes, content_type: str) -> str:
+        """Host a part of an inbound MMS; its URL under the account's media API."""
+        name = f"{message_id}/{index}/bw.{_EXTENSIONS.get(content_type, 'bin')}"
+        path = f"{API_PREFIX}/users/{self.account_id}/media/{name}"
+        self.media[path] = HostedMedia(content_type, data)
+        return f"{self.base_url}{path}"
+
+    def reset(self) -> None:
+        super().reset()
+        self.sent_media.clear()
+
+    def media_of(self, url: str) -> HostedMedia | None:
+        """The hosted file behind a media URL the simulator gave out."""
+        return self.media.get(url.removeprefix(self.base_url))
+
+    def _serve_media(self, request: web.Request, hosted: HostedMedia) -> web.Response:
+        """`GET .../media/{mediaId}`: the file, for the API user's Basic credentials or a
+        live OAuth token; 401 otherwise."""
+        hosted.record(request)
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        allowed = False
+        if scheme == "Bearer":
+            expiry = self.tokens.get(value)
+            allowed = expiry is not None and time.monotonic() < expiry
+        elif scheme == "Basic":
+            try:
+                pair = base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                pair = b""
+            allowed = hmac.compare_digest(
+                pair, f"{self.media_username}:{self.media_password}".encode())
+        if not allowed:
+            return json_response(401, error("unauthorized", "Authentication Failed"))
+        return hosted.response()
 
     def receipt_event(self, message_id: str, kind: str = "message-delivered",
                       error_code: int | None = None, description: str | None = None
@@ -227,6 +285,9 @@ class BandwidthSimulator(CarrierSimulator[Fault]):
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.path.startswith("/_sim/"):
             return await self.control(request)
+        hosted = self.media.get(request.path) if request.method == "GET" else None
+        if hosted is not None:
+            return self._serve_media(request, hosted)
         raw = await request.read()
         body: Any
         if request.path == TOKEN_PATH:
@@ -303,8 +364,12 @@ class BandwidthSimulator(CarrierSimulator[Fault]):
         sender = e164(body.get("from"))
         if sender is None:
             problems.append(("from", "must be an E.164 number"))
+        media = body.get("media") or []
+        if not isinstance(media, list) or not all(isinstance(url, str) for url in media):
+            problems.append(("media", "must be a list of URLs"))
+            media = []
         text = body.get("text")
-        if not isinstance(text, str) or not text:
+        if not isinstance(text, str) or not (text or media):
             problems.append(("text", "must not be empty"))
         tag = body.get("tag")
         if tag is not None and (not isinstance(tag, str) or len(tag) > 1024):
@@ -316,10 +381,14 @@ class BandwidthSimulator(CarrierSimulator[Fault]):
         record: JsonDict = {
             "id": _message_id(), "owner": sender, "applicationId": self.application_id,
             "time": now_iso(), "segmentCount": message_parts(text), "direction": "out",
-            "to": [n for n in recipients if n], "from": sender, "media": [], "text": text,
+            "to": [n for n in recipients if n], "from": sender, "media": media, "text": text,
             "priority": body.get("priority", "default")}
         if tag is not None:
             record["tag"] = tag
+        if media:
+            self.sent_media[record["id"]] = []
+            self.in_background(fetch_sent_media(self.session, media,
+                                                self.sent_media[record["id"]]))
         self.sent_messages.append(record)
         self._follow_up(record)
         return 202, record
@@ -352,10 +421,11 @@ class BandwidthSimulator(CarrierSimulator[Fault]):
         return json_response(200, {"ok": True})
 
     async def _ctl_inbound(self, request: web.Request) -> web.StreamResponse:
-        """Push a `message-received` callback: {"url", "from", "to", "text"}."""
+        """Push a `message-received` callback: {"url", "from", "to", "text", "media"}."""
         args = await control_json(request)
         return await relay(self.push_inbound(str(args["url"]), str(args["from"]),
-                                             str(args["to"]), str(args.get("text", ""))))
+                                             str(args["to"]), str(args.get("text", "")),
+                                             media=media_arg(args.get("media"))))
 
     async def _ctl_receipt(self, request: web.Request) -> web.StreamResponse:
         """Push a receipt: {"url", "message_id", "type", "error_code"}."""

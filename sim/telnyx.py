@@ -15,10 +15,11 @@ faults, opt numbers out, inspect what was sent, and push inbound messages and re
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal, get_args
@@ -29,6 +30,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from pbxsms.sim.carrier import CarrierSimulator, RecordedRequest, e164, now_iso
 from pbxsms.sim.clicksend import message_parts
+from pbxsms.sim.media import HostedMedia, SentMedia, fetch_sent_media, media_arg
 from pbxsms.sim.server import (
     ControlHandler,
     JsonDict,
@@ -43,6 +45,9 @@ __all__ = ["MESSAGES_PATH", "Fault", "FaultKind", "PushResult", "TelnyxSimulator
 
 MESSAGES_PATH = "/v2/messages"
 PROFILES_PATH = "/v2/messaging_profiles"
+# Where the simulator hosts an inbound MMS's media (Telnyx documents no host; its links
+# need no credentials and "should be treated as ephemeral").
+MEDIA_PREFIX = "/mms-media/"
 SIGNATURE_HEADER = "telnyx-signature-ed25519"
 TIMESTAMP_HEADER = "telnyx-timestamp"
 
@@ -132,6 +137,10 @@ class TelnyxSimulator(CarrierSimulator[Fault]):
         self.signing_key = Ed25519PrivateKey.generate()
         # The messaging profile's numbers; empty: any `from` is taken.
         self.numbers: set[str] = set()
+        # Inbound MMS media: path → the file.
+        self.media: dict[str, HostedMedia] = {}
+        # What Telnyx fetched of each sent MMS's `media_urls`: message id → in order.
+        self.sent_media: dict[str, list[SentMedia]] = {}
         self._window: dict[str, tuple[int, int]] = {}
 
     # ---- configuration -------------------------------------------------------------------
@@ -154,6 +163,7 @@ class TelnyxSimulator(CarrierSimulator[Fault]):
     def reset(self) -> None:
         super().reset()
         self._window.clear()
+        self.sent_media.clear()
 
     @property
     def send_requests(self) -> list[RecordedRequest]:
@@ -194,29 +204,44 @@ class TelnyxSimulator(CarrierSimulator[Fault]):
         return PushResult(response.status, text, url, payload, raw, dict(headers))
 
     def inbound_payload(self, from_: str, to: str, text: str,
-                        message_id: str | None = None) -> JsonDict:
-        """A `message.received` payload as documented (SMS, no media)."""
+                        message_id: str | None = None,
+                        media: Sequence[tuple[bytes, str]] = ()) -> JsonDict:
+        """A `message.received` payload as documented: an SMS, or an MMS whose `media`
+        (bytes, content type) the simulator hosts, listed as `media[] {url, content_type,
+        size, hash_sha256}`."""
         return {
             "record_type": "message", "direction": "inbound",
-            "id": message_id or str(uuid.uuid4()), "type": "SMS",
+            "id": message_id or str(uuid.uuid4()), "type": "MMS" if media else "SMS",
             "messaging_profile_id": self.profile_id, "organization_id": self.organization_id,
             "from": {"phone_number": from_, "carrier": "T-Mobile USA", "line_type": "Wireless"},
             "to": [{"phone_number": to, "carrier": "Telnyx", "line_type": "Wireless",
                     "status": "webhook_delivered"}],
-            "text": text, "media": [], "encoding": "GSM-7", "parts": message_parts(text),
+            "text": text, "media": [self.host_media(data, kind) for data, kind in media],
+            "encoding": "GSM-7", "parts": message_parts(text),
             "cc": [], "tags": [], "cost": None, "received_at": now_iso(), "sent_at": None,
             "completed_at": None, "valid_until": None, "errors": [],
             "webhook_url": self.webhook_url, "webhook_failover_url": None,
         }
 
     async def push_inbound(self, url: str, from_: str, to: str, text: str, *,
-                           message_id: str | None = None,
-                           timestamp: int | None = None) -> PushResult:
-        """Deliver a `message.received` webhook, signed."""
+                           message_id: str | None = None, timestamp: int | None = None,
+                           media: Sequence[tuple[bytes, str]] = ()) -> PushResult:
+        """Deliver a `message.received` webhook, signed (an MMS with `media`)."""
         body = self.envelope("message.received",
-                             self.inbound_payload(from_, to, text, message_id),
+                             self.inbound_payload(from_, to, text, message_id, media),
                              delivered_to=url)
         return await self.push(url, body, timestamp=timestamp)
+
+    def host_media(self, data: bytes, content_type: str) -> JsonDict:
+        """Host a file of an inbound MMS; its `media[]` item."""
+        path = f"{MEDIA_PREFIX}{uuid.uuid4()}"
+        self.media[path] = HostedMedia(content_type, data)
+        return {"url": f"{self.base_url}{path}", "content_type": content_type,
+                "size": len(data), "hash_sha256": hashlib.sha256(data).hexdigest()}
+
+    def media_of(self, url: str) -> HostedMedia | None:
+        """The hosted file behind a media link the simulator gave out."""
+        return self.media.get(url.removeprefix(self.base_url))
 
     def receipt_payload(self, message_id: str, status: str,
                         errors: Iterable[tuple[str, str, str]] = ()) -> JsonDict:
@@ -262,6 +287,10 @@ class TelnyxSimulator(CarrierSimulator[Fault]):
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.path.startswith("/_sim/"):
             return await self.control(request)
+        hosted = self.media.get(request.path) if request.method == "GET" else None
+        if hosted is not None:  # media links need no API key
+            hosted.record(request)
+            return hosted.response()
         rec = self.record(request, self.json_body(await request.read()))
         return answered(rec, await self._api(request, rec))
 
@@ -321,8 +350,12 @@ class TelnyxSimulator(CarrierSimulator[Fault]):
         if not isinstance(body, dict):
             return 400, error_body(("10015", "Bad Request", "The request body must be a "
                                     "JSON object."))
+        media_urls = body.get("media_urls") or []
+        if not isinstance(media_urls, list) or not all(isinstance(u, str) for u in media_urls):
+            return 422, error_body(("10015", "Bad Request", "media_urls must be a list of "
+                                    "URLs."), pointer="/media_urls")
         text = body.get("text")
-        if not isinstance(text, str) or not text:
+        if not isinstance(text, str) or not (text or media_urls):
             return 422, error_body(MISSING, pointer="/text")
         to = e164(body.get("to"))
         if to is None:
@@ -343,6 +376,14 @@ class TelnyxSimulator(CarrierSimulator[Fault]):
             return 422, error_body(OPTED_OUT, pointer="/to")
         record = self._record(str(uuid.uuid4()), sender or "+15550000000", to, text,
                               self.profile_id)
+        if media_urls:
+            subject = body.get("subject")
+            record.update(type="MMS", subject=subject if isinstance(subject, str) else None,
+                          media=[{"url": url, "content_type": None, "size": None,
+                                  "hash_sha256": None} for url in media_urls])
+            self.sent_media[record["id"]] = []
+            self.in_background(fetch_sent_media(self.session, media_urls,
+                                                self.sent_media[record["id"]]))
         self.sent_messages.append(record)
         self._follow_up(record["id"])
         return 200, {"data": record}
@@ -420,10 +461,11 @@ class TelnyxSimulator(CarrierSimulator[Fault]):
         return json_response(200, {"ok": True})
 
     async def _ctl_inbound(self, request: web.Request) -> web.StreamResponse:
-        """Push a signed `message.received`: {"url", "from", "to", "text"}."""
+        """Push a signed `message.received`: {"url", "from", "to", "text", "media"}."""
         args = await control_json(request)
         return await relay(self.push_inbound(str(args["url"]), str(args["from"]),
-                                             str(args["to"]), str(args.get("text", ""))))
+                                             str(args["to"]), str(args.get("text", "")),
+                                             media=media_arg(args.get("media"))))
 
     async def _ctl_receipt(self, request: web.Request) -> web.StreamResponse:
         """Push a signed receipt: {"url", "message_id", "status"}."""

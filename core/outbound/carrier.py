@@ -10,7 +10,7 @@ raises its own `CarrierError` subclass with the carrier's error fields.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -26,6 +26,7 @@ from pbxsms.core.model.events import utcnow
 CONNECT_TIMEOUT = 10.0
 
 JsonDict = dict[str, Any]
+Form = Mapping[str, str] | Sequence[tuple[str, str]]
 
 
 class CarrierError(Exception):
@@ -72,9 +73,10 @@ class CarrierHTTP:
         self.timeout = ClientTimeout(total=None, connect=CONNECT_TIMEOUT, sock_read=timeout)
 
     async def call(self, method: str, path: str, authorization: str, *,
-                   json: JsonDict | None = None, form: Mapping[str, str] | None = None,
+                   json: JsonDict | None = None, form: Form | None = None,
                    query: Mapping[str, str | int] | None = None) -> Answer:
-        """One request to `base_url + path`; raises `NotSent` or `NoAnswer` as above."""
+        """One request to `base_url + path`; raises `NotSent` or `NoAnswer` as above. A
+        `form` given as pairs may repeat a name (Twilio's `MediaUrl`)."""
         headers = {"Accept": "application/json", "User-Agent": f"pbxsms/{__version__}",
                    "Authorization": authorization}
         try:

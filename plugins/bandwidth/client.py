@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,11 +43,16 @@ class HTTPError(CarrierError):
         return f"{where}HTTP {self.status}" + (f" {detail}" if detail else "")
 
 
-def message_body(message: OutboundMessage, settings: BandwidthSettings) -> JsonDict:
+def message_body(message: OutboundMessage, settings: BandwidthSettings,
+                 media_urls: Sequence[str] = ()) -> JsonDict:
     """One recipient (`to[]` of several is a group message); our id travels as `tag` and
-    comes back in every callback."""
-    return {"applicationId": settings.application_id, "to": [message.to],
-            "from": message.from_, "text": message.body, "tag": message.id}
+    comes back in every callback. An MMS lists its pictures' URLs in `media` (Bandwidth
+    fetches them)."""
+    body: JsonDict = {"applicationId": settings.application_id, "to": [message.to],
+                      "from": message.from_, "text": message.body, "tag": message.id}
+    if media_urls:
+        body["media"] = list(media_urls)
+    return body
 
 
 @dataclass
@@ -113,10 +119,10 @@ class BandwidthClient:
         self.tokens = tokens
         self.carrier = CarrierHTTP(http, "Bandwidth", settings.base_url, settings.timeout)
 
-    async def send(self, message: OutboundMessage) -> JsonDict:
+    async def send(self, message: OutboundMessage, media_urls: Sequence[str] = ()) -> JsonDict:
         """`POST /users/{accountId}/messages`: the message object Bandwidth accepted (202)."""
         data = await self.request("POST", f"/users/{self.settings.account_id}/messages",
-                                  message_body(message, self.settings))
+                                  message_body(message, self.settings, media_urls))
         if not isinstance(data, dict):
             raise NoAnswer("Bandwidth's answer is not a message object")
         return data

@@ -109,13 +109,23 @@ def _inbound(item: JsonDict, message: JsonDict, message_id: str, where: str,
                          f"{where}.message.text")
     extra = {name: value for name in ("applicationId", "owner")
              if isinstance(value := message.get(name), str) and value}
-    media = message.get("media")
-    if isinstance(media, list) and media:
-        extra["media_count"] = str(len(media))
     inbound = InboundMessage(provider=NAME, provider_message_id=message_id, to=recipient,
                              body=text, sent_at=_time(message.get("time")), extra=extra,
+                             media_urls=_media(message.get("media"), where),
                              **{"from": sender})
     return InboundSms(inbound, f"{NAME}:{message_id}")
+
+
+def _media(value: object, where: str) -> list[str]:
+    """The URLs of `message.media[]`, fetched later under the plugin's media policy; a
+    SMIL file (the slide show's layout) is not media."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(url, str) for url in value):
+        raise Refusal(400, f"`{where}.message.media` must be a list of URLs",
+                      f"{where}.message.media")
+    return [url.strip() for url in value
+            if url.strip() and not url.split("?", 1)[0].lower().endswith(".smil")]
 
 
 def _receipt(kind: str, item: JsonDict, message: JsonDict, message_id: str

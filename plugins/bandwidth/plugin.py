@@ -7,6 +7,7 @@ import click
 from pbxsms.core.plugin_api import (
     Check,
     Config,
+    FetchPolicy,
     PluginSettings,
     Problem,
     ProviderRegister,
@@ -65,6 +66,15 @@ def degraded(runtime: Runtime) -> list[str]:
     # After a 401/403 sending is paused; receiving goes on, so the gateway stays ready.
     provider = runtime.providers.get(NAME)
     return provider.readiness() if isinstance(provider, BandwidthProvider) else []
+
+
+@hookimpl
+def media_policy(config: Config, provider: str) -> FetchPolicy | None:
+    if provider != NAME:
+        return None
+    settings = bandwidth_settings(config)
+    return FetchPolicy(hosts=tuple(settings.media_hosts), simulator=settings.media_simulator,
+                       authorization=settings.media_authorization)
 
 
 @hookimpl

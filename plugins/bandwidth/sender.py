@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pbxsms.core.plugin_api import (
     AccountPause,
     NoAnswer,
+    NoLinks,
     NotSent,
     OutboundMessage,
     Outcome,
@@ -23,6 +24,8 @@ from pbxsms.core.plugin_api import (
     SendResult,
     fingerprint,
     metrics,
+    no_media_links,
+    signed_link,
 )
 from pbxsms.plugins.bandwidth.client import BandwidthClient, HTTPError, TokenCache
 from pbxsms.plugins.bandwidth.settings import NAME, BandwidthSettings, bandwidth_settings
@@ -70,10 +73,16 @@ class BandwidthProvider:
             return SendResult(Outcome.PAUSED, code=pause.code, reason=pause.reason)
         limiter = self._limiters.setdefault(_credentials(settings), RateLimiter())
         await limiter.acquire(settings.requests_per_second)
+        try:
+            # Bandwidth fetches each picture from our signed link (PBXSMS_PUBLIC_URL).
+            media_urls = [await signed_link(self.runtime, item) for item in message.media]
+        except NoLinks as error:
+            return no_media_links("Bandwidth", str(error))
         metrics.PROVIDER_BATCH_SIZE.labels(NAME).observe(1)
         started = time.perf_counter()
         try:
-            data = await BandwidthClient(self.runtime.http, settings, self.tokens).send(message)
+            client = BandwidthClient(self.runtime.http, settings, self.tokens)
+            data = await client.send(message, media_urls)
         except NotSent as error:
             _count("not_sent")
             log.warning("Bandwidth send of %s not sent, will retry: %s", message.id, error)

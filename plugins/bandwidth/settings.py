@@ -7,6 +7,7 @@ Secrets come from the environment or `.env`; the sending tuning may also sit in 
 
 from __future__ import annotations
 
+import base64
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -47,6 +48,17 @@ class BandwidthSettings(PluginSettings):
     timeout: Duration = Field(15.0, gt=0, le=300)
     auth_retry_interval: Duration = Field(300.0, ge=1)
 
+    # MMS. Hosts an inbound message's `media[]` URLs may be fetched from (exact, or
+    # `.domain`): Bandwidth's media API.
+    media_hosts: list[str] = Field(default_factory=lambda: ["messaging.bandwidth.com"])
+    # The API user whose Basic credentials download inbound media ("only accessed by you
+    # when you supply your API user's username and password").
+    media_username: str | None = None
+    media_password: SecretStr | None = None
+    # Only for the Bandwidth simulator: its origin (`http://127.0.0.1:8092`), whose media
+    # links are fetched over http on loopback. Never set it for the real Bandwidth.
+    media_simulator: str | None = Field(None, pattern=r"^https?://[^/]+$")
+
     @property
     def can_send(self) -> bool:
         return bool(self.account_id and self.application_id and self.client_id
@@ -55,6 +67,14 @@ class BandwidthSettings(PluginSettings):
     @property
     def secret(self) -> str:
         return self.client_secret.get_secret_value() if self.client_secret else ""
+
+    @property
+    def media_authorization(self) -> str | None:
+        """The `Authorization` of a media download, None without the API user."""
+        if not (self.media_username and self.media_password):
+            return None
+        pair = f"{self.media_username}:{self.media_password.get_secret_value()}"
+        return f"Basic {base64.b64encode(pair.encode()).decode()}"
 
     @property
     def callback_secret(self) -> str:

@@ -8,6 +8,7 @@ when Telnyx answered an error status with its `errors[]` (code, title, detail).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,11 +48,17 @@ class HTTPError(CarrierError):
         return f"HTTP {self.status}" + (f" {detail}" if detail else "")
 
 
-def message_body(message: OutboundMessage, settings: TelnyxSettings) -> JsonDict:
+def message_body(message: OutboundMessage, settings: TelnyxSettings,
+                 media_urls: Sequence[str] = ()) -> JsonDict:
     """`POST /v2/messages`: one recipient per call. Telnyx echoes nothing of ours, so
-    receipts find the message by Telnyx's id, stored when the send is accepted."""
+    receipts find the message by Telnyx's id, stored when the send is accepted. An MMS
+    lists its pictures' URLs in `media_urls` (Telnyx fetches them) with its `subject`."""
     body: JsonDict = {"from": message.from_, "to": message.to, "text": message.body,
                       "type": "SMS"}
+    if media_urls:
+        body.update(type="MMS", media_urls=list(media_urls))
+        if message.subject:
+            body["subject"] = message.subject
     if settings.messaging_profile_id:
         body["messaging_profile_id"] = settings.messaging_profile_id
     return body
@@ -64,9 +71,10 @@ class TelnyxClient:
         self.settings = settings
         self.carrier = CarrierHTTP(http, "Telnyx", settings.base_url, settings.timeout)
 
-    async def send(self, message: OutboundMessage) -> JsonDict:
+    async def send(self, message: OutboundMessage, media_urls: Sequence[str] = ()) -> JsonDict:
         """The outbound message record (`id`, `to[0].status`, `parts`, ...)."""
-        data = await self.request("POST", MESSAGES_PATH, message_body(message, self.settings))
+        data = await self.request("POST", MESSAGES_PATH,
+                                  message_body(message, self.settings, media_urls))
         if not isinstance(data, dict):
             raise NoAnswer("Telnyx's answer has no data object")
         return data

@@ -114,13 +114,27 @@ def parse_inbound(envelope: Envelope, region: str) -> InboundSms:
     profile = payload.get("messaging_profile_id")
     if isinstance(profile, str) and profile:
         extra["messaging_profile_id"] = profile
-    media = payload.get("media")
-    if isinstance(media, list) and media:
-        extra["media_count"] = str(len(media))
     message = InboundMessage(provider=NAME, provider_message_id=message_id, to=recipient,
                              body=text, sent_at=_time(envelope.occurred_at), extra=extra,
-                             **{"from": sender})
+                             media_urls=media_urls(payload.get("media")), **{"from": sender})
     return InboundSms(message, f"{NAME}:{message_id}")
+
+
+def media_urls(value: object) -> list[str]:
+    """The `url` of each `data.payload.media[]` item ({url, content_type, size,
+    hash_sha256}); fetched later under the plugin's media policy."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise Refusal(400, "`data.payload.media` must be a list", "data.payload.media")
+    found = []
+    for index, item in enumerate(value):
+        url = item.get("url") if isinstance(item, dict) else None
+        if not isinstance(url, str) or not url.strip():
+            raise Refusal(400, f"missing `data.payload.media[{index}].url`",
+                          f"data.payload.media[{index}].url")
+        found.append(url.strip())
+    return found
 
 
 def parse_receipt(envelope: Envelope) -> DeliveryReceipt:

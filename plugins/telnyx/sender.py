@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pbxsms.core.plugin_api import (
     AccountPause,
     NoAnswer,
+    NoLinks,
     NotSent,
     OutboundMessage,
     Outcome,
@@ -23,7 +24,9 @@ from pbxsms.core.plugin_api import (
     SendResult,
     fingerprint,
     metrics,
+    no_media_links,
     opted_out,
+    signed_link,
 )
 from pbxsms.plugins.telnyx.client import HTTPError, TelnyxClient
 from pbxsms.plugins.telnyx.inbound import OPT_OUT_CODE
@@ -82,10 +85,15 @@ class TelnyxProvider:
             return SendResult(Outcome.PAUSED, code=pause.code, reason=pause.reason)
         limiter = self._limiters.setdefault(_credentials(settings), RateLimiter())
         await limiter.acquire(settings.requests_per_second)
+        try:
+            # Telnyx fetches each picture from our signed link (PBXSMS_PUBLIC_URL).
+            media_urls = [await signed_link(self.runtime, item) for item in message.media]
+        except NoLinks as error:
+            return no_media_links("Telnyx", str(error))
         metrics.PROVIDER_BATCH_SIZE.labels(NAME).observe(1)
         started = time.perf_counter()
         try:
-            data = await TelnyxClient(self.runtime.http, settings).send(message)
+            data = await TelnyxClient(self.runtime.http, settings).send(message, media_urls)
         except NotSent as error:
             _count("not_sent")
             log.warning("Telnyx send of %s not sent, will retry: %s", message.id, error)

@@ -48,6 +48,13 @@ class TelnyxSettings(PluginSettings):
     # this long has passed; then one call tries again.
     auth_retry_interval: Duration = Field(300.0, ge=1)
 
+    # MMS. Hosts an inbound message's `media[].url` may be fetched from (exact, or
+    # `.domain`). Telnyx documents no media host: list the one its links use.
+    media_hosts: list[str] = Field(default_factory=list)
+    # Only for the Telnyx simulator: its origin (`http://127.0.0.1:8091`), whose media
+    # links are fetched over http on loopback. Never set it for the real Telnyx.
+    media_simulator: str | None = Field(None, pattern=r"^https?://[^/]+$")
+
     @property
     def can_send(self) -> bool:
         return bool(self.api_key and self.api_key.get_secret_value())

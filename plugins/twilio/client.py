@@ -11,7 +11,7 @@ status}` body when it gave one.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,11 +57,14 @@ class TwilioClient:
         self._authorization = f"Basic {base64.b64encode(pair).decode()}"
 
     async def create_message(self, to: str, from_: str, body: str,
-                             status_callback: str | None) -> JsonDict:
-        """`POST .../Messages.json`: the new message resource (`sid`, `status`, ...)."""
-        form = {"To": to, "From": from_, "Body": body}
+                             status_callback: str | None,
+                             media_urls: Sequence[str] = ()) -> JsonDict:
+        """`POST .../Messages.json`: the new message resource (`sid`, `status`, ...). An
+        MMS repeats `MediaUrl`, one per picture (Twilio fetches each)."""
+        form = [("To", to), ("From", from_), ("Body", body)]
+        form += [("MediaUrl", url) for url in media_urls]
         if status_callback:
-            form["StatusCallback"] = status_callback
+            form.append(("StatusCallback", status_callback))
         answer = await self.request("POST", messages_path(self.account_sid), form=form)
         if not isinstance(answer.get("sid"), str) or not answer["sid"]:
             raise NoAnswer("Twilio's answer has no message sid")
@@ -92,7 +95,8 @@ class TwilioClient:
         """`GET /Accounts/{Sid}.json`. The answer holds the auth token: never print it."""
         return await self.request("GET", f"{API}/Accounts/{self.account_sid}.json")
 
-    async def request(self, method: str, path: str, form: Mapping[str, str] | None = None,
+    async def request(self, method: str, path: str,
+                      form: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
                       query: Mapping[str, str | int] | None = None) -> JsonDict:
         """One call; the JSON object on 2xx, else an error as described above."""
         answer = await self.carrier.call(method, path, self._authorization, form=form,

@@ -40,6 +40,8 @@ INBOUND_STATUSES = frozenset({"receiving", "received"})
 # Kept in the inbound event's `extra` (account ids and where the sender is).
 EXTRA = ("AccountSid", "MessagingServiceSid", "NumSegments", "NumMedia", "FromCountry",
          "FromState", "FromCity")
+# Twilio delivers at most 10 media per inbound message (MediaUrl0 ... MediaUrl9).
+MAX_MEDIA = 10
 
 
 def fields_of(pairs: list[tuple[str, str]] | dict[str, Any]) -> Fields:
@@ -90,8 +92,20 @@ def parse_inbound(fields: Fields, region: str) -> InboundSms:
     extra = {name: fields[name] for name in EXTRA if fields.get(name)}
     message = InboundMessage(provider=NAME, provider_message_id=sid,
                              to=_number(fields, "To", region), body=fields["Body"],
-                             extra=extra, **{"from": _number(fields, "From", region)})
+                             extra=extra, media_urls=media_urls(fields),
+                             **{"from": _number(fields, "From", region)})
     return InboundSms(message, f"{NAME}:{sid}")
+
+
+def media_urls(fields: Fields) -> list[str]:
+    """`MediaUrl0` ... `MediaUrl{NumMedia-1}`, as Twilio numbers them; fetched later under
+    the plugin's media policy, which refuses what is not Twilio's."""
+    count = (fields.get("NumMedia") or "0").strip()
+    if not count.isdigit():
+        raise Refusal(400, "`NumMedia` is not a number", "NumMedia")
+    found = [fields.get(f"MediaUrl{index}", "").strip()
+             for index in range(min(int(count), MAX_MEDIA))]
+    return [url for url in found if url]
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+
 import click
 
 from pbxsms.core.plugin_api import (
     Check,
     Config,
+    FetchPolicy,
     PluginSettings,
     Problem,
     ProviderRegister,
@@ -65,6 +68,19 @@ def degraded(runtime: Runtime) -> list[str]:
     # until fixed. Receiving goes on, so the gateway stays ready.
     provider = runtime.providers.get(NAME)
     return provider.readiness() if isinstance(provider, TwilioProvider) else []
+
+
+@hookimpl
+def media_policy(config: Config, provider: str) -> FetchPolicy | None:
+    if provider != NAME:
+        return None
+    settings = twilio_settings(config)
+    # Twilio's Media URLs want the account's Basic credentials (when the account asks for
+    # media auth); the CDN link they redirect to is signed and gets none.
+    pair = f"{settings.account_sid}:{settings.token}".encode()
+    authorization = f"Basic {base64.b64encode(pair).decode()}" if settings.can_send else None
+    return FetchPolicy(hosts=tuple(settings.media_hosts), simulator=settings.media_simulator,
+                       authorization=authorization)
 
 
 @hookimpl

@@ -18,13 +18,16 @@ from email.utils import parsedate_to_datetime
 from pbxsms.core.plugin_api import (
     CarrierError,
     NoAnswer,
+    NoLinks,
     NotSent,
     OutboundMessage,
     Outcome,
     Runtime,
     SendResult,
     metrics,
+    no_media_links,
     public_url,
+    signed_link,
 )
 from pbxsms.plugins.twilio import codes
 from pbxsms.plugins.twilio.client import JsonDict, TwilioClient, TwilioError
@@ -134,12 +137,17 @@ class TwilioProvider:
         wait = self._held_until - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
+        try:
+            # Twilio fetches each picture from our signed link (PBXSMS_PUBLIC_URL).
+            media_urls = [await signed_link(self.runtime, item) for item in message.media]
+        except NoLinks as error:
+            return no_media_links("Twilio", str(error))
         client = TwilioClient(self.runtime.http, settings)
         metrics.PROVIDER_BATCH_SIZE.labels(NAME).observe(1)
         started, called_at = time.perf_counter(), time.time()
         try:
             answer = await client.create_message(message.to, message.from_, message.body,
-                                                 self.status_callback(message.id))
+                                                 self.status_callback(message.id), media_urls)
         except NotSent as error:
             _count("not_sent")
             log.warning("Twilio send of %s not sent, will retry: %s", message.id, error,

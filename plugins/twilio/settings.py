@@ -45,6 +45,14 @@ class TwilioSettings(PluginSettings):
     # settings change (reload) or this long has passed; then one call tries again.
     auth_retry_interval: Duration = Field(300.0, ge=1)
 
+    # MMS. Hosts an inbound message's MediaUrl may be fetched from (exact, or `.domain`):
+    # the Media URL on the API host, and the CDN it redirects to.
+    media_hosts: list[str] = Field(default_factory=lambda: [
+        "api.twilio.com", ".twiliocdn.com"])
+    # Only for the Twilio simulator: its origin (`http://127.0.0.1:8071`), whose media
+    # links are fetched over http on loopback. Never set it for the real Twilio.
+    media_simulator: str | None = Field(None, pattern=r"^https?://[^/]+$")
+
     @field_validator("account_sid")
     @classmethod
     def _sid(cls, value: str | None) -> str | None:

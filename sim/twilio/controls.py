@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from pbxsms.sim.media import media_arg
 from pbxsms.sim.server import (
     ControlError,
     ControlHandler,
@@ -75,13 +76,14 @@ class TwilioControls:
                                                       str(args.get("sms_method", "POST"))))
 
     async def inbound(self, request: web.Request) -> web.StreamResponse:
-        """Post an inbound message to a gateway's webhook, signed."""
+        """Post an inbound message (an MMS with `media`) to a gateway's webhook, signed."""
         args = await control_json(request)
         url, from_, to, body = (args.get(k) for k in ("url", "from", "to", "body"))
         if not all(isinstance(v, str) for v in (url, from_, to, body)):
             raise ControlError("expected url, from, to and body strings")
         return await relay(self.sim.push_inbound(str(url), str(from_), str(to), str(body),
-                                                 sid=args.get("sid")))
+                                                 sid=args.get("sid"),
+                                                 media=media_arg(args.get("media"))))
 
     async def status(self, request: web.Request) -> web.StreamResponse:
         """Post a sent message's status callback to its StatusCallback, signed."""

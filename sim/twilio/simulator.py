@@ -8,12 +8,14 @@ import binascii
 import hmac
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
 import pbxsms.sim.twilio.shapes as shapes
+from pbxsms.sim.media import HostedMedia, SentMedia, fetch_sent_media
 from pbxsms.sim.server import (
     ControlHandler,
     FaultPlan,
@@ -27,6 +29,9 @@ from pbxsms.sim.twilio.controls import TwilioControls
 from pbxsms.sim.twilio.shapes import API, API_VERSION, FAULT_KINDS, FaultKind, JsonDict
 
 DEFAULT_ACCOUNT_SID = "AC" + "0" * 31 + "1"
+# Where a media URL redirects to: Twilio answers a media GET with a redirect to a signed
+# link on its CDN, which needs no credentials (here on the simulator's own origin).
+CDN_PREFIX = "/media.twiliocdn.com/"
 
 
 @dataclass
@@ -84,6 +89,15 @@ class TwilioSimulator(SimulatedService):
         self.pushes: list[PushResult] = []
         # Public base URL → where it really is (a TLS proxy in front of a gateway).
         self.proxies: dict[str, str] = {}
+        # Inbound MMS media: path of its Media URL → the file; CDN path → the same file.
+        # With `media_auth` (the account's "HTTP Basic Authentication for media access"),
+        # a media URL answers 401 without the account's credentials.
+        self.media: dict[str, HostedMedia] = {}
+        self.cdn: dict[str, HostedMedia] = {}
+        self.media_auth = True
+        # What Twilio fetched of each sent MMS's MediaUrl: message SID → (url, status,
+        # bytes), in order, filled in the background after the create call is answered.
+        self.sent_media: dict[str, list[SentMedia]] = {}
         self._created = time.time()
         for number in numbers or []:
             self.add_number(number)
@@ -118,6 +132,7 @@ class TwilioSimulator(SimulatedService):
         self.faults.clear()
         self.pushes.clear()
         self.status_callbacks.clear()
+        self.sent_media.clear()
 
     @property
     def sent(self) -> list[JsonDict]:
@@ -146,24 +161,45 @@ class TwilioSimulator(SimulatedService):
 
     async def push_inbound(self, url: str, from_: str, to: str, body: str, *,
                            sid: str | None = None, sign_url: str | None = None,
-                           token: str | None = None) -> PushResult:
+                           token: str | None = None,
+                           media: Sequence[tuple[bytes, str]] = ()) -> PushResult:
         """Post an inbound message to `url` as Twilio's "A MESSAGE COMES IN" webhook does.
 
-        `sign_url` signs for another URL than the one posted to; `token` signs with
-        another auth token (both to test refusals).
+        `media` (bytes, content type) makes it an MMS: the simulator hosts each file
+        under the message's Media URL and sends `NumMedia`, `MediaUrl{N}` and
+        `MediaContentType{N}`. `sign_url` signs for another URL than the one posted to;
+        `token` signs with another auth token (both to test refusals).
         """
-        sid = sid or shapes.new_sid("SM")
+        sid = sid or shapes.new_sid("MM" if media else "SM")
         self.messages.append(shapes.message(self.account_sid, sid, from_, to, body,
                                             "received", time.time(), direction="inbound"))
+        self.messages[-1]["num_media"] = str(len(media))
         params = [
-            ("ToCountry", "US"), ("ToState", ""), ("SmsMessageSid", sid), ("NumMedia", "0"),
+            ("ToCountry", "US"), ("ToState", ""), ("SmsMessageSid", sid),
+            ("NumMedia", str(len(media))),
             ("ToCity", ""), ("FromZip", ""), ("SmsSid", sid), ("FromState", ""),
             ("SmsStatus", "received"), ("FromCity", ""), ("Body", body),
             ("FromCountry", "US"), ("To", to), ("ToZip", ""),
             ("NumSegments", str(shapes.segments(body))), ("MessageSid", sid),
             ("AccountSid", self.account_sid), ("From", from_), ("ApiVersion", API_VERSION),
         ]
+        for index, (data, content_type) in enumerate(media):
+            params += [(f"MediaContentType{index}", content_type),
+                       (f"MediaUrl{index}", self.host_media(sid, data, content_type))]
         return await self.post_signed(url, params, sign_url=sign_url, token=token)
+
+    def host_media(self, message_sid: str, data: bytes, content_type: str) -> str:
+        """Host a file of an inbound message; its Media URL (Twilio's shape)."""
+        path = f"{API}/Accounts/{self.account_sid}/Messages/{message_sid}/Media/" \
+               f"{shapes.new_sid('ME')}"
+        hosted = HostedMedia(content_type, data)
+        self.media[path] = hosted
+        self.cdn[f"{CDN_PREFIX}{self.account_sid}/{uuid.uuid4().hex}"] = hosted
+        return f"{self.base_url}{path}"
+
+    def media_of(self, url: str) -> HostedMedia | None:
+        """The hosted file behind a Media URL the simulator gave out."""
+        return self.media.get(url.removeprefix(self.base_url))
 
     async def push_status(self, sid: str, status: str, *, error_code: int | None = None,
                           url: str | None = None, sign_url: str | None = None,
@@ -231,6 +267,9 @@ class TwilioSimulator(SimulatedService):
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.path.startswith("/_sim/"):
             return await self.control(request)
+        if request.method == "GET" and (request.path in self.media
+                                        or request.path.startswith(CDN_PREFIX)):
+            return self._serve_media(request)
         form: dict[str, list[str]] = {}
         if request.method == "POST":
             for name, value in parse_qsl(await request.text(), keep_blank_values=True):
@@ -265,6 +304,19 @@ class TwilioSimulator(SimulatedService):
                 return answered(rec, json_response(200, found_message))
         return answered(rec, shapes.error(20404, path=request.path))
 
+    def _serve_media(self, request: web.Request) -> web.StreamResponse:
+        """A Media URL redirects (302) to its CDN link; the CDN link serves the file."""
+        cdn = self.cdn.get(request.path)
+        if cdn is not None:
+            return cdn.response()
+        hosted = self.media[request.path]
+        hosted.record(request)
+        if self.media_auth and not self._authenticated(request.headers.get("Authorization")):
+            return shapes.error(20003)
+        link = next(path for path, found in self.cdn.items() if found is hosted)
+        raise web.HTTPFound(f"{link}?Expires={int(time.time()) + 14400}"
+                            f"&Signature={uuid.uuid4().hex}")
+
     def _authenticated(self, header: str | None) -> bool:
         if not header or not header.startswith("Basic "):
             return False
@@ -295,9 +347,15 @@ class TwilioSimulator(SimulatedService):
         refused = self._refusal(form, to, from_, body)
         if refused is not None:
             return shapes.error(refused, to=to, from_=from_)
-        sid = shapes.new_sid("SM")
+        media_urls = rec.form.get("MediaUrl", [])
+        sid = shapes.new_sid("MM" if media_urls else "SM")
         self.messages.append(shapes.message(self.account_sid, sid, from_, to, body, "queued",
                                             time.time()))
+        if media_urls:
+            self.messages[-1]["num_media"] = str(len(media_urls))
+            self.sent_media[sid] = []
+            self.in_background(fetch_sent_media(self.session, media_urls,
+                                                self.sent_media[sid], self._through_proxy))
         if form.get("StatusCallback"):
             self.status_callbacks[sid] = form["StatusCallback"]
         if fault is not None and fault.kind == "store_then_500":
