@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from pbxsms.core import __version__
-from pbxsms.core.config.loader import load_config, redacted
+from pbxsms.core.config.loader import describe_number, file_numbers, load_config, redacted
 from pbxsms.core.config.problems import ConfigError
 from pbxsms.core.config.settings import Config, default_env_file, load_core, load_file
 from pbxsms.core.model.events import json_schemas
@@ -89,7 +89,11 @@ def config_check(env_file: Path | None, config_path: Path | None) -> None:
         click.echo(f"[{name}]")
         for key, value in table.model_dump().items():
             click.echo(f"  {key} = {value}")
-    click.echo(f"numbers in config file: {len(cfg.file.numbers)}")
+    click.echo(f"numbers in config file: {len(cfg.file.numbers)} "
+               f"(read with PBXSMS_DEFAULT_REGION={cfg.core.default_region})")
+    for index, (row, record) in enumerate(zip(cfg.file.numbers, file_numbers(cfg, plugins),
+                                              strict=True)):
+        click.echo(f"  {describe_number(index, row, record)}")
     problems = plugins.config_warnings(cfg)
     if problems:
         click.echo("Problems:")

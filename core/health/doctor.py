@@ -15,7 +15,7 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
-from pbxsms.core.config.loader import hide_url_password
+from pbxsms.core.config.loader import describe_number, file_numbers, hide_url_password
 
 if TYPE_CHECKING:
     from pbxsms.core.config.settings import Config
@@ -57,13 +57,20 @@ async def run_doctor(config: Config, plugins: Plugins, echo: Callable[[str], Non
     """Print every finding; True when nothing failed (warnings are allowed)."""
     findings: list[tuple[str, Finding]] = []
     problems = plugins.config_warnings(config)
+    # The same severity as `config check`, which exits non-zero on each of these.
     for problem in problems:
-        findings.append(("settings", warn(str(problem))))
+        findings.append(("settings", fail(str(problem), f"change {problem.setting}")))
     if not problems:
         findings.append(("settings", ok("no problems")))
+    records = file_numbers(config, plugins)
+    findings.append(("numbers", ok(
+        f"{len(records)} in the config file, read with "
+        f"PBXSMS_DEFAULT_REGION={config.core.default_region}")))
     for line in _lines(findings):
         echo(line)
-    healthy = True
+    for index, (row, record) in enumerate(zip(config.file.numbers, records, strict=True)):
+        echo(f"      {describe_number(index, row, record)}")
+    healthy = not problems
     for check in plugins.doctor_checks(config):
         finding = await _run(check)
         healthy = healthy and finding.status != "fail"
