@@ -54,12 +54,17 @@ def cli() -> None:
 @config_option
 def serve(env_file: Path | None, config_path: Path | None) -> None:
     """Run the gateway until SIGTERM/SIGINT; SIGHUP (or `pbxsms reload`) reloads settings."""
-    from pbxsms.core.serve.server import serve as run
+    from pbxsms.core.serve.lock import data_dir_lock
 
-    config, plugins = load_or_exit(env_file, config_path)
-    setup_logging(config.core.log_level, config.core.log_format)
+    core = load_core(env_file if env_file is not None else default_env_file())
     try:
-        eventloop.run(run(config, plugins))
+        # First: a second gateway on this data folder stops before it loads anything.
+        with data_dir_lock(core.data_dir):
+            from pbxsms.core.serve.server import serve as run
+
+            config, plugins = load_or_exit(env_file, config_path)
+            setup_logging(config.core.log_level, config.core.log_format)
+            eventloop.run(run(config, plugins))
     except (ConnectionError, RuntimeError) as error:
         click.echo(f"pbxsms: {error}", err=True)
         sys.exit(1)
@@ -203,7 +208,10 @@ def build_cli() -> click.Group:
 
 def main() -> None:
     try:
-        build_cli()(prog_name="pbxsms")
+        # `serve` needs no plugin's commands: importing every plugin first would only
+        # delay the data folder lock that a second start must meet at once.
+        command = cli if sys.argv[1:2] == ["serve"] else build_cli()
+        command(prog_name="pbxsms")
     except ConfigError as error:  # any command: name each bad setting, no traceback
         report_problems(error)
         sys.exit(2)
