@@ -33,6 +33,7 @@ ENTRY_POINT_GROUP = "pbxsms.plugins"
 # Always on: the core's own routes and consumers, shipped as ordinary plugins.
 CORE_PLUGINS = {"core": "pbxsms.core.health.plugin",
                 "numbers": "pbxsms.core.numbers.plugin",
+                "messages": "pbxsms.core.messages.plugin",
                 "outbound": "pbxsms.core.outbound.plugin"}
 
 # Built-in optional plugins, enabled by name in `[plugins] enabled`.

@@ -1,4 +1,4 @@
-"""`/api/v1/numbers`: message settings at run time; `GET /api/v1/messages?status=...`.
+"""`/api/v1/numbers`: message settings at run time.
 
 Every route needs the API's Bearer token. Invalid values answer 422 naming the field;
 a number in the path may be written in any common format (`%2B` for `+`). A failed
@@ -11,7 +11,6 @@ from typing import Any
 
 from aiohttp import web
 
-from pbxsms.core.model.events import State
 from pbxsms.core.model.numbers import NumberError, NumberSettings
 from pbxsms.core.model.phone import InvalidNumber
 from pbxsms.core.refusal import Refusal
@@ -83,24 +82,8 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
             raise Refusal(404, "no message settings for this number", field="number")
         return web.Response(status=204)
 
-    async def list_messages(request: web.Request) -> web.StreamResponse:
-        try:
-            state = State(request.query.get("status", ""))
-        except ValueError:
-            choices = ", ".join(s.value for s in State)
-            raise Refusal(422, f"expected one of: {choices}", field="status") from None
-        try:
-            limit = int(request.query.get("limit", "100"))
-        except ValueError:
-            limit = 0
-        if not 1 <= limit <= 1000:
-            raise Refusal(422, "expected a whole number from 1 to 1000", field="limit")
-        records = await runtime.status.in_state(state, limit)
-        return web.json_response({"messages": [r.model_dump(mode="json") for r in records]})
-
     register("GET", "/api/v1/numbers", guarded(list_numbers))
     register("PUT", "/api/v1/numbers", guarded(put_many))
     register("GET", "/api/v1/numbers/{number}", guarded(get_number))
     register("PUT", "/api/v1/numbers/{number}", guarded(put_number))
     register("DELETE", "/api/v1/numbers/{number}", guarded(delete_number))
-    register("GET", "/api/v1/messages", guarded(list_messages))

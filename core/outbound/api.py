@@ -147,7 +147,7 @@ async def queue_outbound(runtime: Runtime, request: OutboundRequest,
         log.warning("send request not stored: %s", error, extra={"msg_id": outbound.id})
         raise Refusal(503, NOT_STORED) from None
     if not published.duplicate:
-        await _queued(runtime, outbound, provider, count, queued_at)
+        await _queued(runtime, outbound, provider, count, queued_at, published.seq)
     log.info("outbound message queued from %s via %s (%s, %d segment(s))%s",
              sender, provider, outbound.source, count.segments,
              " (repeat)" if published.duplicate else "", extra={"msg_id": outbound.id})
@@ -173,10 +173,13 @@ def send_handler(runtime: Runtime) -> RouteHandler:
 
 
 async def _queued(runtime: Runtime, outbound: OutboundRequest, provider: str,
-                  count: SegmentCount, at: datetime) -> None:
+                  count: SegmentCount, at: datetime, seq: int) -> None:
+    details = {"encoding": count.encoding, "source": outbound.source}
+    if outbound.resend_of:
+        details["resend_of"] = outbound.resend_of
     status = StatusEvent(id=outbound.id, direction="outbound", state=State.QUEUED,
                          channel=provider, segments=count.segments, at=at,
-                         details={"encoding": count.encoding, "source": outbound.source})
+                         details=details, stream_seq=seq)
     try:
         await runtime.publish_status(status)
     except PublishError as error:

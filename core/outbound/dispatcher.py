@@ -88,8 +88,9 @@ class Dispatcher:
         provider = self.runtime.providers[channel]
         message = OutboundMessage(id=request.id, from_=sender, to=request.to,
                                   body=request.body, segments=count.segments)
-        await self._status(message, channel, State.SENDING, delivery.attempt,
-                           details={"from": sender, "encoding": count.encoding})
+        await self._publish(self._event(message, channel, State.SENDING, delivery.attempt,
+                                        details={"from": sender, "encoding": count.encoding},
+                                        stream_seq=delivery.stream_seq))
         return provider, message
 
     async def _already_accepted(self, message_id: str) -> bool:
@@ -165,11 +166,13 @@ class Dispatcher:
     def _event(self, message: OutboundMessage, channel: str, state: State, attempt: int,
                reason: str | None = None, code: str | None = None,
                provider_message_id: str | None = None,
-               details: Mapping[str, object] | None = None) -> StatusEvent:
+               details: Mapping[str, object] | None = None,
+               stream_seq: int | None = None) -> StatusEvent:
         return StatusEvent(id=message.id, direction="outbound", state=state, channel=channel,
                            attempt=attempt, reason=reason, error_code=code,
                            provider_message_id=provider_message_id,
-                           segments=message.segments, details=dict(details or {}))
+                           segments=message.segments, details=dict(details or {}),
+                           stream_seq=stream_seq)
 
     async def _status(self, message: OutboundMessage, channel: str, state: State,
                       attempt: int, reason: str | None = None, code: str | None = None,

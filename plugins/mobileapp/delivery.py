@@ -43,11 +43,13 @@ class MobileAppDelivery:
             return  # unroutable: its `unroutable` status already accounts for it
         if not route.extension:
             await report(self.runtime, message, CHANNEL, State.SKIPPED, delivery.attempt,
-                         f"no extension in the message settings of {message.to}")
+                         f"no extension in the message settings of {message.to}",
+                         stream_seq=delivery.stream_seq)
             return
         if not settings.api_url or settings.api_token is None:
             await report(self.runtime, message, CHANNEL, State.SKIPPED, delivery.attempt,
-                         "RINGOTEL_API_URL or RINGOTEL_API_TOKEN unset")
+                         "RINGOTEL_API_URL or RINGOTEL_API_TOKEN unset",
+                         stream_seq=delivery.stream_seq)
             return
         org = route.mobileapp_org or settings.org_id
         if not org:
@@ -69,13 +71,14 @@ class MobileAppDelivery:
             # The ledger record and what follows are independent writes: one round
             # trip. The message is acknowledged only once all of them are stored.
             await write_all(self.ledger.settle(CHANNEL, message.id, settled),
-                            *self._finish(message, settled))
+                            *self._finish(message, settled, delivery.stream_seq))
         else:
             log.info("%s already pushed (attempt %d): not again", message.id, settled.attempt,
                      extra={"msg_id": message.id})
-            await write_all(*self._finish(message, settled))
+            await write_all(*self._finish(message, settled, delivery.stream_seq))
 
-    def _finish(self, message: InboundMessage, settled: Settled) -> list[Awaitable[object]]:
+    def _finish(self, message: InboundMessage, settled: Settled,
+                stream_seq: int) -> list[Awaitable[object]]:
         """What follows a push; repeated as a whole when an attempt stops half-way."""
         assert settled.provider_message_id is not None
         return [
@@ -84,4 +87,4 @@ class MobileAppDelivery:
             self.runtime.status.remember_provider_id(CHANNEL, settled.provider_message_id,
                                                      message.id),
             report(self.runtime, message, CHANNEL, State.DELIVERED, settled.attempt,
-                   provider_message_id=settled.provider_message_id)]
+                   provider_message_id=settled.provider_message_id, stream_seq=stream_seq)]
