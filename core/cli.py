@@ -13,7 +13,13 @@ from typing import Any
 import click
 
 from pbxsms.core import __version__
-from pbxsms.core.config.loader import describe_number, file_numbers, load_config, redacted
+from pbxsms.core.config.loader import (
+    create_from_example,
+    describe_number,
+    file_numbers,
+    load_config,
+    redacted,
+)
 from pbxsms.core.config.problems import ConfigError
 from pbxsms.core.config.settings import Config, default_env_file, load_core, load_file
 from pbxsms.core.model.events import json_schemas
@@ -62,6 +68,10 @@ def serve(env_file: Path | None, config_path: Path | None) -> None:
         with data_dir_lock(core.data_dir):
             from pbxsms.core.serve.server import serve as run
 
+            example = create_from_example(config_path or core.config)
+            if example is not None:
+                click.echo(f"pbxsms: created {config_path or core.config} from {example}; "
+                           "edit it (plugins, [[numbers]]) and `pbxsms reload`", err=True)
             config, plugins = load_or_exit(env_file, config_path)
             setup_logging(config.core.log_level, config.core.log_format)
             eventloop.run(run(config, plugins))

@@ -165,3 +165,17 @@ def test_a_second_serve_on_the_same_data_folder_stops_and_touches_nothing(
         _wait_for_log(first, "settings reloaded")
     finally:
         assert first.stop() == 0
+
+
+def test_the_first_serve_creates_the_config_file_from_the_example(workdir: Path) -> None:
+    example = Path(__file__).resolve().parents[1] / "config" / "pbxsms.example.toml"
+    (workdir / "config").mkdir()
+    (workdir / "config" / "pbxsms.example.toml").write_text(example.read_text())
+    proc = Proc(workdir, free_port(), free_port(), {})
+    try:
+        proc.wait_ready()
+    finally:
+        assert proc.stop() == 0
+    created = workdir / "config" / "pbxsms.toml"
+    assert created.read_text() == example.read_text()
+    assert "created config/pbxsms.toml from config/pbxsms.example.toml" in proc.log.read_text()

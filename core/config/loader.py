@@ -51,6 +51,20 @@ def load_config(env_file: Path | None = None, config_path: Path | None = None,
     return Config(core=core, file=file, plugins=settings, env_file=env_file), plugins
 
 
+def create_from_example(path: Path) -> Path | None:
+    """Copy `<name>.example.toml` beside `path` to `path` when `path` is missing (a fresh
+    clone ships only the example); the example copied, or None."""
+    example = path.with_name(f"{path.stem}.example{path.suffix}")
+    if path.exists() or not example.is_file():
+        return None
+    try:
+        with path.open("x") as created:  # never over a file made meanwhile
+            created.write(example.read_text())
+    except FileExistsError:
+        return None
+    return example
+
+
 def file_numbers(config: Config, plugins: Plugins) -> list[NumberSettings]:
     """The `[[numbers]]` rows of a loaded configuration, normalised (already validated)."""
     return parse_rows(config.file.numbers, config.core.default_region, plugins.enabled,
