@@ -92,7 +92,7 @@ def test_durations_and_defaults(tmp_path: Path) -> None:
 def test_shipped_sample_config_is_valid() -> None:
     root = Path(__file__).resolve().parent.parent
     result = subprocess.run(
-        [*PBXSMS, "config", "check", "--config", str(root / "config" / "pbxsms.toml"),
+        [*PBXSMS, "config", "check", "--config", str(root / "config" / "pbxsms.example.toml"),
          "--env-file", str(root / "config" / ".env.example")],
         capture_output=True, text=True, timeout=60,
         env={**os.environ, "PBXSMS_ENV_FILE": os.devnull})
