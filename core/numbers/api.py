@@ -70,7 +70,8 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
         body = await json_body(request)
         if not isinstance(body, dict):
             raise NumberError("record", "expected a JSON object of message settings")
-        given = body.get("number", number)
+        # As written, so that a misread national number is explained in its own digits.
+        given = body.get("number", request.match_info["number"])
         record = runtime.numbers.validate({**body, "number": given})
         if record.number != number:
             raise NumberError("number", f"{record.number} differs from the path's {number}")
