@@ -24,7 +24,9 @@ TARGETS = {
 
 LIGHT_RATE = 100.0
 
-PARTS = ("ingest", "end_to_end", "outbound")
+PARTS = ("ingest", "end_to_end", "outbound", "outbound_telnyx")
+# Telnyx sends one message a call at its documented 50/s: a few hundred show the rate.
+TELNYX_MESSAGES = 500
 
 
 def run(seconds: float, rate: float, messages: int, out: Path | None,
@@ -53,6 +55,9 @@ def run(seconds: float, rate: float, messages: int, out: Path | None,
                 # One call per message is slow: fewer messages keep the run short.
                 results["outbound_single"] = scenarios.outbound(workdir, sinks,
                                                                 min(messages, 5000), 1)
+            if "outbound_telnyx" in only:
+                results["outbound_telnyx"] = scenarios.outbound_telnyx(
+                    workdir, sinks, min(messages, TELNYX_MESSAGES))
         finally:
             sinks.close()
     if only != set(PARTS):  # a partial run, to compare one change: print it as it is
@@ -60,7 +65,7 @@ def run(seconds: float, rate: float, messages: int, out: Path | None,
         return results
     results["peak_rss_mb"] = max(results[name]["peak_rss_mb"] for name in (
         "ingest", "end_to_end", "end_to_end_sustained", "end_to_end_light", "outbound_batched",
-        "outbound_single"))
+        "outbound_single", "outbound_telnyx"))
     results["verdicts"] = verdicts(results)
     results["seconds"] = round(time.monotonic() - began, 1)
     if out is not None:
@@ -84,7 +89,7 @@ def verdicts(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def table(r: dict[str, Any]) -> str:
     i, e, light = r["ingest"], r["end_to_end"], r["end_to_end_light"]
     su = r["end_to_end_sustained"]
-    ob, os_ = r["outbound_batched"], r["outbound_single"]
+    ob, os_, tx = r["outbound_batched"], r["outbound_single"], r["outbound_telnyx"]
     rows = [
         ("inbound ingest, bare aiohttp", f"{i['bare']['rps']:,.0f} req/s",
          f"{i['bare']['p50_ms']:.1f}", f"{i['bare']['p99_ms']:.1f}", ""),
@@ -112,10 +117,13 @@ def table(r: dict[str, Any]) -> str:
         ("outbound, batches of 1", f"{os_['rps']:,.0f} msg/s", "", "",
          f"{os_['accepted']}/{os_['messages']} in {os_['send_requests']} calls; "
          f"sinks {os_.get('sinks_cores', 0):.2f} cores"),
+        ("outbound, Telnyx, 1 per call", f"{tx['rps']:,.0f} msg/s", "", "",
+         f"{tx['rps'] / tx['limit_rps']:.2f} x Telnyx's documented {tx['limit_rps']:.0f}/s; "
+         f"{tx['accepted']}/{tx['messages']} in {tx['send_requests']} calls"),
         ("gateway peak RSS", f"{r['peak_rss_mb']:.0f} MB", "", "", ""),
     ]
     parts: list[dict[str, Any]] = [i["bare"], i["stored"], i["gateway"], e, su, light, ob, os_,
-                                   {}]
+                                   tx, {}]
     cores = [f"{x['gateway_cores']:.2f} / {x['nats_cores']:.2f}" if "gateway_cores" in x
              else "" for x in parts]
     table_rows = [(*row, core) for row, core in zip(rows, cores, strict=True)]

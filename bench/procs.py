@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import OURS
-from bench.sinks import APP_TOKEN, KEY, USER
+from bench.sinks import APP_TOKEN, KEY, TELNYX_KEY, TELNYX_OURS, USER
 
 HOOK_TOKEN = "bench-hook-token"
 API_TOKEN = "bench-api-token"
@@ -147,7 +147,14 @@ class Sinks:
         stop(self.process)
 
 
-def gateway_toml(plugins: list[str], clicksend: str = "") -> str:
+def gateway_toml(plugins: list[str], clicksend: str = "", telnyx: str = "") -> str:
+    # A Telnyx number only when its plugin runs: a number's provider must be enabled.
+    telnyx_number = f"""
+[[numbers]]
+number = "{TELNYX_OURS}"
+provider = "telnyx"
+extension = "202"
+""" if "telnyx" in plugins else ""
     return f"""
 [plugins]
 enabled = {json.dumps(plugins)}
@@ -158,6 +165,9 @@ enabled = {json.dumps(plugins)}
 [clicksend]
 {clicksend}
 
+[telnyx]
+{telnyx}
+
 [[numbers]]
 number = "{OURS}"
 provider = "clicksend"
@@ -165,20 +175,20 @@ extension = "201"
 domain = "pbx.example.com"
 email = ["desk@example.com"]
 mobileapp_org = "{ORG}"
-"""
+{telnyx_number}"""
 
 
 class Gateway:
     """`pbxsms serve` with its embedded NATS, in its own process and data directory."""
 
     def __init__(self, workdir: Path, sinks: Sinks, plugins: list[str],
-                 clicksend: str = "", profile: Path | None = None) -> None:
+                 clicksend: str = "", profile: Path | None = None, telnyx: str = "") -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         config = workdir / "pbxsms.toml"
-        config.write_text(gateway_toml(plugins, clicksend), encoding="utf-8")
+        config.write_text(gateway_toml(plugins, clicksend, telnyx), encoding="utf-8")
         env = {key: value for key, value in os.environ.items()
-               if not key.startswith(("PBXSMS_", "CLICKSEND_", "RINGOTEL_"))
+               if not key.startswith(("PBXSMS_", "CLICKSEND_", "RINGOTEL_", "TELNYX_"))
                and key != "NATS_URL"}
         env.update({
             "PBXSMS_ENV_FILE": os.devnull, "PBXSMS_CONFIG": str(config),
@@ -188,6 +198,8 @@ class Gateway:
             "CLICKSEND_USERNAME": USER, "CLICKSEND_API_KEY": KEY,
             "CLICKSEND_BASE_URL": sinks.urls["clicksend"],
             "CLICKSEND_WEBHOOK_TOKEN": HOOK_TOKEN,
+            "TELNYX_API_KEY": TELNYX_KEY, "TELNYX_BASE_URL": sinks.urls["telnyx"],
+            "TELNYX_PUBLIC_KEY": sinks.urls["telnyx_public_key"],
             "RINGOTEL_API_URL": sinks.urls["app"], "RINGOTEL_API_TOKEN": APP_TOKEN,
             "PBXSMS_SMTP_HOST": "127.0.0.1", "PBXSMS_SMTP_PORT": str(sinks.urls["smtp_port"]),
             "PBXSMS_SMTP_FROM": "sms@pbx.example.com",

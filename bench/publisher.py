@@ -1,5 +1,6 @@
-"""Outbound load: `python -m bench.publisher <nats_url> <count>` publishes `count` send
-requests on `sms.outbound` (as another service of the PBX would), in its own process,
+"""Outbound load: `python -m bench.publisher <nats_url> <count> [from]` publishes `count`
+send requests on `sms.outbound` (as another service of the PBX would) from our ClickSend
+number (or `from`, e.g. the Telnyx one), in its own process,
 and prints one JSON line with when it started and finished (wall clock).
 
 It publishes through the gateway's own `Publisher` (one reply subscription, requests
@@ -24,11 +25,11 @@ from pbxsms.core.model.events import OutboundRequest
 WINDOW = 256  # publishes awaiting their PubAck at once
 
 
-async def main(url: str, count: int) -> None:
+async def main(url: str, count: int, sender: str = OURS) -> None:
     nc = await nats.connect(url)
     publisher = Publisher(nc)
     await publisher.start()
-    requests = [OutboundRequest(**{"from": OURS}, to=f"+614{n:08d}",
+    requests = [OutboundRequest(**{"from": sender}, to=f"+614{n:08d}",
                                 body=f"Your table is ready bench#{n}", source="bench")
                 for n in range(count)]
     payloads = [(request.id, request.to_json()) for request in requests]
@@ -42,4 +43,4 @@ async def main(url: str, count: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), *sys.argv[3:4]))

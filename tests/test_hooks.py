@@ -8,28 +8,31 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import click
+import pytest
 from aiohttp import ClientSession, web
 from click.testing import CliRunner
 from pydantic_settings import SettingsConfigDict
 
-from pbxsms.bus.consumer import Delivery
 from pbxsms.core import hookspecs
-from pbxsms.core.config.problems import Problem
-from pbxsms.core.config.settings import Config, PluginSettings
-from pbxsms.core.hookspecs import hookimpl
-from pbxsms.core.plugins import Plugins, hook_names
-from pbxsms.core.registry import (
+from pbxsms.core.plugin_api import (
+    Config,
     ConsumerRegister,
     ConsumerSpec,
+    Delivery,
     OutboundMessage,
     Outcome,
+    PluginNotLoaded,
+    PluginSettings,
+    Problem,
     ProviderRegister,
     RouteRegister,
+    Runtime,
     SendResult,
+    hookimpl,
 )
-from pbxsms.core.serve.runtime import Runtime
-from tests.conftest import Gateway
+from pbxsms.core.plugins import Plugins, hook_names
 from tests.helpers import wait_until
+from tests.support.gateway import Gateway
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
 
@@ -70,7 +73,8 @@ class Recorder:
     @hookimpl
     def config_warnings(self, config: Config) -> list[Problem]:
         self.calls.append("config_warnings")
-        return [Problem("RECORDER_GREETING", f"is {config.plugin('recorder').greeting}")]
+        greeting = config.plugin("recorder", RecorderSettings).greeting
+        return [Problem("RECORDER_GREETING", f"is {greeting}")]
 
     @hookimpl
     def register_commands(self, cli: click.Group) -> None:
@@ -83,7 +87,8 @@ class Recorder:
     @hookimpl
     def register_routes(self, runtime: Runtime, register: RouteRegister) -> None:
         async def hello(request: web.Request) -> web.Response:
-            return web.json_response({"greeting": runtime.config.plugin("recorder").greeting})
+            settings = runtime.config.plugin("recorder", RecorderSettings)
+            return web.json_response({"greeting": settings.greeting})
 
         register("GET", "/recorder", hello)
 
@@ -92,7 +97,10 @@ class Recorder:
         async def handle(delivery: Delivery) -> None:
             self.handled.append(delivery.data)
 
-        register(ConsumerSpec("recorder", "sms.recorder.>", handle))
+        async def close() -> None:
+            self.calls.append("consumer closed")
+
+        register(ConsumerSpec("recorder", "sms.recorder.>", handle, close=close))
 
     @hookimpl
     def register_providers(self, runtime: Runtime, register: ProviderRegister) -> None:
@@ -116,8 +124,9 @@ class Recorder:
 
     @hookimpl
     def settings_reloaded(self, runtime: Runtime, old: Config, new: Config) -> None:
-        self.calls.append(f"reloaded:{old.plugin('recorder').greeting}->"
-                          f"{new.plugin('recorder').greeting}")
+        before = old.plugin("recorder", RecorderSettings).greeting
+        after = new.plugin("recorder", RecorderSettings).greeting
+        self.calls.append(f"reloaded:{before}->{after}")
 
 
 class FakeProvider:
@@ -143,7 +152,23 @@ async def test_hook_settings_model(start_gateway: StartGateway) -> None:
     recorder = Recorder()
     gateway = await start_gateway(env={"RECORDER_GREETING": "hi"}, plugins=plugins_with(recorder))
     assert "settings_model" in recorder.calls
-    assert gateway.runtime.config.plugin("recorder").greeting == "hi"
+    assert gateway.runtime.config.plugin("recorder", RecorderSettings).greeting == "hi"
+
+
+async def test_plugin_settings_are_checked_and_name_the_plugin(start_gateway: StartGateway
+                                                               ) -> None:
+    gateway = await start_gateway(plugins=plugins_with(Recorder()))
+    config = gateway.runtime.config
+    with pytest.raises(PluginNotLoaded, match=r"plugin 'acme' has no settings loaded"):
+        config.plugin("acme", RecorderSettings)
+
+    class OtherSettings(PluginSettings):
+        pass
+
+    with pytest.raises(PluginNotLoaded,
+                       match=r"plugin 'recorder' has settings of type RecorderSettings, "
+                             r"not OtherSettings"):
+        config.plugin("recorder", OtherSettings)
 
 
 async def test_hook_config_warnings(start_gateway: StartGateway) -> None:
@@ -173,6 +198,10 @@ async def test_hook_register_consumers(start_gateway: StartGateway) -> None:
     gateway = await start_gateway(plugins=plugins_with(recorder))
     await gateway.runtime.publish("sms.recorder.x", b'{"n": 1}', "rec-1")
     await wait_until(lambda: recorder.handled == [b'{"n": 1}'], message="the consumer")
+    assert "consumer closed" not in recorder.calls
+    await gateway.server.stop()
+    # The spec's close runs once its consumer has stopped, before the shutdown hooks.
+    assert recorder.calls[-2:] == ["consumer closed", "shutdown"]
 
 
 async def test_hook_register_providers(start_gateway: StartGateway) -> None:

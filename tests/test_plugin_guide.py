@@ -17,8 +17,8 @@ from aiohttp import ClientSession, web
 from pbxsms.core.health.doctor import run_doctor
 from pbxsms.core.model.events import InboundMessage, State
 from pbxsms.core.plugins import Plugins
-from tests.conftest import Gateway
 from tests.helpers import wait_until
+from tests.support.gateway import Gateway
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "docs" / "examples" / "acme_plugin.py"
@@ -89,6 +89,11 @@ async def acme() -> AsyncIterator[AcmeApi]:
 def test_the_guide_shows_the_example_as_it_runs() -> None:
     blocks = re.findall(r"```python\n(.*?)```", GUIDE.read_text(), re.DOTALL)
     assert EXAMPLE.read_text() in blocks, "docs/plugin-guide.md must show acme_plugin.py whole"
+
+
+def test_the_example_imports_pbxsms_only_through_the_plugin_api() -> None:
+    imported = re.findall(r"^\s*(?:from|import) (pbxsms[\w.]*)", EXAMPLE.read_text(), re.M)
+    assert imported == ["pbxsms.core.plugin_api"]
 
 
 async def test_the_example_plugin_receives_sends_and_checks(

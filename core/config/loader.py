@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TypeVar
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
@@ -12,6 +11,7 @@ from pydantic_settings import BaseSettings
 from pbxsms.core.config.problems import ConfigError, Problem, env_name
 from pbxsms.core.config.settings import (
     Config,
+    S,
     default_env_file,
     load_core,
     load_file,
@@ -19,8 +19,6 @@ from pbxsms.core.config.settings import (
 )
 from pbxsms.core.model.numbers import NumberError, NumberSettings, parse_rows
 from pbxsms.core.plugins import Plugins
-
-S = TypeVar("S", bound=BaseSettings)
 
 
 def load_config(env_file: Path | None = None, config_path: Path | None = None,

@@ -10,7 +10,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -19,6 +19,12 @@ from pbxsms.core.config.durations import Duration
 from pbxsms.core.config.problems import ConfigError, Problem, problems_from_validation
 
 DEFAULT_ENABLED = ["clicksend", "email", "mobileapp"]
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+class PluginNotLoaded(LookupError):
+    """`Config.plugin` asked for settings that no enabled plugin loaded, or of another type."""
 
 
 class PluginSettings(BaseSettings):
@@ -121,9 +127,17 @@ class Config:
     plugins: dict[str, BaseSettings] = field(default_factory=dict)
     env_file: Path | None = None
 
-    def plugin(self, name: str) -> Any:
-        """The settings object of an enabled plugin."""
-        return self.plugins[name]
+    def plugin(self, name: str, model: type[S]) -> S:
+        """The settings of the enabled plugin `name`, checked to be a `model`."""
+        settings = self.plugins.get(name)
+        if settings is None:
+            loaded = ", ".join(sorted(self.plugins)) or "none"
+            raise PluginNotLoaded(f"plugin {name!r} has no settings loaded: it is not "
+                                  f"enabled or has no settings model (loaded: {loaded})")
+        if not isinstance(settings, model):
+            raise PluginNotLoaded(f"plugin {name!r} has settings of type "
+                                  f"{type(settings).__name__}, not {model.__name__}")
+        return settings
 
 
 def default_env_file() -> Path | None:

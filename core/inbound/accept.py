@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,8 @@ log = logging.getLogger("pbxsms.inbound")
 
 # A receipt's lookup of our id must not hold the webhook much longer than the publish does.
 LOOKUP_TIMEOUT = 2.0
+# How often a receipt that came before its message's acceptance was stored looks again.
+LOOKUP_INTERVAL = 0.05
 
 
 def content_key(message: InboundMessage) -> str:
@@ -108,18 +111,21 @@ class Receipt:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-async def accept_receipt(runtime: Runtime, receipt: Receipt,
-                         dedupe_key: str) -> Accepted | None:
+async def accept_receipt(runtime: Runtime, receipt: Receipt, dedupe_key: str,
+                         wait: float = 0.0) -> Accepted | None:
     """Publish the receipt as a status event of our message; None when it is not ours.
 
     Our id comes from the provider's echo of it, else from the provider-id index that the
-    `accepted` status fills. An unmatched receipt is counted (`unmatched`) and logged;
-    the status store keeps final states, so a late non-final receipt changes nothing.
-    Raises PublishError when the event (or the lookup) cannot be done now (answer 503).
+    `accepted` status fills. That index is written just after the provider answered the
+    send, so a provider that echoes nothing of ours and reports at once (Telnyx) can be
+    faster than it: `wait` is how long to keep looking before calling the receipt
+    unmatched. An unmatched receipt is counted (`unmatched`) and logged; the status store
+    keeps final states, so a late non-final receipt changes nothing. Raises PublishError
+    when the event (or the lookup) cannot be done now (answer 503).
     """
     provider = receipt.provider
     try:
-        message_id = our_id(receipt.id_hint) or await _find(runtime, receipt)
+        message_id = our_id(receipt.id_hint) or await _find(runtime, receipt, wait)
         if message_id is None:
             metrics.WEBHOOKS.labels(provider, "receipt", "unmatched").inc()
             log.warning("%s receipt for %s id %s (%s) matches no message of ours; "
@@ -144,16 +150,21 @@ async def accept_receipt(runtime: Runtime, receipt: Receipt,
     return Accepted(message_id, published.seq, published.duplicate)
 
 
-async def _find(runtime: Runtime, receipt: Receipt) -> str | None:
+async def _find(runtime: Runtime, receipt: Receipt, wait: float = 0.0) -> str | None:
     if not _connected(runtime):
         raise PublishError("not connected to NATS")
-    try:
-        async with asyncio.timeout(LOOKUP_TIMEOUT):
-            return await runtime.status.find_by_provider_id(receipt.provider,
-                                                            receipt.provider_message_id)
-    except Exception as error:  # not knowing whether it is ours is an outage, not a "no"
-        raise PublishError(f"cannot look up {receipt.provider} id "
-                           f"{receipt.provider_message_id}: {error!r}") from error
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            async with asyncio.timeout(LOOKUP_TIMEOUT):
+                found = await runtime.status.find_by_provider_id(receipt.provider,
+                                                                 receipt.provider_message_id)
+        except Exception as error:  # not knowing whether it is ours is an outage, not a "no"
+            raise PublishError(f"cannot look up {receipt.provider} id "
+                               f"{receipt.provider_message_id}: {error!r}") from error
+        if found is not None or time.monotonic() >= deadline:
+            return found
+        await asyncio.sleep(LOOKUP_INTERVAL)
 
 
 def _connected(runtime: Runtime) -> bool:

@@ -65,6 +65,8 @@ class NumberSettings(BaseModel):
     description: str = Field("", max_length=256)
     mobileapp_org: str | None = Field(None, max_length=128,
                                       description="The mobile app's organisation id")
+    sip: bool = Field(False, description="Also deliver to the extension's SIP phones "
+                                         "(freeswitch plugin)")
 
     @classmethod
     def parse(cls, data: Mapping[str, Any], region: str = "US") -> NumberSettings:

@@ -146,10 +146,11 @@ def list_command(extension: str | None, domain: str | None, as_json: bool,
 @click.option("--enabled/--disabled", default=None, help="Route messages to it or not.")
 @click.option("--description", default=None)
 @click.option("--mobileapp-org", default=None, help="Mobile app organisation id.")
+@click.option("--sip/--no-sip", default=None, help="Deliver to the extension's SIP phones too.")
 @_options
 def set_command(number: str, provider: str | None, extension: str | None,
                 domain: str | None, email: tuple[str, ...], enabled: bool | None,
-                description: str | None, mobileapp_org: str | None,
+                description: str | None, mobileapp_org: str | None, sip: bool | None,
                 env_file: Path | None, url: str | None) -> None:
     """Create or change a number's settings; options not given keep their value."""
     api = _api(env_file, url)
@@ -160,7 +161,7 @@ def set_command(number: str, provider: str | None, extension: str | None,
         exit_with(_error(current))
     changes = {"provider": provider, "extension": extension, "domain": domain,
                "enabled": enabled, "description": description,
-               "mobileapp_org": mobileapp_org,
+               "mobileapp_org": mobileapp_org, "sip": sip,
                "email": [e for e in email if e] if email else None}
     record = {**current, **{k: v for k, v in changes.items() if v is not None}}
     record.pop("number", None)

@@ -159,8 +159,9 @@ class Dispatcher:
         metrics.OUTBOUND_FAILURES.labels(name, result.code or "-").inc()
         log.warning("outbound %s failed (%s): %s", message.id, result.code or "-", reason,
                     extra={"msg_id": message.id})
+        # `details` say why for good, e.g. `opted_out` (the recipient replied STOP).
         await self._status(message, name, State.FAILED, delivery.attempt, reason=reason,
-                           code=result.code)
+                           code=result.code, details=result.details)
         raise Permanent(f"{result.code}: {reason}" if result.code else reason)
 
     def _event(self, message: OutboundMessage, channel: str, state: State, attempt: int,

@@ -1,4 +1,5 @@
-"""HTTP helpers shared by every route: the JSON error body, token checks, JSON bodies."""
+"""HTTP helpers shared by every route: the JSON error body, token checks, JSON bodies, and
+the public URL a carrier reaches a route at."""
 
 from __future__ import annotations
 
@@ -27,6 +28,16 @@ def same_secret(given: str | None, expected: str) -> bool:
     if given is None:
         return False
     return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def public_url(base: str | None, path: str) -> str | None:
+    """`PBXSMS_PUBLIC_URL` (given as `base`) joined with a route's `path`; None when unset.
+
+    Carriers are told this URL, and some sign it (Twilio): behind a TLS proxy it is the
+    address they used, which the request's own URL is not.
+    """
+    base = (base or "").strip().rstrip("/")
+    return f"{base}/{path.lstrip('/')}" if base else None
 
 
 def bearer_token(request: web.Request) -> str | None:

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import ClientSession, ClientTimeout
@@ -54,6 +55,7 @@ class Runtime:
         self._publisher: Publisher | None = None
         self.stream_ready = False
         self.consumers: list[ConsumerRunner] = []
+        self.consumer_closes: list[Callable[[], Awaitable[None]]] = []
         self.providers: dict[str, Provider] = {}
         self._http: ClientSession | None = None
         self._status: StatusStore | None = None
@@ -181,7 +183,10 @@ class Runtime:
     async def start_consumers(self) -> None:
         """Start every consumer the plugins declared."""
         assert self.nc is not None
-        for spec in self.plugins.consumers(self):
+        specs = self.plugins.consumers(self)
+        # Known before any starts, so a start that fails half-way still closes them all.
+        self.consumer_closes = [spec.close for spec in specs if spec.close is not None]
+        for spec in specs:
             runner = ConsumerRunner(
                 self.nc, self.js, self.stream, spec.name, spec.subject, spec.handler,
                 self.retry_policy(spec.max_deliver, spec.max_in_flight), self.dead_letter,
@@ -190,8 +195,15 @@ class Runtime:
             self.consumers.append(runner)
 
     async def stop_consumers(self) -> None:
+        """Stop every consumer, then await each spec's `close` (its handler is idle by then)."""
         await asyncio.gather(*(runner.stop() for runner in self.consumers))
         self.consumers.clear()
+        closes, self.consumer_closes = self.consumer_closes, []
+        for close in closes:
+            try:
+                await close()
+            except Exception:
+                log.exception("closing a consumer's resources failed")
 
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
         """Store the original event and the reason on `sms.dead.<consumer>`."""

@@ -14,24 +14,29 @@ from aiohttp import ClientConnectorError, ClientError, ClientSession, ClientTime
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from pbxsms.bus.publish import PublishError
-from pbxsms.core.config.problems import Problem
-from pbxsms.core.config.settings import Config, PluginSettings
-from pbxsms.core.health.doctor import Check, Finding, fail, ok
-from pbxsms.core.hookspecs import hookimpl
-from pbxsms.core.inbound.accept import accept_inbound
-from pbxsms.core.model.events import InboundMessage
-from pbxsms.core.model.phone import InvalidNumber, to_e164
-from pbxsms.core.refusal import Refusal
-from pbxsms.core.registry import (
+from pbxsms.core.plugin_api import (
+    Check,
+    Config,
+    Finding,
+    InboundMessage,
+    InvalidNumber,
     OutboundMessage,
     Outcome,
+    PluginSettings,
+    Problem,
     ProviderRegister,
+    PublishError,
+    Refusal,
     RouteRegister,
+    Runtime,
     SendResult,
+    accept_inbound,
+    fail,
+    hookimpl,
+    ok,
+    same_secret,
+    to_e164,
 )
-from pbxsms.core.serve.http import same_secret
-from pbxsms.core.serve.runtime import Runtime
 
 NAME = "acme"
 
@@ -49,8 +54,7 @@ class AcmeSettings(PluginSettings):
 
 def settings(config: Config) -> AcmeSettings:
     """Read per call: a reload replaces the whole Config."""
-    value: AcmeSettings = config.plugin(NAME)
-    return value
+    return config.plugin(NAME, AcmeSettings)
 
 
 @hookimpl

@@ -22,10 +22,7 @@ from typing import Any
 import aiohttp
 from aiohttp import ClientSession, ClientTimeout
 
-from pbxsms.core import __version__
-from pbxsms.core.config.loader import hide_url_password
-from pbxsms.core.model.events import utcnow
-from pbxsms.core.registry import OutboundMessage
+from pbxsms.core.plugin_api import OutboundMessage, __version__, hide_url_password, utcnow
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 
 SEND_PATH = "/v3/sms/send"

@@ -14,10 +14,15 @@ import click
 from aiohttp import ClientSession
 from yarl import URL
 
-from pbxsms.core.cli import config_option, env_option, load_or_exit
-from pbxsms.core.config.loader import load_plugin_only
-from pbxsms.core.config.problems import ConfigError
-from pbxsms.core.model.phone import InvalidNumber, to_e164
+from pbxsms.core.plugin_api import (
+    ConfigError,
+    InvalidNumber,
+    config_option,
+    env_option,
+    load_or_exit,
+    load_plugin_only,
+    to_e164,
+)
 from pbxsms.plugins.clicksend.client import ClickSendClient, ClickSendError
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 from pbxsms.plugins.clicksend.webhooks import DLR_PATH, SMS_PATH, webhook_token
@@ -45,7 +50,7 @@ def webhook_url(env_file: Path | None, config_path: Path | None) -> None:
         click.echo("pbxsms: set PBXSMS_PUBLIC_URL to the base URL ClickSend reaches this "
                    "gateway at, e.g. https://sms.example.com", err=True)
         sys.exit(2)
-    token = webhook_token(config.plugin("clicksend"))
+    token = webhook_token(config.plugin("clicksend", ClickSendSettings))
     query = {"token": token} if token else {}
     click.echo("Inbound SMS (ClickSend: Message Settings > SMS > Inbound Rules, action URL, "
                "any webhook type):")

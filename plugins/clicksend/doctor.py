@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiohttp import ClientSession
 
-from pbxsms.core.config.settings import Config
-from pbxsms.core.health.doctor import Check, Finding, fail, ok, warn
+from pbxsms.core.plugin_api import Check, Config, Finding, fail, ok, warn
 from pbxsms.plugins.clicksend.client import ClickSendClient, ClickSendError, HTTPError
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 from pbxsms.plugins.clicksend.webhooks import webhook_token
@@ -15,7 +14,7 @@ CREDENTIALS = ("set CLICKSEND_USERNAME and CLICKSEND_API_KEY in .env (ClickSend 
 
 
 def checks(config: Config) -> list[Check]:
-    settings: ClickSendSettings = config.plugin("clicksend")
+    settings = config.plugin("clicksend", ClickSendSettings)
     return [Check("clicksend", lambda: account(settings)),
             Check("clicksend webhooks", lambda: webhooks(config, settings))]
 

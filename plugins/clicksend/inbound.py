@@ -20,10 +20,16 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from pbxsms.core.inbound.accept import Receipt, content_key, our_id
-from pbxsms.core.model.events import InboundMessage, State
-from pbxsms.core.model.phone import InvalidNumber, to_e164
-from pbxsms.core.refusal import Refusal
+from pbxsms.core.plugin_api import (
+    InboundMessage,
+    InvalidNumber,
+    Receipt,
+    Refusal,
+    State,
+    content_key,
+    our_id,
+    to_e164,
+)
 
 PROVIDER = "clicksend"
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import click
 
-from pbxsms.core.config.problems import Problem
-from pbxsms.core.config.settings import Config, PluginSettings
-from pbxsms.core.health.doctor import Check
-from pbxsms.core.hookspecs import hookimpl
-from pbxsms.core.registry import ProviderRegister, RouteRegister
-from pbxsms.core.serve.runtime import Runtime
+from pbxsms.core.plugin_api import (
+    Check,
+    Config,
+    PluginSettings,
+    Problem,
+    ProviderRegister,
+    RouteRegister,
+    Runtime,
+    hookimpl,
+)
 from pbxsms.plugins.clicksend import doctor
 from pbxsms.plugins.clicksend.commands import clicksend
 from pbxsms.plugins.clicksend.sender import ClickSendProvider
@@ -29,7 +33,7 @@ def settings_model() -> type[PluginSettings]:
 
 @hookimpl
 def config_warnings(config: Config) -> list[Problem]:
-    settings: ClickSendSettings = config.plugin("clicksend")
+    settings = config.plugin("clicksend", ClickSendSettings)
     problems = []
     if not settings.username:
         problems.append(Problem("CLICKSEND_USERNAME",

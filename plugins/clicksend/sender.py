@@ -13,10 +13,16 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pbxsms.core.health import metrics
-from pbxsms.core.registry import OutboundMessage, Outcome, SendResult
+from pbxsms.core.plugin_api import (
+    OutboundMessage,
+    Outcome,
+    RateLimiter,
+    Runtime,
+    SendResult,
+    metrics,
+)
 from pbxsms.plugins.clicksend.client import (
     MAX_MESSAGES,
     ClickSendClient,
@@ -28,9 +34,6 @@ from pbxsms.plugins.clicksend.client import (
     sms_message,
 )
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
-
-if TYPE_CHECKING:
-    from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.clicksend")
 
@@ -45,35 +48,6 @@ _CODE = re.compile(r"^[A-Z0-9_]{1,40}$")
 # The history is searched from this long before the call to this long after now, in
 # case ClickSend's clock and ours differ.
 HISTORY_MARGIN = 60
-
-
-class RateLimiter:
-    """Token bucket: `rate` calls per second, bursts of up to `rate`; `hold` stops calls
-    for a while (a 429's `Retry-After`). Callers go in arrival order."""
-
-    def __init__(self) -> None:
-        self._tokens = 1.0
-        self._updated = time.monotonic()
-        self._held_until = 0.0
-        self._lock = asyncio.Lock()
-
-    def hold(self, seconds: float) -> None:
-        self._held_until = max(self._held_until, time.monotonic() + seconds)
-
-    async def acquire(self, rate: float) -> None:
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                if now < self._held_until:
-                    await asyncio.sleep(self._held_until - now)
-                    continue
-                burst = max(rate, 1.0)
-                self._tokens = min(burst, self._tokens + (now - self._updated) * rate)
-                self._updated = now
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
-                    return
-                await asyncio.sleep((1.0 - self._tokens) / rate)
 
 
 @dataclass(frozen=True)
@@ -98,7 +72,7 @@ class ClickSendProvider:
 
     @property
     def settings(self) -> ClickSendSettings:
-        settings: ClickSendSettings = self.runtime.config.plugin(NAME)
+        settings = self.runtime.config.plugin(NAME, ClickSendSettings)
         return settings
 
     @property

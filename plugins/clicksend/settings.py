@@ -11,8 +11,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from pbxsms.core.config.durations import Duration
-from pbxsms.core.config.settings import PluginSettings
+from pbxsms.core.plugin_api import Duration, PluginSettings
 
 
 class ClickSendSettings(PluginSettings):

@@ -11,14 +11,17 @@ from typing import NoReturn
 
 from aiohttp import web
 
-from pbxsms.bus.publish import PublishError
-from pbxsms.core.health import metrics
-from pbxsms.core.inbound.accept import accept_inbound, accept_receipt
-from pbxsms.core.refusal import Refusal
-from pbxsms.core.registry import RouteRegister
-from pbxsms.core.serve.app import MAX_BODY
-from pbxsms.core.serve.http import same_secret
-from pbxsms.core.serve.runtime import Runtime
+from pbxsms.core.plugin_api import (
+    MAX_BODY,
+    PublishError,
+    Refusal,
+    RouteRegister,
+    Runtime,
+    accept_inbound,
+    accept_receipt,
+    metrics,
+    same_secret,
+)
 from pbxsms.plugins.clicksend.inbound import (
     PROVIDER,
     Fields,
@@ -52,7 +55,7 @@ def register_webhooks(runtime: Runtime, register: RouteRegister) -> None:
 
 async def handle(runtime: Runtime, request: web.Request, receipts_only: bool) -> web.Response:
     """Authenticate, parse, store; the answer says whether ClickSend should retry."""
-    settings: ClickSendSettings = runtime.config.plugin(PROVIDER)
+    settings = runtime.config.plugin(PROVIDER, ClickSendSettings)
     kind = "receipt" if receipts_only else "inbound"
     try:
         check_token(request, settings)

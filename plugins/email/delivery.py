@@ -12,26 +12,27 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import aiosmtplib
 
-from pbxsms.bus.consumer import Delivery, Permanent, Retry
-from pbxsms.bus.kv import write_all
-from pbxsms.core.inbound.delivery import (
+from pbxsms.core.plugin_api import (
+    Delivery,
+    InboundMessage,
     Ledger,
+    Permanent,
+    Retry,
+    Runtime,
     Settled,
+    State,
     fail_delivery,
     read_inbound,
     report,
+    write_all,
 )
-from pbxsms.core.model.events import InboundMessage, State
 from pbxsms.plugins.email.connections import SmtpPool, pool_key
 from pbxsms.plugins.email.message import compose
 from pbxsms.plugins.email.settings import EmailSettings
-
-if TYPE_CHECKING:
-    from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.email")
 
@@ -81,7 +82,7 @@ class EmailDelivery:
 
     async def handle(self, delivery: Delivery) -> None:
         message = read_inbound(delivery)
-        settings: EmailSettings = self.runtime.config.plugin("email")
+        settings = self.runtime.config.plugin("email", EmailSettings)
         route = message.route
         if route is None:
             return  # unroutable: its `unroutable` status already accounts for it

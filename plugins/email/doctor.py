@@ -6,8 +6,7 @@ import asyncio
 
 import aiosmtplib
 
-from pbxsms.core.config.settings import Config
-from pbxsms.core.health.doctor import Check, Finding, fail, ok
+from pbxsms.core.plugin_api import Check, Config, Finding, fail, ok
 from pbxsms.plugins.email.settings import EmailSettings
 
 # A doctor run must not hang on a server that accepts and says nothing.
@@ -15,7 +14,7 @@ CHECK_TIMEOUT = 3.0
 
 
 def checks(config: Config) -> list[Check]:
-    settings: EmailSettings = config.plugin("email")
+    settings = config.plugin("email", EmailSettings)
     return [Check("email", lambda: smtp(settings))]
 
 

@@ -15,7 +15,7 @@ from email.policy import SMTP
 from email.utils import format_datetime
 from functools import lru_cache
 
-from pbxsms.core.model.events import InboundMessage
+from pbxsms.core.plugin_api import InboundMessage
 
 READ_ONLY_NOTE = ("This is a read-only copy of a text message. Replies to this email are "
                   "not delivered: answer from the mobile app.")

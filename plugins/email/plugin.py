@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import weakref
-
-from pbxsms.core.config.problems import Problem
-from pbxsms.core.config.settings import Config, PluginSettings
-from pbxsms.core.health.doctor import Check
-from pbxsms.core.hookspecs import hookimpl
-from pbxsms.core.registry import ConsumerRegister, ConsumerSpec
-from pbxsms.core.serve.runtime import Runtime
+from pbxsms.core.plugin_api import (
+    Check,
+    Config,
+    ConsumerRegister,
+    ConsumerSpec,
+    PluginSettings,
+    Problem,
+    Runtime,
+    hookimpl,
+)
 from pbxsms.plugins.email import doctor
 from pbxsms.plugins.email.delivery import CONSUMER, EmailDelivery
 from pbxsms.plugins.email.settings import EmailSettings
@@ -20,27 +22,16 @@ def settings_model() -> type[PluginSettings]:
     return EmailSettings
 
 
-# Each runtime's email consumer, so that shutdown can close its SMTP connections.
-_DELIVERIES: weakref.WeakKeyDictionary[Runtime, EmailDelivery] = weakref.WeakKeyDictionary()
-
-
 @hookimpl
 def register_consumers(runtime: Runtime, register: ConsumerRegister) -> None:
     # Its own durable consumer: an SMTP outage never delays the app pushes.
-    delivery = _DELIVERIES[runtime] = EmailDelivery(runtime)
-    register(ConsumerSpec(CONSUMER, "sms.inbound.>", delivery.handle))
-
-
-@hookimpl
-async def shutdown(runtime: Runtime) -> None:
-    delivery = _DELIVERIES.pop(runtime, None)
-    if delivery is not None:
-        await delivery.close()
+    delivery = EmailDelivery(runtime)
+    register(ConsumerSpec(CONSUMER, "sms.inbound.>", delivery.handle, close=delivery.close))
 
 
 @hookimpl
 def config_warnings(config: Config) -> list[Problem]:
-    settings: EmailSettings = config.plugin("email")
+    settings = config.plugin("email", EmailSettings)
     if not settings.host:
         return [Problem("PBXSMS_SMTP_HOST", "unset: no email copies of inbound SMS are sent")]
     return []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from pbxsms.core.config.settings import PluginSettings
+from pbxsms.core.plugin_api import PluginSettings
 
 
 class EmailSettings(PluginSettings):

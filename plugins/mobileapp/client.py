@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import ClientError, ClientSession, ClientTimeout
 
-from pbxsms.bus.consumer import Permanent, Retry
+from pbxsms.core.plugin_api import Permanent, Retry
 from pbxsms.plugins.mobileapp.settings import MobileAppSettings
 
 # JSON-RPC codes that describe our request (parse error, invalid request, unknown method,

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import click
 
-from pbxsms.core.cli import env_option
-from pbxsms.core.config.loader import load_plugin_only
+from pbxsms.core.plugin_api import env_option, load_plugin_only
 from pbxsms.plugins.mobileapp.settings import MobileAppSettings
 
 

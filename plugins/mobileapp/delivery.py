@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING
 
-from pbxsms.bus.consumer import Delivery, Permanent, Retry
-from pbxsms.bus.kv import write_all
-from pbxsms.core.inbound.delivery import (
+from pbxsms.core.plugin_api import (
+    Delivery,
+    InboundMessage,
     Ledger,
+    Permanent,
+    Retry,
+    Runtime,
     Settled,
+    State,
     fail_delivery,
     read_inbound,
     report,
+    write_all,
 )
-from pbxsms.core.model.events import InboundMessage, State
 from pbxsms.plugins.mobileapp.client import push_message
 from pbxsms.plugins.mobileapp.settings import MobileAppSettings
-
-if TYPE_CHECKING:
-    from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.mobileapp")
 
@@ -37,7 +37,7 @@ class MobileAppDelivery:
 
     async def handle(self, delivery: Delivery) -> None:
         message = read_inbound(delivery)
-        settings: MobileAppSettings = self.runtime.config.plugin("mobileapp")
+        settings = self.runtime.config.plugin("mobileapp", MobileAppSettings)
         route = message.route
         if route is None:
             return  # unroutable: its `unroutable` status already accounts for it

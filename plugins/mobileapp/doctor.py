@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from aiohttp import ClientError, ClientSession, ClientTimeout
 
-from pbxsms.core.config.settings import Config
-from pbxsms.core.health.doctor import Check, Finding, fail, ok, warn
+from pbxsms.core.plugin_api import Check, Config, Finding, fail, ok, warn
 from pbxsms.plugins.mobileapp.settings import MobileAppSettings
 
 
 def checks(config: Config) -> list[Check]:
-    settings: MobileAppSettings = config.plugin("mobileapp")
+    settings = config.plugin("mobileapp", MobileAppSettings)
     return [Check("mobileapp", lambda: api(settings))]
 
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import click
 
-from pbxsms.core.config.problems import Problem
-from pbxsms.core.config.settings import Config, PluginSettings
-from pbxsms.core.health.doctor import Check
-from pbxsms.core.hookspecs import hookimpl
-from pbxsms.core.registry import ConsumerRegister, ConsumerSpec, RouteRegister
-from pbxsms.core.serve.runtime import Runtime
+from pbxsms.core.plugin_api import (
+    Check,
+    Config,
+    ConsumerRegister,
+    ConsumerSpec,
+    PluginSettings,
+    Problem,
+    RouteRegister,
+    Runtime,
+    hookimpl,
+)
 from pbxsms.plugins.mobileapp import doctor, webhook
 from pbxsms.plugins.mobileapp.commands import mobileapp
 from pbxsms.plugins.mobileapp.delivery import CONSUMER, MobileAppDelivery
@@ -39,7 +44,7 @@ def register_consumers(runtime: Runtime, register: ConsumerRegister) -> None:
 
 @hookimpl
 def config_warnings(config: Config) -> list[Problem]:
-    settings: MobileAppSettings = config.plugin("mobileapp")
+    settings = config.plugin("mobileapp", MobileAppSettings)
     problems = []
     if not settings.api_url or settings.api_token is None:
         problems.append(Problem("RINGOTEL_API_URL",

@@ -11,23 +11,30 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from pbxsms.bus.publish import PublishError
-from pbxsms.core.health import metrics
-from pbxsms.core.model.events import OutboundRequest, State, StatusEvent, new_id
-from pbxsms.core.model.phone import InvalidNumber, to_e164
-from pbxsms.core.outbound.api import BUS_UNREADABLE, NOT_STORED, queue_outbound
-from pbxsms.core.refusal import Refusal
-from pbxsms.core.serve.http import read_json, same_secret
-from pbxsms.core.stores.numbers import NoSender
+from pbxsms.core.plugin_api import (
+    BUS_UNREADABLE,
+    NOT_STORED,
+    InvalidNumber,
+    NoSender,
+    OutboundRequest,
+    PublishError,
+    Refusal,
+    Runtime,
+    State,
+    StatusEvent,
+    metrics,
+    new_id,
+    queue_outbound,
+    read_json,
+    same_secret,
+    to_e164,
+)
 from pbxsms.plugins.mobileapp.delivery import CHANNEL
 from pbxsms.plugins.mobileapp.settings import MobileAppSettings
-
-if TYPE_CHECKING:
-    from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.mobileapp.webhook")
 
@@ -54,7 +61,7 @@ class RingotelWebhook:
         self.runtime = runtime
 
     async def handle(self, request: web.Request) -> web.Response:
-        settings: MobileAppSettings = self.runtime.config.plugin("mobileapp")
+        settings = self.runtime.config.plugin("mobileapp", MobileAppSettings)
         token = settings.webhook_token
         if token is None or not token.get_secret_value():
             raise _refusal("-", "unauthorized", 401, "replies from the mobile app are disabled: "

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from tests.conftest import Gateway
+from tests.support.gateway import Gateway
 
 # The `to` numbers of ClickSend's published samples and of these tests: ours, routed to
 # extension 201, so that inbound messages are routed rather than unroutable. Only the

@@ -7,7 +7,7 @@ from typing import Any
 
 from nats.js.errors import NotFoundError
 
-from tests.conftest import Gateway
+from tests.support.gateway import Gateway
 
 # §3(a): webhook_type=json, from ClickSend's own n8n trigger.
 INBOUND_JSON = """{

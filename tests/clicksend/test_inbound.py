@@ -27,8 +27,8 @@ from tests.clicksend.samples import (
     SAMPLE_MESSAGE_ID,
     stored,
 )
-from tests.conftest import Gateway
 from tests.helpers import wait_until
+from tests.support.gateway import Gateway
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 SMS = "/webhook/clicksend/sms"

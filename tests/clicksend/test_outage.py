@@ -10,8 +10,8 @@ from aiohttp import ClientSession
 from pbxsms.bus.embedded import EmbeddedNats
 from pbxsms.core.model.events import new_id
 from tests.clicksend.samples import INBOUND_JSON, JSON, SAMPLE_MESSAGE_ID, receipt, stored
-from tests.conftest import Gateway
 from tests.helpers import wait_until
+from tests.support.gateway import Gateway
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 SMS = "/webhook/clicksend/sms"

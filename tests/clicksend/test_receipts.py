@@ -11,8 +11,8 @@ from aiohttp import ClientSession
 from pbxsms.core.model.events import State, StatusEvent, new_id
 from pbxsms.sim.clicksend import ClickSendSimulator
 from tests.clicksend.samples import JSON, RECEIPT_JSON, receipt, stored
-from tests.conftest import Gateway
 from tests.helpers import wait_until
+from tests.support.gateway import Gateway
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 SMS = "/webhook/clicksend/sms"

@@ -20,8 +20,8 @@ from tests.clicksend.samples import (
     SAMPLE_SUBACCOUNT,
     stored,
 )
-from tests.conftest import Gateway
 from tests.helpers import make_config, write_env
+from tests.support.gateway import Gateway
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 SMS = "/webhook/clicksend/sms"

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from pbxsms.core.model.events import InboundMessage, StatusEvent
 from tests.clicksend.samples import INBOUND_JSON, RECEIPT_JSON, SAMPLE_SUBACCOUNT
-from tests.conftest import Gateway
+from tests.support.gateway import Gateway
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 T = TypeVar("T")

@@ -1,5 +1,5 @@
-"""Fault-suite fixtures: the app simulator and SMTP server run in the test process; the
-results table is written to the document `FAULTS_REPORT` names (make test-faults)."""
+"""Fault-suite fixtures: the results table goes into the document `FAULTS_REPORT` names, and
+only then (`make test-faults` sets it; `make test` clears it)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.delivery.conftest import app, smtp
 from tests.faults.support import RESULTS, write_report
-
-__all__ = ["app", "smtp"]
 
 
 @pytest.fixture(scope="session", autouse=True)
-def report() -> Iterator[None]:
+def results_table() -> Iterator[None]:
     yield
     target = os.environ.get("FAULTS_REPORT")
     if target and RESULTS:

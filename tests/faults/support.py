@@ -17,10 +17,12 @@ from typing import Any
 
 import aiohttp
 
+from pbxsms.sim.freeswitch import FakeFreeSwitch
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.delivery.support import APP_TOKEN, HOOK_TOKEN, ORG, SENDER, SmtpServer
 from tests.helpers import free_port, write_env
 from tests.procs import Proc, alive, nats_server_children
+from tests.support.delivery import APP_TOKEN, HOOK_TOKEN, ORG, SENDER
+from tests.support.smtp import SmtpServer
 
 # `make test-faults` sets it: the full-size scenarios (2,000 webhooks, 10,000 requests).
 FULL = os.environ.get("FAULTS_FULL") == "1"
@@ -40,11 +42,12 @@ SECRETS = {
 MAX_IN_FLIGHT = 16
 
 
-def gateway_toml(bus: str = "") -> str:
-    """The TOML every fault gateway runs: one number to app and email, fast retries."""
+def gateway_toml(bus: str = "", sip: bool = False) -> str:
+    """The TOML every fault gateway runs: one number to app and email (and its SIP phones
+    with `sip`), fast retries."""
     return f"""
 [plugins]
-enabled = ["clicksend", "email", "mobileapp"]
+enabled = ["clicksend", "email", "mobileapp"{', "freeswitch"' if sip else ''}]
 
 [bus]
 backoff_initial = "100ms"
@@ -62,10 +65,11 @@ extension = "201"
 domain = "pbx.example.com"
 email = ["{MAILBOX}"]
 mobileapp_org = "{ORG}"
+sip = {"true" if sip else "false"}
 """
 
 
-def gateway_env(app: MobileAppSimulator, smtp: SmtpServer, **more: str) -> dict[str, str]:
+def fault_env(app: MobileAppSimulator, smtp: SmtpServer, **more: str) -> dict[str, str]:
     return {"RINGOTEL_API_URL": app.api_url, "PBXSMS_SMTP_HOST": "127.0.0.1",
             "PBXSMS_SMTP_PORT": str(smtp.port), "PBXSMS_SMTP_FROM": SENDER,
             "PBXSMS_SMTP_TIMEOUT": "5", "CLICKSEND_USERNAME": "pbx-user",
@@ -216,10 +220,16 @@ _TAG = re.compile(r"\S+ [0-9a-f]{6} #[0-9]{5}")
 
 
 class Sinks:
-    """What reached people: app pushes and emails, counted per message body."""
+    """What reached people: app pushes, emails and (when given) SIP phones, per body."""
 
-    def __init__(self, app: MobileAppSimulator, smtp: SmtpServer) -> None:
-        self.app, self.smtp = app, smtp
+    def __init__(self, app: MobileAppSimulator, smtp: SmtpServer,
+                 phones: FakeFreeSwitch | None = None) -> None:
+        self.app, self.smtp, self.phones = app, smtp, phones
+
+    def phone_counts(self) -> Counter[str] | None:
+        if self.phones is None:
+            return None
+        return Counter(message.body for message in self.phones.delivered)
 
     def app_counts(self) -> Counter[str]:
         return Counter(push.content for push in self.app.pushes)
@@ -234,8 +244,9 @@ class Sinks:
         return found
 
     def all_delivered(self, expected: Iterable[str]) -> bool:
-        app, mail = self.app_counts(), self.mail_counts()
-        return all(app[body] and mail[body] for body in expected)
+        app, mail, phones = self.app_counts(), self.mail_counts(), self.phone_counts()
+        return all(app[body] and mail[body] and (phones is None or phones[body])
+                   for body in expected)
 
 
 @dataclass
@@ -254,11 +265,13 @@ class Result:
 
 def measure(scenario: str, what: str, sinks: Sinks, sent: list[str],
             bound: int | None = None, notes: str = "") -> Result:
-    """Delivered means to both the app and email; duplicated counts extra copies on
-    either channel; lost is what reached neither or only one of them."""
+    """Delivered means to the app and email (and the SIP phones when counted); duplicated
+    counts extra copies on any channel; lost is what missed any of them."""
     app, mail = sinks.app_counts(), sinks.mail_counts()
-    delivered = sum(1 for body in sent if app[body] and mail[body])
-    duplicated = sum(max(app[body] - 1, 0) + max(mail[body] - 1, 0) for body in sent)
+    phones = sinks.phone_counts() or Counter(sent)
+    delivered = sum(1 for body in sent if app[body] and mail[body] and phones[body])
+    duplicated = sum(max(app[body] - 1, 0) + max(mail[body] - 1, 0)
+                     + max(phones[body] - 1, 0) for body in sent)
     return Result(scenario, what, len(sent), delivered, duplicated, len(sent) - delivered,
                   bound, notes)
 
@@ -266,7 +279,7 @@ def measure(scenario: str, what: str, sinks: Sinks, sent: list[str],
 RESULTS: list[Result] = []
 
 
-def record(result: Result) -> Result:
+def add_result(result: Result) -> Result:
     RESULTS.append(result)
     print(result)  # shown with -s and in a failure's captured output
     return result

@@ -19,7 +19,6 @@ import pytest
 
 from pbxsms.bus.embedded import nats_server_binary
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.delivery.support import SmtpServer
 from tests.faults.support import (
     FULL,
     MAX_IN_FLIGHT,
@@ -27,13 +26,14 @@ from tests.faults.support import (
     GatewayProc,
     Sinks,
     Webhook,
+    add_result,
     bodies,
-    gateway_env,
+    fault_env,
     gateway_toml,
     measure,
-    record,
 )
 from tests.helpers import free_port, wait_until
+from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.faults
 
@@ -118,7 +118,7 @@ async def test_a_nats_node_and_a_gateway_die_under_load(
 ) -> None:
     await cluster.wait_ready()
     toml = gateway_toml("replicas = 3")
-    gateways = [GatewayProc(tmp_path / f"gw{index}", toml, gateway_env(app, smtp),
+    gateways = [GatewayProc(tmp_path / f"gw{index}", toml, fault_env(app, smtp),
                             nats_url=cluster.url) for index in range(2)]
     try:
         for gateway in gateways:
@@ -142,7 +142,7 @@ async def test_a_nats_node_and_a_gateway_die_under_load(
         sinks = Sinks(app, smtp)
         await wait_until(lambda: sinks.all_delivered(sent), 300 if FULL else 120,
                          "every message at the app and by email")
-        result = record(measure(
+        result = add_result(measure(
             "cluster", "3-node JetStream cluster (R3), 2 gateways; one nats node and one "
             "gateway killed (-9) under load", sinks, sent, bound=2 * MAX_IN_FLIGHT,
             notes=f"({len(sent) - accepted_at_kill} webhooks accepted after the kills; "

@@ -19,7 +19,6 @@ import pytest
 
 from pbxsms.bus.embedded import EmbeddedNats
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.delivery.support import SmtpServer
 from tests.faults.support import (
     FULL,
     MAX_IN_FLIGHT,
@@ -27,13 +26,14 @@ from tests.faults.support import (
     GatewayProc,
     Sinks,
     Webhook,
+    add_result,
     bodies,
-    gateway_env,
+    fault_env,
     gateway_toml,
     measure,
-    record,
 )
 from tests.helpers import free_port, wait_until
+from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.faults
 
@@ -46,7 +46,7 @@ async def crash_scenario(tmp_path: Path, app: MobileAppSimulator, smtp: SmtpServ
     if not with_nats:
         external = EmbeddedNats(free_port(), tmp_path / "nats")
         await external.start()
-    gateway = GatewayProc(tmp_path / "gw", gateway_toml(), gateway_env(app, smtp),
+    gateway = GatewayProc(tmp_path / "gw", gateway_toml(), fault_env(app, smtp),
                           nats_url=external.url if external else None)
     try:
         await asyncio.to_thread(gateway.start)
@@ -64,7 +64,7 @@ async def crash_scenario(tmp_path: Path, app: MobileAppSimulator, smtp: SmtpServ
         sinks = Sinks(app, smtp)
         await wait_until(lambda: sinks.all_delivered(sent), 600 if FULL else 120,
                          "every message at the app and by email")
-        result = record(measure(
+        result = add_result(measure(
             f"crash-{'embedded' if with_nats else 'main'}",
             "kill -9 of the gateway and its embedded nats-server mid-burst, restart"
             if with_nats else
@@ -98,7 +98,7 @@ async def test_kill_9_of_the_gateway_and_its_nats_server_loses_nothing(
 async def test_without_a_crash_nothing_is_delivered_twice(
     tmp_path: Path, app: MobileAppSimulator, smtp: SmtpServer
 ) -> None:
-    gateway = GatewayProc(tmp_path / "gw", gateway_toml(), gateway_env(app, smtp))
+    gateway = GatewayProc(tmp_path / "gw", gateway_toml(), fault_env(app, smtp))
     try:
         await asyncio.to_thread(gateway.start)
         sent = bodies("steady", BURST)
@@ -109,7 +109,7 @@ async def test_without_a_crash_nothing_is_delivered_twice(
                                                     for h in hooks[:50]])
         sinks = Sinks(app, smtp)
         await wait_until(lambda: sinks.all_delivered(sent), 120, "every message delivered")
-        result = record(measure("steady", "burst without faults, 50 webhooks posted twice",
+        result = add_result(measure("steady", "burst without faults, 50 webhooks posted twice",
                                 sinks, sent))
         assert (result.lost, result.duplicated) == (0, 0)
         assert all(hook.answers == [200] for hook in hooks)

@@ -1,5 +1,6 @@
 """Downstream faults under a burst: the app endpoint answering 500 and dropping
-connections, the SMTP server down, then back. Transient failures are retried with
+connections, the SMTP server down, the SIP phone offline, refusing (480), unanswered and
+its event socket dropped mid-wait, then back. Transient failures are retried with
 backoff until delivered, once; a permanent error is not retried and its dead letter
 carries the reason. (ClickSend's 429/5xx/timeouts on the way out: tests/outbound.)
 """
@@ -14,9 +15,8 @@ import pytest
 
 from pbxsms.core.model.events import State
 from pbxsms.sim.clicksend import ClickSendSimulator
+from pbxsms.sim.freeswitch import FakeFreeSwitch
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.conftest import Gateway
-from tests.delivery.support import ORG, SmtpServer, consumers_idle, dead_letter
 from tests.faults.support import (
     CUSTOMER,
     NUMBER,
@@ -25,14 +25,18 @@ from tests.faults.support import (
     Result,
     Sinks,
     Webhook,
+    add_result,
     bodies,
-    gateway_env,
+    fault_env,
     gateway_toml,
     inbound_payload,
     measure,
-    record,
 )
 from tests.helpers import wait_until
+from tests.support.delivery import ORG, consumers_idle, dead_letter
+from tests.support.freeswitch import ESL_PASSWORD
+from tests.support.gateway import Gateway
+from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.faults
 
@@ -49,22 +53,31 @@ mobileapp_org = "{ORG}"
 """
 
 
-async def test_app_failing_and_smtp_down_retry_until_delivered_once(
+async def test_app_failing_smtp_down_and_phone_offline_retry_until_delivered_once(
     start_gateway: Callable[..., Awaitable[Gateway]], app: MobileAppSimulator,
-    smtp: SmtpServer,
+    smtp: SmtpServer, fake: FakeFreeSwitch,
 ) -> None:
     app.add_user(ORG, "201")
     await smtp.stop()
     app.fail_next("500", 40)
     app.fail_next("drop", 10)
-    gateway = await start_gateway(toml=gateway_toml() + EXTRA, env=gateway_env(app, smtp))
+    fake.report_delay = 1.0  # a phone's answer takes a while: reports outlive a reconnect
+    sip = '\n[freeswitch]\nreport_timeout = "3s"\n'
+    env = fault_env(app, smtp, FREESWITCH_ESL_PORT=str(fake.port),
+                    FREESWITCH_ESL_PASSWORD=ESL_PASSWORD)
+    gateway = await start_gateway(toml=gateway_toml(sip=True) + EXTRA + sip, env=env)
     sent = bodies("downstream", 100)
     await ClickSendPoster(gateway.url).deliver([Webhook(body) for body in sent])
-    # Nothing reaches email while it is down; the app's faults are used up by retries.
+    # Nothing reaches email while it is down, nor the phone while it is not registered;
+    # the app's faults are used up by retries.
     await wait_until(lambda: len(app.faults) == 0, 30, "the app's failures retried")
-    assert not smtp.mailbox.mails
+    assert not smtp.mailbox.mails and not fake.delivered
+    # The phone registers, refuses ten texts (480), leaves three unanswered, and the event
+    # socket drops while sends wait for their reports.
+    fake.script(*["480"] * 10, *["none"] * 3, "drop")
+    fake.register("201", "pbx.example.com")
     await smtp.start()
-    sinks = Sinks(app, smtp)
+    sinks = Sinks(app, smtp, fake)
     await wait_until(lambda: sinks.all_delivered(sent), 120, "every message delivered")
 
     # A permanent error: not retried, dead-lettered at once with its reason.
@@ -75,13 +88,19 @@ async def test_app_failing_and_smtp_down_retry_until_delivered_once(
         assert response.status == 200
     letter = await dead_letter(gateway.runtime, "deliver-mobileapp")
     assert "User not found: 999" in letter.reason and letter.attempts == 1
-    await consumers_idle(gateway.runtime, "deliver-mobileapp", "deliver-email")
+    await consumers_idle(gateway.runtime, "deliver-mobileapp", "deliver-email",
+                         "deliver-freeswitch")
     failed_calls = sum(1 for r in app.requests if r.status != 200)
-    result = record(measure(
+    sip_sends = len(fake.sent_events())
+    result = add_result(measure(
         "downstream", "app API answering 500 (40 calls) and dropping connections (10), "
-        "SMTP server down until they were used up, then started", sinks, sent,
-        notes=f"({failed_calls} failed app calls retried; a permanent app error was "
-              "dead-lettered after 1 attempt with its reason)."))
+        "SMTP server down and the SIP phone unregistered until they were used up, then "
+        "the phone refusing 10 texts (SIP 480), leaving 3 unanswered and the event socket "
+        "dropped mid-wait", sinks, sent,
+        notes=f"({failed_calls} failed app calls retried; {sip_sends} SIP sends for "
+              f"{len(sent)} texts on the phone, after {fake.connections} event-socket "
+              "connections; a permanent app error was dead-lettered after 1 attempt with "
+              "its reason)."))
     assert (result.lost, result.duplicated) == (0, 0)
 
 
@@ -91,7 +110,7 @@ async def test_clicksend_429_5xx_drops_and_timeouts_on_the_way_out(
 ) -> None:
     async with ClickSendSimulator() as clicksend:
         clicksend.add_account("pbx-user", SECRETS["CLICKSEND_API_KEY"])
-        env = gateway_env(app, smtp, CLICKSEND_BASE_URL=clicksend.base_url)
+        env = fault_env(app, smtp, CLICKSEND_BASE_URL=clicksend.base_url)
         toml = gateway_toml() + '\n[clicksend]\ntimeout = "500ms"\nreconcile_delay = "4s"\n'
         gateway = await start_gateway(toml=toml, env=env)
         clicksend.fail_next("429", 2, retry_after=1)
@@ -129,7 +148,7 @@ async def test_clicksend_429_5xx_drops_and_timeouts_on_the_way_out(
             accepted = await gateway.runtime.status.get(message_id)
             assert accepted is not None
             assert accepted.provider_message_id == stored_ids[message_id]
-        result = record(Result(
+        result = add_result(Result(
             "downstream-clicksend", "ClickSend answering 429 (twice, Retry-After 1 s), 500 "
             "(3), dropping connections (2) and answering one call after our timeout, on "
             "the way out; one recipient refused permanently", sent=len(texts),

@@ -19,7 +19,6 @@ import nats
 import pytest
 
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.delivery.support import HOOK_TOKEN, SmtpServer
 from tests.faults.support import (
     FULL,
     SECRETS,
@@ -28,13 +27,15 @@ from tests.faults.support import (
     Result,
     Sinks,
     Webhook,
+    add_result,
     bodies,
-    gateway_env,
+    fault_env,
     gateway_toml,
     inbound_payload,
-    record,
 )
 from tests.helpers import wait_until
+from tests.support.delivery import HOOK_TOKEN
+from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.faults
 
@@ -146,7 +147,7 @@ async def stored(nats_port: int) -> dict[str, int]:
 async def test_hostile_requests_never_5xx_store_nothing_and_memory_stays_flat(
     tmp_path: Path, app: MobileAppSimulator, smtp: SmtpServer
 ) -> None:
-    gateway = GatewayProc(tmp_path / "gw", gateway_toml(), gateway_env(app, smtp))
+    gateway = GatewayProc(tmp_path / "gw", gateway_toml(), fault_env(app, smtp))
     await asyncio.to_thread(gateway.start)
     assert gateway.proc is not None
     pid = gateway.proc.popen.pid
@@ -183,7 +184,7 @@ async def test_hostile_requests_never_5xx_store_nothing_and_memory_stays_flat(
         growth = rss[-1] - rss[0]
         print(f"statuses {sorted(statuses.items())}, RSS {rss[0]} → {rss[-1]} KiB")
         assert growth < 20 * 1024, f"RSS grew by {growth} KiB"
-        record(Result("hostile", f"{REQUESTS} generated requests across every route "
+        add_result(Result("hostile", f"{REQUESTS} generated requests across every route "
                       f"(RSS {rss[0] // 1024} → {rss[-1] // 1024} MiB after warm-up, "
                       f"answers {', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))})",
                       sent=REQUESTS, delivered=0, duplicated=0, lost=0,
@@ -196,7 +197,7 @@ async def test_hostile_requests_never_5xx_store_nothing_and_memory_stays_flat(
 async def test_wrong_credentials_are_refused_and_publish_nothing(
     tmp_path: Path, app: MobileAppSimulator, smtp: SmtpServer
 ) -> None:
-    gateway = GatewayProc(tmp_path / "gw", gateway_toml(), gateway_env(app, smtp))
+    gateway = GatewayProc(tmp_path / "gw", gateway_toml(), fault_env(app, smtp))
     await asyncio.to_thread(gateway.start)
     try:
         before = await stored(gateway.nats_port)
@@ -235,7 +236,7 @@ async def test_wrong_credentials_are_refused_and_publish_nothing(
         await wait_until(lambda: Sinks(app, smtp).all_delivered(ours), 30,
                          "the accepted one delivered")
         gateway.assert_log_clean([payload["body"], send["body"], *ours])
-        record(Result("security", f"{len(attempts)} requests with a wrong subaccount_id, "
+        add_result(Result("security", f"{len(attempts)} requests with a wrong subaccount_id, "
                       "missing or wrong tokens, no Bearer: all refused (401/403), nothing "
                       "stored; then the right one is stored and delivered; no secret or body "
                       "in the log", sent=1, delivered=1, duplicated=0, lost=0))
@@ -248,7 +249,7 @@ async def test_a_replay_after_the_duplicate_window_is_not_delivered_again(
 ) -> None:
     window = 2.0
     gateway = GatewayProc(tmp_path / "gw", gateway_toml(f'duplicate_window = "{window}s"'),
-                          gateway_env(app, smtp))
+                          fault_env(app, smtp))
     await asyncio.to_thread(gateway.start)
     try:
         sent = bodies("replay", 20)
@@ -266,7 +267,7 @@ async def test_a_replay_after_the_duplicate_window_is_not_delivered_again(
         await ClickSendPoster(gateway.url).deliver(replays)
         assert (await stored(gateway.nats_port))["SMS"] > first, "the replay was stored again"
         await _consumers_idle(gateway.nats_port, "deliver-mobileapp", "deliver-email")
-        result = record(measure_replay(sinks, sent))
+        result = add_result(measure_replay(sinks, sent))
         assert (result.lost, result.duplicated) == (0, 0)
         gateway.assert_log_clean(sent)
     finally:

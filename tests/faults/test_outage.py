@@ -16,8 +16,6 @@ import pytest
 
 from pbxsms.bus.embedded import EmbeddedNats
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.conftest import Gateway
-from tests.delivery.support import SmtpServer
 from tests.faults.support import (
     CUSTOMER,
     FULL,
@@ -25,13 +23,15 @@ from tests.faults.support import (
     ClickSendPoster,
     Sinks,
     Webhook,
+    add_result,
     bodies,
-    gateway_env,
+    fault_env,
     gateway_toml,
     measure,
-    record,
 )
 from tests.helpers import wait_until
+from tests.support.gateway import Gateway
+from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.faults
 
@@ -43,7 +43,7 @@ async def test_nats_down_for_10s_under_load(
     start_gateway: Callable[..., Awaitable[Gateway]], nats_server: EmbeddedNats,
     app: MobileAppSimulator, smtp: SmtpServer,
 ) -> None:
-    gateway = await start_gateway(toml=gateway_toml(), env=gateway_env(app, smtp))
+    gateway = await start_gateway(toml=gateway_toml(), env=fault_env(app, smtp))
     sent = bodies("outage", LOAD)
     hooks = [Webhook(body) for body in sent]
     poster = ClickSendPoster(gateway.url, concurrency=8)
@@ -89,7 +89,7 @@ async def test_nats_down_for_10s_under_load(
     async with aiohttp.ClientSession() as session:
         assert await _send(session, gateway.url) == 202, "sends are taken again"
     refused = sum(1 for hook in [*hooks, *probes] for a in hook.answers if a != 200)
-    result = record(measure("outage", f"nats-server stopped for {OUTAGE:.0f} s under "
+    result = add_result(measure("outage", f"nats-server stopped for {OUTAGE:.0f} s under "
                             "webhook load, then started again", sinks, sent,
                             notes=f"({refused} webhook answers were 503 or none, "
                             "all retried; API sends answered 503 while down)."))

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import ClientSession
 
-from tests.numbers.conftest import StartGateway
+from tests.support.gateway import StartGateway
 
 RECORD = {"provider": "clicksend", "extension": "101", "domain": "pbx.example.com",
           "email": ["desk@example.com"], "description": "Front desk"}
@@ -25,7 +25,7 @@ async def test_records_are_created_read_replaced_and_removed(
     status, body = await call(http, "PUT", f"{api}/%2B61%20411%20111%20111", json=RECORD)
     assert status == 201
     assert body == {**RECORD, "number": "+61411111111", "enabled": True,
-                    "mobileapp_org": None}
+                    "mobileapp_org": None, "sip": False}
     assert (await call(http, "GET", f"{api}/0411111111"))[1] == body  # region AU
     status, body = await call(http, "PUT", f"{api}/+61411111111",  # a literal + works too
                               json={"number": "0411 111 111", "provider": "clicksend",

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from aiohttp import ClientSession
 
-from tests.conftest import Gateway
 from tests.helpers import write_env
-from tests.numbers.conftest import ENV, StartGateway
+from tests.numbers.gateways import ENV
+from tests.support.gateway import Gateway, StartGateway
 
 PBXSMS = str(Path(sys.executable).parent / "pbxsms")
 

@@ -11,7 +11,7 @@ from pbxsms.core.serve.runtime import Runtime
 from pbxsms.core.stores.conversations import conversation_key
 from pbxsms.core.stores.numbers import NoSender, NumberStore
 from tests.helpers import wait_until
-from tests.numbers.conftest import StartGateway
+from tests.support.gateway import StartGateway
 
 FIRST, SECOND = "+61411111111", "+61422222222"
 DOMAIN = "pbx.example.com"

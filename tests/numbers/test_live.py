@@ -15,7 +15,8 @@ from pbxsms.core.model.events import InboundMessage, Route
 from pbxsms.core.model.numbers import NumberSettings
 from pbxsms.core.stores.numbers import NUMBERS_BUCKET, NoRoute, NumberStore
 from tests.helpers import make_config, wait_until
-from tests.numbers.conftest import ENV, StartGateway, gateway_plugins
+from tests.numbers.gateways import ENV, gateway_plugins
+from tests.support.gateway import StartGateway
 
 NUMBER = "+61411111111"
 PATH = "/api/v1/numbers/0411%20111%20111"  # national format, region AU

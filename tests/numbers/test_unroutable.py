@@ -10,7 +10,7 @@ from pbxsms.core.inbound.routing import inbound_id, publish_inbound
 from pbxsms.core.model.events import InboundMessage, State
 from pbxsms.core.serve.runtime import Runtime
 from tests.helpers import wait_until
-from tests.numbers.conftest import StartGateway
+from tests.support.gateway import StartGateway
 
 FILE = """
 [[numbers]]

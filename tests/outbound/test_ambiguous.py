@@ -9,15 +9,8 @@ from collections import Counter
 from pbxsms.core.model.events import State
 from pbxsms.sim.clicksend import HISTORY_PATH, ClickSendSimulator
 from tests.helpers import wait_until
-from tests.outbound.conftest import (
-    StartGateway,
-    dead_letters,
-    drained,
-    metric,
-    recipient,
-    send,
-    settled,
-)
+from tests.outbound.sending import dead_letters, drained, metric, recipient, send_via_api, settled
+from tests.support.gateway import StartGateway
 
 FAST = 'reconcile_delay = "0s"'
 
@@ -39,7 +32,7 @@ async def test_a_send_answered_after_our_timeout_is_accepted_once(
     accepted = metric("pbxsms_provider_reconciled_total", provider="clicksend",
                       result="accepted")
     sim.fail_next("delay", delay=1.0)
-    ids = [await send(gateway, f"late {n}", to=recipient(n)) for n in range(3)]
+    ids = [await send_via_api(gateway, f"late {n}", to=recipient(n)) for n in range(3)]
     records = [await settled(gateway, i, "accepted") for i in ids]
     await wait_until(lambda: drained(gateway, "outbound"), message="the dispatcher")
     assert stored(sim) == Counter(ids), "each message stored exactly once"
@@ -54,7 +47,7 @@ async def test_a_store_then_500_is_accepted_once(start_sending_gateway: StartGat
                                                  sim: ClickSendSimulator) -> None:
     gateway = await start_sending_gateway(clicksend=FAST)
     sim.fail_next("store_then_500")
-    message_id = await send(gateway)
+    message_id = await send_via_api(gateway)
     record = await settled(gateway, message_id, "accepted")
     await wait_until(lambda: drained(gateway, "outbound"), message="the dispatcher")
     assert stored(sim) == Counter([message_id])
@@ -66,7 +59,7 @@ async def test_a_500_that_stored_nothing_is_retried_and_accepted_once(
         start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
     gateway = await start_sending_gateway(clicksend=FAST)
     sim.fail_next("500")
-    message_id = await send(gateway)
+    message_id = await send_via_api(gateway)
     record = await settled(gateway, message_id, "accepted")
     assert stored(sim) == Counter([message_id])
     assert record.provider_message_id == sim.sent_messages[0]["message_id"]
@@ -82,7 +75,7 @@ async def test_without_the_history_ambiguous_sends_are_retried_by_default(
                     result="lookup_failed")
     sim.fail_next("store_then_500")
     sim.fail_next("500", endpoint=HISTORY_PATH)
-    message_id = await send(gateway)
+    message_id = await send_via_api(gateway)
     record = await settled(gateway, message_id, "accepted")
     # At-least-once: ClickSend had stored the first one, so the customer got it twice.
     assert stored(sim) == Counter({message_id: 2})
@@ -96,7 +89,7 @@ async def test_without_the_history_ambiguous_sends_can_be_marked_unknown(
     gateway = await start_sending_gateway(clicksend=f'{FAST}\non_ambiguous = "unknown"')
     sim.fail_next("store_then_500")
     sim.fail_next("500", endpoint=HISTORY_PATH)
-    message_id = await send(gateway)
+    message_id = await send_via_api(gateway)
     record = await settled(gateway, message_id, "unknown")
     [letter] = await dead_letters(gateway, 1)
     assert letter.id == message_id and "ambiguous" in letter.reason
@@ -111,7 +104,7 @@ async def test_a_timeout_not_in_the_history_is_marked_unknown(
     gateway = await start_sending_gateway(
         clicksend=f'{FAST}\ntimeout = "300ms"\non_ambiguous = "unknown"')
     sim.fail_next("delay", delay=1.0)
-    record = await settled(gateway, await send(gateway), "unknown")
+    record = await settled(gateway, await send_via_api(gateway), "unknown")
     assert record.history[-1].error_code == "NO_ANSWER"
     assert history_calls(sim) == 1
     await wait_until(lambda: len(sim.sent_messages) == 1, message="the late send")

@@ -12,16 +12,9 @@ from click.testing import CliRunner, Result
 
 from pbxsms.core.cli import build_cli
 from pbxsms.sim.clicksend import ClickSendSimulator
-from tests.helpers import free_port, write_env
-from tests.outbound.conftest import (
-    KEY,
-    OURS,
-    USER,
-    StartGateway,
-    basic,
-    recipient,
-    settled,
-)
+from tests.helpers import basic_auth, free_port, write_env
+from tests.outbound.sending import KEY, OURS, USER, recipient, settled
+from tests.support.gateway import StartGateway
 
 
 async def run_cli(*args: str) -> Result:
@@ -117,11 +110,11 @@ async def test_simulator_command_serves_and_prints_no_secret() -> None:
         assert KEY not in (first + second).decode()
         async with ClientSession() as http:
             async with http.get(f"{url}/v3/numbers",
-                                headers={"Authorization": basic()}) as response:
+                                headers={"Authorization": basic_auth(USER, KEY)}) as response:
                 numbers = (await response.json())["data"]["data"]
             assert [n["dedicated_number"] for n in numbers] == [OURS]
             async with http.get(f"{url}/v3/account",
-                                headers={"Authorization": basic(key="wrong")}) as response:
+                                headers={"Authorization": basic_auth(USER, "wrong")}) as response:
                 assert response.status == 401
     finally:
         process.terminate()

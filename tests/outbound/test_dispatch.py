@@ -11,20 +11,19 @@ from aiohttp import ClientSession
 from pbxsms.core.model.events import OutboundRequest, State, StatusEvent, new_id
 from pbxsms.core.registry import OutboundMessage, Outcome
 from pbxsms.sim.clicksend import TEST_ACCOUNT_KEY, ClickSendSimulator
-from tests.helpers import free_port, wait_until
-from tests.outbound.conftest import (
+from tests.helpers import basic_auth, free_port, wait_until
+from tests.outbound.sending import (
     KEY,
     OURS,
     USER,
-    StartGateway,
-    basic,
     dead_letters,
     drained,
     metric,
     recipient,
-    send,
+    send_via_api,
     settled,
 )
+from tests.support.gateway import StartGateway
 
 # Messages posted together travel in one call even on a slow machine.
 ONE_BATCH = 'flush_delay = "500ms"'
@@ -33,7 +32,7 @@ ONE_BATCH = 'flush_delay = "500ms"'
 async def test_a_lone_reply_is_accepted_with_clicksends_message_id(
         start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
     gateway = await start_sending_gateway()
-    message_id = await send(gateway, "Thanks, see you at 3")
+    message_id = await send_via_api(gateway, "Thanks, see you at 3")
     record = await settled(gateway, message_id, "accepted")
     [sent] = sim.sent_messages
     assert sent["custom_string"] == message_id
@@ -41,7 +40,7 @@ async def test_a_lone_reply_is_accepted_with_clicksends_message_id(
     assert record.provider_message_id == sent["message_id"]
     assert record.segments == 1
     assert [h.state.value for h in record.history] == ["queued", "sending", "accepted"]
-    assert sim.send_requests[0].authorization == basic()
+    assert sim.send_requests[0].authorization == basic_auth(USER, KEY)
 
     async def indexed() -> bool:
         # The fold writes the record first, then the provider-id index.
@@ -67,7 +66,7 @@ async def test_2500_queued_messages_go_out_in_3_calls_and_end_accepted(
     await wait_until(lambda: len(sim.sent_messages) >= 2500, 60, "2500 messages at ClickSend")
     calls = sim.send_requests
     assert len(calls) <= 3, f"calls of {[len(c.custom_strings) for c in calls]}"
-    assert all(call.authorization == basic() for call in calls)
+    assert all(call.authorization == basic_auth(USER, KEY) for call in calls)
     assert all(len(call.custom_strings) <= 1000 for call in calls)
     ids = {r.id for r in requests}
     assert sorted(m["custom_string"] for m in sim.sent_messages) == sorted(ids)
@@ -86,7 +85,7 @@ async def test_our_json_matches_the_official_sdk(start_sending_gateway: StartGat
                                                  sim: ClickSendSimulator) -> None:
     models = pytest.importorskip("clicksend.models")
     gateway = await start_sending_gateway()
-    message_id = await send(gateway, "Grüße from the front desk {ok}", to=recipient(2))
+    message_id = await send_via_api(gateway, "Grüße from the front desk {ok}", to=recipient(2))
     await settled(gateway, message_id, "accepted")
     [call] = sim.send_requests
     sdk = models.SendSmsRequest(messages=[models.SendSmsRequestMessagesInner(
@@ -102,7 +101,8 @@ async def test_429_5xx_and_dropped_connections_end_accepted_exactly_once(
     sim.fail_next("429", retry_after=1)
     sim.fail_next("500")
     sim.fail_next("drop")
-    ids = await asyncio.gather(*(send(gateway, f"Hi {n}", to=recipient(n)) for n in range(3)))
+    ids = await asyncio.gather(*(send_via_api(gateway, f"Hi {n}", to=recipient(n))
+                                 for n in range(3)))
     records = [await settled(gateway, i, "accepted") for i in ids]
     assert sorted(m["custom_string"] for m in sim.sent_messages) == sorted(ids)
     assert [r.fault for r in sim.send_requests[:3]] == ["429", "500", "drop"]
@@ -119,7 +119,8 @@ async def test_permanent_codes_fail_at_once_with_their_code(
     codes = ["INVALID_RECIPIENT", "COUNTRY_NOT_ENABLED", "INVALID_SENDER_ID", "EMPTY_MESSAGE"]
     for n, code in enumerate(codes):
         sim.force_status(recipient(n), code)
-    ids = await asyncio.gather(*(send(gateway, to=recipient(n)) for n in range(len(codes) + 1)))
+    ids = await asyncio.gather(*(send_via_api(gateway, to=recipient(n))
+                                 for n in range(len(codes) + 1)))
     for message_id, code in zip(ids, codes, strict=False):
         record = await settled(gateway, message_id, "failed")
         assert record.history[-1].error_code == code
@@ -135,7 +136,7 @@ async def test_throttled_is_retried_later(start_sending_gateway: StartGateway,
                                           sim: ClickSendSimulator) -> None:
     gateway = await start_sending_gateway()
     sim.force_status(recipient(5), "THROTTLED")
-    message_id = await send(gateway, to=recipient(5))
+    message_id = await send_via_api(gateway, to=recipient(5))
     await wait_until(lambda: len(sim.send_requests) == 1, message="the first try")
     await settled(gateway, message_id, "retrying")
     sim.force_status(recipient(5), None)
@@ -152,7 +153,7 @@ async def test_out_of_credit_fails_loudly(start_sending_gateway: StartGateway,
                                                "CLICKSEND_API_KEY": TEST_ACCOUNT_KEY})
     before = metric("pbxsms_provider_account_errors_total", provider="clicksend",
                     code="INSUFFICIENT_CREDIT")
-    message_id = await send(gateway)
+    message_id = await send_via_api(gateway)
     record = await settled(gateway, message_id, "failed")
     assert record.history[-1].error_code == "INSUFFICIENT_CREDIT"
     assert "out of credit" in (record.history[-1].reason or "")
@@ -166,7 +167,8 @@ async def test_a_wrong_api_key_fails_clearly_pauses_and_recovers_on_reload(
         start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
     gateway = await start_sending_gateway(env={"CLICKSEND_API_KEY": "wrong-key"},
                                           clicksend=ONE_BATCH)
-    ids = await asyncio.gather(*(send(gateway, f"Hi {n}", to=recipient(n)) for n in range(3)))
+    ids = await asyncio.gather(*(send_via_api(gateway, f"Hi {n}", to=recipient(n))
+                                 for n in range(3)))
     for message_id in ids:
         record = await settled(gateway, message_id, "failed")
         reason = record.history[-1].reason or ""
@@ -179,7 +181,7 @@ async def test_a_wrong_api_key_fails_clearly_pauses_and_recovers_on_reload(
         assert body["status"] == "degraded", body
         assert any("CLICKSEND_API_KEY" in r and "paused" in r for r in body["degraded"]), body
     # While paused, a new message fails at once without another call to ClickSend.
-    later = await send(gateway, "one more")
+    later = await send_via_api(gateway, "one more")
     await settled(gateway, later, "failed")
     assert len(sim.send_requests) == 1
     # Fixing the key and reloading ends the pause.
@@ -189,7 +191,7 @@ async def test_a_wrong_api_key_fails_clearly_pauses_and_recovers_on_reload(
     await gateway.server.reload()
     async with ClientSession() as http, http.get(f"{gateway.url}/readyz") as response:
         assert (response.status, await response.json()) == (200, {"status": "ready"})
-    await settled(gateway, await send(gateway, "after the fix"), "accepted")
+    await settled(gateway, await send_via_api(gateway, "after the fix"), "accepted")
 
 
 async def test_a_redelivered_request_already_accepted_is_not_sent_again(
@@ -269,7 +271,7 @@ async def test_connection_errors_retry_until_clicksend_is_reachable(
     port = free_port()
     gateway = await start_sending_gateway(
         env={"CLICKSEND_BASE_URL": f"http://127.0.0.1:{port}"})
-    message_id = await send(gateway)
+    message_id = await send_via_api(gateway)
     record = await settled(gateway, message_id, "retrying")
     assert record.history[-1].error_code == "NOT_SENT"
     late = ClickSendSimulator([(USER, KEY)])
@@ -286,7 +288,7 @@ async def test_a_suspended_account_pauses_sending(start_sending_gateway: StartGa
     # ClickSend's documented test account `banned` answers 403.
     gateway = await start_sending_gateway(env={"CLICKSEND_USERNAME": "banned",
                                                "CLICKSEND_API_KEY": TEST_ACCOUNT_KEY})
-    record = await settled(gateway, await send(gateway), "failed")
+    record = await settled(gateway, await send_via_api(gateway), "failed")
     assert record.history[-1].error_code == "FORBIDDEN"
     assert "suspended" in (record.history[-1].reason or "")
     assert gateway.runtime.plugins.degraded(gateway.runtime)  # paused, said so

@@ -12,14 +12,14 @@ from click.testing import CliRunner, Result
 
 from pbxsms.core.cli import build_cli
 from pbxsms.sim.clicksend import ClickSendSimulator
-from tests.conftest import Gateway
+from tests.support.gateway import Gateway
 from tests.helpers import wait_until, write_env
-from tests.outbound.conftest import (
+from tests.outbound.sending import (
     TOKEN,
     dead_letters,
     drained,
     recipient,
-    send,
+    send_via_api,
     settled,
 )
 
@@ -44,7 +44,7 @@ async def test_a_dead_lettered_send_is_resent_once(
     gateway = await start_sending_gateway()
     to = recipient(7)
     sim.force_status(to, "INVALID_RECIPIENT")
-    failed_id = await send(gateway, "see you at 10", to=to)
+    failed_id = await send_via_api(gateway, "see you at 10", to=to)
     await settled(gateway, failed_id, "failed")
     assert [letter.id for letter in await dead_letters(gateway, 1)] == [failed_id]
     sim.force_status(to, None)
@@ -85,7 +85,7 @@ async def test_a_dead_lettered_send_is_resent_once(
 async def test_only_a_failed_send_is_resent(sim: ClickSendSimulator,
                                             start_sending_gateway: Any) -> None:
     gateway = await start_sending_gateway()
-    message_id = await send(gateway, "fine")
+    message_id = await send_via_api(gateway, "fine")
     await settled(gateway, message_id, "accepted")
     status, answer = await api(gateway, "POST", f"/api/v1/messages/{message_id}/resend")
     assert status == 409

@@ -9,14 +9,8 @@ from aiohttp import ClientSession
 
 from pbxsms.core.model.events import new_id
 from pbxsms.sim.clicksend import ClickSendSimulator
-from tests.outbound.conftest import (
-    OURS,
-    TOKEN,
-    StartGateway,
-    post_message,
-    recipient,
-    settled,
-)
+from tests.outbound.sending import OURS, TOKEN, post_message, recipient, settled
+from tests.support.gateway import StartGateway
 
 
 async def test_send_answers_202_with_our_id_and_the_status_shows_segments(

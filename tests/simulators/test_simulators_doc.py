@@ -8,9 +8,12 @@ from pathlib import Path
 
 import aiohttp
 
+from pbxsms.sim.bandwidth import BandwidthSimulator
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from pbxsms.sim.server import SimulatedService
+from pbxsms.sim.telnyx import TelnyxSimulator
+from pbxsms.sim.twilio import TwilioSimulator
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "simulators.md"
 CONTROL_HEADING = re.compile(r"^### `(GET|POST) (/_sim/\S*)`$", re.MULTILINE)
@@ -56,3 +59,16 @@ async def test_the_clicksend_controls_documented_are_those_listed() -> None:
 async def test_the_mobileapp_controls_documented_are_those_listed() -> None:
     async with MobileAppSimulator("token") as sim:
         await _check(sim, "Mobile-app simulator", 8090)
+
+
+async def test_the_twilio_controls_documented_are_those_listed() -> None:
+    async with TwilioSimulator("token") as sim:
+        await _check(sim, "Twilio simulator", 8071)
+async def test_the_telnyx_controls_documented_are_those_listed() -> None:
+    async with TelnyxSimulator() as sim:
+        await _check(sim, "Telnyx simulator", 8091)
+
+
+async def test_the_bandwidth_controls_documented_are_those_listed() -> None:
+    async with BandwidthSimulator() as sim:
+        await _check(sim, "Bandwidth simulator", 8092)

@@ -1,0 +1,125 @@
+"""The public plugin API: everything a pbxsms plugin imports, from this one module.
+
+A plugin (built-in or third-party) imports `pbxsms.core.plugin_api` and nothing else of
+`pbxsms.core` or `pbxsms.bus`, so the core may move its modules without breaking plugins.
+It sits at the top: nothing inside the core imports it. See docs/plugins.md.
+"""
+
+from __future__ import annotations
+
+from pbxsms.bus.consumer import Delivery, Permanent, Retry
+from pbxsms.bus.kv import Bucket, write_all
+from pbxsms.bus.publish import PublishError
+from pbxsms.core import __version__
+from pbxsms.core.cli import config_option, env_option, load_or_exit
+from pbxsms.core.config.durations import Duration
+from pbxsms.core.config.loader import hide_url_password, load_plugin_only
+from pbxsms.core.config.problems import ConfigError, Problem
+from pbxsms.core.config.settings import Config, PluginNotLoaded, PluginSettings
+from pbxsms.core.health import metrics
+from pbxsms.core.health.doctor import Check, Finding, fail, ok, warn
+from pbxsms.core.hookspecs import hookimpl
+from pbxsms.core.inbound.accept import Receipt, accept_inbound, accept_receipt, content_key, our_id
+from pbxsms.core.inbound.delivery import Ledger, Settled, fail_delivery, read_inbound, report
+from pbxsms.core.inbound.replay import ReplayGuard
+from pbxsms.core.model.events import (
+    InboundMessage,
+    OutboundRequest,
+    State,
+    StatusEvent,
+    new_id,
+    utcnow,
+)
+from pbxsms.core.model.phone import InvalidNumber, to_e164
+from pbxsms.core.outbound.api import BUS_UNREADABLE, NOT_STORED, queue_outbound
+from pbxsms.core.outbound.pacing import AccountPause, RateLimiter, fingerprint
+from pbxsms.core.refusal import Refusal
+from pbxsms.core.registry import (
+    OPTED_OUT,
+    ConsumerRegister,
+    ConsumerSpec,
+    OutboundMessage,
+    Outcome,
+    Provider,
+    ProviderRegister,
+    RouteHandler,
+    RouteRegister,
+    SendResult,
+    opted_out,
+)
+from pbxsms.core.serve.app import MAX_BODY
+from pbxsms.core.serve.http import json_error, public_url, read_json, same_secret
+from pbxsms.core.serve.runtime import Runtime
+from pbxsms.core.stores.numbers import NoSender
+
+__all__ = [
+    "BUS_UNREADABLE",
+    "MAX_BODY",
+    "NOT_STORED",
+    "OPTED_OUT",
+    "AccountPause",
+    "Bucket",
+    "Check",
+    "Config",
+    "ConfigError",
+    "ConsumerRegister",
+    "ConsumerSpec",
+    "Delivery",
+    "Duration",
+    "Finding",
+    "InboundMessage",
+    "InvalidNumber",
+    "Ledger",
+    "NoSender",
+    "OutboundMessage",
+    "OutboundRequest",
+    "Outcome",
+    "Permanent",
+    "PluginNotLoaded",
+    "PluginSettings",
+    "Problem",
+    "Provider",
+    "ProviderRegister",
+    "PublishError",
+    "RateLimiter",
+    "Receipt",
+    "Refusal",
+    "ReplayGuard",
+    "Retry",
+    "RouteHandler",
+    "RouteRegister",
+    "Runtime",
+    "SendResult",
+    "Settled",
+    "State",
+    "StatusEvent",
+    "__version__",
+    "accept_inbound",
+    "accept_receipt",
+    "config_option",
+    "content_key",
+    "env_option",
+    "fail",
+    "fail_delivery",
+    "fingerprint",
+    "hide_url_password",
+    "hookimpl",
+    "json_error",
+    "load_or_exit",
+    "load_plugin_only",
+    "metrics",
+    "new_id",
+    "ok",
+    "opted_out",
+    "our_id",
+    "public_url",
+    "queue_outbound",
+    "read_inbound",
+    "read_json",
+    "report",
+    "same_secret",
+    "to_e164",
+    "utcnow",
+    "warn",
+    "write_all",
+]

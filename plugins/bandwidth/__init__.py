@@ -1,0 +1,1 @@
+"""Bandwidth (Messaging API v2): inbound callbacks, receipts and outbound sending."""

@@ -1,0 +1,1 @@
+"""FreeSWITCH: inbound SMS to the extension's SIP phones (event socket), and their replies."""

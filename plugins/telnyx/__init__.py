@@ -1,0 +1,1 @@
+"""Telnyx (Messaging v2): signed inbound webhooks, receipts and outbound sending."""

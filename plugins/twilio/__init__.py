@@ -1,0 +1,1 @@
+"""The Twilio provider plugin (Programmable Messaging, API 2010-04-01)."""
