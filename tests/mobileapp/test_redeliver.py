@@ -11,9 +11,9 @@ from aiohttp import ClientSession
 from pbxsms.core.inbound.routing import publish_inbound
 from pbxsms.core.model.events import InboundMessage, State
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.support.gateway import Gateway
-from tests.support.delivery import CUSTOMER, NUMBER, ORG, consumers_idle, wait_channel
 from tests.helpers import wait_until
+from tests.support.delivery import CUSTOMER, NUMBER, ORG, consumers_idle, wait_channel
+from tests.support.gateway import Gateway
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 TOKEN = "api-token"

@@ -12,9 +12,9 @@ from typing import Any
 from nats.js.errors import NotFoundError
 
 from pbxsms.sim.clicksend import ClickSendSimulator
-from tests.support.gateway import Gateway
 from tests.helpers import wait_until
 from tests.outbound.sending import OURS, dead_letters, recipient
+from tests.support.gateway import Gateway
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 PAGE = EXAMPLES.parent / "events.md"

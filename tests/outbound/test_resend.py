@@ -12,7 +12,6 @@ from click.testing import CliRunner, Result
 
 from pbxsms.core.cli import build_cli
 from pbxsms.sim.clicksend import ClickSendSimulator
-from tests.support.gateway import Gateway
 from tests.helpers import wait_until, write_env
 from tests.outbound.sending import (
     TOKEN,
@@ -22,6 +21,7 @@ from tests.outbound.sending import (
     send_via_api,
     settled,
 )
+from tests.support.gateway import Gateway
 
 
 async def run_cli(*args: str) -> Result:
