@@ -74,12 +74,10 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
         return web.json_response({"messages": [r.model_dump(mode="json") for r in records]})
 
     async def resend_message(request: web.Request) -> web.StreamResponse:
-        queued = await resend(runtime, request.match_info["id"])
-        new = queued.request
+        resent = await resend(runtime, request.match_info["id"])
         return web.json_response(
-            {"id": new.id, "resend_of": new.resend_of, "state": State.QUEUED.value,
-             "duplicate": queued.duplicate}, status=202,
-            headers={"Location": f"/api/v1/messages/{new.id}"})
+            {"id": resent.id, "resend_of": resent.resend_of, "duplicate": resent.duplicate},
+            status=202, headers={"Location": f"/api/v1/messages/{resent.id}"})
 
     async def redeliver_message(request: web.Request) -> web.StreamResponse:
         force = request.query.get("force", "").lower() in ("1", "true", "yes")

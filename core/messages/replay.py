@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pbxsms.core.inbound.delivery import Ledger
 from pbxsms.core.messages.lookup import stored_message
 from pbxsms.core.model.events import InboundMessage, OutboundRequest, State, StatusEvent
-from pbxsms.core.outbound.api import Queued, queue_outbound
+from pbxsms.core.outbound.api import queue_outbound
 from pbxsms.core.refusal import Refusal
 from pbxsms.core.serve.runtime import Runtime
 from pbxsms.core.stores.numbers import NoRoute
@@ -48,7 +48,16 @@ async def _record(runtime: Runtime, message_id: str, direction: str) -> StatusRe
     return record
 
 
-async def resend(runtime: Runtime, message_id: str) -> Queued:
+@dataclass(frozen=True)
+class Resent:
+    """The send that carries a failed one again; `duplicate` when it was asked before."""
+
+    id: str
+    resend_of: str
+    duplicate: bool
+
+
+async def resend(runtime: Runtime, message_id: str) -> Resent:
     """Send a failed (or dead-lettered) outbound message again; the new send is queued."""
     record = await _record(runtime, message_id, "outbound")
     if record.state not in RESENDABLE:
@@ -64,12 +73,16 @@ async def resend(runtime: Runtime, message_id: str) -> Queued:
         earlier = await runtime.status.get(new_id)
         if earlier is not None and earlier.state in RESENDABLE:
             continue  # that resend failed too: this is the next one
+        if earlier is not None:
+            # Queued, sent or maybe sent: never published again (past the duplicate
+            # window a publish would be new, and an `unknown` one may have arrived).
+            return Resent(new_id, message_id, duplicate=True)
         again = request.model_copy(update={"id": new_id, "resend_of": message_id})
-        # An earlier resend still on its way is the same request: deduplicated.
+        # A resend published but not yet folded is the same request: deduplicated.
         queued = await queue_outbound(runtime, again)
         log.info("outbound %s resent as %s%s", message_id, new_id,
                  " (already resent)" if queued.duplicate else "", extra={"msg_id": new_id})
-        return queued
+        return Resent(new_id, message_id, queued.duplicate)
     raise Refusal(409, f"{message_id} was resent {MAX_RESENDS} times already", field="id")
 
 
@@ -91,6 +104,10 @@ async def redeliver(runtime: Runtime, message_id: str, force: bool = False) -> R
         raise Refusal(409, f"still unroutable: {decision.reason}; give the number message "
                            "settings first (`pbxsms numbers set`)", field="id")
     message = message.model_copy(update={"route": decision})
+    # As a new message would: the extension's reply leaves from the number texted.
+    recording = await runtime.numbers.remember_conversation(decision, message.from_)
+    if recording is not None:
+        await recording
     n = record.redeliveries + 1
     forgotten = await Ledger(runtime).forget(message_id) if force else 0
     # First the channels start over, then the event: their states follow this one.

@@ -66,7 +66,7 @@ async def test_a_dead_lettered_send_is_resent_once(
 
     # The same through the API: still the first resend, nothing sent again.
     status, answer = await api(gateway, "POST", f"/api/v1/messages/{failed_id}/resend")
-    assert status == 202 and answer["id"] == new_id, answer
+    assert (status, answer["id"], answer["duplicate"]) == (202, new_id, True), answer
     await wait_until(lambda: drained(gateway, "outbound"), 10.0, "the outbound consumer")
     accepted = sent_to(sim, to)
     assert len(accepted) == 1, accepted
