@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import machine, scenarios
+from bench import console, machine, scenarios
 from bench.load import wrk_available
 from bench.procs import Sinks
 
@@ -18,19 +18,20 @@ RESULTS = Path(__file__).parent / "results" / "latest.json"
 
 TARGETS = {
     "ingest_ratio": 0.6, "ingest_p99_ms": 25.0, "e2e_rps": 1000.0, "e2e_p99_ms": 250.0,
-    "outbound_rps": 3000.0, "peak_rss_mb": 150.0,
+    "outbound_rps": 3000.0, "peak_rss_mb": 150.0, "console_thread_p99_ms": 50.0,
 }
 
 
 LIGHT_RATE = 100.0
 
-PARTS = ("ingest", "end_to_end", "outbound", "outbound_telnyx")
+PARTS = ("ingest", "end_to_end", "outbound", "outbound_telnyx", "console")
 # Telnyx sends one message a call at its documented 50/s: a few hundred show the rate.
 TELNYX_MESSAGES = 500
 
 
 def run(seconds: float, rate: float, messages: int, out: Path | None,
-        only: set[str] | frozenset[str] = frozenset(PARTS)) -> dict[str, Any]:
+        only: set[str] | frozenset[str] = frozenset(PARTS),
+        console_messages: int = 100_000, console_requests: int = 2_000) -> dict[str, Any]:
     began = time.monotonic()
     results: dict[str, Any] = {"machine": machine.describe(),
                                "load_generator": "wrk" if wrk_available() else "python",
@@ -58,6 +59,9 @@ def run(seconds: float, rate: float, messages: int, out: Path | None,
             if "outbound_telnyx" in only:
                 results["outbound_telnyx"] = scenarios.outbound_telnyx(
                     workdir, sinks, min(messages, TELNYX_MESSAGES))
+            if "console" in only:
+                results["console_thread"] = console.thread_page(
+                    workdir, sinks, console_messages, console_requests)
         finally:
             sinks.close()
     if only != set(PARTS):  # a partial run, to compare one change: print it as it is
@@ -65,7 +69,7 @@ def run(seconds: float, rate: float, messages: int, out: Path | None,
         return results
     results["peak_rss_mb"] = max(results[name]["peak_rss_mb"] for name in (
         "ingest", "end_to_end", "end_to_end_sustained", "end_to_end_light", "outbound_batched",
-        "outbound_single", "outbound_telnyx"))
+        "outbound_single", "outbound_telnyx", "console_thread"))
     results["verdicts"] = verdicts(results)
     results["seconds"] = round(time.monotonic() - began, 1)
     if out is not None:
@@ -79,6 +83,7 @@ def verdicts(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "ingest_ratio": r["ingest"]["ratio"], "ingest_p99_ms": r["ingest"]["gateway"]["p99_ms"],
         "e2e_rps": r["end_to_end"]["rps"], "e2e_p99_ms": r["end_to_end"]["p99_ms"],
         "outbound_rps": r["outbound_batched"]["rps"], "peak_rss_mb": r["peak_rss_mb"],
+        "console_thread_p99_ms": r["console_thread"]["p99_ms"],
     }
     upper = {"ingest_p99_ms", "e2e_p99_ms", "peak_rss_mb"}
     return {name: {"measured": round(value, 3), "target": TARGETS[name],
@@ -90,6 +95,7 @@ def table(r: dict[str, Any]) -> str:
     i, e, light = r["ingest"], r["end_to_end"], r["end_to_end_light"]
     su = r["end_to_end_sustained"]
     ob, os_, tx = r["outbound_batched"], r["outbound_single"], r["outbound_telnyx"]
+    ct = r["console_thread"]
     rows = [
         ("inbound ingest, bare aiohttp", f"{i['bare']['rps']:,.0f} req/s",
          f"{i['bare']['p50_ms']:.1f}", f"{i['bare']['p99_ms']:.1f}", ""),
@@ -120,10 +126,13 @@ def table(r: dict[str, Any]) -> str:
         ("outbound, Telnyx, 1 per call", f"{tx['rps']:,.0f} msg/s", "", "",
          f"{tx['rps'] / tx['limit_rps']:.2f} x Telnyx's documented {tx['limit_rps']:.0f}/s; "
          f"{tx['accepted']}/{tx['messages']} in {tx['send_requests']} calls"),
+        ("console thread page", f"{ct['requests']:,} pages", f"{ct['p50_ms']:.1f}",
+         f"{ct['p99_ms']:.1f}", f"{ct['page_messages']} of {ct['thread_messages']:,} in the "
+         f"thread, {ct['messages']:,} stored; indexed {ct['indexed_per_s']:,}/s"),
         ("gateway peak RSS", f"{r['peak_rss_mb']:.0f} MB", "", "", ""),
     ]
     parts: list[dict[str, Any]] = [i["bare"], i["stored"], i["gateway"], e, su, light, ob, os_,
-                                   tx, {}]
+                                   tx, {}, {}]
     cores = [f"{x['gateway_cores']:.2f} / {x['nats_cores']:.2f}" if "gateway_cores" in x
              else "" for x in parts]
     table_rows = [(*row, core) for row, core in zip(rows, cores, strict=True)]
@@ -157,14 +166,21 @@ def main() -> None:
                         help="webhooks per second offered end to end")
     parser.add_argument("--messages", type=int, default=20000,
                         help="outbound requests per outbound run")
+    parser.add_argument("--console-messages", type=int, default=100_000,
+                        help="messages stored before the console's thread page is timed")
+    parser.add_argument("--console-requests", type=int, default=2_000,
+                        help="thread pages timed after the messages are stored")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
     parser.add_argument("--only", choices=PARTS, action="append",
                         help="run only this part (repeatable); prints JSON, writes nothing")
     args = parser.parse_args()
     if args.only:
-        run(args.seconds, args.rate, args.messages, None, set(args.only))
+        run(args.seconds, args.rate, args.messages, None, set(args.only),
+            args.console_messages, args.console_requests)
         return
-    results = run(args.seconds, args.rate, args.messages, args.out)
+    results = run(args.seconds, args.rate, args.messages, args.out,
+                  console_messages=args.console_messages,
+                  console_requests=args.console_requests)
     print(table(results))
 
 

@@ -182,7 +182,8 @@ class Gateway:
     """`pbxsms serve` with its embedded NATS, in its own process and data directory."""
 
     def __init__(self, workdir: Path, sinks: Sinks, plugins: list[str],
-                 clicksend: str = "", profile: Path | None = None, telnyx: str = "") -> None:
+                 clicksend: str = "", profile: Path | None = None, telnyx: str = "",
+                 extra_env: dict[str, str] | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         config = workdir / "pbxsms.toml"
@@ -203,6 +204,7 @@ class Gateway:
             "RINGOTEL_API_URL": sinks.urls["app"], "RINGOTEL_API_TOKEN": APP_TOKEN,
             "PBXSMS_SMTP_HOST": "127.0.0.1", "PBXSMS_SMTP_PORT": str(sinks.urls["smtp_port"]),
             "PBXSMS_SMTP_FROM": "sms@pbx.example.com",
+            **(extra_env or {}),
         })
         self.log = (workdir / "gateway.log").open("w", encoding="utf-8")
         command = [sys.executable, "-c", "from pbxsms.core.cli import main; main()", "serve"]

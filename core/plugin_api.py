@@ -8,7 +8,7 @@ It sits at the top: nothing inside the core imports it. See docs/plugins.md.
 from __future__ import annotations
 
 from pbxsms.bus.consumer import Delivery, Permanent, Retry
-from pbxsms.bus.kv import Bucket, write_all
+from pbxsms.bus.kv import Bucket, modify, write_all
 from pbxsms.bus.publish import PublishError
 from pbxsms.core import __version__
 from pbxsms.core.cli import config_option, env_option, load_or_exit
@@ -30,6 +30,7 @@ from pbxsms.core.model.events import (
     new_id,
     utcnow,
 )
+from pbxsms.core.model.numbers import hostname
 from pbxsms.core.model.phone import InvalidNumber, to_e164
 from pbxsms.core.outbound.api import BUS_UNREADABLE, NOT_STORED, queue_outbound
 from pbxsms.core.outbound.pacing import AccountPause, RateLimiter, fingerprint
@@ -50,7 +51,7 @@ from pbxsms.core.registry import (
 from pbxsms.core.serve.app import MAX_BODY
 from pbxsms.core.serve.http import json_error, public_url, read_json, same_secret
 from pbxsms.core.serve.runtime import Runtime
-from pbxsms.core.stores.numbers import NoSender
+from pbxsms.core.stores.numbers import NoRoute, NoSender
 
 __all__ = [
     "BUS_UNREADABLE",
@@ -70,6 +71,7 @@ __all__ = [
     "InboundMessage",
     "InvalidNumber",
     "Ledger",
+    "NoRoute",
     "NoSender",
     "OutboundMessage",
     "OutboundRequest",
@@ -104,10 +106,12 @@ __all__ = [
     "fingerprint",
     "hide_url_password",
     "hookimpl",
+    "hostname",
     "json_error",
     "load_or_exit",
     "load_plugin_only",
     "metrics",
+    "modify",
     "new_id",
     "ok",
     "opted_out",

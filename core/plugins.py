@@ -39,6 +39,7 @@ CORE_PLUGINS = {"core": "pbxsms.core.health.plugin",
 # Built-in optional plugins, enabled by name in `[plugins] enabled`.
 BUILTIN_PLUGINS = {
     "clicksend": "pbxsms.plugins.clicksend.plugin",
+    "console": "pbxsms.plugins.console.plugin",
     "email": "pbxsms.plugins.email.plugin",
     "freeswitch": "pbxsms.plugins.freeswitch.plugin",
     "mobileapp": "pbxsms.plugins.mobileapp.plugin",

@@ -22,8 +22,8 @@ from tests.support.smtp import SmtpServer
 
 # Tests must not pick up a developer's own settings.
 for _name in list(os.environ):
-    if _name.startswith(("CLICKSEND_", "FREESWITCH_", "PBXSMS_", "RINGOTEL_", "TWILIO_")) \
-            or _name == "NATS_URL":
+    if _name.startswith(("BANDWIDTH_", "CLICKSEND_", "FREESWITCH_", "PBXSMS_", "RINGOTEL_",
+                          "TELNYX_", "TWILIO_")) or _name == "NATS_URL":
         del os.environ[_name]
 os.environ["PBXSMS_ENV_FILE"] = os.devnull
 

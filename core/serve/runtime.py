@@ -61,6 +61,9 @@ class Runtime:
         self._status: StatusStore | None = None
         self._numbers: NumberStore | None = None
         self.started_at = time.monotonic()
+        # Set when the server begins to stop: long-lived answers (live pages) end on it,
+        # so that stopping does not wait for browsers to hang up.
+        self.stopping = asyncio.Event()
 
     # -- the bus ------------------------------------------------------------------
 

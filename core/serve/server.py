@@ -79,6 +79,7 @@ class Server:
     async def stop(self) -> None:
         """Stop taking requests, let consumers finish, close the bus."""
         runtime = self.runtime
+        runtime.stopping.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

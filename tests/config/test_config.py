@@ -98,7 +98,7 @@ def test_shipped_sample_config_is_valid() -> None:
         capture_output=True, text=True, timeout=60,
         env={**os.environ, "PBXSMS_ENV_FILE": os.devnull})
     assert "Configuration problems" not in result.stderr, result.stderr
-    assert "plugins enabled: clicksend, email, mobileapp" in result.stdout
+    assert "plugins enabled: clicksend, email, mobileapp, console" in result.stdout
 
 
 def test_every_command_names_a_bad_setting_without_a_traceback(tmp_path: Path) -> None:

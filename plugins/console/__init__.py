@@ -1,0 +1,1 @@
+"""The operator console: conversations, replies, numbers and problems in a browser."""

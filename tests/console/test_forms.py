@@ -1,0 +1,221 @@
+"""The console's forms over HTTP: sign-in limits, CSRF, numbers, problems, the command."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+
+from aiohttp import ClientSession, CookieJar
+
+from pbxsms.core.model.events import OutboundRequest, State
+from pbxsms.core.outbound.api import queue_outbound
+from pbxsms.sim.clicksend import ClickSendSimulator
+from tests.console.support import (
+    CUSTOMER,
+    OURS_A,
+    PASSWORD,
+    add_user,
+    console_of,
+)
+from tests.helpers import wait_until
+from tests.support.gateway import Gateway
+
+
+def jar() -> CookieJar:
+    return CookieJar(unsafe=True)  # the gateway is reached by IP address
+
+
+async def sign_in(http: ClientSession, gateway: Gateway, name: str = "admin") -> str:
+    """Signs in; the CSRF token of the session."""
+    async with http.post(f"{gateway.url}/console/login",
+                         data={"name": name, "password": PASSWORD},
+                         headers={"Origin": gateway.url}) as response:
+        assert str(response.url).endswith("/console/")
+    async with http.get(f"{gateway.url}/console/numbers") as response:
+        match = re.search(r'name="csrf" value="([^"]+)"', await response.text())
+    assert match
+    return match.group(1)
+
+
+async def test_sign_in_is_rate_limited(console_gateway: Gateway) -> None:
+    await add_user(console_gateway, "admin")
+    async with ClientSession(cookie_jar=jar()) as http:
+        statuses = []
+        for _ in range(6):
+            async with http.post(f"{console_gateway.url}/console/login",
+                                 data={"name": "admin", "password": "not it at all"},
+                                 headers={"Origin": console_gateway.url}) as response:
+                statuses.append(response.status)
+        assert statuses == [401] * 5 + [429]
+        # Even the right password waits now.
+        async with http.post(f"{console_gateway.url}/console/login",
+                             data={"name": "admin", "password": PASSWORD},
+                             headers={"Origin": console_gateway.url}) as response:
+            assert response.status == 429
+            assert "Too many failed sign-ins" in await response.text()
+
+
+async def test_cookie_is_signed_httponly_strict_and_expires(console_gateway: Gateway) -> None:
+    await add_user(console_gateway, "admin")
+    async with ClientSession(cookie_jar=jar()) as http, \
+            http.post(f"{console_gateway.url}/console/login",
+                      data={"name": "admin", "password": PASSWORD},
+                      headers={"Origin": console_gateway.url},
+                      allow_redirects=False) as response:
+        header = response.headers["Set-Cookie"]
+    assert "HttpOnly" in header and "SameSite=Strict" in header and "Max-Age=" in header
+    value = header.split(";")[0].split("=", 1)[1]
+    forged = value[:-2] + ("AA" if not value.endswith("AA") else "BB")
+    async with ClientSession(cookies={"pbxsms_console": forged}) as http, \
+            http.get(f"{console_gateway.url}/console/", allow_redirects=False) as response:
+        assert response.status == 303  # a tampered cookie is no session
+
+
+async def test_a_form_without_the_csrf_token_is_refused(console_gateway: Gateway,
+                                                        sim: ClickSendSimulator) -> None:
+    await add_user(console_gateway, "admin")
+    async with ClientSession(cookie_jar=jar()) as http:
+        await sign_in(http, console_gateway)
+        async with http.post(f"{console_gateway.url}/console/numbers",
+                             data={"number": "+61481070009", "provider": "clicksend"},
+                             headers={"Origin": console_gateway.url}) as response:
+            assert response.status == 403
+    assert console_gateway.runtime.numbers.get("+61481070009") is None
+
+
+async def test_numbers_form_validates_as_the_api_does(console_gateway: Gateway) -> None:
+    await add_user(console_gateway, "admin")
+    headers = {"Origin": console_gateway.url}
+    async with ClientSession(cookie_jar=jar()) as http:
+        csrf = await sign_in(http, console_gateway)
+        form = {"csrf": csrf, "number": "+61481070009", "provider": "clicksend",
+                "extension": "1 0 1", "enabled": "on"}
+        async with http.post(f"{console_gateway.url}/console/numbers", data=form,
+                             headers=headers) as response:
+            assert response.status == 422
+            page = await response.text()
+        async with http.put(f"{console_gateway.url}/api/v1/numbers/%2B61481070009",
+                            json={"provider": "clicksend", "extension": "1 0 1"},
+                            headers={"Authorization": "Bearer api-t0ken"}) as response:
+            api = await response.json()
+        assert api["field"] == "extension"
+        assert f'id="error-extension">{api["error"]}<' in page.replace("&#39;", "'")
+        form["extension"] = "105"
+        async with http.post(f"{console_gateway.url}/console/numbers", data=form,
+                             headers=headers) as response:
+            assert response.status == 200 and "Saved +61481070009" in await response.text()
+        record = console_gateway.runtime.numbers.get("+61481070009")
+        assert record is not None and record.extension == "105" and record.enabled
+        async with http.post(f"{console_gateway.url}/console/numbers/%2B61481070009/toggle",
+                             data={"csrf": csrf}, headers=headers) as response:
+            assert response.status == 200
+        record = console_gateway.runtime.numbers.get("+61481070009")
+        assert record is not None and not record.enabled
+
+
+async def test_a_failed_send_is_sent_again_once(console_gateway: Gateway,
+                                                sim: ClickSendSimulator) -> None:
+    await add_user(console_gateway, "admin")
+    sim.force_status(CUSTOMER, "INVALID_RECIPIENT")
+    failed = await queue_outbound(console_gateway.runtime, OutboundRequest.model_validate(
+        {"from": OURS_A, "to": CUSTOMER, "body": "see you at 3"}))
+    message_id = failed.request.id
+
+    async def failed_and_indexed() -> bool:
+        record = await console_gateway.runtime.status.get(message_id)
+        entry = await console_of(console_gateway).index.entry(message_id)
+        return record is not None and record.state == State.FAILED and entry is not None
+
+    await wait_until(failed_and_indexed, message="the send failed and was indexed")
+    sim.force_status(CUSTOMER, None)
+    async with ClientSession(cookie_jar=jar()) as http:
+        csrf = await sign_in(http, console_gateway)
+        async with http.get(f"{console_gateway.url}/console/problems") as response:
+            page = await response.text()
+        assert "INVALID_RECIPIENT" in page and "Send again" in page
+        # Two presses (a double click, two tabs) store one new message.
+        notices = []
+        for _ in range(2):
+            async with http.post(f"{console_gateway.url}/console/problems/resend",
+                                 data={"csrf": csrf, "id": message_id},
+                                 headers={"Origin": console_gateway.url}) as response:
+                assert response.status == 200
+                notices.append(re.findall(r'id="notice">([^<]+)<', await response.text()))
+        assert notices == [["Sent again: the new message is queued."],
+                           ["This message was already sent again."]]
+        await wait_until(lambda: any(m["body"] == "see you at 3" for m in sim.sent_messages),
+                         message="the resend at ClickSend")
+        async with http.get(f"{console_gateway.url}/console/problems") as response:
+            assert "sent again" in await response.text()
+    assert sum(m["body"] == "see you at 3" for m in sim.sent_messages) == 1
+
+
+async def test_console_user_add_stores_the_user_on_the_bus(console_gateway: Gateway) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from pbxsms.core.cli import main; main()",
+        "console", "user", "add", "Bob", "--domain", "A.example.com", "--password-stdin",
+        env={"NATS_URL": console_gateway.runtime.config.core.nats_url or "",
+             "PBXSMS_ENV_FILE": "/dev/null", "PATH": "/usr/bin:/bin"},
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    out, err = await process.communicate(f"{PASSWORD}\n".encode())
+    assert process.returncode == 0, err.decode()
+    assert "console user bob saved (tenant a.example.com)" in out.decode()
+    assert PASSWORD not in out.decode() + err.decode()
+    user = await console_of(console_gateway).users.get("bob")
+    assert user is not None and user.domain == "a.example.com" and user.check(PASSWORD)
+    assert PASSWORD not in user.model_dump_json()
+
+
+async def test_an_unroutable_text_is_delivered_again_once_its_number_exists(
+        console_gateway: Gateway, sim: ClickSendSimulator) -> None:
+    from nats.errors import TimeoutError as NatsTimeout
+
+    from pbxsms.core.model.events import InboundMessage
+    from tests.console.support import inbound_url
+
+    await add_user(console_gateway, "admin")
+    stray = "+61481070003"
+    pushed = await sim.push_inbound(inbound_url(console_gateway), CUSTOMER, stray, "hello?")
+    assert pushed.status == 200
+    index = console_of(console_gateway).index
+    conv = f"{stray[1:]}.{CUSTOMER[1:]}"
+
+    async def indexed() -> bool:
+        return await index.thread(conv) is not None
+
+    await wait_until(indexed, message="the unroutable text indexed")
+    thread = await index.thread(conv)
+    assert thread is not None
+    message_id = thread.last_id
+    headers = {"Origin": console_gateway.url}
+    async with ClientSession(cookie_jar=jar()) as http:
+        csrf = await sign_in(http, console_gateway)
+        async with http.post(f"{console_gateway.url}/console/problems/redeliver",
+                             data={"csrf": csrf, "id": message_id}, headers=headers) as r:
+            assert "Still no route" in await r.text()
+        async with http.post(f"{console_gateway.url}/console/numbers", headers=headers,
+                             data={"csrf": csrf, "number": stray, "provider": "clicksend",
+                                   "extension": "103", "enabled": "on"}) as r:
+            assert r.status == 200
+        for _ in range(2):
+            async with http.post(f"{console_gateway.url}/console/problems/redeliver",
+                                 data={"csrf": csrf, "id": message_id},
+                                 headers=headers) as r:
+                assert "Delivered again" in await r.text()
+    js = console_gateway.runtime.js
+    sub = await js.subscribe("sms.inbound.clicksend", ordered_consumer=True)
+    stored = []
+    while True:
+        try:
+            msg = await sub.next_msg(timeout=1.0)
+        except NatsTimeout:
+            break
+        stored.append(InboundMessage.model_validate_json(msg.data))
+        if msg.metadata.num_pending == 0:
+            break
+    await sub.unsubscribe()
+    copies = [m for m in stored if m.id == message_id]
+    assert [m.route is not None for m in copies] == [False, True]
+    assert copies[1].route is not None and copies[1].route.extension == "103"
