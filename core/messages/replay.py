@@ -25,16 +25,19 @@ from pbxsms.core.stores.status import StatusRecord
 
 log = logging.getLogger("pbxsms.messages")
 
-# Fixed forever: resend ids are derived under it.
-RESEND_NAMESPACE = uuid.UUID("0b4f7f0e-3c1d-5a8e-9f62-7d1e2c3b4a59")
+# Fixed forever: resend ids are derived under it. The console's "Send again" derives the
+# first resend's id the same way, so the console and the API/CLI resend a message once.
+RESEND_NAMESPACE = uuid.UUID("2b7c9e14-5a3f-4d8e-b6c1-0f9a8e7d6c5b")
 # Outbound states a resend may follow: nothing reached the person. (`unknown` may have.)
 RESENDABLE = frozenset({State.FAILED, State.UNROUTABLE})
 # A resend that failed in turn may be resent again: at most this many times.
 MAX_RESENDS = 20
 
 
-def resend_id(message_id: str, n: int) -> str:
-    return str(uuid.uuid5(RESEND_NAMESPACE, f"{message_id}/{n}"))
+def resend_id(message_id: str, n: int = 1) -> str:
+    """The id of the `n`th resend of `message_id` (the next is sent only once the one
+    before failed)."""
+    return str(uuid.uuid5(RESEND_NAMESPACE, message_id if n == 1 else f"{message_id}/{n}"))
 
 
 async def _record(runtime: Runtime, message_id: str, direction: str) -> StatusRecord:
