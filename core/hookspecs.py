@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from pbxsms.core.config.problems import Problem
     from pbxsms.core.config.settings import Config, PluginSettings
     from pbxsms.core.health.doctor import Check
+    from pbxsms.core.media.fetch import FetchPolicy
     from pbxsms.core.registry import ConsumerRegister, ProviderRegister, RouteRegister
     from pbxsms.core.serve.runtime import Runtime
 
@@ -48,6 +49,11 @@ def register_consumers(runtime: Runtime, register: ConsumerRegister) -> None:
 @hookspec
 def register_providers(runtime: Runtime, register: ProviderRegister) -> None:
     """Declare SMS providers (outbound senders) through `register(provider)`."""
+
+
+@hookspec(firstresult=True)
+def media_policy(config: Config, provider: str) -> FetchPolicy | None:
+    """Return where `provider`'s inbound media links may be fetched from (its plugin only)."""
 
 
 @hookspec

@@ -22,8 +22,14 @@ from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.inbound.accept import Receipt, accept_inbound, accept_receipt, content_key, our_id
 from pbxsms.core.inbound.delivery import Ledger, Settled, fail_delivery, read_inbound, report
 from pbxsms.core.inbound.replay import ReplayGuard
+from pbxsms.core.media.delivery import NoLinks, refused_note, signed_link
+from pbxsms.core.media.fetch import FetchPolicy
+from pbxsms.core.media.inbound import awaiting_media
+from pbxsms.core.media.store import media_store
+from pbxsms.core.media.types import EXTENSIONS as MEDIA_EXTENSIONS
 from pbxsms.core.model.events import (
     InboundMessage,
+    MediaItem,
     OutboundRequest,
     State,
     StatusEvent,
@@ -56,6 +62,7 @@ from pbxsms.core.stores.numbers import NoRoute, NoSender
 __all__ = [
     "BUS_UNREADABLE",
     "MAX_BODY",
+    "MEDIA_EXTENSIONS",
     "NOT_STORED",
     "OPTED_OUT",
     "AccountPause",
@@ -67,10 +74,13 @@ __all__ = [
     "ConsumerSpec",
     "Delivery",
     "Duration",
+    "FetchPolicy",
     "Finding",
     "InboundMessage",
     "InvalidNumber",
     "Ledger",
+    "MediaItem",
+    "NoLinks",
     "NoRoute",
     "NoSender",
     "OutboundMessage",
@@ -98,6 +108,7 @@ __all__ = [
     "__version__",
     "accept_inbound",
     "accept_receipt",
+    "awaiting_media",
     "config_option",
     "content_key",
     "env_option",
@@ -110,6 +121,7 @@ __all__ = [
     "json_error",
     "load_or_exit",
     "load_plugin_only",
+    "media_store",
     "metrics",
     "modify",
     "new_id",
@@ -120,8 +132,10 @@ __all__ = [
     "queue_outbound",
     "read_inbound",
     "read_json",
+    "refused_note",
     "report",
     "same_secret",
+    "signed_link",
     "to_e164",
     "utcnow",
     "warn",

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from pbxsms.core.config.settings import Config, PluginSettings
     from pbxsms.core.health.doctor import Check
+    from pbxsms.core.media.fetch import FetchPolicy
     from pbxsms.core.registry import (
         ConsumerSpec,
         Provider,
@@ -32,6 +33,7 @@ ENTRY_POINT_GROUP = "pbxsms.plugins"
 
 # Always on: the core's own routes and consumers, shipped as ordinary plugins.
 CORE_PLUGINS = {"core": "pbxsms.core.health.plugin",
+                "media": "pbxsms.core.media.plugin",
                 "numbers": "pbxsms.core.numbers.plugin",
                 "messages": "pbxsms.core.messages.plugin",
                 "outbound": "pbxsms.core.outbound.plugin"}
@@ -125,6 +127,12 @@ class Plugins:
         found: list[Provider] = []
         self.pm.hook.register_providers(runtime=runtime, register=found.append)
         return {provider.name: provider for provider in found}
+
+    def media_policy(self, config: Config, provider: str) -> FetchPolicy | None:
+        """The fetch policy of `provider`'s inbound media; None: it allows no media host."""
+        policy: FetchPolicy | None = self.pm.hook.media_policy(config=config,
+                                                               provider=provider)
+        return policy
 
     async def startup(self, runtime: Runtime) -> None:
         for result in self.pm.hook.startup(runtime=runtime):

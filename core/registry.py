@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from pbxsms.bus.consumer import Handler
+from pbxsms.core.model.events import MediaItem
 
 RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -46,13 +47,16 @@ class ConsumerRegister(Protocol):
 
 @dataclass(frozen=True)
 class OutboundMessage:
-    """One SMS as the dispatcher hands it to a provider: validated, numbers in E.164."""
+    """One SMS (or MMS, with `media` stored in the Object Store) as the dispatcher hands it
+    to a provider: validated, numbers in E.164."""
 
     id: str
     from_: str
     to: str
     body: str
     segments: int
+    media: tuple[MediaItem, ...] = ()
+    subject: str | None = None
 
 
 class Outcome(StrEnum):

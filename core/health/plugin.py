@@ -54,7 +54,8 @@ def config_warnings(config: Config) -> list[Problem]:
                                 "unset: /api/v1 refuses every call (sending, numbers)"))
     if not core.public_url:
         problems.append(Problem("PBXSMS_PUBLIC_URL",
-                                "unset: `pbxsms clicksend webhook-url` cannot print the URLs"))
+                                "unset: `pbxsms clicksend webhook-url` cannot print the URLs, "
+                                "and the mobile app gets no links to MMS pictures"))
     return problems
 
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: MMS media (`media`, `media_urls`, `media_refused`, `subject`)
 
 
 def new_id() -> str:
@@ -50,6 +50,22 @@ class Route(BaseModel):
     mobileapp_org: str | None = None
 
 
+class MediaItem(BaseModel):
+    """One stored media item (a picture, ...): its bytes are in the Object Store under `id`."""
+
+    id: str = Field(description="Object name in the media bucket; unguessable")
+    content_type: str = Field(description="Checked against the bytes, e.g. image/jpeg")
+    size: int = Field(description="Bytes")
+    sha256: str = Field(description="Hex digest of the bytes")
+
+
+class MediaRefusal(BaseModel):
+    """A media item that was not stored, and why."""
+
+    source: str = Field(description="Where it was to come from: scheme and host only")
+    reason: str
+
+
 class InboundMessage(Event):
     """`sms.inbound.<provider>`: a customer's SMS accepted from a provider."""
 
@@ -66,6 +82,12 @@ class InboundMessage(Event):
     route: Route | None = Field(None, description="Message settings of `to`, when known")
     extra: dict[str, str] = Field(default_factory=dict,
                                   description="Other provider fields (account ids)")
+    media_urls: list[str] = Field(
+        default_factory=list, description="Media links the provider reported, not fetched "
+        "yet: the channels wait for `sms.inbound.<provider>.media`")
+    media: list[MediaItem] = Field(default_factory=list, description="Stored media")
+    media_refused: list[MediaRefusal] = Field(
+        default_factory=list, description="Media that could not be stored, with the reason")
 
 
 class OutboundRequest(Event):
@@ -86,6 +108,15 @@ class OutboundRequest(Event):
     resend_of: str | None = Field(
         None, description="Our id of the failed send this one sends again (an operator's "
                           "resend)")
+    media: list[MediaItem] = Field(default_factory=list,
+                                   description="Stored media to send (MMS)")
+    media_urls: list[str] = Field(
+        default_factory=list, description="Media to fetch (safely) and send (MMS)")
+    subject: str | None = Field(None, description="MMS subject; else the provider's setting")
+
+    @property
+    def is_mms(self) -> bool:
+        return bool(self.media or self.media_urls)
 
 
 class State(StrEnum):
@@ -145,6 +176,7 @@ class DeadLetter(Event):
 
 EVENT_MODELS: dict[str, type[Event]] = {
     "sms.inbound.<provider>": InboundMessage,
+    "sms.inbound.<provider>.media": InboundMessage,
     "sms.outbound": OutboundRequest,
     "sms.status.<id>": StatusEvent,
     "sms.dead.<consumer>": DeadLetter,

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from pbxsms.bus.publish import PublishError
 from pbxsms.core.config.settings import Config
+from pbxsms.core.media.outbound import with_media
 from pbxsms.core.model.events import OutboundRequest, State, StatusEvent, utcnow
 from pbxsms.core.model.phone import InvalidNumber, to_e164
 from pbxsms.core.model.segments import SegmentCount, count_segments
@@ -31,6 +32,7 @@ log = logging.getLogger("pbxsms.outbound")
 SUBJECT = "sms.outbound"
 # Our ids end up in subjects and KV keys: no dots, spaces or wildcards.
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+MMS_TEXT = {"GSM-7": 1500, "UCS-2": 500}
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # The two 503s of `queue_outbound`: nothing was taken, the caller may try again.
 BUS_UNREADABLE = "the message bus is unavailable; try again"
@@ -68,11 +70,17 @@ def check_request(request: OutboundRequest, config: Config) -> tuple[OutboundReq
     extension = (request.extension or "").strip() or None
     if sender is None and extension is None:
         raise InvalidRequest("give `from` (our number) or `extension`", "from")
-    if not request.body.strip():
+    if not request.body.strip() and not request.is_mms:
         raise InvalidRequest("the message is empty", "body")
     count = count_segments(request.body)
     limit = config.file.outbound.max_segments
-    if count.segments > limit:
+    if request.is_mms:
+        # One message, cut (not split) past this (ClickSend: 1500, or 500 outside GSM-7).
+        most = MMS_TEXT[count.encoding]
+        if len(request.body) > most:
+            raise InvalidRequest(f"an MMS text is at most {most} {count.encoding} "
+                                 "characters", "body")
+    elif count.segments > limit:
         raise InvalidRequest(
             f"the text takes {count.segments} SMS parts ({count.units} {count.encoding} "
             f"characters); the limit is {limit} parts ({count.max_units(limit)} "
@@ -162,10 +170,14 @@ def send_handler(runtime: Runtime) -> RouteHandler:
         data = await json_body(request)
         if not isinstance(data, dict):
             raise Refusal(400, "the body must be a JSON object")
-        queued = await queue_outbound(runtime, request_from_json(data))
+        # Media ids are looked up (a 422 names one not stored) before the request is queued.
+        outbound = await with_media(runtime, request_from_json(data), data)
+        queued = await queue_outbound(runtime, outbound)
         outbound, count = queued.request, queued.count
         answer = {"id": outbound.id, "state": State.QUEUED.value, "segments": count.segments,
                   "encoding": count.encoding, "duplicate": queued.duplicate}
+        if outbound.is_mms:
+            answer["media"] = len(outbound.media) + len(outbound.media_urls)
         return web.json_response(answer, status=202,
                                  headers={"Location": f"/api/v1/messages/{outbound.id}"})
 

@@ -17,6 +17,8 @@ from typing import NoReturn
 from pbxsms.bus.consumer import Delivery, Permanent, Retry
 from pbxsms.bus.publish import PublishError
 from pbxsms.core.health import metrics
+from pbxsms.core.media.outbound import MediaInvalid
+from pbxsms.core.media.outbound import resolve as resolve_media
 from pbxsms.core.model.events import OutboundRequest, State, StatusEvent
 from pbxsms.core.outbound.api import InvalidRequest, check_request, usable_id
 from pbxsms.core.outbound.batcher import Batcher
@@ -85,9 +87,15 @@ class Dispatcher:
             sender, channel = await resolve_sender(self.runtime, request)
         except (InvalidRequest, UnroutableRequest) as error:
             await self._refuse(request, error)
+        try:
+            media = await resolve_media(self.runtime, request) if request.is_mms else []
+        except MediaInvalid as error:
+            await self._refuse(request, InvalidRequest(error.message, error.field or "media"),
+                               channel)
         provider = self.runtime.providers[channel]
         message = OutboundMessage(id=request.id, from_=sender, to=request.to,
-                                  body=request.body, segments=count.segments)
+                                  body=request.body, segments=count.segments,
+                                  media=tuple(media), subject=request.subject)
         await self._publish(self._event(message, channel, State.SENDING, delivery.attempt,
                                         details={"from": sender, "encoding": count.encoding},
                                         stream_seq=delivery.stream_seq))
@@ -112,8 +120,9 @@ class Dispatcher:
         return True
 
     async def _refuse(self, request: OutboundRequest,
-                      error: InvalidRequest | UnroutableRequest) -> NoReturn:
-        channel, reason = request.provider, error.message
+                      error: InvalidRequest | UnroutableRequest,
+                      channel: str | None = None) -> NoReturn:
+        channel, reason = channel or request.provider, error.message
         if isinstance(error, InvalidRequest):
             state, code, outcome = State.FAILED, "INVALID_REQUEST", "invalid"
         else:

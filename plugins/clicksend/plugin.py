@@ -7,6 +7,7 @@ import click
 from pbxsms.core.plugin_api import (
     Check,
     Config,
+    FetchPolicy,
     PluginSettings,
     Problem,
     ProviderRegister,
@@ -14,7 +15,7 @@ from pbxsms.core.plugin_api import (
     Runtime,
     hookimpl,
 )
-from pbxsms.plugins.clicksend import doctor
+from pbxsms.plugins.clicksend import doctor, mms
 from pbxsms.plugins.clicksend.commands import clicksend
 from pbxsms.plugins.clicksend.sender import ClickSendProvider
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
@@ -58,6 +59,13 @@ def config_warnings(config: Config) -> list[Problem]:
 @hookimpl
 def register_routes(runtime: Runtime, register: RouteRegister) -> None:
     register_webhooks(runtime, register)
+
+
+@hookimpl
+def media_policy(config: Config, provider: str) -> FetchPolicy | None:
+    if provider != "clicksend":
+        return None
+    return mms.media_policy(config.plugin("clicksend", ClickSendSettings))
 
 
 @hookimpl

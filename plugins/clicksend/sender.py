@@ -33,6 +33,7 @@ from pbxsms.plugins.clicksend.client import (
     NotSent,
     sms_message,
 )
+from pbxsms.plugins.clicksend.mms_sender import send_mms
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 
 log = logging.getLogger("pbxsms.clicksend")
@@ -105,6 +106,35 @@ class ClickSendProvider:
                 f"`pbxsms reload`, or it tries again in {left:.0f}s"]
 
     async def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+        """SMS in one `/v3/sms/send` call, each MMS by itself (plugins/clicksend/mms_sender.py)."""
+        if not any(message.media for message in messages):
+            return await self._send_sms(messages)
+        sms = [message for message in messages if not message.media]
+        results = dict(zip((m.id for m in sms), await self._send_sms(sms) if sms else [],
+                           strict=True))
+        for message in messages:
+            if message.media:
+                results[message.id] = await self._send_mms(message)
+        return [results[message.id] for message in messages]
+
+    async def _send_mms(self, message: OutboundMessage) -> SendResult:
+        settings = self.settings
+        if not settings.can_send:
+            return SendResult(Outcome.FAILED, code="NOT_CONFIGURED",
+                              reason=f"ClickSend is not configured: set {CREDENTIALS}")
+        pause = self.paused()
+        if pause is not None:
+            return SendResult(Outcome.PAUSED, code=pause.code, reason=pause.reason)
+        limiter = self._limiters.setdefault(settings.username or "", RateLimiter())
+        await limiter.acquire(settings.requests_per_second)
+        result = await send_mms(self.runtime, ClickSendClient(self.runtime.http, settings),
+                                settings, message)
+        if result.outcome == Outcome.PAUSED:
+            self._start_pause(result.reason or "ClickSend refused the account",
+                              result.code or "UNAUTHORIZED", settings)
+        return result
+
+    async def _send_sms(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         settings = self.settings
         if not settings.can_send:
             return _all(messages, SendResult(

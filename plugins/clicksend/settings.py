@@ -44,6 +44,16 @@ class ClickSendSettings(PluginSettings):
     # this long has passed; then one call tries again.
     auth_retry_interval: Duration = Field(300.0, ge=1)
 
+    # MMS. Hosts whose links in an inbound message are fetched as its media (exact, or
+    # `.domain`); ClickSend's signed S3 links live on the first.
+    media_hosts: list[str] = Field(default_factory=lambda: [
+        "clicksend-api-downloads.s3.ap-southeast-2.amazonaws.com"])
+    # Only for the ClickSend simulator: its origin (`http://127.0.0.1:8070`), whose media
+    # links are fetched over http on loopback. Never set it in production.
+    media_simulator: str | None = Field(None, pattern=r"^https?://[^/]+$")
+    # The subject of outbound MMS (ClickSend requires one; at most 20 characters).
+    mms_subject: str = Field("MMS", min_length=1, max_length=20)
+
     @property
     def can_send(self) -> bool:
         return bool(self.username and self.api_key and self.api_key.get_secret_value())

@@ -31,6 +31,7 @@ from pbxsms.plugins.clicksend.inbound import (
     read_fields,
     subaccount_of,
 )
+from pbxsms.plugins.clicksend.mms import attach_media
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 
 log = logging.getLogger("pbxsms.clicksend.webhooks")
@@ -66,6 +67,7 @@ async def handle(runtime: Runtime, request: web.Request, receipts_only: bool) ->
         if kind == "receipt":
             return await _receipt(runtime, fields)
         parsed = parse_inbound(fields, runtime.config.core.default_region)
+        attach_media(parsed.message, fields, settings)
         accepted = await accept_inbound(runtime, parsed.message, parsed.dedupe_key)
     except web.HTTPRequestEntityTooLarge:
         _refuse(request, kind, Refusal(413, f"request body larger than {MAX_BODY} bytes"))

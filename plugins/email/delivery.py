@@ -17,21 +17,27 @@ from typing import Literal
 import aiosmtplib
 
 from pbxsms.core.plugin_api import (
+    MEDIA_EXTENSIONS,
     Delivery,
     InboundMessage,
     Ledger,
+    NoLinks,
     Permanent,
     Retry,
     Runtime,
     Settled,
     State,
+    awaiting_media,
     fail_delivery,
+    media_store,
     read_inbound,
+    refused_note,
     report,
+    signed_link,
     write_all,
 )
 from pbxsms.plugins.email.connections import SmtpPool, pool_key
-from pbxsms.plugins.email.message import compose
+from pbxsms.plugins.email.message import Attachment, compose
 from pbxsms.plugins.email.settings import EmailSettings
 
 log = logging.getLogger("pbxsms.email")
@@ -86,6 +92,8 @@ class EmailDelivery:
         route = message.route
         if route is None:
             return  # unroutable: its `unroutable` status already accounts for it
+        if awaiting_media(message):
+            return  # delivered whole from its `.media` follow-up (core/media/inbound.py)
         addresses = list(dict.fromkeys(a.strip() for a in route.email
                                        if a.strip()))
         if not addresses:
@@ -114,8 +122,9 @@ class EmailDelivery:
         settles = []
         if pending:
             valid = [a for a in addresses if _ADDRESS.match(a)]
+            attachments, links, notes = await self._media(message, settings)
             try:
-                email = compose(message, settings.from_, valid)
+                email = compose(message, settings.from_, valid, attachments, links, notes)
             except ValueError as error:
                 await fail_delivery(self.runtime, message, CHANNEL, delivery,
                                      Permanent(f"cannot write the email: {error}"))
@@ -133,6 +142,30 @@ class EmailDelivery:
         # message is acknowledged only once all of them are stored.
         await write_all(*settles, self._conclude(message, delivery, outcomes,
                                                  max(attempts, default=delivery.attempt)))
+
+    async def _media(self, message: InboundMessage, settings: EmailSettings
+                     ) -> tuple[list[Attachment], list[str], list[str]]:
+        """The message's pictures as attachments while they fit the total, then as links;
+        notes for what could be neither."""
+        attachments: list[Attachment] = []
+        links: list[str] = []
+        notes = [note] if (note := refused_note(message)) else []
+        room = settings.attachments_max_bytes
+        for number, item in enumerate(message.media, 1):
+            name = f"attachment-{number}.{MEDIA_EXTENSIONS.get(item.content_type, 'bin')}"
+            if item.size <= room:
+                found = await media_store(self.runtime).get(item.id)
+                if found is not None:
+                    attachments.append(Attachment(name, item.content_type, found[1]))
+                    room -= item.size
+                    continue
+                notes.append(f"({name} has expired)")
+                continue
+            try:
+                links.append(await signed_link(self.runtime, item))
+            except NoLinks as error:
+                notes.append(f"({name}: too large to attach, and no link: {error})")
+        return attachments, links, notes
 
     async def _conclude(self, message: InboundMessage, delivery: Delivery,
                         outcomes: dict[str, AddressResult], attempt: int) -> None:

@@ -9,8 +9,11 @@ ASCII (folding, RFC 2047 encoding).
 
 from __future__ import annotations
 
+import base64
 import binascii
 import html
+from collections.abc import Sequence
+from dataclasses import dataclass
 from email.policy import SMTP
 from email.utils import format_datetime
 from functools import lru_cache
@@ -33,9 +36,21 @@ def message_id(message: InboundMessage, sender: str) -> str:
     return f"<{message.id}.sms@{domain}>"
 
 
-def compose(message: InboundMessage, sender: str, recipients: list[str]) -> bytes:
+@dataclass(frozen=True)
+class Attachment:
+    """A file attached to the email (an MMS picture)."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+def compose(message: InboundMessage, sender: str, recipients: list[str],
+            attachments: Sequence[Attachment] = (), links: Sequence[str] = (),
+            notes: Sequence[str] = ()) -> bytes:
     """The email for `message`, ready for SMTP `DATA` (CRLF line ends); ValueError when
-    a header value cannot be written."""
+    a header value cannot be written. An MMS's pictures come as `attachments`, or as
+    `links` past the size limit; `notes` say what could not be attached."""
     route = message.route
     number = message.to
     extension = f" (extension {route.extension})" if route and route.extension else ""
@@ -43,12 +58,14 @@ def compose(message: InboundMessage, sender: str, recipients: list[str]) -> byte
     # Derived from our id; a part that contains it is quoted-printable (see `_part`).
     boundary = f"=_pbxsms_{message.id}_="
 
+    extras = [*notes, *links]
     text = (f"New text message\n\n"
             f"From: {message.from_}\n"
             f"To: {number}{extension}\n"
             f"Received: {received}\n\n"
             f"{message.body}\n\n"
-            f"-- \n{READ_ONLY_NOTE}\n")
+            + "".join(f"{line}\n" for line in extras) + ("\n" if extras else "")
+            + f"-- \n{READ_ONLY_NOTE}\n")
     rich = ("<!DOCTYPE html>\n<html><body>\n"
             "<p><strong>New text message</strong></p>\n"
             "<table>\n"
@@ -57,6 +74,9 @@ def compose(message: InboundMessage, sender: str, recipients: list[str]) -> byte
             f"<tr><td>Received:</td><td>{html.escape(received)}</td></tr>\n"
             "</table>\n"
             f'<p style="white-space: pre-wrap">{html.escape(message.body)}</p>\n'
+            + "".join(f"<p>{html.escape(note)}</p>\n" for note in notes)
+            + "".join(f'<p><a href="{html.escape(link)}">{html.escape(link)}</a></p>\n'
+                      for link in links) +
             f'<hr><p style="color: #666"><small>{html.escape(READ_ONLY_NOTE)}</small></p>\n'
             "</body></html>\n")
     parts = [
@@ -70,13 +90,34 @@ def compose(message: InboundMessage, sender: str, recipients: list[str]) -> byte
         "X-Auto-Response-Suppress: All\r\n",
         header("X-PBXSMS-Message-Id", message.id),
         "MIME-Version: 1.0\r\n",
+    ]
+    alternative = [
         f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n',
         _CRLF,
         f"--{boundary}\r\n", _part("plain", text, boundary),
         f"--{boundary}\r\n", _part("html", rich, boundary),
         f"--{boundary}--\r\n",
     ]
+    if not attachments:
+        return "".join(parts + alternative).encode("ascii")
+    # Base64 lines hold no "=_" run, so the boundaries cannot occur in the content.
+    mixed = f"=_pbxsms_mixed_{message.id}_="
+    parts += [f'Content-Type: multipart/mixed;\r\n boundary="{mixed}"\r\n', _CRLF,
+              f"--{mixed}\r\n", *alternative]
+    for attachment in attachments:
+        parts += [f"--{mixed}\r\n", _attachment(attachment)]
+    parts.append(f"--{mixed}--\r\n")
     return "".join(parts).encode("ascii")
+
+
+def _attachment(attachment: Attachment) -> str:
+    encoded = base64.encodebytes(attachment.data).decode("ascii").replace("\n", _CRLF)
+    name = attachment.filename
+    if not (name.isascii() and name.isprintable() and '"' not in name):
+        raise ValueError("attachment name is not plain ASCII")
+    return (f"Content-Type: {attachment.content_type}\r\n"
+            "Content-Transfer-Encoding: base64\r\n"
+            f'Content-Disposition: attachment; filename="{name}"\r\n\r\n{encoded}')
 
 
 def header(name: str, value: str) -> str:

@@ -23,3 +23,5 @@ class EmailSettings(PluginSettings):
     timeout: float = Field(30.0, gt=0)
     # Open connections kept for reuse (and the most used at once).
     connections: int = Field(16, ge=1, le=100)
+    # MMS pictures are attached up to this total per email; past it they are links.
+    attachments_max_bytes: int = Field(10_000_000, ge=0)

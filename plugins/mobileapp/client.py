@@ -20,15 +20,19 @@ from pbxsms.plugins.mobileapp.settings import MobileAppSettings
 PERMANENT_RPC_CODES = frozenset({-32700, -32600, -32601, -32602})
 # HTTP answers that are worth another attempt; other 4xx are permanent.
 RETRYABLE_HTTP = frozenset({408, 425, 429})
+# Message types of the app API: text, and a media link shown as the picture.
+TEXT = 1
+MEDIA = 7
 
 
 async def push_message(http: ClientSession, settings: MobileAppSettings, orgid: str,
-                       sender: str, extension: str, content: str) -> str:
-    """POST the message; return the app's `result.messageid` or raise Retry/Permanent."""
+                       sender: str, extension: str, content: str, kind: int = TEXT) -> str:
+    """POST the message (`kind` TEXT, or MEDIA with a link as `content`); return the app's
+    `result.messageid` or raise Retry/Permanent."""
     assert settings.api_url is not None and settings.api_token is not None
     payload = {"method": "message",
                "params": {"orgid": orgid, "from": sender, "to": extension,
-                          "content": content, "type": 1}}
+                          "content": content, "type": kind}}
     headers = {"Authorization": f"Bearer {settings.api_token.get_secret_value()}"}
     try:
         async with http.post(settings.api_url, json=payload, headers=headers,

@@ -9,17 +9,21 @@ from pbxsms.core.plugin_api import (
     Delivery,
     InboundMessage,
     Ledger,
+    NoLinks,
     Permanent,
     Retry,
     Runtime,
     Settled,
     State,
+    awaiting_media,
     fail_delivery,
     read_inbound,
+    refused_note,
     report,
+    signed_link,
     write_all,
 )
-from pbxsms.plugins.mobileapp.client import push_message
+from pbxsms.plugins.mobileapp.client import MEDIA, TEXT, push_message
 from pbxsms.plugins.mobileapp.settings import MobileAppSettings
 
 log = logging.getLogger("pbxsms.mobileapp")
@@ -41,6 +45,8 @@ class MobileAppDelivery:
         route = message.route
         if route is None:
             return  # unroutable: its `unroutable` status already accounts for it
+        if awaiting_media(message):
+            return  # delivered whole from its `.media` follow-up (core/media/inbound.py)
         if not route.extension:
             await report(self.runtime, message, CHANNEL, State.SKIPPED, delivery.attempt,
                          f"no extension in the message settings of {message.to}",
@@ -57,11 +63,21 @@ class MobileAppDelivery:
                                 "mobileapp_org, or RINGOTEL_ORG_ID")
             await fail_delivery(self.runtime, message, CHANNEL, delivery, failure)
 
-        settled = await self.ledger.get(CHANNEL, message.id)
-        if settled is None:
+        details: dict[str, object] = {}
+        pushes = await self._pushes(message, details)
+        for index, (recipient, content, kind) in enumerate(pushes):
+            last = index == len(pushes) - 1
+            settled = await self.ledger.get(CHANNEL, message.id, recipient)
+            if settled is not None:
+                log.info("%s already pushed (attempt %d): not again", message.id,
+                         settled.attempt, extra={"msg_id": message.id})
+                if last:
+                    await write_all(*self._finish(message, settled, details,
+                                                  delivery.stream_seq))
+                continue
             try:
                 messageid = await push_message(self.runtime.http, settings, org,
-                                               message.from_, route.extension, message.body)
+                                               message.from_, route.extension, content, kind)
             except (Retry, Permanent) as failure:
                 await fail_delivery(self.runtime, message, CHANNEL, delivery, failure)
             settled = Settled(state="delivered", attempt=delivery.attempt,
@@ -70,21 +86,42 @@ class MobileAppDelivery:
                      route.extension, messageid, extra={"msg_id": message.id})
             # The ledger record and what follows are independent writes: one round
             # trip. The message is acknowledged only once all of them are stored.
-            await write_all(self.ledger.settle(CHANNEL, message.id, settled),
-                            *self._finish(message, settled, delivery.stream_seq))
-        else:
-            log.info("%s already pushed (attempt %d): not again", message.id, settled.attempt,
-                     extra={"msg_id": message.id})
-            await write_all(*self._finish(message, settled, delivery.stream_seq))
+            finish = self._finish(message, settled, details if last else None,
+                                  delivery.stream_seq)
+            await write_all(self.ledger.settle(CHANNEL, message.id, settled,
+                                               recipient=recipient), *finish)
+
+    async def _pushes(self, message: InboundMessage, details: dict[str, object]
+                ) -> list[tuple[str | None, str, int]]:
+        """(ledger recipient, content, type) of each push: the text (under the message's
+        own ledger key, as for an SMS), then one link per picture."""
+        text = "\n".join(part for part in (message.body, refused_note(message)) if part)
+        pushes: list[tuple[str | None, str, int]] = []
+        for item in message.media:
+            try:
+                link = await signed_link(self.runtime, item)
+            except NoLinks as error:
+                details["media"] = f"{len(message.media)} not linked: {error}"
+                text = "\n".join(part for part in (
+                    text, f"({len(message.media)} attachment(s): see the email copy)") if part)
+                pushes = []
+                break
+            pushes.append((f"media:{item.id}", link, MEDIA))
+        first = [(None, text, TEXT)] if text or not pushes else []
+        return [*first, *pushes]
 
     def _finish(self, message: InboundMessage, settled: Settled,
+                details: dict[str, object] | None,
                 stream_seq: int) -> list[Awaitable[object]]:
-        """What follows a push; repeated as a whole when an attempt stops half-way."""
+        """What follows a push (the status only after the last one, `details` given);
+        repeated as a whole when an attempt stops half-way."""
         assert settled.provider_message_id is not None
-        return [
-            # Stored by the time the status is folded (the fold stores it too), so the
-            # app's `delivered` notice finds us.
-            self.runtime.status.remember_provider_id(CHANNEL, settled.provider_message_id,
-                                                     message.id),
-            report(self.runtime, message, CHANNEL, State.DELIVERED, settled.attempt,
-                   provider_message_id=settled.provider_message_id, stream_seq=stream_seq)]
+        # Stored by the time the status is folded (the fold stores it too), so the
+        # app's `delivered` notice finds us.
+        writes: list[Awaitable[object]] = [self.runtime.status.remember_provider_id(
+            CHANNEL, settled.provider_message_id, message.id)]
+        if details is not None:
+            writes.append(report(self.runtime, message, CHANNEL, State.DELIVERED,
+                                 settled.attempt, provider_message_id=settled.provider_message_id,
+                                 details=details, stream_seq=stream_seq))
+        return writes

@@ -36,6 +36,9 @@ from pbxsms.core.plugin_api import (
 from pbxsms.plugins.mobileapp.delivery import CHANNEL
 from pbxsms.plugins.mobileapp.settings import MobileAppSettings
 
+# The app's message type whose content is a media link.
+MEDIA_LINK = 2
+
 log = logging.getLogger("pbxsms.mobileapp.webhook")
 
 PATH = "/webhook/ringotel"
@@ -110,9 +113,13 @@ class RingotelWebhook:
         if messageid is None:
             # Still sent: losing a reply is worse than a repeat we cannot recognise.
             log.warning("app reply without messageid: a repeat of it would send again")
+        # Type 2: `content` is a link to a picture the user attached (an MMS); it is
+        # fetched through the safe fetch, from PBXSMS_MEDIA_OUTBOUND_HOSTS only.
+        media = params.get("type") == MEDIA_LINK
         outbound = OutboundRequest(
             id=reply_id(org or "", messageid) if messageid else new_id(),
-            extension=extension, to=customer, body=content, source="mobileapp",
+            extension=extension, to=customer, body="" if media else content,
+            media_urls=[content.strip()] if media else [], source="mobileapp",
             mobileapp_org=org)
         try:
             domain = self._tenant(extension, org, settings)

@@ -3,6 +3,9 @@ configure accounts and numbers, and push inbound SMS and receipts to a gateway."
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
@@ -44,6 +47,8 @@ class ClickSendControls:
             ("POST", "/_sim/config"): self.config,
             ("POST", "/_sim/inbound"): self.inbound,
             ("POST", "/_sim/receipt"): self.receipt,
+            ("POST", "/_sim/media"): self.media,
+            ("GET", "/_sim/uploads"): self.uploads,
         }
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
@@ -153,8 +158,33 @@ class ClickSendControls:
                 subaccount_id=args.get("subaccount_id"),
                 user_id=args.get("user_id"),
                 timestamp=args.get("timestamp"),
+                media=_links(args.get("media")),
             )
         )
+
+    async def media(self, request: web.Request) -> web.StreamResponse:
+        """Host a media file (base64 `content`) and get its link, for an inbound MMS."""
+        args = await control_json(request)
+        content, content_type = args.get("content"), args.get("content_type", "image/jpeg")
+        redirect_to = args.get("redirect_to")
+        if not isinstance(content, str) or not isinstance(content_type, str) or not (
+                redirect_to is None or isinstance(redirect_to, str)):
+            raise ControlError("expected content (base64), content_type and redirect_to "
+                               "strings")
+        try:
+            data = base64.b64decode(content, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ControlError(f"content is not base64: {exc}") from exc
+        url = self.sim.add_media(data, content_type, redirect_to=redirect_to,
+                                 chunked=bool(args.get("chunked", False)))
+        return ok(url=url)
+
+    async def uploads(self, request: web.Request) -> web.StreamResponse:
+        """The media uploaded through `/v3/uploads`, and how often each was fetched."""
+        files = [{"url": url, "content_type": found.content_type, "size": len(found.data),
+                  "sha256": hashlib.sha256(found.data).hexdigest(), "expires": found.expires}
+                 for url in self.sim.mms.uploads if (found := self.sim.mms.file_of(url))]
+        return json_response(200, {"uploads": files})
 
     async def receipt(self, request: web.Request) -> web.StreamResponse:
         """Push a delivery receipt for a sent message to a gateway URL."""
@@ -185,3 +215,11 @@ class ClickSendControls:
                 fmt=fmt,
             )
         )
+
+
+def _links(value: object) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ControlError("media must be a list of links")
+    return list(value)

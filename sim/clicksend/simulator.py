@@ -20,6 +20,7 @@ from pbxsms.sim.clicksend.api import (
 from pbxsms.sim.clicksend.controls import ClickSendControls
 from pbxsms.sim.clicksend.directory import SUBACCOUNT_PATH, Directory, number_record
 from pbxsms.sim.clicksend.gate import FAULT_KINDS, Endpoint, Fault, FaultKind, Gate
+from pbxsms.sim.clicksend.mms import MEDIA_PREFIX, MMS_SEND_PATH, UPLOADS_PATH, Mms
 from pbxsms.sim.clicksend.sending import Sending
 from pbxsms.sim.clicksend.state import (
     ENDPOINT_RATE_LIMITS,
@@ -78,11 +79,13 @@ class ClickSendSimulator(SimulatedService):
         self.sending = Sending(self.state)
         self.directory = Directory(self.state)
         self.webhooks = Webhooks(self.state, lambda: self.session)
+        self.mms = Mms(self.state, lambda: self.base_url)
         self.controls = ClickSendControls(self)
         # What the parts offer as they are.
         self.add_account = self.state.add_account
         self.push_inbound = self.webhooks.push_inbound
         self.push_receipt = self.webhooks.push_receipt
+        self.add_media = self.mms.add_media
         for username, api_key in accounts:
             self.add_account(username, api_key)
         if include_test_accounts:
@@ -184,6 +187,7 @@ class ClickSendSimulator(SimulatedService):
         self.gate.faults.clear()
         self.gate.rates.reset()
         self.sending.reset()
+        self.mms.reset()
 
     # ---- HTTP --------------------------------------------------------------------------------
 
@@ -197,11 +201,15 @@ class ClickSendSimulator(SimulatedService):
         """Single entry point, so a wrong method gets ClickSend's 404 rather than a 405."""
         if request.path.startswith("/_sim/"):
             return await self.control(request)
+        if request.method == "GET" and request.path.startswith(MEDIA_PREFIX):
+            return await self.mms.serve_media(request)  # the media host (S3), no API auth
         return await self.gate.serve(request, self._endpoint(request.method, request.path))
 
     def _endpoint(self, method: str, path: str) -> Endpoint | None:
         routes: dict[tuple[str, str], Endpoint] = {
             ("POST", SEND_PATH): self._send,
+            ("POST", MMS_SEND_PATH): self.mms.send,
+            ("POST", UPLOADS_PATH): self.mms.upload,
             ("GET", HISTORY_PATH): self.directory.history,
             ("GET", ACCOUNT_PATH): self.directory.account,
             ("GET", SUBACCOUNTS_PATH): self.directory.subaccounts,

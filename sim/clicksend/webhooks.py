@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 from urllib.parse import urlencode
@@ -92,14 +92,19 @@ class Webhooks:
         subaccount_id: int | None = None,
         user_id: int | None = None,
         timestamp: int | None = None,
+        media: Sequence[str] = (),
     ) -> PushResult:
         """Deliver an inbound SMS webhook as an inbound rule with action URL would.
+
+        An inbound MMS's `media` links come in the text, one a line after the caption
+        (ClickSend converts attachments to links; its exact payload is undocumented).
 
         Like ClickSend, a reply is tied to the last message sent to `from_` (or to
         `original_message_id`): its id, body and custom_string are echoed unless given.
         """
         if webhook_type not in WEBHOOK_TYPES:
             raise ValueError(f"webhook_type must be one of {WEBHOOK_TYPES}")
+        body = "\n".join([body, *media]) if body and media else body or "\n".join(media)
         original = self.state.find_sent(original_message_id, from_, to)
         owner = self.state.owner_of(original)
         fields: JsonDict = {
