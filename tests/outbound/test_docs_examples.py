@@ -83,7 +83,7 @@ async def test_the_sender_and_the_subscriber_work_against_a_gateway(
     assert [e["state"] for e in seen][-1] == "accepted", seen
     sent_id = seen[0]["id"]
     assert [m["custom_string"] for m in sim.sent_messages] == [sent_id]
-    await wait_until(lambda: "accepted" in follower.states(sent_id), 10,
+    await wait_until(lambda: "accepted" in follower.states(sent_id), 30,
                      "the subscriber to see the acceptance")
 
     # An invalid request becomes a `failed` status with the reason, and a dead letter.
@@ -91,7 +91,7 @@ async def test_the_sender_and_the_subscriber_work_against_a_gateway(
                                 until=frozenset({"failed", "unroutable"}), timeout=20)
     assert refused[-1]["state"] == "failed" and refused[-1]["error_code"] == "INVALID_REQUEST"
     assert "to:" in refused[-1]["reason"]
-    letters = await dead_letters(gateway, 1)
+    letters = await dead_letters(gateway, 1, timeout=30)
     assert letters[0].id == refused[-1]["id"]
     await follower.close()
 
@@ -100,12 +100,12 @@ async def test_the_sender_and_the_subscriber_work_against_a_gateway(
     again = Subscriber(gateway, "docs-example")
     more = await sender.send(url, OURS, recipient(6), "once more",
                              until=frozenset({"accepted"}), timeout=20)
-    await wait_until(lambda: "accepted" in again.states(more[0]["id"]), 10, "the resumed one")
+    await wait_until(lambda: "accepted" in again.states(more[0]["id"]), 30, "the resumed one")
     assert again.states(sent_id) == [], "nothing already acknowledged comes again"
     await again.close()
     assert before > 0
 
     # Replay: a new consumer from the oldest stored event sees the first send too.
     replay = Subscriber(gateway, "docs-replay", replay=True)
-    await wait_until(lambda: "accepted" in replay.states(sent_id), 10, "the replay")
+    await wait_until(lambda: "accepted" in replay.states(sent_id), 30, "the replay")
     await replay.close()
