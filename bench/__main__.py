@@ -1,5 +1,6 @@
 """`python -m bench` (`make bench`): run every measurement, print a table, write
-`bench/results/latest.json`. `--seconds` and `--messages` shorten it (the smoke test)."""
+`bench/results/latest.json`. `--seconds`, `--messages` and `--texts` shorten it (the smoke
+test). `--only traffic` counts the NATS messages per inbound text alone, in seconds."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import console, machine, scenarios
+from bench import console, machine, scenarios, traffic
 from bench.load import wrk_available
 from bench.procs import Sinks
 
@@ -19,19 +20,24 @@ RESULTS = Path(__file__).parent / "results" / "latest.json"
 TARGETS = {
     "ingest_ratio": 0.6, "ingest_p99_ms": 25.0, "e2e_rps": 1000.0, "e2e_p99_ms": 250.0,
     "outbound_rps": 3000.0, "peak_rss_mb": 150.0, "console_thread_p99_ms": 50.0,
+    "bus_messages_per_text": 12.0,
 }
 
 
 LIGHT_RATE = 100.0
 
-PARTS = ("ingest", "end_to_end", "outbound", "outbound_telnyx", "console")
-# Telnyx sends one message a call at its documented 50/s: a few hundred show the rate.
-TELNYX_MESSAGES = 500
+# `outbound_<carrier>`: a carrier that takes one message a call (scenarios.CARRIERS).
+ONE_PER_CALL = tuple(f"outbound_{name}" for name in scenarios.CARRIERS)
+PARTS = ("traffic", "ingest", "end_to_end", "outbound", *ONE_PER_CALL, "console")
+# One message a call at the carrier's documented rate (tens a second): a few hundred show
+# the rate.
+ONE_PER_CALL_MESSAGES = 500
 
 
 def run(seconds: float, rate: float, messages: int, out: Path | None,
         only: set[str] | frozenset[str] = frozenset(PARTS),
-        console_messages: int = 100_000, console_requests: int = 2_000) -> dict[str, Any]:
+        console_messages: int = 100_000, console_requests: int = 2_000,
+        texts: int = traffic.TEXTS) -> dict[str, Any]:
     began = time.monotonic()
     results: dict[str, Any] = {"machine": machine.describe(),
                                "load_generator": "wrk" if wrk_available() else "python",
@@ -40,6 +46,8 @@ def run(seconds: float, rate: float, messages: int, out: Path | None,
         workdir = Path(folder)
         sinks = Sinks()
         try:
+            if "traffic" in only:
+                results["traffic"] = traffic.traffic(workdir, sinks, texts)
             if "ingest" in only:
                 results["ingest"] = scenarios.ingest(workdir, sinks, seconds)
             if "end_to_end" in only:
@@ -56,9 +64,10 @@ def run(seconds: float, rate: float, messages: int, out: Path | None,
                 # One call per message is slow: fewer messages keep the run short.
                 results["outbound_single"] = scenarios.outbound(workdir, sinks,
                                                                 min(messages, 5000), 1)
-            if "outbound_telnyx" in only:
-                results["outbound_telnyx"] = scenarios.outbound_telnyx(
-                    workdir, sinks, min(messages, TELNYX_MESSAGES))
+            for name, carrier in scenarios.CARRIERS.items():
+                if f"outbound_{name}" in only:
+                    results[f"outbound_{name}"] = scenarios.outbound_one_per_call(
+                        workdir, sinks, carrier, min(messages, ONE_PER_CALL_MESSAGES))
             if "console" in only:
                 results["console_thread"] = console.thread_page(
                     workdir, sinks, console_messages, console_requests)
@@ -66,10 +75,12 @@ def run(seconds: float, rate: float, messages: int, out: Path | None,
             sinks.close()
     if only != set(PARTS):  # a partial run, to compare one change: print it as it is
         print(json.dumps(results, indent=2, default=str))
+        if "traffic" in results:
+            print(traffic.describe(results["traffic"]))
         return results
     results["peak_rss_mb"] = max(results[name]["peak_rss_mb"] for name in (
         "ingest", "end_to_end", "end_to_end_sustained", "end_to_end_light", "outbound_batched",
-        "outbound_single", "outbound_telnyx", "console_thread"))
+        "outbound_single", *ONE_PER_CALL, "console_thread"))
     results["verdicts"] = verdicts(results)
     results["seconds"] = round(time.monotonic() - began, 1)
     if out is not None:
@@ -84,8 +95,10 @@ def verdicts(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "e2e_rps": r["end_to_end"]["rps"], "e2e_p99_ms": r["end_to_end"]["p99_ms"],
         "outbound_rps": r["outbound_batched"]["rps"], "peak_rss_mb": r["peak_rss_mb"],
         "console_thread_p99_ms": r["console_thread"]["p99_ms"],
+        "bus_messages_per_text": r["traffic"]["per_text"],
     }
-    upper = {"ingest_p99_ms", "e2e_p99_ms", "peak_rss_mb"}
+    upper = {"ingest_p99_ms", "e2e_p99_ms", "peak_rss_mb", "bus_messages_per_text",
+             "console_thread_p99_ms"}
     return {name: {"measured": round(value, 3), "target": TARGETS[name],
                    "met": value <= TARGETS[name] if name in upper else value >= TARGETS[name]}
             for name, value in measured.items()}
@@ -94,7 +107,9 @@ def verdicts(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def table(r: dict[str, Any]) -> str:
     i, e, light = r["ingest"], r["end_to_end"], r["end_to_end_light"]
     su = r["end_to_end_sustained"]
-    ob, os_, tx = r["outbound_batched"], r["outbound_single"], r["outbound_telnyx"]
+    ob, os_ = r["outbound_batched"], r["outbound_single"]
+    carriers = [(carrier, r[f"outbound_{name}"])
+                for name, carrier in scenarios.CARRIERS.items()]
     ct = r["console_thread"]
     rows = [
         ("inbound ingest, bare aiohttp", f"{i['bare']['rps']:,.0f} req/s",
@@ -123,16 +138,18 @@ def table(r: dict[str, Any]) -> str:
         ("outbound, batches of 1", f"{os_['rps']:,.0f} msg/s", "", "",
          f"{os_['accepted']}/{os_['messages']} in {os_['send_requests']} calls; "
          f"sinks {os_.get('sinks_cores', 0):.2f} cores"),
-        ("outbound, Telnyx, 1 per call", f"{tx['rps']:,.0f} msg/s", "", "",
-         f"{tx['rps'] / tx['limit_rps']:.2f} x Telnyx's documented {tx['limit_rps']:.0f}/s; "
-         f"{tx['accepted']}/{tx['messages']} in {tx['send_requests']} calls"),
+        *[(f"outbound, {carrier.title}, 1 per call", f"{x['rps']:,.0f} msg/s", "", "",
+            f"steady {x['steady_rps']:,.1f}/s = {x['steady_rps'] / x['limit_rps']:.2f} x "
+            f"{carrier.title}'s documented {x['limit_rps']:.0f}/s ({carrier.limit_of}); "
+            f"{x['accepted']}/{x['messages']} in {x['send_requests']} calls")
+          for carrier, x in carriers],
         ("console thread page", f"{ct['requests']:,} pages", f"{ct['p50_ms']:.1f}",
          f"{ct['p99_ms']:.1f}", f"{ct['page_messages']} of {ct['thread_messages']:,} in the "
          f"thread, {ct['messages']:,} stored; indexed {ct['indexed_per_s']:,}/s"),
         ("gateway peak RSS", f"{r['peak_rss_mb']:.0f} MB", "", "", ""),
     ]
     parts: list[dict[str, Any]] = [i["bare"], i["stored"], i["gateway"], e, su, light, ob, os_,
-                                   tx, {}, {}]
+                                   *(x for _, x in carriers), {}, {}]
     cores = [f"{x['gateway_cores']:.2f} / {x['nats_cores']:.2f}" if "gateway_cores" in x
              else "" for x in parts]
     table_rows = [(*row, core) for row, core in zip(rows, cores, strict=True)]
@@ -146,6 +163,9 @@ def table(r: dict[str, Any]) -> str:
     lines.append(f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, "
                  f"{m['nats_server']}, event loop {m.get('event_loop', 'asyncio')}; "
                  f"load generator: {r['load_generator']}")
+    if "traffic" in r:  # results written before the count existed have none
+        lines += ["", traffic.describe(r["traffic"])]
+    lines.append("")
     for name, v in r["verdicts"].items():
         lines.append(f"target {name}: {v['measured']} vs {v['target']} "
                      f"{'met' if v['met'] else 'MISSED'}")
@@ -166,6 +186,8 @@ def main() -> None:
                         help="webhooks per second offered end to end")
     parser.add_argument("--messages", type=int, default=20000,
                         help="outbound requests per outbound run")
+    parser.add_argument("--texts", type=int, default=traffic.TEXTS,
+                        help="inbound texts whose NATS messages are counted (traffic)")
     parser.add_argument("--console-messages", type=int, default=100_000,
                         help="messages stored before the console's thread page is timed")
     parser.add_argument("--console-requests", type=int, default=2_000,
@@ -176,11 +198,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.only:
         run(args.seconds, args.rate, args.messages, None, set(args.only),
-            args.console_messages, args.console_requests)
+            args.console_messages, args.console_requests, args.texts)
         return
     results = run(args.seconds, args.rate, args.messages, args.out,
                   console_messages=args.console_messages,
-                  console_requests=args.console_requests)
+                  console_requests=args.console_requests, texts=args.texts)
     print(table(results))
 
 

@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import OURS
-from bench.sinks import APP_TOKEN, KEY, TELNYX_KEY, TELNYX_OURS, USER
+from bench.sinks import (
+    APP_TOKEN,
+    KEY,
+    TELNYX_KEY,
+    TELNYX_OURS,
+    TWILIO_OURS,
+    TWILIO_SID,
+    TWILIO_TOKEN,
+    USER,
+)
 
 HOOK_TOKEN = "bench-hook-token"
 API_TOKEN = "bench-api-token"
@@ -147,14 +156,21 @@ class Sinks:
         stop(self.process)
 
 
-def gateway_toml(plugins: list[str], clicksend: str = "", telnyx: str = "") -> str:
-    # A Telnyx number only when its plugin runs: a number's provider must be enabled.
-    telnyx_number = f"""
+# The carriers' numbers beside ClickSend's: carrier → (number, extension).
+CARRIER_NUMBERS = {"telnyx": (TELNYX_OURS, "202"), "twilio": (TWILIO_OURS, "203")}
+
+
+def gateway_toml(plugins: list[str], clicksend: str = "",
+                 tables: dict[str, str] | None = None) -> str:
+    """`tables`: more TOML tables by name (a carrier's settings, e.g. `[twilio]`)."""
+    extra = "".join(f"\n[{name}]\n{body}\n" for name, body in (tables or {}).items())
+    # A carrier's number only when its plugin runs: a number's provider must be enabled.
+    numbers = "".join(f"""
 [[numbers]]
-number = "{TELNYX_OURS}"
-provider = "telnyx"
-extension = "202"
-""" if "telnyx" in plugins else ""
+number = "{number}"
+provider = "{carrier}"
+extension = "{extension}"
+""" for carrier, (number, extension) in CARRIER_NUMBERS.items() if carrier in plugins)
     return f"""
 [plugins]
 enabled = {json.dumps(plugins)}
@@ -164,10 +180,7 @@ enabled = {json.dumps(plugins)}
 
 [clicksend]
 {clicksend}
-
-[telnyx]
-{telnyx}
-
+{extra}
 [[numbers]]
 number = "{OURS}"
 provider = "clicksend"
@@ -175,21 +188,24 @@ extension = "201"
 domain = "pbx.example.com"
 email = ["desk@example.com"]
 mobileapp_org = "{ORG}"
-{telnyx_number}"""
+{numbers}"""
 
 
 class Gateway:
     """`pbxsms serve` with its embedded NATS, in its own process and data directory."""
 
     def __init__(self, workdir: Path, sinks: Sinks, plugins: list[str],
-                 clicksend: str = "", profile: Path | None = None, telnyx: str = "",
-                 extra_env: dict[str, str] | None = None) -> None:
+                 clicksend: str = "", profile: Path | None = None,
+                 tables: dict[str, str] | None = None,
+                 extra_env: dict[str, str] | None = None,
+                 nats_url: str | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         config = workdir / "pbxsms.toml"
-        config.write_text(gateway_toml(plugins, clicksend, telnyx), encoding="utf-8")
+        config.write_text(gateway_toml(plugins, clicksend, tables), encoding="utf-8")
         env = {key: value for key, value in os.environ.items()
-               if not key.startswith(("PBXSMS_", "CLICKSEND_", "RINGOTEL_", "TELNYX_"))
+               if not key.startswith(("PBXSMS_", "CLICKSEND_", "RINGOTEL_", "TELNYX_",
+                                      "TWILIO_"))
                and key != "NATS_URL"}
         env.update({
             "PBXSMS_ENV_FILE": os.devnull, "PBXSMS_CONFIG": str(config),
@@ -201,18 +217,22 @@ class Gateway:
             "CLICKSEND_WEBHOOK_TOKEN": HOOK_TOKEN,
             "TELNYX_API_KEY": TELNYX_KEY, "TELNYX_BASE_URL": sinks.urls["telnyx"],
             "TELNYX_PUBLIC_KEY": sinks.urls["telnyx_public_key"],
+            "TWILIO_ACCOUNT_SID": TWILIO_SID, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+            "TWILIO_BASE_URL": sinks.urls["twilio"],
             "RINGOTEL_API_URL": sinks.urls["app"], "RINGOTEL_API_TOKEN": APP_TOKEN,
             "PBXSMS_SMTP_HOST": "127.0.0.1", "PBXSMS_SMTP_PORT": str(sinks.urls["smtp_port"]),
             "PBXSMS_SMTP_FROM": "sms@pbx.example.com",
             **(extra_env or {}),
         })
+        if nats_url is not None:  # a nats-server of the bench's instead of the embedded one
+            env["NATS_URL"] = nats_url
         self.log = (workdir / "gateway.log").open("w", encoding="utf-8")
         command = [sys.executable, "-c", "from pbxsms.core.cli import main; main()", "serve"]
         self.process = subprocess.Popen(
             command, env=env,
             stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{self.port}"
-        self.nats_url = f"nats://127.0.0.1:{env['PBXSMS_EMBEDDED_NATS_PORT']}"
+        self.nats_url = nats_url or f"nats://127.0.0.1:{env['PBXSMS_EMBEDDED_NATS_PORT']}"
         try:
             wait_http(self.url + "/readyz")
         except RuntimeError:

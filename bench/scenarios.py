@@ -6,12 +6,13 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.load import percentile, run_closed, run_open
 from bench.procs import Bare, CpuWatch, Gateway, Sinks, children
-from bench.sinks import TELNYX_OURS
+from bench.sinks import TELNYX_OURS, TWILIO_OURS
 
 CONNECTIONS = 32
 
@@ -131,36 +132,68 @@ def outbound(workdir: Path, sinks: Sinks, count: int, batch: int) -> dict[str, A
             "peak_rss_mb": gateway.peak_rss_mb, **cores}
 
 
-# Telnyx's documented account default for SMS (providers reference §1, rate limits).
-TELNYX_LIMIT = 50.0
+@dataclass(frozen=True)
+class OnePerCall:
+    """A carrier whose API takes one message a call, paced at its documented rate."""
+
+    name: str  # its plugin, and its key in the sinks' stats
+    title: str
+    number: str  # ours on it
+    limit: float  # messages a second it documents
+    limit_of: str  # what that limit is
+    table: str  # its plugin's settings that pace it at `limit`
 
 
-def outbound_telnyx(workdir: Path, sinks: Sinks, count: int,
-                    limit: float = TELNYX_LIMIT) -> dict[str, Any]:
-    """`count` requests from the Telnyx number until its simulator accepted them all: one
-    message a call, the plugin's client-side limit set to Telnyx's documented rate."""
+CARRIERS = {
+    # Telnyx's documented account default for SMS (providers reference §1, rate limits).
+    "telnyx": OnePerCall("telnyx", "Telnyx", TELNYX_OURS, 50.0, "account default",
+                         "requests_per_second = 50.0"),
+    # Twilio's limit is per sender: 30 MPS for a short code, 3 toll-free, 1 segment a
+    # second for a long code (peers-and-design reference, Twilio sender limits).
+    "twilio": OnePerCall("twilio", "Twilio", TWILIO_OURS, 30.0, "per short code",
+                         "segments_per_second = 30.0"),
+}
+
+
+def outbound_one_per_call(workdir: Path, sinks: Sinks, carrier: OnePerCall,
+                          count: int) -> dict[str, Any]:
+    """`count` requests from the carrier's number until its simulator accepted them all:
+    one message a call, the plugin's client-side limit set to the documented rate."""
     sinks.reset()
     # ClickSend too: the bench's numbers include its ClickSend one.
-    gateway = Gateway(workdir / "outbound-telnyx", sinks, ["clicksend", "telnyx"],
-                      telnyx=f"requests_per_second = {limit}\n")
+    gateway = Gateway(workdir / f"outbound-{carrier.name}", sinks, ["clicksend", carrier.name],
+                      tables={carrier.name: carrier.table})
     try:
         cpu = gateway.watch_cpu(sinks=sinks.process.pid)
         out = subprocess.run(
             [sys.executable, "-m", "bench.publisher", gateway.nats_url, str(count),
-             TELNYX_OURS], capture_output=True, text=True, check=True)
+             carrier.number], capture_output=True, text=True, check=True)
         published = json.loads(out.stdout.strip().splitlines()[-1])
-        stats = _settle(sinks, lambda s: s["telnyx"]["accepted"] >= count,
-                        30 + count / limit * 2)
+        stats = _settle(sinks, lambda s: s[carrier.name]["accepted"] >= count,
+                        30 + count / carrier.limit * 2)
         cores = cpu.stop()
         gateway.sample_rss()
     finally:
         gateway.close()
-    accepted = stats["telnyx"]
+    accepted = stats[carrier.name]
     elapsed = accepted["last"] - published["started"]
     return {"messages": count, "accepted": accepted["accepted"],
-            "send_requests": accepted["requests"], "limit_rps": limit,
+            "send_requests": accepted["requests"], "limit_rps": carrier.limit,
             "rps": accepted["accepted"] / elapsed if elapsed > 0 else 0.0,
+            "steady_rps": steady_rate(accepted["accepted_at"]),
+            "span_s": accepted["last"] - accepted["first"],
             "peak_rss_mb": gateway.peak_rss_mb, **cores}
+
+
+def steady_rate(times: list[float]) -> float:
+    """Messages a second after the first second: the pacing may let a second's worth go at
+    once (a token bucket of `limit`), which a short run's average overstates."""
+    if not times:
+        return 0.0
+    skip = next((n for n, t in enumerate(times) if t >= times[0] + 1.0), len(times))
+    if len(times) - skip < 2 or times[-1] <= times[skip]:
+        return 0.0
+    return (len(times) - 1 - skip) / (times[-1] - times[skip])
 
 
 def _settle(sinks: Sinks, done: Any, timeout: float) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""The gateway's far ends, in their own process: ClickSend, Telnyx and app simulators, an SMTP
-sink.
+"""The gateway's far ends, in their own process: ClickSend, Telnyx, Twilio and app
+simulators, an SMTP sink.
 
 Started as `python -m bench.sinks`; prints one JSON line with its URLs when ready, and
 answers `GET /stats` with when each message arrived (wall clock, as the load generators
@@ -27,10 +27,13 @@ from pbxsms.core.serve import eventloop
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from pbxsms.sim.telnyx import TelnyxSimulator
+from pbxsms.sim.twilio import TwilioSimulator
 
 USER, KEY = "bench-user", "bench-key"
 TELNYX_KEY = "bench-telnyx-key"
 TELNYX_OURS = "+13125550100"  # extension 202's number, on Telnyx
+TWILIO_SID, TWILIO_TOKEN = "AC" + "be" * 16, "bench-twilio-token"
+TWILIO_OURS = "+13125550142"  # extension 203's number, on Twilio
 APP_TOKEN = "bench-app-token"
 TAG = "bench#"  # message bodies carry `bench#<n>`
 
@@ -98,24 +101,48 @@ class CountingClickSend(ClickSendSimulator):
 
 
 class CountingTelnyx(TelnyxSimulator):
-    """The Telnyx simulator, noting when its accepted-message count last grew."""
+    """The Telnyx simulator, noting when it accepted each message (one a call)."""
 
-    last_accept: float = 0.0
-    first_accept: float = 0.0
+    def __init__(self, keys: list[str]) -> None:
+        super().__init__(keys)
+        self.accepted_at: list[float] = []
 
     def _send(self, body: Any) -> tuple[int, dict[str, Any]]:
         answer = super()._send(body)
         if answer[0] == 200:
-            now = time.time()
-            self.first_accept = self.first_accept or now
-            self.last_accept = now
+            self.accepted_at.append(time.time())
         return answer
+
+
+class CountingTwilio(TwilioSimulator):
+    """The Twilio simulator, noting when it created each message (one a call)."""
+
+    def __init__(self) -> None:
+        super().__init__(TWILIO_TOKEN, TWILIO_SID)
+        self.accepted_at: list[float] = []
+
+    async def _create(self, request: web.Request, rec: Any) -> web.StreamResponse:
+        response = await super()._create(request, rec)
+        if response.status == 201:
+            self.accepted_at.append(time.time())
+        return response
+
+
+def one_per_call_stats(accepted_at: list[float], requests: int, times: bool
+                       ) -> dict[str, Any]:
+    """A one-message-a-call carrier's counts; with `times`, when each message was taken."""
+    stats: dict[str, Any] = {"accepted": len(accepted_at), "requests": requests,
+                             "first": accepted_at[0] if accepted_at else 0.0,
+                             "last": accepted_at[-1] if accepted_at else 0.0}
+    return {**stats, "accepted_at": accepted_at} if times else stats
 
 
 async def main(smtp_port: int) -> None:
     clicksend = CountingClickSend([(USER, KEY)])
     telnyx = CountingTelnyx([TELNYX_KEY])
     await telnyx.start()
+    twilio = CountingTwilio()
+    await twilio.start()
     app = MobileAppSimulator(APP_TOKEN)
     sink = Sink()
     await clicksend.start()
@@ -143,19 +170,21 @@ async def main(smtp_port: int) -> None:
                 "requests": len(clicksend.send_requests),
                 "first": clicksend.first_accept, "last": clicksend.last_accept}
 
-    def telnyx_stats() -> dict[str, Any]:
-        return {"accepted": len(telnyx.sent_messages), "requests": len(telnyx.send_requests),
-                "first": telnyx.first_accept, "last": telnyx.last_accept}
+    def carriers(times: bool) -> dict[str, Any]:
+        return {"telnyx": one_per_call_stats(telnyx.accepted_at, len(telnyx.send_requests),
+                                             times),
+                "twilio": one_per_call_stats(twilio.accepted_at,
+                                             len(twilio.create_requests), times)}
 
     async def counts(request: web.Request) -> web.Response:
         """How many messages arrived where: cheap enough to poll."""
         return web.json_response({"app": len(app_arrived()), "email": len(sink.arrived),
-                                  "clicksend": clicksend_stats(), "telnyx": telnyx_stats()})
+                                  "clicksend": clicksend_stats(), **carriers(times=False)})
 
     async def stats(request: web.Request) -> web.Response:
         """When each message arrived: asked once, at the end."""
         return web.json_response({"app": app_arrived(), "email": sink.arrived,
-                                  "clicksend": clicksend_stats(), "telnyx": telnyx_stats()})
+                                  "clicksend": clicksend_stats(), **carriers(times=True)})
 
     async def reset(request: web.Request) -> web.Response:
         app.pushes.clear()
@@ -165,8 +194,9 @@ async def main(smtp_port: int) -> None:
         sink.arrived.clear()
         clicksend.reset()
         clicksend.first_accept = clicksend.last_accept = 0.0
-        telnyx.reset()
-        telnyx.first_accept = telnyx.last_accept = 0.0
+        for carrier in (telnyx, twilio):
+            carrier.reset()
+            carrier.accepted_at.clear()
         return web.json_response({})
 
     control = web.Application()
@@ -180,6 +210,7 @@ async def main(smtp_port: int) -> None:
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     print(json.dumps({"control": f"http://127.0.0.1:{port}", "clicksend": clicksend.base_url,
                       "telnyx": telnyx.base_url, "telnyx_public_key": telnyx.public_key,
+                      "twilio": twilio.base_url,
                       "app": app.api_url, "smtp_port": smtp_port}), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -191,6 +222,7 @@ async def main(smtp_port: int) -> None:
     await app.stop()
     await clicksend.stop()
     await telnyx.stop()
+    await twilio.stop()
 
 
 if __name__ == "__main__":

@@ -135,6 +135,8 @@ class ConsumerRunner:
         self.deliver_policy = deliver_policy
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: set[Delivery] = set()
+        # Stream sequence → set when the handler running for it ends.
+        self._handling: dict[int, asyncio.Event] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._progress_task: asyncio.Task[None] | None = None
         self._sub: Subscription | None = None
@@ -283,9 +285,20 @@ class ConsumerRunner:
         # One ticker per consumer (`_progress_loop`) reports the slow ones: cheaper than
         # a timer beside every handler.
         self._running.add(delivery)
+        done = asyncio.Event()
+        earlier = self._handling.get(delivery.stream_seq)
+        self._handling[delivery.stream_seq] = done
         try:
+            if earlier is not None:
+                # A redelivery of an event this process is still handling: its in_progress
+                # could not reach the bus (an outage), so ack_wait ran out. Running both at
+                # once could reach a person twice; after the first, the ledger answers.
+                await earlier.wait()
             await self.handler(delivery)
         finally:
+            done.set()
+            if self._handling.get(delivery.stream_seq) is done:
+                del self._handling[delivery.stream_seq]
             self._running.discard(delivery)
 
     async def _progress_loop(self) -> None:

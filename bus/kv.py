@@ -27,15 +27,24 @@ log = logging.getLogger("pbxsms.bus.kv")
 
 async def ensure_kv(js: JetStreamContext, bucket: str, ttl: float | None = None,
                     replicas: int = 1, history: int = 1) -> KeyValue:
-    """The bucket, created when missing (file storage, so it survives restarts)."""
+    """The bucket, created when missing (file storage, so it survives restarts); an
+    existing one gets `ttl` (e.g. one an older version created without it)."""
     try:
         return await js.create_key_value(KeyValueConfig(
             bucket=bucket, ttl=ttl, replicas=replicas, history=history,
             storage=StorageType.FILE))
     except Exception as error:
-        # Exists with other settings (e.g. created by an older version): use it as is.
+        # Exists with other settings (e.g. created by an older version): use it, with
+        # this TTL (storage must not grow without limit), other settings as they are.
         log.debug("bucket %s exists (%s); using it", bucket, error)
-        return await js.key_value(bucket)
+        kv = await js.key_value(bucket)
+    if ttl is not None:
+        info = await js.stream_info(f"KV_{bucket}")
+        if info.config.max_age != ttl:
+            info.config.max_age = ttl
+            await js.update_stream(info.config)
+            log.info("bucket %s: entries now expire after %g s", bucket, ttl)
+    return kv
 
 
 # JetStream's error code for a compare-and-set that lost (wrong last sequence).

@@ -22,6 +22,7 @@ class StreamSettings:
 
     name: str = "SMS"
     max_age: float = 14 * 86400.0
+    max_bytes: int = 2 * 2**30
     duplicate_window: float = 24 * 3600.0
     replicas: int = 1
 
@@ -34,8 +35,11 @@ def stream_config(settings: StreamSettings) -> StreamConfig:
         subjects=SUBJECTS,
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
-        discard=DiscardPolicy.OLD,
+        # Full, new events are refused (the publisher answers 503) rather than undelivered
+        # ones dropped; age still expires the old ones.
+        discard=DiscardPolicy.NEW,
         max_age=settings.max_age,
+        max_bytes=settings.max_bytes,
         duplicate_window=min(settings.duplicate_window, settings.max_age),
         num_replicas=settings.replicas,
     )
@@ -60,9 +64,10 @@ async def ensure_stream(
                 log.info("created stream %s for %s", settings.name, SUBJECTS)
                 return
             current = info.config
-            if (current.max_age, current.duplicate_window, current.num_replicas,
-                    current.subjects) != (config.max_age, config.duplicate_window,
-                                          config.num_replicas, config.subjects):
+            if (current.max_age, current.max_bytes, current.discard,
+                    current.duplicate_window, current.num_replicas, current.subjects) != (
+                    config.max_age, config.max_bytes, config.discard,
+                    config.duplicate_window, config.num_replicas, config.subjects):
                 await js.update_stream(config)
                 log.info("updated stream %s", settings.name)
             return

@@ -29,6 +29,8 @@ class ConsumerSpec:
     `max_in_flight` (a batching consumer needs a whole batch in flight at once). `close`,
     when given, is awaited once the runtime has stopped its consumers (e.g. to close the
     connections the handler keeps), so no plugin needs a registry to find it at shutdown.
+    `from_start`: when the durable consumer is first created it reads every event the
+    stream still holds, not only new ones (a read model built from history).
     """
 
     name: str
@@ -37,6 +39,7 @@ class ConsumerSpec:
     max_deliver: int | None = None
     max_in_flight: int | None = None
     close: Callable[[], Awaitable[None]] | None = None
+    from_start: bool = False
 
 
 class ConsumerRegister(Protocol):

@@ -14,16 +14,16 @@ from pbxsms.core.plugins import Plugins
 from pbxsms.core.serve.server import Server
 from pbxsms.sim.freeswitch import FakeFreeSwitch
 from pbxsms.sim.mobileapp import MobileAppSimulator
-from tests.helpers import free_port, make_config
+from tests.helpers import free_port, make_config, settings_env_names
 from tests.support.delivery import APP_TOKEN
 from tests.support.freeswitch import ESL_PASSWORD
 from tests.support.gateway import Gateway
 from tests.support.smtp import SmtpServer
 
-# Tests must not pick up a developer's own settings.
+# Tests must not pick up a developer's own settings: whatever any settings model reads.
+_PREFIXES, _NAMES = settings_env_names()
 for _name in list(os.environ):
-    if _name.startswith(("BANDWIDTH_", "CLICKSEND_", "FREESWITCH_", "PBXSMS_", "RINGOTEL_",
-                          "TELNYX_", "TWILIO_")) or _name == "NATS_URL":
+    if _name.upper().startswith(_PREFIXES) or _name.upper() in _NAMES:
         del os.environ[_name]
 os.environ["PBXSMS_ENV_FILE"] = os.devnull
 

@@ -1,5 +1,5 @@
 """Test helpers: free ports, waiting on conditions with deadlines, configs in tmp dirs,
-Basic auth headers."""
+Basic auth headers, the environment the gateway reads."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from pydantic import AliasChoices
+from pydantic_settings import BaseSettings
+
 from pbxsms.core.config.loader import load_config
-from pbxsms.core.config.settings import Config
+from pbxsms.core.config.settings import Config, CoreSettings
 from pbxsms.core.plugins import Plugins
 
 
@@ -59,3 +62,22 @@ def make_config(
 def basic_auth(user: str, key: str) -> str:
     """An HTTP Basic `Authorization` header value."""
     return "Basic " + base64.b64encode(f"{user}:{key}".encode()).decode()
+
+
+def settings_env_names() -> tuple[tuple[str, ...], frozenset[str]]:
+    """The environment the gateway reads: each settings model's `env_prefix` (the core's
+    and every available plugin's) and the exact names of aliased fields (`NATS_URL`).
+    Derived, so a new plugin's variables are known without listing them anywhere."""
+    models: list[type[BaseSettings]] = [CoreSettings,
+                                        *Plugins(None).settings_models().values()]
+    prefixes: set[str] = set()
+    names: set[str] = set()
+    for model in models:
+        prefix = model.model_config.get("env_prefix") or ""
+        if prefix:
+            prefixes.add(prefix.upper())
+        for info in model.model_fields.values():
+            alias = info.validation_alias
+            choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+            names.update(choice.upper() for choice in choices if isinstance(choice, str))
+    return tuple(sorted(prefixes)), frozenset(names)

@@ -62,6 +62,7 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[str] = []
         self.handled: list[bytes] = []
+        self.history: list[bytes] = []
         self.ready = True
         self.sending = True
 
@@ -101,6 +102,11 @@ class Recorder:
             self.calls.append("consumer closed")
 
         register(ConsumerSpec("recorder", "sms.recorder.>", handle, close=close))
+
+        async def remember(delivery: Delivery) -> None:
+            self.history.append(delivery.data)
+
+        register(ConsumerSpec("recorder-history", "sms.history.>", remember, from_start=True))
 
     @hookimpl
     def register_providers(self, runtime: Runtime, register: ProviderRegister) -> None:
@@ -202,6 +208,21 @@ async def test_hook_register_consumers(start_gateway: StartGateway) -> None:
     await gateway.server.stop()
     # The spec's close runs once its consumer has stopped, before the shutdown hooks.
     assert recorder.calls[-2:] == ["consumer closed", "shutdown"]
+
+
+async def test_a_consumer_from_start_reads_what_the_stream_held_before_it(
+        start_gateway: StartGateway) -> None:
+    first = await start_gateway()
+    await first.runtime.publish("sms.history.x", b'{"n": 0}', "hist-0")
+    await first.runtime.publish("sms.recorder.x", b'{"n": 0}', "rec-0")
+    recorder = Recorder()
+    second = await start_gateway(plugins=plugins_with(recorder))
+    await second.runtime.publish("sms.history.x", b'{"n": 1}', "hist-1")
+    await second.runtime.publish("sms.recorder.x", b'{"n": 1}', "rec-1")
+    await wait_until(lambda: len(recorder.history) == 2 and bool(recorder.handled),
+                     message="both consumers")
+    assert recorder.history == [b'{"n": 0}', b'{"n": 1}']
+    assert recorder.handled == [b'{"n": 1}']  # the default: only what comes after
 
 
 async def test_hook_register_providers(start_gateway: StartGateway) -> None:

@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientSession, web
+from prometheus_client import REGISTRY
 
 from pbxsms.core.health.doctor import run_doctor
 from pbxsms.core.model.events import InboundMessage, State
 from pbxsms.core.plugins import Plugins
 from tests.helpers import wait_until
+from tests.support.delivery import consumers_idle
 from tests.support.gateway import Gateway
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,6 +88,11 @@ async def acme() -> AsyncIterator[AcmeApi]:
     await api.stop()
 
 
+async def state_of(gateway: Gateway, message_id: str, state: State) -> bool:
+    record = await gateway.runtime.status.get(message_id)
+    return record is not None and record.state == state
+
+
 def test_the_guide_shows_the_example_as_it_runs() -> None:
     blocks = re.findall(r"```python\n(.*?)```", GUIDE.read_text(), re.DOTALL)
     assert EXAMPLE.read_text() in blocks, "docs/plugin-guide.md must show acme_plugin.py whole"
@@ -112,8 +119,11 @@ async def test_the_example_plugin_receives_sends_and_checks(
             first = await response.json()
         async with http.post(hook, json=webhook) as response:
             assert await response.json() == {**first, "duplicate": True}
+        refused = {"provider": "acme", "kind": "inbound", "result": "refused"}
+        before = REGISTRY.get_sample_value("pbxsms_webhooks_total", refused) or 0.0
         async with http.post(hook.replace("token=hook", "token=nope"), json=webhook) as response:
             assert response.status == 401
+        assert REGISTRY.get_sample_value("pbxsms_webhooks_total", refused) == before + 1
         stored = await gateway.runtime.js.get_last_msg("SMS", "sms.inbound.acme")
         message = InboundMessage.model_validate_json(stored.data or b"")
         assert message.id == first["id"] and message.route is not None
@@ -133,6 +143,29 @@ async def test_the_example_plugin_receives_sends_and_checks(
     await wait_until(accepted, message="the message accepted by Acme")
     assert acme.sent == [{"from": OURS, "to": CUSTOMER, "text": "Hi back", "reference": ours,
                           "authorization": "ok"}]
+
+    # Receipts: Acme's states become ours; a repeat, a late earlier state, a stranger's.
+    receipts = f"{gateway.url}/webhook/acme/receipt?token=hook"
+    delivered = {"id": "acme-1", "reference": ours, "status": "delivered"}
+    async with ClientSession() as http:
+        for report in ({**delivered, "status": "sent"}, delivered):
+            async with http.post(receipts, json=report) as response:
+                assert (await response.json())["id"] == ours
+        await wait_until(lambda: state_of(gateway, ours, State.DELIVERED),
+                         message="the receipt marks the message delivered")
+        async with http.post(receipts, json=delivered) as response:
+            assert await response.json() == {"id": ours, "duplicate": True}
+        # No reference: found by Acme's id, which the `accepted` status recorded.
+        async with http.post(receipts, json={"id": "acme-1", "status": "queued"}) as response:
+            assert (await response.json())["id"] == ours
+        async with http.post(receipts, json={"id": "acme-999", "status": "delivered"}
+                             ) as response:
+            assert await response.json() == {"result": "unmatched"}
+        async with http.post(receipts, json={**delivered, "status": "lost"}) as response:
+            assert response.status == 422
+    # `queued` came after `delivered`: a final state never regresses.
+    await consumers_idle(gateway.runtime, "status-store")
+    assert await state_of(gateway, ours, State.DELIVERED)
 
     # doctor: the plugin's check runs with the core's.
     lines: list[str] = []

@@ -107,7 +107,19 @@ def redacted(settings: BaseSettings) -> dict[str, str]:
     return shown
 
 
+# The credentials of a URL: `user:password@` (the password hidden) or `token@` (all
+# hidden: NATS takes a bare token there).
+_USERINFO = re.compile(r"(://)(?:([^:/@,?#]*):)?([^/@,?#]+)@")
+# A query value: API keys and tokens travel there (`?key=...`).
+_QUERY_VALUE = re.compile(r"([?&][^=&#,]*=)[^&#,]*")
+
+
 def hide_url_password(text: str) -> str:
-    """`nats://user:secret@host` → `nats://user:***@host`, for each URL of a comma list."""
-    return ",".join(re.sub(r"(://[^:/@,]+:)[^@/,]+@", r"\1***@", part)
-                    for part in text.split(","))
+    """Every URL of `text` (a comma list too) without its secrets: `nats://user:***@host`,
+    `nats://***@host` for a token, and `?key=***` for each query value."""
+
+    def userinfo(match: re.Match[str]) -> str:
+        user = match.group(2)
+        return f"{match.group(1)}{user}:***@" if user is not None else f"{match.group(1)}***@"
+
+    return _QUERY_VALUE.sub(r"\1***", _USERINFO.sub(userinfo, text))

@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ByteSize,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from pbxsms.core.config.durations import Duration
@@ -75,6 +83,12 @@ class BusConfig(BaseModel):
 
     stream: str = Field("SMS", pattern=r"^[A-Za-z0-9_-]+$")
     max_age: Duration = 14 * 86400.0
+    # The stream's size on disk at most ("2GiB", "500MB" or bytes): full, it refuses new
+    # events (the webhook answers 503, the carrier retries) rather than dropping old ones.
+    # About 1 KiB per event, 4 to 6 events per message. It must fit in JetStream's storage.
+    max_bytes: ByteSize = Field(ByteSize(2 * 2**30), gt=0)
+    # How long the number a customer texted is remembered for the reply, since the last text.
+    conversation_ttl: Duration = Field(90 * 86400.0, gt=0)
     duplicate_window: Duration = 24 * 3600.0
     replicas: int = Field(1, ge=1, le=5)
     publish_timeout: Duration = 5.0
@@ -83,6 +97,24 @@ class BusConfig(BaseModel):
     backoff_initial: Duration = 1.0
     backoff_max: Duration = 300.0
     max_in_flight: int = Field(64, ge=1)
+    # Status history entries kept per message (the first and the newest); the rest are
+    # dropped and counted, so a flood of receipts cannot grow a record past NATS's limit.
+    status_history: int = Field(200, ge=10, le=5000)
+
+
+class HttpConfig(BaseModel):
+    """`[http]`: the listener's limits against slow and idle clients (applied at start;
+    a reverse proxy in front is still expected)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # A connection must deliver a request's headers this long after it opens or after
+    # its previous answer, else it is closed (idle connections too).
+    header_timeout: Duration = Field(10.0, gt=0, le=3600)
+    # A request's body must have arrived this long after its headers, else 408.
+    body_timeout: Duration = Field(10.0, gt=0, le=3600)
+    # Open connections at most; beyond it an idle one is closed, else the new one is 503.
+    max_connections: int = Field(1000, ge=1)
 
 
 class OutboundConfig(BaseModel):
@@ -109,6 +141,7 @@ class FileConfig(BaseModel):
 
     plugins: PluginsConfig = Field(default_factory=PluginsConfig)
     bus: BusConfig = Field(default_factory=BusConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
     outbound: OutboundConfig = Field(default_factory=OutboundConfig)
     numbers: list[dict[str, Any]] = Field(default_factory=list)
 

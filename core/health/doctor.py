@@ -16,6 +16,7 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
+from pbxsms.bus.embedded import EMBEDDED_DIR, embedded_url
 from pbxsms.core.config.loader import describe_number, file_numbers, hide_url_password
 
 if TYPE_CHECKING:
@@ -150,7 +151,9 @@ def nats_servers(config: Config) -> tuple[list[str], bool]:
     servers = config.core.nats_servers()
     if servers:
         return servers, True
-    return [f"nats://127.0.0.1:{config.core.embedded_nats_port}"], False
+    # With the secret the running `pbxsms serve` generated in the data dir.
+    return [embedded_url(config.core.embedded_nats_port,
+                         config.core.data_dir / EMBEDDED_DIR)], False
 
 
 async def _connect(config: Config) -> NATS:

@@ -25,6 +25,10 @@ DEAD_LETTERS = Counter("pbxsms_dead_letters_total", "Events given up on, per con
 HTTP_LATENCY = Histogram("pbxsms_http_request_seconds", "HTTP handling time by route",
                          ["route"], buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5,
                                              1, 2.5, 5))
+HTTP_CONNECTIONS_SHED = Counter("pbxsms_http_connections_shed_total",
+                                "Connections closed at the [http] max_connections cap: "
+                                "idle_closed (an idle one made room), refused (503)",
+                                ["result"])
 DELIVERIES = Counter("pbxsms_deliveries_total",
                      "Inbound delivery attempts by channel (mobileapp, email) and outcome",
                      ["channel", "outcome"])

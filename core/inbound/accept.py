@@ -16,12 +16,14 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 from pbxsms.bus.publish import PublishError
 from pbxsms.core.health import metrics
 from pbxsms.core.inbound.routing import publish_inbound
-from pbxsms.core.model.events import InboundMessage, State, StatusEvent
+from pbxsms.core.model.events import InboundMessage, State, StatusEvent, utcnow
+from pbxsms.core.refusal import Refusal
 from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.inbound")
@@ -33,9 +35,14 @@ LOOKUP_INTERVAL = 0.05
 
 
 def content_key(message: InboundMessage) -> str:
-    """A dedupe key from the content, for providers that sent no message id."""
+    """A dedupe key from the content, for providers that sent no message id.
+
+    The day it came (UTC) is part of it: the same text sent again after the dedupe window
+    is another message, and must not take the id (and the delivered ledger) of the first.
+    """
     content = [message.from_, message.to, message.body,
-               message.sent_at.isoformat() if message.sent_at else ""]
+               message.sent_at.isoformat() if message.sent_at else "",
+               message.received_at.astimezone(UTC).date().isoformat()]
     digest = hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
     return f"{message.provider}:sha256-{digest[:40]}"
 
@@ -68,9 +75,11 @@ async def accept_inbound(runtime: Runtime, message: InboundMessage,
     stored (answer 503).
     """
     provider = message.provider
+    _check_age(runtime, message)
     if message.reply_to_id is None and message.reply_to_provider_id:
         message.reply_to_id = await _reply_to(runtime, provider, message.reply_to_provider_id)
     try:
+        _require_bus(runtime)
         # Routes by the `to` number (or stores it as unroutable) and sets our id.
         published = await publish_inbound(runtime, message, dedupe_key)
     except PublishError as error:
@@ -84,6 +93,19 @@ async def accept_inbound(runtime: Runtime, message: InboundMessage,
              message.provider_message_id or "-", message.to, extra={"msg_id": message.id})
     log.debug("inbound message %s is from %s", message.id, message.from_)
     return Accepted(message.id, published.seq, published.duplicate)
+
+
+def _check_age(runtime: Runtime, message: InboundMessage) -> None:
+    """Refusal 422 for a message sent longer ago than the stream keeps events: its
+    first delivery may be forgotten, and taking it would deliver it again."""
+    max_age = runtime.config.file.bus.max_age
+    if message.sent_at is not None and (utcnow() - message.sent_at).total_seconds() > max_age:
+        log.warning("inbound %s message %s refused: sent %s, before the retention of %g s",
+                    message.provider, message.provider_message_id or "-",
+                    message.sent_at.isoformat(), max_age)
+        raise Refusal(422, f"sent at {message.sent_at.isoformat()}, longer ago than this "
+                           f"gateway keeps messages (`[bus] max_age`): not taken, as it "
+                           f"may have been delivered already", field="timestamp")
 
 
 async def _reply_to(runtime: Runtime, provider: str, provider_message_id: str) -> str | None:
@@ -115,17 +137,21 @@ async def accept_receipt(runtime: Runtime, receipt: Receipt, dedupe_key: str,
                          wait: float = 0.0) -> Accepted | None:
     """Publish the receipt as a status event of our message; None when it is not ours.
 
-    Our id comes from the provider's echo of it, else from the provider-id index that the
-    `accepted` status fills. That index is written just after the provider answered the
-    send, so a provider that echoes nothing of ours and reports at once (Telnyx) can be
-    faster than it: `wait` is how long to keep looking before calling the receipt
-    unmatched. An unmatched receipt is counted (`unmatched`) and logged; the status store
-    keeps final states, so a late non-final receipt changes nothing. Raises PublishError
-    when the event (or the lookup) cannot be done now (answer 503).
+    Our id comes from the provider-id index that the `accepted` status fills: the
+    provider's echo of our id (`id_hint`) is never trusted alone, since anyone can write
+    any id there. That index is written just after the provider answered the send, so a
+    provider that echoes nothing of ours and reports at once (Telnyx) can be faster than
+    it: `wait` is how long to keep looking before calling the receipt unmatched. An
+    unmatched receipt is counted (`unmatched`) and logged; the status store keeps final
+    states, so a late non-final receipt changes nothing. Raises PublishError when the
+    event (or the lookup) cannot be done now (answer 503), and when the hinted message
+    has no provider id recorded yet (checked on the retry).
     """
     provider = receipt.provider
     try:
-        message_id = our_id(receipt.id_hint) or await _find(runtime, receipt, wait)
+        _require_bus(runtime)
+        message_id = (await _find(runtime, receipt, wait)
+                      or await _match_hint(runtime, receipt))
         if message_id is None:
             metrics.WEBHOOKS.labels(provider, "receipt", "unmatched").inc()
             log.warning("%s receipt for %s id %s (%s) matches no message of ours; "
@@ -151,8 +177,6 @@ async def accept_receipt(runtime: Runtime, receipt: Receipt, dedupe_key: str,
 
 
 async def _find(runtime: Runtime, receipt: Receipt, wait: float = 0.0) -> str | None:
-    if not _connected(runtime):
-        raise PublishError("not connected to NATS")
     deadline = time.monotonic() + wait
     while True:
         try:
@@ -165,6 +189,43 @@ async def _find(runtime: Runtime, receipt: Receipt, wait: float = 0.0) -> str | 
         if found is not None or time.monotonic() >= deadline:
             return found
         await asyncio.sleep(LOOKUP_INTERVAL)
+
+
+async def _match_hint(runtime: Runtime, receipt: Receipt) -> str | None:
+    """The message `receipt` names (`id_hint`) when its record holds the receipt's
+    provider id (the index lags the record a moment), else None.
+
+    While that record has no provider id yet (the receipt overtook the `accepted`
+    status), keep looking for `LOOKUP_TIMEOUT`, then PublishError: come back later.
+    """
+    hinted = our_id(receipt.id_hint)
+    if hinted is None:
+        return None
+    deadline = time.monotonic() + LOOKUP_TIMEOUT
+    while True:
+        try:
+            async with asyncio.timeout(LOOKUP_TIMEOUT):
+                record = await runtime.status.get(hinted)
+        except Exception as error:
+            raise PublishError(f"cannot look up message {hinted}: {error!r}") from error
+        if record is None or record.direction != "outbound":
+            return None
+        if record.provider_message_id == receipt.provider_message_id:
+            return hinted
+        if record.provider_message_id is not None or record.state.final:
+            return None  # another message of the provider's: not this receipt's
+        if time.monotonic() >= deadline:
+            raise PublishError(f"message {hinted} has no {receipt.provider} id recorded "
+                               "yet")
+        await asyncio.sleep(LOOKUP_INTERVAL)
+
+
+def _require_bus(runtime: Runtime) -> None:
+    """PublishError at once while disconnected: a new publish would wait out the whole
+    publish timeout before its 503, holding the carrier's connection; one already in
+    flight is left to finish when the bus comes back."""
+    if not _connected(runtime):
+        raise PublishError("not connected to NATS")
 
 
 def _connected(runtime: Runtime) -> bool:

@@ -32,6 +32,8 @@ log = logging.getLogger("pbxsms.outbound")
 SUBJECT = "sms.outbound"
 # Our ids end up in subjects and KV keys: no dots, spaces or wildcards.
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+# Who asked: a short token, so it can be logged and labelled as it is (never a line break).
+_SOURCE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 MMS_TEXT = {"GSM-7": 1500, "UCS-2": 500}
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # The two 503s of `queue_outbound`: nothing was taken, the caller may try again.
@@ -47,6 +49,16 @@ class InvalidRequest(Refusal):
 
     def __init__(self, message: str, field: str) -> None:
         super().__init__(422, message, field)
+
+
+def is_text(value: str) -> bool:
+    """Whether `value` can be stored and sent: JSON may carry lone surrogates, which no
+    encoding can write."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def usable_id(value: str) -> bool:
@@ -68,6 +80,13 @@ def check_request(request: OutboundRequest, config: Config) -> tuple[OutboundReq
         except InvalidNumber as error:
             raise InvalidRequest(f"from: {error}", "from") from None
     extension = (request.extension or "").strip() or None
+    if not _SOURCE.fullmatch(request.source):
+        raise InvalidRequest("source must be 1 to 64 of A-Z, a-z, 0-9, '_', '.', '-'",
+                             "source")
+    for name, value in (("body", request.body), ("extension", extension)):
+        if value is not None and not is_text(value):
+            raise InvalidRequest(f"{name} is not valid Unicode text (a lone surrogate?)",
+                                 name)
     if sender is None and extension is None:
         raise InvalidRequest("give `from` (our number) or `extension`", "from")
     if not request.body.strip() and not request.is_mms:
@@ -156,7 +175,7 @@ async def queue_outbound(runtime: Runtime, request: OutboundRequest,
         raise Refusal(503, NOT_STORED) from None
     if not published.duplicate:
         await _queued(runtime, outbound, provider, count, queued_at, published.seq)
-    log.info("outbound message queued from %s via %s (%s, %d segment(s))%s",
+    log.info("outbound message queued from %s via %s (source %r, %d segment(s))%s",
              sender, provider, outbound.source, count.segments,
              " (repeat)" if published.duplicate else "", extra={"msg_id": outbound.id})
     return Queued(outbound, provider, count, published.duplicate)

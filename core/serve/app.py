@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 from nats.errors import Error as NatsError
 
 from pbxsms.bus.publish import BusError
@@ -52,6 +53,43 @@ async def errors_as_json(
         metrics.labelled(metrics.HTTP_LATENCY, label).observe(time.perf_counter() - started)
 
 
+@web.middleware
+async def refuse_encoded_bodies(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """415 for a body with a Content-Encoding, before any handler reads it: inflating
+    costs CPU that a few small requests can multiply a thousandfold. The server never
+    inflates (`auto_decompress=False`, see `Server.start`)."""
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding and encoding != "identity":
+        raise Refusal(415, "request bodies with a Content-Encoding are not accepted; send "
+                           "them unencoded", headers={"Connection": "close"})
+    return await handler(request)
+
+
+@web.middleware
+async def body_deadline(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """408 when the body has not all arrived `[http] body_timeout` after the headers: a
+    client trickling it must not hold the handler (and its connection) for ever."""
+    if not request.body_exists or request.content.is_eof():
+        return await handler(request)
+    timeout = request.app[RUNTIME_KEY].config.file.http.body_timeout
+    cut = asyncio.get_running_loop().call_later(timeout, _cut_off, request.content, timeout)
+    try:
+        return await handler(request)
+    finally:
+        cut.cancel()
+
+
+def _cut_off(content: StreamReader, timeout: float) -> None:
+    # The handler's pending (or next) read raises it; the error middleware answers.
+    if not content.is_eof():
+        content.set_exception(Refusal(408, f"the request body did not arrive within "
+                                           f"{timeout:g} s", headers={"Connection": "close"}))
+
+
 def _allow(error: web.HTTPException) -> dict[str, str] | None:
     allow = error.headers.get("Allow")
     return {"Allow": allow} if allow else None
@@ -59,7 +97,9 @@ def _allow(error: web.HTTPException) -> dict[str, str] | None:
 
 def create_app(runtime: Runtime) -> web.Application:
     """The application with every enabled plugin's routes."""
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_as_json])
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_as_json,
+                                                                refuse_encoded_bodies,
+                                                                body_deadline])
     app[RUNTIME_KEY] = runtime
 
     def register(method: str, path: str, handler: RouteHandler) -> None:

@@ -27,7 +27,10 @@ def same_secret(given: str | None, expected: str) -> bool:
     """Constant-time comparison, so response timing leaks nothing about the secret."""
     if given is None:
         return False
-    return hmac.compare_digest(given.encode(), expected.encode())
+    # A header or query may hold bytes that are not UTF-8 (kept as surrogate escapes):
+    # compared as the bytes that came, never an encoding error.
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"),
+                               expected.encode("utf-8", "surrogateescape"))
 
 
 def public_url(base: str | None, path: str) -> str | None:

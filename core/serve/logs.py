@@ -11,6 +11,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -36,6 +38,28 @@ class TextFormatter(logging.Formatter):
         msg_id = getattr(record, "msg_id", None)
         record.msg_id_part = f" [id={msg_id}]" if msg_id else ""
         return super().format(record)
+
+
+class MalformedRequests(logging.Filter):
+    """aiohttp logs a request its parser refused (400: bytes that are not HTTP, a bad
+    URL) with a traceback at ERROR: from the internet that is noise anyone can make.
+    One INFO line each instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError) and (error.code or 400) < 500:
+            record.msg = f"{record.msg}: malformed request refused ({error.code}): %s"
+            record.args = (*(record.args or ()), type(error).__name__)
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def quiet_malformed_requests() -> None:
+    """Install `MalformedRequests` on aiohttp's server logger (once)."""
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(existing, MalformedRequests) for existing in logger.filters):
+        logger.addFilter(MalformedRequests())
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:

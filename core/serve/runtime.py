@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 from aiohttp import ClientSession, ClientTimeout
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy
 
 from pbxsms.bus.consumer import ConsumerRunner, Delivery, RetryPolicy
-from pbxsms.bus.embedded import EmbeddedNats
+from pbxsms.bus.embedded import EMBEDDED_DIR, EmbeddedNats
 from pbxsms.bus.kv import Bucket, ensure_kv
 from pbxsms.bus.publish import Published, Publisher, PublishError
 from pbxsms.bus.stream import StreamSettings, ensure_stream
@@ -113,7 +114,7 @@ class Runtime:
         core = self.config.core
         servers = core.nats_servers()
         if not servers:
-            self.embedded = EmbeddedNats(core.embedded_nats_port, core.data_dir / "nats")
+            self.embedded = EmbeddedNats(core.embedded_nats_port, core.data_dir / EMBEDDED_DIR)
             await self.embedded.start()
             servers = [self.embedded.url]
         self.nc = await _connect(servers, explicit=not self.embedded)
@@ -122,14 +123,19 @@ class Runtime:
         await self._publisher.start()
         bus = self.config.file.bus
         await ensure_stream(self.js, StreamSettings(
-            name=bus.stream, max_age=bus.max_age, duplicate_window=bus.duplicate_window,
-            replicas=bus.replicas))
-        self.status = StatusStore(*[await self.bucket(name, ttl=bus.max_age) for name in
-                                    (MESSAGES_BUCKET, PROVIDER_IDS_BUCKET, STATES_BUCKET)])
-        # Message settings and conversations are configuration, not traffic: no TTL.
+            name=bus.stream, max_age=bus.max_age, max_bytes=int(bus.max_bytes),
+            duplicate_window=bus.duplicate_window, replicas=bus.replicas))
+        messages, provider_ids, states = [
+            await self.bucket(name, ttl=bus.max_age)
+            for name in (MESSAGES_BUCKET, PROVIDER_IDS_BUCKET, STATES_BUCKET)]
+        self.status = StatusStore(messages, provider_ids, states,
+                                  max_history=bus.status_history)
+        # Message settings are configuration, not traffic: no TTL. A conversation is
+        # forgotten `conversation_ttl` after the customer's last text.
         self._numbers = NumberStore(
             self.nc, await ensure_kv(self.js, NUMBERS_BUCKET, replicas=bus.replicas),
-            Conversations(self.nc, self.js, await self.bucket(CONVERSATIONS_BUCKET)),
+            Conversations(self.nc, self.js, await self.bucket(CONVERSATIONS_BUCKET,
+                                                              ttl=bus.conversation_ttl)),
             region=lambda: self.config.core.default_region,
             providers=lambda: self.providers.keys())
         await self._numbers.start()
@@ -193,7 +199,7 @@ class Runtime:
             runner = ConsumerRunner(
                 self.nc, self.js, self.stream, spec.name, spec.subject, spec.handler,
                 self.retry_policy(spec.max_deliver, spec.max_in_flight), self.dead_letter,
-                _count_outcome)
+                _count_outcome, DeliverPolicy.ALL if spec.from_start else DeliverPolicy.NEW)
             await runner.start()
             self.consumers.append(runner)
 

@@ -19,7 +19,9 @@ from pbxsms.core.health import metrics
 from pbxsms.core.plugins import Plugins
 from pbxsms.core.serve import eventloop
 from pbxsms.core.serve.app import create_app
+from pbxsms.core.serve.listener import CappedSite
 from pbxsms.core.serve.lock import data_dir_lock
+from pbxsms.core.serve.logs import quiet_malformed_requests
 from pbxsms.core.serve.runtime import Runtime
 
 log = logging.getLogger("pbxsms.server")
@@ -48,12 +50,17 @@ class Server:
         runtime.providers = runtime.plugins.providers(runtime)
         await runtime.plugins.startup(runtime)
         await runtime.start_consumers()
-        core = runtime.config.core
+        core, http = runtime.config.core, runtime.config.file.http
+        quiet_malformed_requests()
+        # auto_decompress=False: a request body is never inflated (refused with 415 by
+        # the app's middleware instead). The keep-alive timer runs from a connection's
+        # start and from each answer until a whole request has arrived: it is the
+        # deadline for headers, idle or trickled.
         self._runner = web.AppRunner(create_app(runtime), access_log=None,
-                                     handle_signals=False)
+                                     handle_signals=False, auto_decompress=False,
+                                     keepalive_timeout=http.header_timeout)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, core.http_host, core.http_port,
-                           reuse_address=True)
+        site = CappedSite(self._runner, core.http_host, core.http_port, http.max_connections)
         try:
             await site.start()
         except OSError as error:  # a clear line instead of a traceback
@@ -61,9 +68,7 @@ class Server:
                 f"cannot listen on {core.http_host}:{core.http_port}: "
                 f"{error.strerror or error}; stop what uses it or set PBXSMS_HTTP_PORT "
                 f"(PBXSMS_HTTP_HOST)") from error
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else core.http_port
+        self.port = site.port or core.http_port
         # What startup built (modules, settings, plugins) lives as long as the process:
         # frozen out of the collector's sight, a full collection does not walk it all
         # and stall every request in flight.

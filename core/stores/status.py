@@ -11,6 +11,7 @@ history.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import OrderedDict
 from collections.abc import Awaitable
@@ -27,6 +28,9 @@ from pbxsms.core.model.events import State, StatusEvent, utcnow
 MESSAGES_BUCKET = "sms_messages"
 PROVIDER_IDS_BUCKET = "sms_provider_ids"
 STATES_BUCKET = "sms_states"
+
+# Status history entries kept per message unless `[bus] status_history` says otherwise.
+MAX_HISTORY = 200
 
 # How many records (and provider ids) this process remembers having written: enough
 # for the events of one message, which come close together, at thousands per second.
@@ -63,14 +67,19 @@ class StatusRecord(BaseModel):
     segments: int | None = None
     channels: dict[str, ChannelStatus] = Field(default_factory=dict)
     history: list[HistoryEntry] = Field(default_factory=list)
+    # Entries dropped from `history` beyond the cap (the first one is always kept).
+    history_dropped: int = 0
     updated_at: datetime = Field(default_factory=utcnow)
     stream_seq: int | None = Field(None, description="Where the message's event is stored")
     redeliveries: int = 0
     redelivered_at: datetime | None = None
 
 
-def apply(record: StatusRecord | None, event: StatusEvent) -> StatusRecord:
-    """Fold one status event into the record (pure; safe to repeat)."""
+def apply(record: StatusRecord | None, event: StatusEvent,
+          max_history: int = MAX_HISTORY) -> StatusRecord:
+    """Fold one status event into the record (pure; safe to repeat). The history keeps
+    its first entry and the newest, `max_history` in all; `history_dropped` counts the
+    rest."""
     entry = HistoryEntry(state=event.state, channel=event.channel, reason=event.reason,
                          attempt=event.attempt, provider_message_id=event.provider_message_id,
                          error_code=event.error_code, at=event.at)
@@ -80,6 +89,10 @@ def apply(record: StatusRecord | None, event: StatusEvent) -> StatusRecord:
         return record
     record.history.append(entry)
     record.history.sort(key=lambda item: item.at)
+    excess = len(record.history) - max_history
+    if excess > 0:
+        del record.history[1:1 + excess]
+        record.history_dropped += excess
     record.stream_seq = record.stream_seq or event.stream_seq
     if event.redelivery is not None:
         _start_over(record, event)
@@ -151,8 +164,9 @@ class StatusStore:
     """Read and fold message status records."""
 
     def __init__(self, messages: Bucket, provider_ids: Bucket,
-                 states: Bucket | None = None) -> None:
+                 states: Bucket | None = None, max_history: int = MAX_HISTORY) -> None:
         self.messages = messages
+        self.max_history = max_history
         self.provider_ids = provider_ids
         self.states = states
         # What this process last wrote per record (value, revision): the next fold of
@@ -161,6 +175,9 @@ class StatusStore:
         self._written: OrderedDict[str, tuple[bytes, int]] = OrderedDict()
         # Provider ids this process stored, so a fold does not store them again.
         self._remembered: OrderedDict[str, str] = OrderedDict()
+        # The folds of one message in this process take turns (see `apply`): the lock
+        # of each message being folded, and how many folds hold or wait for it.
+        self._turns: dict[str, tuple[asyncio.Lock, list[int]]] = {}
 
     async def get(self, message_id: str) -> StatusRecord | None:
         if not _valid_key(message_id):
@@ -192,10 +209,25 @@ class StatusStore:
 
         `repair` rewrites the state index even when the state did not change: for a
         redelivered event, whose first fold may have died before its index write.
+
+        The folds of one message in this process take turns, so the second starts from
+        the record the first wrote instead of losing the compare-and-set to it and
+        reading the record back (four NATS messages more). Other instances still race
+        and lose to the compare-and-set, as before.
         """
         if not _valid_key(event.id):
             raise ValueError(f"not a usable message id: {event.id!r}")
+        lock, users = self._turns.setdefault(event.id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                return await self._fold(event, repair)
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._turns[event.id]
 
+    async def _fold(self, event: StatusEvent, repair: bool) -> StatusRecord:
         before: list[State] = []
         folded: list[StatusRecord] = []
 
@@ -203,7 +235,7 @@ class StatusStore:
             record = StatusRecord.model_validate_json(current) if current else None
             before[:] = [record.state] if record else []
             # The last call's record is the one written: no need to read it back.
-            folded[:] = [apply(record, event)]
+            folded[:] = [apply(record, event, self.max_history)]
             return folded[0].model_dump_json().encode()
 
         known: tuple[bytes | None, int] | None = self._written.get(event.id)

@@ -1,9 +1,10 @@
 """pbxsms plugin for "Acme SMS", a made-up second provider: send through its REST API,
-take its inbound webhook, check its credentials in `pbxsms doctor`.
+take its inbound and receipt webhooks, check its credentials in `pbxsms doctor`.
 
 Acme's API: `POST {ACME_API_URL}/messages` with `{"from", "to", "text", "reference"}` and
 `Authorization: Bearer <key>` answers 200 `{"id": ...}`; `GET /account` checks the key.
-Acme posts inbound SMS as JSON `{"id", "from", "to", "text"}` to our webhook.
+Acme posts inbound SMS as JSON `{"id", "from", "to", "text"}` to our webhook, and
+delivery receipts as `{"id", "reference", "status", "error"}` (`reference` echoes ours).
 """
 
 from __future__ import annotations
@@ -26,13 +27,17 @@ from pbxsms.core.plugin_api import (
     Problem,
     ProviderRegister,
     PublishError,
+    Receipt,
     Refusal,
     RouteRegister,
     Runtime,
     SendResult,
+    State,
     accept_inbound,
+    accept_receipt,
     fail,
     hookimpl,
+    metrics,
     ok,
     same_secret,
     to_e164,
@@ -119,16 +124,29 @@ def register_providers(runtime: Runtime, register: ProviderRegister) -> None:
     register(AcmeProvider(runtime))
 
 
-# -- receiving: parse Acme's webhook; the core routes, stores and counts it --
+# -- receiving: parse Acme's webhooks; the core routes, stores and counts them --
+
+# Acme's receipt states in ours. A state not listed is refused (422), never guessed.
+STATES = {"queued": State.ACCEPTED, "sent": State.SENT, "delivered": State.DELIVERED,
+          "failed": State.FAILED, "expired": State.FAILED}
+
+
+def counted(kind: str, result: str, refusal: Refusal) -> Refusal:
+    """Count a refused webhook (`pbxsms_webhooks_total`), then raise what it returns."""
+    metrics.WEBHOOKS.labels(NAME, kind, result).inc()
+    return refusal
 
 
 @hookimpl
 def register_routes(runtime: Runtime, register: RouteRegister) -> None:
-    async def inbound(request: web.Request) -> web.Response:
+    def authenticate(request: web.Request, kind: str) -> None:
         config = settings(runtime.config)
         token = config.webhook_token.get_secret_value() if config.webhook_token else ""
         if not token or not same_secret(request.query.get("token"), token):
-            raise Refusal(401, "missing or wrong token", field="token")
+            raise counted(kind, "refused", Refusal(401, "missing or wrong token", "token"))
+
+    async def inbound(request: web.Request) -> web.Response:
+        authenticate(request, "inbound")
         try:
             data = await request.json()
             region = runtime.config.core.default_region
@@ -137,7 +155,8 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
                 **{"from": to_e164(str(data["from"]), region)},
                 to=to_e164(str(data["to"]), region), body=str(data["text"]))
         except (ValueError, KeyError, TypeError, InvalidNumber) as error:
-            raise Refusal(422, f"not an Acme inbound message: {error}") from None
+            raise counted("inbound", "invalid",
+                          Refusal(422, f"not an Acme inbound message: {error}")) from None
         try:
             # Once per Acme id: a repeated webhook is the same event, never a second one.
             accepted = await accept_inbound(runtime, message, f"{NAME}:{data['id']}")
@@ -145,7 +164,30 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
             raise Refusal(503, "not stored; retry") from None  # Acme retries
         return web.json_response({"id": accepted.id, "duplicate": accepted.duplicate})
 
+    async def receipt(request: web.Request) -> web.Response:
+        authenticate(request, "receipt")
+        try:
+            data = await request.json()
+            status = str(data["status"])
+            error = str(data["error"]) if data.get("error") else None
+            reference = str(data["reference"]) if data.get("reference") else None
+            report = Receipt(provider=NAME, provider_message_id=str(data["id"]),
+                             state=STATES[status], id_hint=reference,  # our id, if echoed
+                             error_code=error, reason=f"Acme: {status}" if error else None)
+        except (ValueError, KeyError, TypeError) as error:
+            raise counted("receipt", "invalid",
+                          Refusal(422, f"not an Acme receipt: {error!r}")) from None
+        try:
+            # Once per Acme id and status; a final state is never undone by a later one.
+            accepted = await accept_receipt(runtime, report, f"{NAME}:{data['id']}:{status}")
+        except PublishError:
+            raise Refusal(503, "not stored; retry") from None
+        if accepted is None:  # no message of ours: counted `unmatched`, nothing to retry
+            return web.json_response({"result": "unmatched"})
+        return web.json_response({"id": accepted.id, "duplicate": accepted.duplicate})
+
     register("POST", "/webhook/acme", inbound)
+    register("POST", "/webhook/acme/receipt", receipt)
 
 
 # -- `pbxsms doctor`: are the credentials accepted? (sends nothing) --

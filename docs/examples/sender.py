@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import uuid
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -58,9 +60,19 @@ async def send(url: str, sender: str, to: str, body: str,
         await nc.drain()
 
 
+def default_url() -> str:
+    """NATS_URL, else the embedded server of a gateway run from this folder: it takes only
+    clients with its token (PBXSMS_DATA_DIR/nats/auth-token, data folder `./var`)."""
+    if os.environ.get("NATS_URL"):
+        return os.environ["NATS_URL"].split(",")[0]
+    token_file = Path(os.environ.get("PBXSMS_DATA_DIR", "var")) / "nats" / "auth-token"
+    token = token_file.read_text().strip() if token_file.is_file() else ""
+    return f"nats://{token}@127.0.0.1:4222" if token else "nats://127.0.0.1:4222"
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--url", default="nats://127.0.0.1:4222")
+    parser.add_argument("--url", default=default_url())
     parser.add_argument("--from", dest="sender", required=True, help="our number")
     parser.add_argument("--to", required=True)
     parser.add_argument("text")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -50,9 +52,19 @@ async def follow(url: str, subject: str, durable: str, handle: Handler,
         await nc.drain()
 
 
+def default_url() -> str:
+    """NATS_URL, else the embedded server of a gateway run from this folder: it takes only
+    clients with its token (PBXSMS_DATA_DIR/nats/auth-token, data folder `./var`)."""
+    if os.environ.get("NATS_URL"):
+        return os.environ["NATS_URL"].split(",")[0]
+    token_file = Path(os.environ.get("PBXSMS_DATA_DIR", "var")) / "nats" / "auth-token"
+    token = token_file.read_text().strip() if token_file.is_file() else ""
+    return f"nats://{token}@127.0.0.1:4222" if token else "nats://127.0.0.1:4222"
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--url", default="nats://127.0.0.1:4222")
+    parser.add_argument("--url", default=default_url())
     parser.add_argument("--subject", default="sms.inbound.>")
     parser.add_argument("--durable", default="example-subscriber")
     parser.add_argument("--replay", action="store_true",

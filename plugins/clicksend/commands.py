@@ -21,6 +21,7 @@ from pbxsms.core.plugin_api import (
     env_option,
     load_or_exit,
     load_plugin_only,
+    public_url,
     to_e164,
 )
 from pbxsms.plugins.clicksend.client import ClickSendClient, ClickSendError
@@ -45,8 +46,9 @@ def webhook_url(env_file: Path | None, config_path: Path | None) -> None:
         click.echo("pbxsms: the clicksend plugin is not in [plugins] enabled, so these "
                    "webhooks are not served", err=True)
         sys.exit(2)
-    base = (config.core.public_url or "").strip().rstrip("/")
-    if not base:
+    sms_url = public_url(config.core.public_url, SMS_PATH)
+    dlr_url = public_url(config.core.public_url, DLR_PATH)
+    if sms_url is None or dlr_url is None:
         click.echo("pbxsms: set PBXSMS_PUBLIC_URL to the base URL ClickSend reaches this "
                    "gateway at, e.g. https://sms.example.com", err=True)
         sys.exit(2)
@@ -54,10 +56,10 @@ def webhook_url(env_file: Path | None, config_path: Path | None) -> None:
     query = {"token": token} if token else {}
     click.echo("Inbound SMS (ClickSend: Message Settings > SMS > Inbound Rules, action URL, "
                "any webhook type):")
-    click.echo(f"  {URL(base + SMS_PATH).with_query(query)}")
+    click.echo(f"  {URL(sms_url).with_query(query)}")
     click.echo("Delivery receipts (ClickSend: Message Settings > SMS > Delivery Reports, "
                "action URL):")
-    click.echo(f"  {URL(base + DLR_PATH).with_query(query)}")
+    click.echo(f"  {URL(dlr_url).with_query(query)}")
     if token is None:
         click.echo("warning: CLICKSEND_WEBHOOK_TOKEN is unset, so these URLs carry no secret "
                    "and anyone who finds them can inject messages", err=True)

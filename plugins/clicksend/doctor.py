@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import ClientSession
 
-from pbxsms.core.plugin_api import Check, Config, Finding, fail, ok, warn
+from pbxsms.core.plugin_api import Check, Config, Finding, fail, ok, public_url, warn
 from pbxsms.plugins.clicksend.client import ClickSendClient, ClickSendError, HTTPError
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
-from pbxsms.plugins.clicksend.webhooks import webhook_token
+from pbxsms.plugins.clicksend.webhooks import SMS_PATH, webhook_token
 
 CREDENTIALS = ("set CLICKSEND_USERNAME and CLICKSEND_API_KEY in .env (ClickSend dashboard → "
                "Developers → API Credentials), then `pbxsms reload`")
@@ -62,10 +62,13 @@ async def account(settings: ClickSendSettings) -> Finding:
 async def webhooks(config: Config, settings: ClickSendSettings) -> Finding:
     # The same severity as `config check`, which exits non-zero on both.
     if webhook_token(settings) is None:
-        return fail("CLICKSEND_WEBHOOK_TOKEN unset: anyone who finds the webhook URL can "
-                    "post messages", "set a long random CLICKSEND_WEBHOOK_TOKEN, run "
+        exposure = ("anyone who finds the webhook URL can post messages"
+                    if settings.webhook_insecure else "every ClickSend webhook is refused")
+        return fail(f"CLICKSEND_WEBHOOK_TOKEN unset: {exposure}",
+                    "set a long random CLICKSEND_WEBHOOK_TOKEN, run "
                     "`pbxsms reload` and paste `pbxsms clicksend webhook-url` into ClickSend")
-    if not config.core.public_url:
+    sms_url = public_url(config.core.public_url, SMS_PATH)
+    if sms_url is None:
         return fail("PBXSMS_PUBLIC_URL unset: `pbxsms clicksend webhook-url` cannot print the "
                     "URLs", "set PBXSMS_PUBLIC_URL to the https:// address ClickSend reaches")
-    return ok(f"token set; URLs under {config.core.public_url}")
+    return ok(f"token set; URLs under {sms_url.removesuffix(SMS_PATH)}")

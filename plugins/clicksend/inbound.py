@@ -57,7 +57,7 @@ async def read_fields(request: web.Request) -> Fields:
     if kind == "multipart/form-data":
         try:
             form = await request.post()
-        except web.HTTPRequestEntityTooLarge:
+        except (web.HTTPRequestEntityTooLarge, Refusal):  # too large, too slow
             raise
         except Exception as error:  # aiohttp's multipart parser raises many kinds
             raise Refusal(400, f"malformed multipart body: {error}") from None
@@ -71,16 +71,17 @@ async def read_fields(request: web.Request) -> Fields:
         return _fields(request.query.items())
     if is_json:
         return _json_fields(raw)
+    charset = request.charset or "utf-8"
     try:
-        text = raw.decode(request.charset or "utf-8")
-        pairs = form_pairs(text)
-    except (LookupError, ValueError) as error:  # unknown charset, invalid UTF-8
+        # The declared charset holds both the raw bytes and what %XX escapes stand for.
+        pairs = form_pairs(raw.decode(charset), charset)
+    except (LookupError, ValueError) as error:  # unknown charset, bytes not in it
         raise Refusal(400, f"malformed form body: {error}") from None
     return _fields(pairs)
 
 
-def form_pairs(text: str) -> list[tuple[str, str]]:
-    """A urlencoded form's (name, value) pairs; ValueError for escapes that are not UTF-8.
+def form_pairs(text: str, charset: str = "utf-8") -> list[tuple[str, str]]:
+    """A urlencoded form's (name, value) pairs; ValueError for escapes not in `charset`.
 
     What `parse_qsl(text, keep_blank_values=True, errors="strict")` returns, without
     unquoting what has nothing to unquote (most values): a fifth of a webhook's parsing.
@@ -93,11 +94,11 @@ def form_pairs(text: str) -> list[tuple[str, str]]:
         if "+" in name:
             name = name.replace("+", " ")
         if "%" in name:
-            name = unquote(name, errors="strict")
+            name = unquote(name, encoding=charset, errors="strict")
         if "+" in value:
             value = value.replace("+", " ")
         if "%" in value:
-            value = unquote(value, errors="strict")
+            value = unquote(value, encoding=charset, errors="strict")
         pairs.append((name, value))
     return pairs
 

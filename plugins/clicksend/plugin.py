@@ -19,7 +19,7 @@ from pbxsms.plugins.clicksend import doctor, mms
 from pbxsms.plugins.clicksend.commands import clicksend
 from pbxsms.plugins.clicksend.sender import ClickSendProvider
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
-from pbxsms.plugins.clicksend.webhooks import register_webhooks, webhook_token
+from pbxsms.plugins.clicksend.webhooks import register_webhooks, webhook_exposure, webhook_token
 
 
 @hookimpl
@@ -43,16 +43,16 @@ def config_warnings(config: Config) -> list[Problem]:
         problems.append(Problem("CLICKSEND_API_KEY",
                                 "unset: replies and sends through ClickSend cannot go out"))
     if webhook_token(settings) is None:
-        if (settings.subaccount_id or "").strip():
+        if settings.webhook_insecure:
             problems.append(Problem(
                 "CLICKSEND_WEBHOOK_TOKEN",
-                "unset: only CLICKSEND_SUBACCOUNT_ID checks the webhooks, and a subaccount "
-                "id is no secret; set a long random token"))
+                "unset and CLICKSEND_WEBHOOK_INSECURE=true: inbound webhooks are "
+                "unauthenticated, anyone who finds the URL can inject messages"))
         else:
             problems.append(Problem(
                 "CLICKSEND_WEBHOOK_TOKEN",
-                "unset, and CLICKSEND_SUBACCOUNT_ID too: inbound webhooks are "
-                "unauthenticated, anyone who finds the URL can inject messages"))
+                "unset: every ClickSend webhook is refused (503) until it is set to a long "
+                "random secret (a subaccount id is no secret)"))
     return problems
 
 
@@ -78,7 +78,9 @@ def degraded(runtime: Runtime) -> list[str]:
     # After a 401 sending is paused instead of retried in a storm; say so until fixed.
     # Receiving goes on, so the gateway stays ready.
     provider = runtime.providers.get("clicksend")
-    return provider.readiness() if isinstance(provider, ClickSendProvider) else []
+    reasons = provider.readiness() if isinstance(provider, ClickSendProvider) else []
+    exposure = webhook_exposure(runtime.config.plugin("clicksend", ClickSendSettings))
+    return reasons + ([exposure] if exposure else [])
 
 
 @hookimpl

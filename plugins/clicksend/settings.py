@@ -25,6 +25,9 @@ class ClickSendSettings(PluginSettings):
     subaccount_id: str | None = None
     base_url: str = Field("https://rest.clicksend.com", pattern=r"^https?://")
     webhook_token: SecretStr | None = None
+    # Without a token the webhooks are refused (503, so ClickSend retries until it is
+    # set); only this explicit opt-out opens them to anyone who finds the URL.
+    webhook_insecure: bool = False
 
     # Sending. A partial batch goes once no message joined it for `flush_delay`.
     flush_delay: Duration = Field(0.1, le=10)

@@ -98,11 +98,26 @@ async def _receipt(runtime: Runtime, fields: Fields) -> web.Response:
 
 
 def check_token(request: web.Request, settings: ClickSendSettings) -> None:
-    """Refusal 401 unless the request carries `?token=` equal to CLICKSEND_WEBHOOK_TOKEN,
-    when set."""
+    """Refusal 401 unless the request carries `?token=` equal to CLICKSEND_WEBHOOK_TOKEN;
+    503 while no token is set (fail closed), unless CLICKSEND_WEBHOOK_INSECURE=true."""
     expected = webhook_token(settings)
-    if expected is not None and not same_secret(request.query.get("token"), expected):
+    if expected is None:
+        if settings.webhook_insecure:
+            return
+        raise Refusal(503, "ClickSend webhooks are refused until CLICKSEND_WEBHOOK_TOKEN is "
+                           "set on the gateway", headers={"Retry-After": "300"})
+    if not same_secret(request.query.get("token"), expected):
         raise Refusal(401, "missing or wrong `token` query parameter", field="token")
+
+
+def webhook_exposure(settings: ClickSendSettings) -> str | None:
+    """Why the webhooks are not checked as they should be (for /readyz), or None."""
+    if webhook_token(settings) is not None:
+        return None
+    if settings.webhook_insecure:
+        return ("ClickSend webhooks accept anyone: CLICKSEND_WEBHOOK_INSECURE=true and no "
+                "CLICKSEND_WEBHOOK_TOKEN")
+    return "ClickSend webhooks are refused (503): CLICKSEND_WEBHOOK_TOKEN is unset"
 
 
 def check_subaccount(fields: Fields, settings: ClickSendSettings) -> None:
@@ -129,7 +144,7 @@ def webhook_token(settings: ClickSendSettings) -> str | None:
 def _refuse(request: web.Request, kind: str, refusal: Refusal) -> NoReturn:
     """Count and log a refused webhook (401/403: not ClickSend's; else malformed), then
     raise `refusal` for the error middleware to answer."""
-    if refusal.status in (401, 403):
+    if refusal.status in (401, 403, 503):
         metrics.WEBHOOKS.labels(PROVIDER, kind, "refused").inc()
         log.warning("refused a ClickSend %s webhook from %s: %d %s", kind, request.remote,
                     refusal.status, refusal.message)

@@ -93,7 +93,7 @@ async def _direct_bucket(runtime: Runtime, name: str, ttl: float) -> tuple[Bucke
 
 @hookimpl
 def register_consumers(runtime: Runtime, register: ConsumerRegister) -> None:
-    register(ConsumerSpec(CONSUMER, "sms.>", _console(runtime).index.handle))
+    register(ConsumerSpec(CONSUMER, "sms.>", _console(runtime).index.handle, from_start=True))
 
 
 @hookimpl

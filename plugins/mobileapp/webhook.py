@@ -2,13 +2,14 @@
 
 `method=message` is taken as a send request the way the API takes one (`queue_outbound`),
 answered 200 only once it is stored (503 otherwise, so the app retries). Its id derives
-from the app's `messageid`, so a repeated webhook sends once. `method=delivered` adds the
-app's confirmation to the status of the message we pushed. Other methods (typing, read,
-...) are accepted and ignored.
+from the app's `messageid` and what the reply is, so a repeated webhook sends once.
+`method=delivered` adds the app's confirmation to the status of the message we pushed.
+Other methods (typing, read, ...) are accepted and ignored.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from typing import Any
@@ -52,9 +53,12 @@ _REPLY_WORDS = {BUS_UNREADABLE: "cannot look up the conversation now; retry",
                 NOT_STORED: "the reply could not be stored; retry"}
 
 
-def reply_id(orgid: str, messageid: str) -> str:
-    """Our id of the app's message `messageid`: the same on every repeat of the webhook."""
-    return str(uuid.uuid5(REPLY_NAMESPACE, f"{orgid}\n{messageid}"))
+def reply_id(orgid: str, messageid: str, extension: str, to: str, content: str) -> str:
+    """Our id of the app's message: the same on every repeat of the webhook, another for a
+    different reply that reuses the `messageid` (other sender, customer or text)."""
+    digest = hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
+    return str(uuid.uuid5(REPLY_NAMESPACE,
+                          "\n".join((orgid, messageid, extension, to, digest))))
 
 
 class RingotelWebhook:
@@ -117,7 +121,8 @@ class RingotelWebhook:
         # fetched through the safe fetch, from PBXSMS_MEDIA_OUTBOUND_HOSTS only.
         media = params.get("type") == MEDIA_LINK
         outbound = OutboundRequest(
-            id=reply_id(org or "", messageid) if messageid else new_id(),
+            id=(reply_id(org or "", messageid, extension, customer, content) if messageid
+                else new_id()),
             extension=extension, to=customer, body="" if media else content,
             media_urls=[content.strip()] if media else [], source="mobileapp",
             mobileapp_org=org)

@@ -16,6 +16,7 @@ from pbxsms.core.plugin_api import (
     env_option,
     load_or_exit,
     load_plugin_only,
+    public_url,
 )
 from pbxsms.plugins.twilio.settings import NAME, TwilioSettings
 from pbxsms.plugins.twilio.webhooks import SMS_PATH, STATUS_PATH
@@ -36,18 +37,18 @@ def webhook_url(env_file: Path | None, config_path: Path | None) -> None:
         click.echo("pbxsms: the twilio plugin is not in [plugins] enabled, so these webhooks "
                    "are not served", err=True)
         sys.exit(2)
-    base = (config.core.public_url or "").strip().rstrip("/")
-    if not base:
+    sms_url = public_url(config.core.public_url, SMS_PATH)
+    if sms_url is None:
         click.echo("pbxsms: set PBXSMS_PUBLIC_URL to the base URL Twilio reaches this gateway "
                    "at, e.g. https://sms.example.com", err=True)
         sys.exit(2)
     click.echo("Inbound messages (Twilio Console: Phone Numbers > your number > Messaging > "
                "A MESSAGE COMES IN, Webhook, HTTP POST):")
-    click.echo(f"  {base}{SMS_PATH}")
+    click.echo(f"  {sms_url}")
     click.echo("Status callbacks (set by pbxsms on every message it sends, with ?id=<message "
                "id>; nothing to paste, shown for firewalls and proxies):")
-    click.echo(f"  {base}{STATUS_PATH}")
-    if not base.startswith("https://"):
+    click.echo(f"  {public_url(config.core.public_url, STATUS_PATH)}")
+    if not sms_url.startswith("https://"):
         click.echo("warning: PBXSMS_PUBLIC_URL is not https://, so messages cross the "
                    "internet in clear", err=True)
 

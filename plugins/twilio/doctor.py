@@ -6,7 +6,17 @@ from __future__ import annotations
 
 from aiohttp import ClientSession
 
-from pbxsms.core.plugin_api import Check, Config, Finding, InvalidNumber, fail, ok, to_e164, warn
+from pbxsms.core.plugin_api import (
+    Check,
+    Config,
+    Finding,
+    InvalidNumber,
+    fail,
+    ok,
+    public_url,
+    to_e164,
+    warn,
+)
 from pbxsms.plugins.twilio.client import TwilioClient, TwilioClientError, TwilioError
 from pbxsms.plugins.twilio.settings import NAME, TwilioSettings, twilio_settings
 from pbxsms.plugins.twilio.webhooks import SMS_PATH, STATUS_PATH
@@ -56,19 +66,21 @@ async def account(settings: TwilioSettings) -> Finding:
 
 
 async def webhooks(config: Config, settings: TwilioSettings) -> Finding:
-    base = (config.core.public_url or "").strip().rstrip("/")
+    sms_url = public_url(config.core.public_url, SMS_PATH)
     if not settings.token:
         return fail("TWILIO_AUTH_TOKEN unset: every Twilio webhook is refused (its signature "
                     "cannot be checked)", CREDENTIALS)
-    if not base:
+    if sms_url is None:
         return fail("PBXSMS_PUBLIC_URL unset: Twilio signs the public URL it calls, so every "
                     "Twilio webhook is refused and no status callback is asked for",
                     "set PBXSMS_PUBLIC_URL to the https:// address Twilio reaches, then paste "
                     "`pbxsms twilio webhook-url` into the Twilio Console")
-    if not base.startswith("https://"):
-        return warn(f"PBXSMS_PUBLIC_URL is {base}: Twilio would post messages in clear",
+    if not sms_url.startswith("https://"):
+        return warn(f"PBXSMS_PUBLIC_URL is {sms_url.removesuffix(SMS_PATH)}: Twilio would post "
+                    "messages in clear",
                     "put the gateway behind TLS and set PBXSMS_PUBLIC_URL to its https:// URL")
-    return ok(f"signatures checked over {base}{SMS_PATH} and {base}{STATUS_PATH}")
+    return ok(f"signatures checked over {sms_url} and "
+              f"{public_url(config.core.public_url, STATUS_PATH)}")
 
 
 async def numbers(config: Config, settings: TwilioSettings) -> Finding:
@@ -85,8 +97,8 @@ async def numbers(config: Config, settings: TwilioSettings) -> Finding:
                   "`pbxsms numbers set` are not checked here)")
     if not settings.can_send:
         return fail("credentials unset: the numbers cannot be checked", CREDENTIALS)
-    base = (config.core.public_url or "").strip().rstrip("/")
-    expected = f"{base}{SMS_PATH}"
+    known = public_url(config.core.public_url, SMS_PATH)
+    expected = known or SMS_PATH
     problems: list[str] = []
     fixes: list[str] = []
     doubts: list[str] = []
@@ -107,7 +119,7 @@ async def numbers(config: Config, settings: TwilioSettings) -> Finding:
             if not url:
                 # No webhook of its own: it may be in a Messaging Service, whose URL counts.
                 doubts.append(number)
-            elif base and (url != expected or method.upper() != "POST"):
+            elif known and (url != expected or method.upper() != "POST"):
                 problems.append(f"{number} posts its messages to {url or 'nowhere'} "
                                 f"({method or '?'})")
                 fixes.append(f"Twilio Console → Phone Numbers → {number} → Messaging → "

@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-from pbxsms.core.plugin_api import OutboundMessage, Outcome, Runtime, SendResult, metrics
+from pbxsms.core.plugin_api import (
+    OutboundMessage,
+    Outcome,
+    Runtime,
+    SendResult,
+    metrics,
+    public_url,
+)
 from pbxsms.plugins.twilio import codes
 from pbxsms.plugins.twilio.client import (
     JsonDict,
@@ -112,8 +119,8 @@ class TwilioProvider:
 
     def status_callback(self, message_id: str) -> str | None:
         """Our status URL for this message: its id rides in the query, which Twilio signs."""
-        base = (self.runtime.config.core.public_url or "").strip().rstrip("/")
-        return f"{base}{STATUS_PATH}?id={message_id}" if base else None
+        url = public_url(self.runtime.config.core.public_url, STATUS_PATH)
+        return f"{url}?id={message_id}" if url else None
 
     async def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         return [await self.send(message) for message in messages]

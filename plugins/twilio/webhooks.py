@@ -28,6 +28,7 @@ from pbxsms.core.plugin_api import (
     accept_receipt,
     metrics,
     our_id,
+    public_url,
     same_secret,
 )
 from pbxsms.plugins.twilio import signature
@@ -100,15 +101,16 @@ async def handle(runtime: Runtime, replays: Replays, request: web.Request,
 
 
 async def signed_fields(request: web.Request, settings: TwilioSettings,
-                        public_url: str | None) -> Fields:
+                        base: str | None) -> Fields:
     """The parameters of a request Twilio signed for our public URL; Refusal otherwise."""
     token = settings.token
     if not token:
         log.error("a Twilio webhook arrived but TWILIO_AUTH_TOKEN is unset: every Twilio "
                   "webhook is refused")
         raise Refusal(401, "TWILIO_AUTH_TOKEN is unset: signatures cannot be checked")
-    base = (public_url or "").strip().rstrip("/")
-    if not base:
+    # Behind a TLS proxy the request's own URL is the proxy's: Twilio signed the public one.
+    url = public_url(base, request.raw_path)
+    if url is None:
         log.error("a Twilio webhook arrived but PBXSMS_PUBLIC_URL is unset: every Twilio "
                   "webhook is refused")
         raise Refusal(401, "PBXSMS_PUBLIC_URL is unset: signatures cannot be checked")
@@ -120,7 +122,6 @@ async def signed_fields(request: web.Request, settings: TwilioSettings,
     given = request.headers.get(signature.HEADER)
     if not given:
         raise Refusal(401, f"missing {signature.HEADER}", signature.HEADER)
-    url = base + request.raw_path
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:

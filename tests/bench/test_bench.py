@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+from bench import scenarios
+from bench.__main__ import table
 
 
 def test_bench_harness_runs_every_measurement(tmp_path: Path) -> None:
     out = tmp_path / "latest.json"
     run = subprocess.run(
         [sys.executable, "-m", "bench", "--seconds", "1", "--rate", "40", "--messages", "40",
-         "--console-messages", "300",
-         "--console-requests", "50", "--out", str(out)], capture_output=True, text=True,
-        timeout=150, cwd=Path(__file__).parents[2])
+         "--console-messages", "300", "--console-requests", "50", "--texts", "10",
+         "--out", str(out)], capture_output=True, text=True, timeout=150,
+        cwd=Path(__file__).parents[2])
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads(out.read_text())
     assert results["ingest"]["gateway"]["requests"] > 0
@@ -28,8 +32,44 @@ def test_bench_harness_runs_every_measurement(tmp_path: Path) -> None:
     assert results["outbound_single"]["send_requests"] == 40
     assert results["outbound_telnyx"]["accepted"] == 40
     assert results["outbound_telnyx"]["send_requests"] == 40
+    assert results["outbound_twilio"]["accepted"] == 40
+    assert results["outbound_twilio"]["send_requests"] == 40
     assert results["console_thread"]["messages"] == 300
     assert results["console_thread"]["requests"] == 50
     assert results["console_thread"]["p99_ms"] > 0
     assert 0 < results["peak_rss_mb"] < 1000
+    assert results["traffic"]["kinds"]["inbound event: publish"] == 10
     assert "inbound end to end" in run.stdout
+    assert "NATS messages per inbound text" in run.stdout
+
+
+def test_a_one_per_call_carrier_runs_alone_at_its_documented_limit() -> None:
+    """`--only outbound_twilio`: one call a message, paced at Twilio's per-sender limit."""
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "outbound_twilio", "--messages", "90"],
+        capture_output=True, text=True, timeout=110, cwd=Path(__file__).parents[2])
+    assert run.returncode == 0, run.stderr[-3000:]
+    twilio = json.loads(run.stdout)["outbound_twilio"]
+    assert (twilio["accepted"], twilio["send_requests"]) == (90, 90)
+    # Paced by a token bucket of a second's worth: never more than the limit allows (the
+    # simulator sees the calls up to 0.2 s later than the limiter let them go, e.g. the
+    # first one's connection).
+    limit = twilio["limit_rps"]
+    assert twilio["accepted"] - 1 <= limit * (twilio["span_s"] + 0.2) + limit
+    assert twilio["span_s"] >= (90 - 1 - limit) / limit * 0.95
+
+
+def test_the_table_has_a_row_per_one_per_call_carrier() -> None:
+    """The rows a full run prints, from the last full results and made-up carrier parts."""
+    results = json.loads((Path(__file__).parents[2] / "bench/results/latest.json").read_text())
+    part = {"messages": 500, "accepted": 500, "send_requests": 500, "rps": 31.4,
+            "steady_rps": 30.2, "gateway_cores": 0.1, "nats_cores": 0.1}
+    for name, carrier in scenarios.CARRIERS.items():
+        results[f"outbound_{name}"] = {**part, "limit_rps": carrier.limit}
+    results.setdefault("console_thread", {
+        "requests": 50, "p50_ms": 1.0, "p99_ms": 2.0, "page_messages": 50,
+        "thread_messages": 300, "messages": 300, "indexed_per_s": 1000})
+    text = table(results)
+    assert re.search(r"outbound, Twilio, 1 per call +31 msg/s", text)
+    assert "steady 30.2/s = 1.01 x Twilio's documented 30/s (per short code)" in text
+    assert "outbound, Telnyx, 1 per call" in text

@@ -197,6 +197,38 @@ async def test_slow_handler_keeps_its_message_with_in_progress(nc: NATS) -> None
     assert attempts == [1]
 
 
+async def test_a_redelivery_waits_for_the_handler_still_running_in_this_process(
+        nc: NATS, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The bus does not hear in_progress (as in an outage), so ack_wait runs out and
+    # JetStream redelivers while the first handler still runs: the two must not overlap.
+    async def unheard(self: Delivery) -> None:
+        raise TimeoutError("in_progress did not reach the bus")
+
+    monkeypatch.setattr(Delivery, "in_progress", unheard)
+    policy = RetryPolicy(max_deliver=5, backoff_initial=0.05, ack_wait=1.0, max_in_flight=4)
+    release = asyncio.Event()
+    events: list[str] = []
+
+    async def handler(delivery: Delivery) -> None:
+        events.append(f"start {delivery.attempt}")
+        if delivery.attempt == 1:
+            await asyncio.wait_for(release.wait(), 10)
+        events.append(f"end {delivery.attempt}")
+
+    run = runner(nc, "unheard", handler, DeadLetters(), policy)
+    await run.start()
+    await publish(nc, "sms.test.x", b"{}", "m-unheard")
+    await wait_until(lambda: events == ["start 1"], message="first delivery")
+    # The redelivery comes after ack_wait; give it time to arrive while the first runs.
+    await wait_until(lambda: len(run._running) == 2 or "start 2" in events, timeout=10,
+                     message="the redelivery, held back")
+    assert events == ["start 1"]
+    release.set()
+    await wait_until(lambda: "end 2" in events, timeout=10, message="the redelivery to run")
+    await run.stop()
+    assert events[:3] == ["start 1", "end 1", "start 2"]
+
+
 async def test_many_messages_are_each_handled_once(nc: NATS) -> None:
     seen: list[str] = []
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from nats.js.errors import NotFoundError
 
 from tests.support.gateway import Gateway
+
+# The samples' own `timestamp` (April 2026) is older than the gateway keeps messages
+# (`[bus] max_age`), and such a webhook is refused: the samples are sent as of now.
+SAMPLE_TIMESTAMP = int(time.time()) - 60
 
 # §3(a): webhook_type=json, from ClickSend's own n8n trigger.
 INBOUND_JSON = """{
@@ -17,20 +22,20 @@ INBOUND_JSON = """{
   "sms": "+61429912603",
   "from": "+61429912603",
   "to": "+61477485926",
-  "timestamp": 1775012927,
+  "timestamp": TIMESTAMP,
   "message_id": "1F12D781-99C1-6D94-96FE-F5A311C8997D",
   "original_message_id": "1F12D717-947A-6FBC-BBFE-D14C2927CEEF",
   "original_body": "TESTING TRIGGER",
   "user_id": 304497,
   "subaccount_id": 745158,
   "custom_string": ""
-}"""
+}""".replace("TIMESTAMP", str(SAMPLE_TIMESTAMP))
 
 # §3(b): webhook_type=post, the form version (also sent as the GET query, §3(c)).
 INBOUND_FORM = (
     "originalsenderid=%2B61477485926&body=trigger+reply&message=trigger+reply"
-    "&sms=%2B61429912603&from=%2B61429912603&to=%2B61477485926&timestamp=1775012927"
-    "&message_id=1F12D781-99C1-6D94-96FE-F5A311C8997D"
+    "&sms=%2B61429912603&from=%2B61429912603&to=%2B61477485926&timestamp="
+    + str(SAMPLE_TIMESTAMP) + "&message_id=1F12D781-99C1-6D94-96FE-F5A311C8997D"
     "&original_message_id=1F12D717-947A-6FBC-BBFE-D14C2927CEEF"
     "&originalmessageid=1F12D717-947A-6FBC-BBFE-D14C2927CEEF&original_body=TESTING+TRIGGER"
     "&originalmessage=TESTING+TRIGGER&user_id=304497&subaccount_id=745158&custom_string="

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -15,6 +15,7 @@ from aiohttp import ClientSession
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pbxsms.core.inbound.accept import content_key
 from pbxsms.core.inbound.routing import INBOUND_ID_NAMESPACE, inbound_id
 from pbxsms.core.model.events import InboundMessage, State, StatusEvent, new_id
 from pbxsms.plugins.clicksend.inbound import form_pairs, parse_inbound
@@ -25,6 +26,7 @@ from tests.clicksend.samples import (
     INBOUND_JSON,
     JSON,
     SAMPLE_MESSAGE_ID,
+    SAMPLE_TIMESTAMP,
     stored,
 )
 from tests.helpers import wait_until
@@ -52,7 +54,7 @@ def sample_event_is_correct(event: dict[str, Any]) -> None:
     assert (message.provider, message.provider_message_id) == ("clicksend", SAMPLE_MESSAGE_ID)
     assert (message.from_, message.to) == ("+61429912603", "+61477485926")
     assert message.body == "trigger reply"
-    assert message.sent_at == datetime.fromtimestamp(1775012927, UTC)
+    assert message.sent_at == datetime.fromtimestamp(SAMPLE_TIMESTAMP, UTC)
     assert message.reply_to_provider_id == "1F12D717-947A-6FBC-BBFE-D14C2927CEEF"
     assert message.reply_to_id is None
     assert message.extra == {"user_id": "304497", "subaccount_id": "745158"}
@@ -138,7 +140,7 @@ async def test_aliases_numbers_and_the_default_region(start_gateway: StartGatewa
     assert (await post(gw, form, FORM))[0] == 200
     # JSON numbers instead of strings.
     body = {"from": 61429912603, "to": 61477485926, "body": 42, "message_id": 6789,
-            "timestamp": "1775012927", "subaccount_id": 745158}
+            "timestamp": str(SAMPLE_TIMESTAMP), "subaccount_id": 745158}
     assert (await post(gw, json.dumps(body), JSON))[0] == 200
     first, second = [event for _, event, _ in await stored(gw)]
     assert (first["from"], first["to"], first["body"]) == ("+61429912603", "+61477485926", "hi")
@@ -163,7 +165,7 @@ async def test_the_text_is_never_taken_from_original_body(start_gateway: StartGa
 
 async def test_without_a_message_id_the_content_is_the_key(start_gateway: StartGateway) -> None:
     gw = await start_gateway()
-    base = "from=%2B61429912603&to=%2B61477485926&timestamp=1775012927&body="
+    base = f"from=%2B61429912603&to=%2B61477485926&timestamp={SAMPLE_TIMESTAMP}&body="
     answers = [await post(gw, base + text, FORM) for text in ("yes", "yes", "no")]
     assert [a["result"] for _, a in answers] == ["accepted", "duplicate", "accepted"]
     keys = [msg_id for _, _, msg_id in await stored(gw)]
@@ -207,3 +209,47 @@ def test_form_pairs_reads_a_form_as_parse_qsl_does(text: str) -> None:
         got = type(error)
     assert got == expected
     assert form_pairs(INBOUND_FORM) == parse_qsl(INBOUND_FORM, keep_blank_values=True)
+
+
+@pytest.mark.parametrize("charset", ["latin-1", "ISO-8859-1", "windows-1252"])
+async def test_a_form_is_read_in_its_declared_charset(start_gateway: StartGateway,
+                                                      charset: str) -> None:
+    gw = await start_gateway()
+    form = {"Content-Type": f"application/x-www-form-urlencoded; charset={charset}"}
+    escaped = "from=%2B61429912603&to=%2B61477485926&body=caf%E9+%E0+10h&message_id=L1-A"
+    raw = "from=%2B61429912603&to=%2B61477485926&body=caf\xe9&message_id=L1-B".encode(
+        "latin-1")
+    for body in (escaped, raw):
+        status, answer = await post(gw, body, form)
+        assert (status, answer["result"]) == (200, "accepted"), answer
+    bodies = sorted(event["body"] for _, event, _ in await stored(gw, "sms.inbound."))
+    assert bodies == ["café", "café à 10h"]
+
+
+def test_a_text_without_an_id_is_keyed_by_the_day_it_came() -> None:
+    # Repeated after the dedupe window (a day later), the same text from the same
+    # customer is another message: a key of its own, so it is delivered too.
+    fields: dict[str, object] = {"from": "+61429912603", "to": "+61477485926",
+                                 "body": "Open today?"}
+    first = parse_inbound(fields, "AU")
+    again = parse_inbound(fields, "AU")
+    assert first.dedupe_key == again.dedupe_key  # a retry the same day is the same text
+    later = again.message.model_copy(update={
+        "received_at": again.message.received_at + timedelta(days=1)})
+    assert content_key(later) != first.dedupe_key
+
+
+async def test_a_webhook_older_than_the_retention_is_refused(
+        start_gateway: StartGateway) -> None:
+    # Once the stream and the delivery ledger forgot it, it would be delivered again.
+    gw = await start_gateway(toml='[bus]\nmax_age = "14d"\n')
+    now = datetime.now(UTC)
+    stale = json.loads(INBOUND_JSON) | {
+        "timestamp": int((now - timedelta(days=15)).timestamp()), "message_id": "OLD-1"}
+    status, answer = await post(gw, json.dumps(stale), JSON)
+    assert (status, answer["field"]) == (422, "timestamp"), answer
+    assert await stored(gw, "sms.inbound.") == []
+    recent = stale | {"timestamp": int((now - timedelta(days=13)).timestamp()),
+                      "message_id": "OLD-2"}
+    status, answer = await post(gw, json.dumps(recent), JSON)
+    assert (status, answer["result"]) == (200, "accepted")

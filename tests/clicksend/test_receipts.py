@@ -52,18 +52,18 @@ async def state_of(gw: Gateway, ours: str, state: State, history: int) -> None:
 async def test_the_published_sample_receipt_marks_our_message_delivered(
         start_gateway: StartGateway) -> None:
     gw = await start_gateway()
-    ours = new_id()
+    ours = await accepted_by_clicksend(gw, "D6D16B28-46AC-484A-AB0A-A08CD08EF75C")
     status, answer = await post_json(gw, DLR, RECEIPT_JSON.replace(
         '"custom_string": null', f'"custom_string": "{ours}"'))
     assert (status, answer) == (200, {"result": "accepted", "id": ours})
-    [(subject, event, _)] = await stored(gw)
+    [_, (subject, event, _)] = await stored(gw)
     assert subject == f"sms.status.{ours}"
     status_event = StatusEvent.model_validate(event)
     assert (status_event.direction, status_event.state, status_event.channel) == (
         "outbound", State.DELIVERED, "clicksend")
     assert status_event.provider_message_id == "D6D16B28-46AC-484A-AB0A-A08CD08EF75C"
     assert status_event.details["status_text"] == "Success: Message received on handset."
-    await state_of(gw, ours, State.DELIVERED, 1)
+    await state_of(gw, ours, State.DELIVERED, 2)
 
 
 async def test_receipts_follow_the_message_and_never_undo_a_final_state(
@@ -92,15 +92,15 @@ async def test_receipts_follow_the_message_and_never_undo_a_final_state(
 
 async def test_a_failure_keeps_clicksends_error(start_gateway: StartGateway) -> None:
     gw = await start_gateway()
-    ours = new_id()
+    ours = await accepted_by_clicksend(gw, "CS-OUT-2")
     body = receipt(message_id="CS-OUT-2", status_code=301, error_code=8,
                    error_text="Unknown subscriber", custom_string=ours)
     assert (await post_json(gw, DLR, body))[0] == 200
-    await state_of(gw, ours, State.FAILED, 1)
+    await state_of(gw, ours, State.FAILED, 2)
     # A late "sent" (a different status code, so a new event) is recorded, not applied.
     assert (await post_json(gw, DLR, receipt(message_id="CS-OUT-2", status_code="200",
                                              custom_string=ours)))[0] == 200
-    await state_of(gw, ours, State.FAILED, 2)
+    await state_of(gw, ours, State.FAILED, 3)
     record = await gw.runtime.status.get(ours)
     assert record is not None
     failed = [h for h in record.history if h.state == State.FAILED]
@@ -110,7 +110,7 @@ async def test_a_failure_keeps_clicksends_error(start_gateway: StartGateway) -> 
 async def test_receipt_shaped_payloads_are_accepted_at_the_sms_url(
         start_gateway: StartGateway) -> None:
     gw = await start_gateway()
-    ours = new_id()
+    ours = await accepted_by_clicksend(gw, "CS-OUT-3")
     form = (f"message_id=CS-OUT-3&status_code=201&status_text=Delivered&custom_string={ours}"
             "&subaccount_id=123456")
     async with ClientSession() as http:
@@ -118,11 +118,12 @@ async def test_receipt_shaped_payloads_are_accepted_at_the_sms_url(
                 "Content-Type": "application/x-www-form-urlencoded"}) as resp:
             assert (resp.status, (await resp.json())["id"]) == (200, ours)
         # FS PBX's shape: only error_text, no status code: recorded, but not as final.
-        async with http.get(f"{gw.url}{SMS}?message_id=CS-OUT-4&error_text=Odd&"
+        async with http.get(f"{gw.url}{SMS}?message_id=CS-OUT-3&error_text=Odd&"
                             f"custom_string={ours}") as resp:
             assert resp.status == 200
     subjects_states = [(s, e["state"]) for s, e, _ in await stored(gw)]
-    assert subjects_states == [(f"sms.status.{ours}", "delivered"),
+    assert subjects_states == [(f"sms.status.{ours}", "accepted"),
+                               (f"sms.status.{ours}", "delivered"),
                                (f"sms.status.{ours}", "unknown")]
 
 
@@ -156,3 +157,41 @@ async def test_bad_receipts_are_refused(start_gateway: StartGateway) -> None:
         code, answer = await post_json(gw, DLR, body)
         assert (code, answer.get("field")) == (status, field), body
     assert await stored(gw) == []
+
+
+async def test_a_forged_custom_string_neither_fails_a_message_nor_creates_one(
+        start_gateway: StartGateway) -> None:
+    gw = await start_gateway()
+    real = await accepted_by_clicksend(gw, "CS-REAL-1")
+    unknown = new_id()
+    # A 301 naming our real message in custom_string but another message_id, and one
+    # naming an id we never used: both matched against the stored provider id, neither
+    # is ours.
+    for forged, clicksend_id in ((real, "CS-FORGED-1"), (unknown, "CS-FORGED-2")):
+        status, answer = await post_json(gw, DLR, receipt(
+            message_id=clicksend_id, status_code=301, error_text="Forged",
+            custom_string=forged))
+        assert (status, answer["result"]) == (200, "unmatched"), answer
+    assert await stored(gw, f"sms.status.{unknown}") == []
+    assert len(await stored(gw, f"sms.status.{real}")) == 1  # its `accepted` only
+    # The real receipt, which echoes the same custom_string, is applied.
+    status, answer = await post_json(gw, DLR, receipt(message_id="CS-REAL-1",
+                                                      status_code=301, custom_string=real))
+    assert (status, answer) == (200, {"result": "accepted", "id": real})
+    await state_of(gw, real, State.FAILED, 2)
+    assert await gw.runtime.status.get(unknown) is None
+
+
+async def test_a_receipt_ahead_of_its_provider_id_is_retried_not_applied(
+        start_gateway: StartGateway) -> None:
+    # Queued, ClickSend's id not recorded yet: the receipt cannot be checked, so 503
+    # (ClickSend retries) rather than trusting custom_string alone.
+    gw = await start_gateway()
+    pending = new_id()
+    await gw.runtime.status.apply(StatusEvent(id=pending, direction="outbound",
+                                              state=State.QUEUED, channel="clicksend"))
+    status, _ = await post_json(gw, DLR, receipt(message_id="CS-LATER-1", status_code=301,
+                                                 custom_string=pending))
+    assert status == 503
+    record = await gw.runtime.status.get(pending)
+    assert record is not None and record.state == State.QUEUED

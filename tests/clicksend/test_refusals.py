@@ -187,8 +187,9 @@ def test_webhook_url_prints_the_urls_to_paste(tmp_path: Any) -> None:
 
 
 @pytest.mark.parametrize(("env", "warning"), [
-    ({}, "inbound webhooks are unauthenticated"),
+    ({}, "every ClickSend webhook is refused"),
     ({"CLICKSEND_SUBACCOUNT_ID": "745158"}, "a subaccount id is no secret"),
+    ({"CLICKSEND_WEBHOOK_INSECURE": "true"}, "inbound webhooks are unauthenticated"),
     ({"CLICKSEND_WEBHOOK_TOKEN": "tok"}, None),
 ])
 def test_the_start_warning_says_how_webhooks_are_checked(
@@ -200,3 +201,41 @@ def test_the_start_warning_says_how_webhooks_are_checked(
         assert texts == []
     else:
         assert len(texts) == 1 and warning in texts[0]
+
+
+async def readiness(gw: Gateway) -> dict[str, Any]:
+    async with ClientSession() as http, http.get(gw.url + "/readyz") as resp:
+        assert resp.status == 200
+        answer: dict[str, Any] = await resp.json()
+        return answer
+
+
+@pytest.mark.parametrize("subaccount", ["", SAMPLE_SUBACCOUNT])
+async def test_without_a_token_webhooks_fail_closed(start_gateway: StartGateway,
+                                                    subaccount: str) -> None:
+    # Neither a token nor the explicit opt-out: a GET from any web page must not store a
+    # text or forge a receipt. 503, not 4xx: ClickSend retries until the token is set.
+    gw = await start_gateway(env={"CLICKSEND_WEBHOOK_INSECURE": "",
+                                  "CLICKSEND_SUBACCOUNT_ID": subaccount})
+    async with ClientSession() as http:
+        async with http.get(f"{gw.url}{SMS}?{INBOUND_FORM}") as resp:
+            assert resp.status == 503
+            assert "CLICKSEND_WEBHOOK_TOKEN" in (await resp.json())["error"]
+        async with http.post(gw.url + DLR, data=INBOUND_JSON, headers=JSON) as resp:
+            assert resp.status == 503
+    assert await stored(gw) == []
+    ready = await readiness(gw)
+    assert ready["status"] == "degraded"
+    assert any("CLICKSEND_WEBHOOK_TOKEN" in reason for reason in ready["degraded"])
+
+
+async def test_open_webhooks_only_when_the_operator_says_so(start_gateway: StartGateway) -> None:
+    gw = await start_gateway(env={"CLICKSEND_WEBHOOK_INSECURE": "true"})
+    async with ClientSession() as http, http.get(f"{gw.url}{SMS}?{INBOUND_FORM}") as resp:
+        assert resp.status == 200
+    ready = await readiness(gw)
+    assert ready["status"] == "degraded"
+    assert any("CLICKSEND_WEBHOOK_INSECURE" in reason for reason in ready["degraded"])
+
+    secured = await start_gateway(env={"CLICKSEND_WEBHOOK_TOKEN": "tok"})
+    assert (await readiness(secured))["status"] == "ready"

@@ -41,14 +41,17 @@ def test_config_check_never_prints_secrets(tmp_path: Path) -> None:
         PBXSMS_SMTP_HOST="mail", PBXSMS_SMTP_PASSWORD="smtp-very-secret",
         RINGOTEL_API_URL="https://app.example", RINGOTEL_API_TOKEN="ring-very-secret",
         RINGOTEL_WEBHOOK_TOKEN="ringhook-very-secret", PBXSMS_PUBLIC_URL="https://sms.example",
-        NATS_URL="nats://user:natspass-secret@127.0.0.1:4222")
+        NATS_URL="nats://user:natspass-secret@127.0.0.1:4222,nats://natstoken-secret@h2:4222",
+        CLICKSEND_BASE_URL="https://rest.example/?key=cskey-secret&mode=x")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     for secret in (SECRET, "tok-very-secret", "api-very-secret", "smtp-very-secret",
-                   "ring-very-secret", "ringhook-very-secret", "natspass-secret"):
+                   "ring-very-secret", "ringhook-very-secret", "natspass-secret",
+                   "natstoken-secret", "cskey-secret"):
         assert secret not in output
     assert "CLICKSEND_API_KEY = (set, hidden)" in output
-    assert "NATS_URL = nats://user:***@127.0.0.1:4222" in output
+    assert "NATS_URL = nats://user:***@127.0.0.1:4222,nats://***@h2:4222" in output
+    assert "CLICKSEND_BASE_URL = https://rest.example/?key=***&mode=***" in output
     assert "OK: no problems found" in output
 
 

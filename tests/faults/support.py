@@ -1,5 +1,6 @@
-"""The fault suite's real parts: gateways as processes, ClickSend's retrying webhooks,
-counting what reached people, and the results table of docs/reliability.md."""
+"""The fault suite's real parts: gateways as processes, the carriers' retrying webhooks
+(ClickSend's, and Twilio's signed by its simulator), counting what reached people, and the
+results table of docs/reliability.md."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from typing import Any
 
 import aiohttp
 
+from pbxsms.bus.embedded import EMBEDDED_DIR, embedded_url
 from pbxsms.sim.freeswitch import FakeFreeSwitch
 from pbxsms.sim.mobileapp import MobileAppSimulator
+from pbxsms.sim.twilio import TwilioSimulator
 from tests.helpers import free_port, write_env
 from tests.procs import Proc, alive, nats_server_children
 from tests.support.delivery import APP_TOKEN, HOOK_TOKEN, ORG, SENDER
@@ -31,6 +34,11 @@ NUMBER = "+61411111111"  # ours, routed to extension 201 and an email address
 CUSTOMER = "+61422222222"
 MAILBOX = "desk@example.com"
 SUBACCOUNT = "745158"
+# Twilio signs the URL it calls: the gateway's public one, reached as through a TLS proxy.
+PUBLIC_URL = "https://sms.example.com"
+TWILIO_SID = "AC" + "5eed" * 8
+# The carriers whose webhooks the scenarios can post (parametrized `carrier`).
+CARRIERS = ("clicksend", "twilio")
 # Every secret the gateway is configured with: none may appear in its logs.
 SECRETS = {
     "CLICKSEND_API_KEY": "cs-api-key-7f3a9c",
@@ -38,16 +46,17 @@ SECRETS = {
     "RINGOTEL_API_TOKEN": APP_TOKEN,
     "RINGOTEL_WEBHOOK_TOKEN": HOOK_TOKEN,
     "PBXSMS_API_TOKEN": "api-token-c0ffee42",
+    "TWILIO_AUTH_TOKEN": "tw-auth-token-9d41c7",
 }
 MAX_IN_FLIGHT = 16
 
 
-def gateway_toml(bus: str = "", sip: bool = False) -> str:
-    """The TOML every fault gateway runs: one number to app and email (and its SIP phones
-    with `sip`), fast retries."""
+def gateway_toml(bus: str = "", sip: bool = False, carrier: str = "clicksend") -> str:
+    """The TOML every fault gateway runs: one number on `carrier` to app and email (and
+    its SIP phones with `sip`), fast retries."""
     return f"""
 [plugins]
-enabled = ["clicksend", "email", "mobileapp"{', "freeswitch"' if sip else ''}]
+enabled = ["{carrier}", "email", "mobileapp"{', "freeswitch"' if sip else ''}]
 
 [bus]
 backoff_initial = "100ms"
@@ -60,7 +69,7 @@ ack_wait = "3s"
 
 [[numbers]]
 number = "{NUMBER}"
-provider = "clicksend"
+provider = "{carrier}"
 extension = "201"
 domain = "pbx.example.com"
 email = ["{MAILBOX}"]
@@ -73,7 +82,8 @@ def fault_env(app: MobileAppSimulator, smtp: SmtpServer, **more: str) -> dict[st
     return {"RINGOTEL_API_URL": app.api_url, "PBXSMS_SMTP_HOST": "127.0.0.1",
             "PBXSMS_SMTP_PORT": str(smtp.port), "PBXSMS_SMTP_FROM": SENDER,
             "PBXSMS_SMTP_TIMEOUT": "5", "CLICKSEND_USERNAME": "pbx-user",
-            "CLICKSEND_SUBACCOUNT_ID": SUBACCOUNT, **SECRETS, **more}
+            "CLICKSEND_SUBACCOUNT_ID": SUBACCOUNT, "TWILIO_ACCOUNT_SID": TWILIO_SID,
+            "PBXSMS_PUBLIC_URL": PUBLIC_URL, **SECRETS, **more}
 
 
 class GatewayProc:
@@ -99,6 +109,11 @@ class GatewayProc:
     @property
     def log(self) -> Path:
         return self.workdir / "serve.log"
+
+    @property
+    def embedded_nats_url(self) -> str:
+        """Its embedded NATS server's URL, with the secret it generated in its data dir."""
+        return embedded_url(self.nats_port, self.workdir / "var" / EMBEDDED_DIR)
 
     def start(self) -> None:
         self.proc = Proc(self.workdir, self.http_port, self.nats_port,
@@ -161,35 +176,36 @@ class Webhook:
         return bool(self.answers) and self.answers[-1] == 200
 
 
-class ClickSendPoster:
-    """Posts webhooks as ClickSend does: a non-200 answer (or none) is retried later."""
+class Poster:
+    """Posts webhooks as a carrier that retries does: a 503 answer (or none) is posted
+    again later, until the carrier's request counts as taken."""
 
-    def __init__(self, *urls: str, concurrency: int = 16, retry_delay: float = 0.2) -> None:
-        # Several gateways: a load balancer's view, each attempt going to the next one.
-        token = SECRETS["CLICKSEND_WEBHOOK_TOKEN"]
-        self.urls = [f"{url}/webhook/clicksend/sms?token={token}" for url in urls]
+    def __init__(self, concurrency: int = 16, retry_delay: float = 0.2) -> None:
         self.concurrency = concurrency
         self.retry_delay = retry_delay
         self.accepted = 0
-        self._turn = 0
+
+    async def post(self, session: aiohttp.ClientSession, hook: Webhook,
+                   to: str = NUMBER) -> int:
+        """One attempt to our number `to`: the answer's status (raises when none came)."""
+        raise NotImplementedError
+
+    def taken(self, hook: Webhook) -> bool:
+        """Whether the answers so far mean the carrier stops posting it."""
+        return hook.answers[-1] == 200
 
     async def post_once(self, session: aiohttp.ClientSession, hook: Webhook) -> int:
-        self._turn += 1
-        url = self.urls[self._turn % len(self.urls)]
         try:
-            async with session.post(url, json=inbound_payload(hook.body, hook.message_id),
-                                    timeout=aiohttp.ClientTimeout(total=10)) as response:
-                await response.read()
-                status = response.status
-        except (aiohttp.ClientError, TimeoutError):
+            status = await self.post(session, hook)
+        except (aiohttp.ClientError, OSError, TimeoutError):
             status = 0
         hook.answers.append(status)
-        if status == 200:
+        if self.taken(hook):
             self.accepted += 1
         return status
 
     async def deliver(self, hooks: list[Webhook], deadline: float = 300.0) -> None:
-        """Post every webhook until each was answered 200 (fails at the deadline)."""
+        """Post every webhook until each was taken (fails at the deadline)."""
         queue: asyncio.Queue[Webhook] = asyncio.Queue()
         for hook in hooks:
             queue.put_nowait(hook)
@@ -198,16 +214,74 @@ class ClickSendPoster:
         async def worker(session: aiohttp.ClientSession) -> None:
             while not queue.empty():
                 hook = queue.get_nowait()
-                while await self.post_once(session, hook) != 200:
+                await self.post_once(session, hook)
+                while not self.taken(hook):
                     assert hook.answers[-1] in (0, 503), (
                         f"webhook answered {hook.answers[-1]}, not 200 or 503")
                     if time.monotonic() > end:
-                        raise AssertionError(f"{hook.message_id} never answered 200")
+                        raise AssertionError(f"{hook.message_id} never taken")
                     await asyncio.sleep(self.retry_delay)
+                    await self.post_once(session, hook)
 
         connector = aiohttp.TCPConnector(limit=self.concurrency)
         async with aiohttp.ClientSession(connector=connector) as session:
             await asyncio.gather(*(worker(session) for _ in range(self.concurrency)))
+
+
+class ClickSendPoster(Poster):
+    """ClickSend's inbound webhooks (JSON, the token in the URL): every answer but 200 is
+    retried."""
+
+    def __init__(self, *urls: str, concurrency: int = 16, retry_delay: float = 0.2) -> None:
+        super().__init__(concurrency, retry_delay)
+        # Several gateways: a load balancer's view, each attempt going to the next one.
+        token = SECRETS["CLICKSEND_WEBHOOK_TOKEN"]
+        self.urls = [f"{url}/webhook/clicksend/sms?token={token}" for url in urls]
+        self._turn = 0
+
+    async def post(self, session: aiohttp.ClientSession, hook: Webhook,
+                   to: str = NUMBER) -> int:
+        self._turn += 1
+        url = self.urls[self._turn % len(self.urls)]
+        async with session.post(url, json=inbound_payload(hook.body, hook.message_id, to),
+                                timeout=aiohttp.ClientTimeout(total=10)) as response:
+            await response.read()
+            return response.status
+
+
+class TwilioPoster(Poster):
+    """Twilio's "A MESSAGE COMES IN" webhooks, posted by the Twilio simulator: a form
+    signed for the public URL, reaching the gateway as through a TLS proxy. Twilio tries a
+    URL again only with connection overrides (`#rc=`), resending the same request; that is
+    the carrier modelled here. The gateway refuses a request it already stored with 409
+    (a replay): after an attempt that got no answer (the gateway died after storing it)
+    that answer means taken, and nothing is lost."""
+
+    def __init__(self, twilio: TwilioSimulator, gateway_url: str, concurrency: int = 16,
+                 retry_delay: float = 0.2) -> None:
+        super().__init__(concurrency, retry_delay)
+        twilio.behind_proxy(PUBLIC_URL, gateway_url)
+        self.twilio = twilio
+        self.url = f"{PUBLIC_URL}/webhook/twilio/sms"
+
+    async def post(self, session: aiohttp.ClientSession, hook: Webhook,
+                   to: str = NUMBER) -> int:
+        sid = "SM" + uuid.UUID(hook.message_id).hex  # the same for every attempt
+        pushed = await self.twilio.push_inbound(self.url, CUSTOMER, to, hook.body, sid=sid)
+        return pushed.status
+
+    def taken(self, hook: Webhook) -> bool:
+        *before, last = hook.answers
+        return last == 200 or (last == 409 and 0 in before)
+
+
+def poster_for(carrier: str, gateway_url: str, twilio: TwilioSimulator | None = None,
+               concurrency: int = 16) -> Poster:
+    """The webhook poster of `carrier` (`twilio` needs its simulator)."""
+    if carrier == "twilio":
+        assert twilio is not None, "the twilio poster posts through its simulator"
+        return TwilioPoster(twilio, gateway_url, concurrency)
+    return ClickSendPoster(gateway_url, concurrency=concurrency)
 
 
 def bodies(scenario: str, count: int) -> list[str]:

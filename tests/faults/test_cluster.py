@@ -47,18 +47,25 @@ jetstream {{
 cluster {{
   name: pbxsms-faults
   listen: 127.0.0.1:{cluster_port}
+  authorization {{
+    user: route
+    password: faults-route-password
+  }}
   routes: [{routes}]
 }}
 """
 
 
 class NatsCluster:
-    """Three JetStream nodes on loopback, configured as deploy/nats/node*.conf are."""
+    """Three JetStream nodes on loopback, configured as deploy/nats/node*.conf are (route
+    authorization included; TLS left out on loopback, tests/bus/test_cluster_configs.py
+    checks the samples' TLS)."""
 
     def __init__(self, base: Path) -> None:
         self.ports = [free_port() for _ in range(3)]
         cluster_ports = [free_port() for _ in range(3)]
-        routes = ", ".join(f"nats-route://127.0.0.1:{port}" for port in cluster_ports)
+        routes = ", ".join(f"nats-route://route:faults-route-password@127.0.0.1:{port}"
+                           for port in cluster_ports)
         self.configs: list[Path] = []
         for index in range(3):
             config = base / f"n{index + 1}.conf"

@@ -2,7 +2,8 @@
 connections, the SMTP server down, the SIP phone offline, refusing (480), unanswered and
 its event socket dropped mid-wait, then back. Transient failures are retried with
 backoff until delivered, once; a permanent error is not retried and its dead letter
-carries the reason. (ClickSend's 429/5xx/timeouts on the way out: tests/outbound.)
+carries the reason. The inbound path is ClickSend's webhooks, then Twilio's (signed by
+its simulator). (ClickSend's 429/5xx/timeouts on the way out: tests/outbound.)
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from pbxsms.core.model.events import State
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.freeswitch import FakeFreeSwitch
 from pbxsms.sim.mobileapp import MobileAppSimulator
+from pbxsms.sim.twilio import TwilioSimulator
 from tests.faults.support import (
+    CARRIERS,
     CUSTOMER,
     NUMBER,
     SECRETS,
-    ClickSendPoster,
     Result,
     Sinks,
     Webhook,
@@ -29,8 +31,8 @@ from tests.faults.support import (
     bodies,
     fault_env,
     gateway_toml,
-    inbound_payload,
     measure,
+    poster_for,
 )
 from tests.helpers import wait_until
 from tests.support.delivery import ORG, consumers_idle, dead_letter
@@ -43,19 +45,23 @@ pytestmark = pytest.mark.faults
 # A second number whose extension the app does not know: a permanent error.
 UNKNOWN = "+61433333333"
 REFUSED = "+61455555555"  # ClickSend refuses it: INVALID_RECIPIENT
-EXTRA = f"""
+
+
+def extra(carrier: str) -> str:
+    return f"""
 [[numbers]]
 number = "{UNKNOWN}"
-provider = "clicksend"
+provider = "{carrier}"
 extension = "999"
 domain = "pbx.example.com"
 mobileapp_org = "{ORG}"
 """
 
 
+@pytest.mark.parametrize("carrier", CARRIERS)
 async def test_app_failing_smtp_down_and_phone_offline_retry_until_delivered_once(
     start_gateway: Callable[..., Awaitable[Gateway]], app: MobileAppSimulator,
-    smtp: SmtpServer, fake: FakeFreeSwitch,
+    smtp: SmtpServer, fake: FakeFreeSwitch, twilio: TwilioSimulator, carrier: str,
 ) -> None:
     app.add_user(ORG, "201")
     await smtp.stop()
@@ -65,9 +71,11 @@ async def test_app_failing_smtp_down_and_phone_offline_retry_until_delivered_onc
     sip = '\n[freeswitch]\nreport_timeout = "3s"\n'
     env = fault_env(app, smtp, FREESWITCH_ESL_PORT=str(fake.port),
                     FREESWITCH_ESL_PASSWORD=ESL_PASSWORD)
-    gateway = await start_gateway(toml=gateway_toml(sip=True) + EXTRA + sip, env=env)
+    gateway = await start_gateway(
+        toml=gateway_toml(sip=True, carrier=carrier) + extra(carrier) + sip, env=env)
+    poster = poster_for(carrier, gateway.url, twilio)
     sent = bodies("downstream", 100)
-    await ClickSendPoster(gateway.url).deliver([Webhook(body) for body in sent])
+    await poster.deliver([Webhook(body) for body in sent])
     # Nothing reaches email while it is down, nor the phone while it is not registered;
     # the app's faults are used up by retries.
     await wait_until(lambda: len(app.faults) == 0, 30, "the app's failures retried")
@@ -81,22 +89,21 @@ async def test_app_failing_smtp_down_and_phone_offline_retry_until_delivered_onc
     await wait_until(lambda: sinks.all_delivered(sent), 120, "every message delivered")
 
     # A permanent error: not retried, dead-lettered at once with its reason.
-    url = ClickSendPoster(gateway.url).urls[0]
-    async with aiohttp.ClientSession() as session, session.post(
-            url, json=inbound_payload("for an unknown extension", "PERM-1", to=UNKNOWN)
-    ) as response:
-        assert response.status == 200
+    async with aiohttp.ClientSession() as session:
+        assert await poster.post(session, Webhook("for an unknown extension"), UNKNOWN) == 200
     letter = await dead_letter(gateway.runtime, "deliver-mobileapp")
     assert "User not found: 999" in letter.reason and letter.attempts == 1
     await consumers_idle(gateway.runtime, "deliver-mobileapp", "deliver-email",
                          "deliver-freeswitch")
     failed_calls = sum(1 for r in app.requests if r.status != 200)
     sip_sends = len(fake.sent_events())
+    via = "" if carrier == "clicksend" else f"; inbound through {carrier.title()} webhooks"
     result = add_result(measure(
-        "downstream", "app API answering 500 (40 calls) and dropping connections (10), "
+        "downstream" + ("" if carrier == "clicksend" else f"-{carrier}-inbound"),
+        "app API answering 500 (40 calls) and dropping connections (10), "
         "SMTP server down and the SIP phone unregistered until they were used up, then "
         "the phone refusing 10 texts (SIP 480), leaving 3 unanswered and the event socket "
-        "dropped mid-wait", sinks, sent,
+        f"dropped mid-wait{via}", sinks, sent,
         notes=f"({failed_calls} failed app calls retried; {sip_sends} SIP sends for "
               f"{len(sent)} texts on the phone, after {fake.connections} event-socket "
               "connections; a permanent app error was dead-lettered after 1 attempt with "

@@ -1,16 +1,20 @@
 """Hostile input and security, against `pbxsms serve` as a process.
 
 Generated requests across every public route (wrong methods and content types, oversized
-and malformed bodies, missing and wrong credentials): never a 5xx, the process stays up,
-nothing is stored from them, and its memory stays flat. Refusals of wrong credentials
+and malformed bodies, gzip and other encoded bodies, missing, wrong and non-ASCII
+credentials) while slow clients trickle their headers: never a 5xx, the process stays up,
+the slow connections are closed at the header deadline, nothing is stored from them, and
+its memory stays flat. Refusals of wrong credentials
 publish nothing. The log of the whole run holds no configured secret and no body.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +44,8 @@ from tests.support.smtp import SmtpServer
 pytestmark = pytest.mark.faults
 
 REQUESTS = 10_000 if FULL else 2_000
+SLOW_CLIENTS = 100 if FULL else 30
+HEADER_TIMEOUT = 2.0
 CS_TOKEN = SECRETS["CLICKSEND_WEBHOOK_TOKEN"]
 API_TOKEN = SECRETS["PBXSMS_API_TOKEN"]
 
@@ -102,7 +108,8 @@ def hostile_request(rng: random.Random) -> tuple[str, str, dict[str, str], bytes
         if credential < 0.5:
             query["token"] = CS_TOKEN  # right token, hostile body
         elif credential < 0.8:
-            query["token"] = rng.choice(["", "wrong", CS_TOKEN[:-1], CS_TOKEN + "x"])
+            query["token"] = rng.choice(["", "wrong", CS_TOKEN[:-1], CS_TOKEN + "x",
+                                         "t\u00f6k\u20ac", CS_TOKEN + "\u00ff"])
     elif path.startswith("/webhook/ringotel"):
         if credential < 0.5:
             query["token"] = HOOK_TOKEN
@@ -114,7 +121,7 @@ def hostile_request(rng: random.Random) -> tuple[str, str, dict[str, str], bytes
         elif credential < 0.8:
             headers["Authorization"] = rng.choice(
                 ["Bearer", "Bearer wrong", f"Basic {API_TOKEN}", f"bearer  {API_TOKEN}x",
-                 "Bearer " + "x" * 5000])
+                 "Bearer " + "x" * 5000, "Bearer t\u00f6ken\u20ac", f"Bearer {API_TOKEN}\u00e9"])
     if rng.random() < 0.3:
         query.update({"to": "+61411111111", "from": "x\x00", "message_id": "%%%"})
     if query:
@@ -123,7 +130,35 @@ def hostile_request(rng: random.Random) -> tuple[str, str, dict[str, str], bytes
     if kind:
         headers["Content-Type"] = kind
     body = malformed(rng) if method not in ("GET", "HEAD") or rng.random() < 0.2 else b""
+    if rng.random() < 0.1:
+        # Encoded bodies: refused (415) before anything reads them, never inflated; a few
+        # are bombs (16 MiB of zeros in 16 KiB).
+        headers["Content-Encoding"] = rng.choice(["gzip", "deflate", "br", "gzip, gzip"])
+        body = gzip.compress(body if rng.random() < 0.8 else bytes(16 << 20))
     return method, path, headers, body
+
+
+async def slow_client(port: int, rng: random.Random) -> float:
+    """Connect and trickle a request's headers, a byte every 0.2 s: how long until the
+    gateway closed the connection (bounded: fails after the deadline and a margin)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    started = time.monotonic()
+    try:
+        writer.write(f"POST /webhook/clicksend/sms?token={CS_TOKEN} HTTP/1.1\r\n".encode())
+        header = b"X-Slow: " + bytes(rng.choice(b"abcdef") for _ in range(200))
+        for byte in range(int((HEADER_TIMEOUT + 10) / 0.2)):
+            try:
+                writer.write(header[byte % len(header):byte % len(header) + 1])
+                await writer.drain()
+                if await asyncio.wait_for(reader.read(1024), 0.2) == b"":
+                    return time.monotonic() - started
+            except TimeoutError:
+                continue
+            except ConnectionError:
+                return time.monotonic() - started
+        raise AssertionError(f"a slow client was still connected after {HEADER_TIMEOUT + 10} s")
+    finally:
+        writer.close()
 
 
 def rss_kib(pid: int) -> int:
@@ -133,9 +168,9 @@ def rss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-async def stored(nats_port: int) -> dict[str, int]:
+async def stored(nats_url: str) -> dict[str, int]:
     """Messages in the event stream and in the numbers bucket."""
-    nc = await nats.connect(f"nats://127.0.0.1:{nats_port}")
+    nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
         return {name: (await js.stream_info(name)).state.messages
@@ -147,16 +182,19 @@ async def stored(nats_port: int) -> dict[str, int]:
 async def test_hostile_requests_never_5xx_store_nothing_and_memory_stays_flat(
     tmp_path: Path, app: MobileAppSimulator, smtp: SmtpServer
 ) -> None:
-    gateway = GatewayProc(tmp_path / "gw", gateway_toml(), fault_env(app, smtp))
+    toml = gateway_toml() + f'\n[http]\nheader_timeout = "{HEADER_TIMEOUT:g}s"\n'
+    gateway = GatewayProc(tmp_path / "gw", toml, fault_env(app, smtp))
     await asyncio.to_thread(gateway.start)
     assert gateway.proc is not None
     pid = gateway.proc.popen.pid
     try:
-        before = await stored(gateway.nats_port)
+        before = await stored(gateway.embedded_nats_url)
         rng = random.Random(7)  # the same requests every run
         statuses: dict[int, int] = {}
         rss: list[int] = []
         connector = aiohttp.TCPConnector(limit=16)
+        slow = [asyncio.ensure_future(slow_client(gateway.http_port, rng))
+                for _ in range(SLOW_CLIENTS)]
         async with aiohttp.ClientSession(connector=connector) as session:
 
             async def one() -> None:
@@ -179,14 +217,17 @@ async def test_hostile_requests_never_5xx_store_nothing_and_memory_stays_flat(
                     rss.append(rss_kib(pid))  # warmed up
                 assert gateway.proc.popen.poll() is None, "the gateway died"
             rss.append(rss_kib(pid))
+        held = await asyncio.gather(*slow)
+        assert max(held) < HEADER_TIMEOUT + 2, f"slow clients held for up to {max(held):.1f} s"
         assert sum(statuses.values()) == REQUESTS
-        assert await stored(gateway.nats_port) == before, "invalid input stored something"
+        assert await stored(gateway.embedded_nats_url) == before, "invalid input stored something"
         growth = rss[-1] - rss[0]
         print(f"statuses {sorted(statuses.items())}, RSS {rss[0]} → {rss[-1]} KiB")
         assert growth < 20 * 1024, f"RSS grew by {growth} KiB"
         add_result(Result("hostile", f"{REQUESTS} generated requests across every route "
                       f"(RSS {rss[0] // 1024} → {rss[-1] // 1024} MiB after warm-up, "
-                      f"answers {', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))})",
+                      f"answers {', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))}; "
+                      f"{SLOW_CLIENTS} slow clients closed within {max(held):.1f} s)",
                       sent=REQUESTS, delivered=0, duplicated=0, lost=0,
                       notes="0 stored, 0 answered 5xx."))
         gateway.assert_log_clean([])
@@ -200,7 +241,7 @@ async def test_wrong_credentials_are_refused_and_publish_nothing(
     gateway = GatewayProc(tmp_path / "gw", gateway_toml(), fault_env(app, smtp))
     await asyncio.to_thread(gateway.start)
     try:
-        before = await stored(gateway.nats_port)
+        before = await stored(gateway.embedded_nats_url)
         payload = inbound_payload("a message nobody may store", "SEC-1")
         sms = f"{gateway.url}/webhook/clicksend/sms"
         send = {"extension": "201", "to": "+61422222222", "body": "not from us"}
@@ -228,11 +269,12 @@ async def test_wrong_credentials_are_refused_and_publish_nothing(
                 async with session.request(method, url, json=body or None,
                                            headers=headers) as response:
                     assert response.status == expected, (method, url, await response.text())
-        assert await stored(gateway.nats_port) == before, "a refused request stored something"
+        assert await stored(gateway.embedded_nats_url) == before, \
+            "a refused request stored something"
         # The same webhook with the right credentials is stored: the count above could move.
         ours = bodies("security", 1)
         await ClickSendPoster(gateway.url).deliver([Webhook(ours[0], "SEC-1")])
-        assert (await stored(gateway.nats_port))["SMS"] > before["SMS"]
+        assert (await stored(gateway.embedded_nats_url))["SMS"] > before["SMS"]
         await wait_until(lambda: Sinks(app, smtp).all_delivered(ours), 30,
                          "the accepted one delivered")
         gateway.assert_log_clean([payload["body"], send["body"], *ours])
@@ -257,7 +299,7 @@ async def test_a_replay_after_the_duplicate_window_is_not_delivered_again(
         await ClickSendPoster(gateway.url).deliver(hooks)
         sinks = Sinks(app, smtp)
         await wait_until(lambda: sinks.all_delivered(sent), 60, "first deliveries")
-        first = (await stored(gateway.nats_port))["SMS"]
+        first = (await stored(gateway.embedded_nats_url))["SMS"]
         # After the window JetStream no longer knows the Nats-Msg-Id: the replay is a new
         # stream entry with the same (derived) id, and the delivery ledger stops it.
         loop = asyncio.get_running_loop()
@@ -265,8 +307,9 @@ async def test_a_replay_after_the_duplicate_window_is_not_delivered_again(
         await wait_until(lambda: loop.time() > until, window + 5, "the window to pass")
         replays = [Webhook(hook.body, hook.message_id) for hook in hooks]
         await ClickSendPoster(gateway.url).deliver(replays)
-        assert (await stored(gateway.nats_port))["SMS"] > first, "the replay was stored again"
-        await _consumers_idle(gateway.nats_port, "deliver-mobileapp", "deliver-email")
+        assert (await stored(gateway.embedded_nats_url))["SMS"] > first, \
+            "the replay was stored again"
+        await _consumers_idle(gateway.embedded_nats_url, "deliver-mobileapp", "deliver-email")
         result = add_result(measure_replay(sinks, sent))
         assert (result.lost, result.duplicated) == (0, 0)
         gateway.assert_log_clean(sent)
@@ -281,8 +324,8 @@ def measure_replay(sinks: Sinks, sent: list[str]) -> Result:
                    "(shortened to 2 s)", sinks, sent)
 
 
-async def _consumers_idle(nats_port: int, *names: str) -> None:
-    nc = await nats.connect(f"nats://127.0.0.1:{nats_port}")
+async def _consumers_idle(nats_url: str, *names: str) -> None:
+    nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
 

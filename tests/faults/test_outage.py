@@ -1,8 +1,8 @@
 """Broker outage: nats-server stops for 10 s under load, then comes back.
 
-While it is down a webhook answers 503 (never 200 for a message that is then lost) and
-the API refuses sends with 503; when it returns, the gateway recovers by itself and the
-backlog drains to the app and email.
+While it is down a webhook (ClickSend's, or Twilio's signed one) answers 503 (never 200
+for a message that is then lost) and the API refuses sends with 503; when it returns, the
+gateway recovers by itself and the backlog drains to the app and email.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import pytest
 
 from pbxsms.bus.embedded import EmbeddedNats
 from pbxsms.sim.mobileapp import MobileAppSimulator
+from pbxsms.sim.twilio import TwilioSimulator
 from tests.faults.support import (
+    CARRIERS,
     CUSTOMER,
     FULL,
     SECRETS,
-    ClickSendPoster,
     Sinks,
     Webhook,
     add_result,
@@ -28,6 +29,7 @@ from tests.faults.support import (
     fault_env,
     gateway_toml,
     measure,
+    poster_for,
 )
 from tests.helpers import wait_until
 from tests.support.gateway import Gateway
@@ -39,14 +41,15 @@ OUTAGE = 10.0
 LOAD = 1000 if FULL else 300
 
 
+@pytest.mark.parametrize("carrier", CARRIERS)
 async def test_nats_down_for_10s_under_load(
     start_gateway: Callable[..., Awaitable[Gateway]], nats_server: EmbeddedNats,
-    app: MobileAppSimulator, smtp: SmtpServer,
+    app: MobileAppSimulator, smtp: SmtpServer, twilio: TwilioSimulator, carrier: str,
 ) -> None:
-    gateway = await start_gateway(toml=gateway_toml(), env=fault_env(app, smtp))
+    gateway = await start_gateway(toml=gateway_toml(carrier=carrier), env=fault_env(app, smtp))
     sent = bodies("outage", LOAD)
     hooks = [Webhook(body) for body in sent]
-    poster = ClickSendPoster(gateway.url, concurrency=8)
+    poster = poster_for(carrier, gateway.url, twilio, concurrency=8)
     load = asyncio.create_task(poster.deliver(hooks, deadline=180))
     await wait_until(lambda: poster.accepted >= LOAD // 4, 60, "a quarter of the load")
 
@@ -89,7 +92,9 @@ async def test_nats_down_for_10s_under_load(
     async with aiohttp.ClientSession() as session:
         assert await _send(session, gateway.url) == 202, "sends are taken again"
     refused = sum(1 for hook in [*hooks, *probes] for a in hook.answers if a != 200)
-    result = add_result(measure("outage", f"nats-server stopped for {OUTAGE:.0f} s under "
+    name, via = ("outage", "") if carrier == "clicksend" else (
+        f"outage-{carrier}", f" {carrier.title()}")
+    result = add_result(measure(name, f"nats-server stopped for {OUTAGE:.0f} s under{via} "
                             "webhook load, then started again", sinks, sent,
                             notes=f"({refused} webhook answers were 503 or none, "
                             "all retried; API sends answered 503 while down)."))

@@ -222,3 +222,19 @@ async def test_the_smtp_check_gives_up_after_3_seconds(tmp_path: Path) -> None:
         silent.close()
     assert finding.status == "fail", finding
     assert 2.5 < took < 5.0, took
+
+
+def test_doctor_prints_no_nats_token_and_no_key_in_a_url(tmp_path: Path) -> None:
+    config = tmp_path / "pbxsms.toml"
+    config.write_text(PLUGINS)
+    port = free_port()
+    env = write_env(tmp_path / ".env", PBXSMS_DATA_DIR=str(tmp_path / "var"),
+                    NATS_URL=f"nats://natstoken-secret@127.0.0.1:{port},"
+                             f"nats://u:natspass-secret@127.0.0.1:{port}",
+                    RINGOTEL_API_URL=f"http://127.0.0.1:{free_port()}/api?key=ringkey-secret",
+                    CLICKSEND_BASE_URL=f"http://127.0.0.1:{free_port()}/?api_key=cskey-secret")
+    result = CliRunner().invoke(cli, ["doctor", "--env-file", str(env), "--config",
+                                      str(config)])
+    assert "FAIL  nats: " in result.output, result.output
+    for secret in ("natstoken-secret", "natspass-secret", "ringkey-secret", "cskey-secret"):
+        assert secret not in result.output, result.output

@@ -89,6 +89,7 @@ EXPECTED: dict[str, list[tuple[str, dict[str, str], float]]] = {
         ("pbxsms_webhooks_total", {"provider": C, "kind": "inbound", "result": "refused"}, 1),
         ("pbxsms_webhooks_total",
          {"provider": "mobileapp", "kind": "message", "result": "accepted"}, 1)],
+    "pbxsms_http_connections_shed_total": [],
     "pbxsms_http_request_seconds": [
         ("pbxsms_http_request_seconds_count", {"route": "/webhook/clicksend/sms"}, 4),
         ("pbxsms_http_request_seconds_count", {"route": "/webhook/clicksend/dlr"}, 1)],

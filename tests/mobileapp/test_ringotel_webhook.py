@@ -98,7 +98,7 @@ async def test_a_reply_leaves_from_the_number_the_customer_texted(
     assert (request.from_, request.to, request.extension, request.body, request.source) == (
         "+61433333333", CUSTOMER, "201", "Yes, see you at 4", "mobileapp")
     assert request.mobileapp_org == ORG
-    assert request.id == reply_id(ORG, "rt-msg-1")
+    assert request.id == reply_id(ORG, "rt-msg-1", "201", CUSTOMER, "Yes, see you at 4")
 
     # The app repeats the webhook: accepted again, sent once.
     again = await app.reply(url, HOOK_TOKEN, "201", CUSTOMER, "Yes, see you at 4", ORG,
@@ -284,4 +284,42 @@ async def test_a_reply_gets_the_send_apis_checks(
         "messageid": "rt-long"}})
     assert status == 422 and body["field"] == "params.content"
     assert "the limit is 6 parts" in body["error"]
+    assert await count_on(gateway.runtime, "sms.outbound") == 0
+
+
+async def test_a_reused_messageid_with_another_reply_is_not_dropped(
+    start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer,
+    http: ClientSession
+) -> None:
+    gateway = await start_gateway(toml=with_numbers(), env=delivery_env(app, smtp))
+    first = {"from": 202, "to": CUSTOMER, "content": "Call me", "orgid": ORG,
+             "messageid": "rt-reused"}
+    status, one = await post(http, gateway, {"method": "message", "params": first})
+    assert (status, one["duplicate"]) == (200, False)
+    # Another text, or another customer, under the same messageid: a different reply.
+    for change in ({"content": "Call me tomorrow"}, {"to": "+61400000001"}):
+        status, other = await post(http, gateway, {"method": "message",
+                                                   "params": first | change})
+        assert (status, other["duplicate"]) == (200, False), change
+        assert other["id"] != one["id"]
+    # The same webhook again is still one send.
+    status, again = await post(http, gateway, {"method": "message", "params": first})
+    assert (status, again["duplicate"], again["id"]) == (200, True, one["id"])
+    assert await count_on(gateway.runtime, "sms.outbound") == 3
+
+
+async def test_a_reply_too_long_or_not_text_is_refused_at_once(
+    start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer,
+    http: ClientSession
+) -> None:
+    gateway = await start_gateway(toml=with_numbers(), env=delivery_env(app, smtp))
+    params = {"from": 202, "to": CUSTOMER, "orgid": ORG, "messageid": "rt-long"}
+    status, body = await post(http, gateway, {"method": "message",
+                                              "params": params | {"content": "x" * 2000}})
+    assert (status, body["field"]) == (422, "params.content"), body
+    raw = ('{"method": "message", "params": {"from": 202, "to": "' + CUSTOMER
+           + '", "orgid": "' + ORG + '", "messageid": "rt-surrogate", '
+           '"content": "hi \\ud800"}}')
+    status, body = await post(http, gateway, None, raw=raw.encode())
+    assert (status, body["field"]) == (422, "params.content"), body
     assert await count_on(gateway.runtime, "sms.outbound") == 0

@@ -28,7 +28,7 @@ def start_sending_gateway(start_gateway: StartGateway, sim: ClickSendSimulator
                     toml: str = "") -> Gateway:
         settings = {"CLICKSEND_USERNAME": USER, "CLICKSEND_API_KEY": KEY,
                     "CLICKSEND_BASE_URL": sim.base_url, "PBXSMS_API_TOKEN": TOKEN,
-                    **(env or {})}
+                    "CLICKSEND_WEBHOOK_TOKEN": "cs-hook-token", **(env or {})}
         config = f"{NUMBERS}\n{BUS}\n[clicksend]\n{clicksend}\n{toml}"
         return await start_gateway(toml=config, env=settings)
 

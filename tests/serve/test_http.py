@@ -12,6 +12,7 @@ from pbxsms.core.model.numbers import NumberError
 from pbxsms.core.plugins import Plugins
 from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import RouteRegister
+from pbxsms.core.serve.http import public_url
 from pbxsms.core.serve.runtime import Runtime
 from tests.support.gateway import Gateway
 
@@ -19,7 +20,8 @@ StartGateway = Callable[..., Awaitable[Gateway]]
 
 
 async def test_health_ready_and_json_errors(start_gateway: StartGateway) -> None:
-    gateway = await start_gateway()
+    # Ready means nothing to report: the ClickSend webhooks have their token.
+    gateway = await start_gateway(env={"CLICKSEND_WEBHOOK_TOKEN": "cs-hook-token"})
     async with ClientSession() as http:
         async with http.get(f"{gateway.url}/healthz") as response:
             assert (response.status, await response.json()) == (200, {"status": "ok"})
@@ -89,3 +91,13 @@ async def test_a_refusal_from_a_plugin_route_is_the_json_error(
             assert response.status == 422
             assert await response.json() == {"error": "not an email address",
                                              "field": "numbers[2].email"}
+
+
+def test_public_url_joins_the_base_and_keeps_the_path_and_query_as_sent() -> None:
+    # Behind a TLS proxy: the URL the carrier called (and signed), whatever reached us.
+    assert public_url(" https://sms.example.com/ ", "/webhook/twilio/sms?id=a%2Fb") == \
+        "https://sms.example.com/webhook/twilio/sms?id=a%2Fb"
+    assert public_url("https://example.com/pbx", "/webhook/acme") == \
+        "https://example.com/pbx/webhook/acme"
+    assert public_url(None, "/webhook/acme") is None
+    assert public_url("  ", "/webhook/acme") is None

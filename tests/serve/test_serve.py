@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pbxsms.bus.embedded import EMBEDDED_DIR, embedded_url
 from tests.helpers import free_port, write_env
 from tests.procs import PBXSMS, Proc, alive, nats_server_children
 
@@ -38,7 +39,7 @@ def test_serve_starts_embedded_nats_and_stops_cleanly_on_sigterm(workdir: Path) 
     log = proc.log.read_text()
     # Started with no .env secrets: it says what is missing and what will not work.
     assert "CLICKSEND_API_KEY: unset" in log
-    assert "inbound webhooks are unauthenticated" in log
+    assert "every ClickSend webhook is refused" in log
     assert (workdir / "var" / "nats" / "jetstream").is_dir()
 
 
@@ -86,7 +87,7 @@ def test_events_survive_a_restart(workdir: Path) -> None:
     nats_port = free_port()
 
     async def publish_and_count(publish: bool) -> int:
-        nc = await nats.connect(f"nats://127.0.0.1:{nats_port}")
+        nc = await nats.connect(embedded_url(nats_port, workdir / "var" / EMBEDDED_DIR))
         js = nc.jetstream()
         if publish:
             await js.publish("sms.inbound.test", b"{}", headers={"Nats-Msg-Id": "keep-1"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -168,3 +169,30 @@ def test_a_redelivery_starts_the_channels_over_except_those_that_reached_someone
     # A repeated (older) redelivery changes nothing.
     assert apply(record, inbound(mid, State.QUEUED, None, seconds=1, redelivery=1,
                                  attempt=9)).redeliveries == 2
+
+
+async def test_folds_of_one_message_take_turns_instead_of_racing(
+        start_gateway: StartGateway) -> None:
+    # The app's and the email's `delivered` are folded at once by one consumer: the
+    # second fold must start from the record the first wrote, not lose the
+    # compare-and-set to it and read the record back.
+    store = (await start_gateway()).runtime.status
+    reads: list[str] = []
+    read = store.messages.get
+
+    async def counted(key: str) -> tuple[bytes | None, int]:
+        reads.append(key)
+        return await read(key)
+
+    store.messages.get = counted  # type: ignore[method-assign]
+    ids = [new_id() for _ in range(20)]
+    await asyncio.gather(*(store.apply(StatusEvent(
+        id=mid, direction="inbound", state=State.DELIVERED, channel=channel))
+        for mid in ids for channel in ("mobileapp", "email")))
+    assert reads == []
+    store.messages.get = read  # type: ignore[method-assign]
+    for mid in ids:
+        record = await store.get(mid)
+        assert record is not None and sorted(record.channels) == ["email", "mobileapp"]
+        assert len(record.history) == 2
+    assert store._turns == {}  # no lock outlives its folds
