@@ -49,7 +49,8 @@ async def follow(url: str, subject: str, durable: str, handle: Handler,
                 await handle(msg.subject, json.loads(msg.data))
                 await msg.ack()
     finally:
-        await nc.drain()
+        await nc.flush()  # the last acknowledgements reach the server
+        await nc.close()
 
 
 def default_url() -> str:

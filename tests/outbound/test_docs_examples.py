@@ -61,7 +61,7 @@ class Subscriber:
 
     async def close(self) -> None:
         self.stop.set()
-        await asyncio.wait_for(self.task, 10)
+        await asyncio.wait_for(self.task, 30)
 
 
 def test_the_page_shows_each_example_whole() -> None:
