@@ -25,6 +25,7 @@ from bench.sinks import (
     TWILIO_TOKEN,
     USER,
 )
+from pbxsms.bus.embedded import EMBEDDED_DIR, embedded_url
 
 HOOK_TOKEN = "bench-hook-token"
 API_TOKEN = "bench-api-token"
@@ -205,7 +206,7 @@ class Gateway:
         config.write_text(gateway_toml(plugins, clicksend, tables), encoding="utf-8")
         env = {key: value for key, value in os.environ.items()
                if not key.startswith(("PBXSMS_", "CLICKSEND_", "RINGOTEL_", "TELNYX_",
-                                      "TWILIO_"))
+                                      "TWILIO_", "BANDWIDTH_", "FREESWITCH_"))
                and key != "NATS_URL"}
         env.update({
             "PBXSMS_ENV_FILE": os.devnull, "PBXSMS_CONFIG": str(config),
@@ -232,12 +233,14 @@ class Gateway:
             command, env=env,
             stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{self.port}"
-        self.nats_url = nats_url or f"nats://127.0.0.1:{env['PBXSMS_EMBEDDED_NATS_PORT']}"
         try:
             wait_http(self.url + "/readyz")
         except RuntimeError:
             self.close()
             raise
+        # The embedded server takes only clients with its token, written at its start.
+        self.nats_url = nats_url or embedded_url(int(env["PBXSMS_EMBEDDED_NATS_PORT"]),
+                                                 workdir / "var" / EMBEDDED_DIR)
         self.peak_rss_mb = 0.0
         self.profiler: subprocess.Popen[bytes] | None = None
         if profile is not None:  # collapsed stacks, for `python -m bench.profile`

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from pbxsms.core.config.settings import Config, default_env_file, load_core, loa
 from pbxsms.core.model.events import json_schemas
 from pbxsms.core.plugins import Plugins, available_plugins
 from pbxsms.core.serve import eventloop
+from pbxsms.core.serve.http import public_url
 from pbxsms.core.serve.logs import setup_logging
 
 env_option = click.option("--env-file", type=click.Path(path_type=Path), default=None,
@@ -41,6 +44,49 @@ def load_or_exit(env_file: Path | None, config_path: Path | None) -> tuple[Confi
     except ConfigError as error:
         report_problems(error)
         sys.exit(2)
+
+
+def public_urls_or_exit(config: Config, plugin: str, carrier: str, *paths: str) -> list[str]:
+    """PBXSMS_PUBLIC_URL joined with each of a plugin's webhook `paths`, for `pbxsms <carrier>
+    webhook-url`; exit status 2 with the reason when the plugin is not enabled or the URL
+    is unset."""
+    if plugin not in config.plugins:
+        click.echo(f"pbxsms: the {plugin} plugin is not in [plugins] enabled, so its "
+                   "webhooks are not served", err=True)
+        sys.exit(2)
+    urls = [public_url(config.core.public_url, path) for path in paths]
+    if None in urls:
+        click.echo(f"pbxsms: set PBXSMS_PUBLIC_URL to the base URL {carrier} reaches this "
+                   "gateway at, e.g. https://sms.example.com", err=True)
+        sys.exit(2)
+    return [url for url in urls if url is not None]
+
+
+def listen_options(function: Callable[..., None]) -> Callable[..., None]:
+    """`--host` and `--port` of a `pbxsms <carrier> simulator` command."""
+    function = click.option("--port", type=click.IntRange(0, 65535), default=0,
+                            help="Port to listen on (default: any free port).")(function)
+    return click.option("--host", default="127.0.0.1", show_default=True,
+                        help="Address to listen on.")(function)
+
+
+def run_simulator(host: str, port: int,
+                  serve: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run a simulator's `serve()` until SIGTERM or SIGINT; exit status 1 when it cannot
+    listen on host:port."""
+    async def run() -> None:
+        task = asyncio.create_task(serve())
+        loop = asyncio.get_running_loop()
+        for stop in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(stop, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    try:
+        asyncio.run(run())
+    except OSError as error:
+        click.echo(f"pbxsms: cannot listen on {host}:{port}: {error}", err=True)
+        sys.exit(1)
 
 
 def report_problems(error: ConfigError) -> None:

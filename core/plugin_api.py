@@ -11,7 +11,14 @@ from pbxsms.bus.consumer import Delivery, Permanent, Retry
 from pbxsms.bus.kv import Bucket, modify, write_all
 from pbxsms.bus.publish import PublishError
 from pbxsms.core import __version__
-from pbxsms.core.cli import config_option, env_option, load_or_exit
+from pbxsms.core.cli import (
+    config_option,
+    env_option,
+    listen_options,
+    load_or_exit,
+    public_urls_or_exit,
+    run_simulator,
+)
 from pbxsms.core.config.durations import Duration
 from pbxsms.core.config.loader import hide_url_password, load_plugin_only
 from pbxsms.core.config.problems import ConfigError, Problem
@@ -39,6 +46,15 @@ from pbxsms.core.model.events import (
 from pbxsms.core.model.numbers import hostname
 from pbxsms.core.model.phone import InvalidNumber, to_e164
 from pbxsms.core.outbound.api import BUS_UNREADABLE, NOT_STORED, queue_outbound
+from pbxsms.core.outbound.carrier import (
+    Answer,
+    CarrierError,
+    CarrierHTTP,
+    NoAnswer,
+    NotSent,
+    json_object,
+    retry_after,
+)
 from pbxsms.core.outbound.pacing import AccountPause, RateLimiter, fingerprint
 from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import (
@@ -55,7 +71,7 @@ from pbxsms.core.registry import (
     opted_out,
 )
 from pbxsms.core.serve.app import MAX_BODY
-from pbxsms.core.serve.http import json_error, public_url, read_json, same_secret
+from pbxsms.core.serve.http import json_error, parse_json, public_url, read_json, same_secret
 from pbxsms.core.serve.runtime import Runtime
 from pbxsms.core.stores.numbers import NoRoute, NoSender
 
@@ -66,7 +82,10 @@ __all__ = [
     "NOT_STORED",
     "OPTED_OUT",
     "AccountPause",
+    "Answer",
     "Bucket",
+    "CarrierError",
+    "CarrierHTTP",
     "Check",
     "Config",
     "ConfigError",
@@ -80,9 +99,11 @@ __all__ = [
     "InvalidNumber",
     "Ledger",
     "MediaItem",
+    "NoAnswer",
     "NoLinks",
     "NoRoute",
     "NoSender",
+    "NotSent",
     "OutboundMessage",
     "OutboundRequest",
     "Outcome",
@@ -119,6 +140,8 @@ __all__ = [
     "hookimpl",
     "hostname",
     "json_error",
+    "json_object",
+    "listen_options",
     "load_or_exit",
     "load_plugin_only",
     "media_store",
@@ -128,12 +151,16 @@ __all__ = [
     "ok",
     "opted_out",
     "our_id",
+    "parse_json",
     "public_url",
+    "public_urls_or_exit",
     "queue_outbound",
     "read_inbound",
     "read_json",
     "refused_note",
     "report",
+    "retry_after",
+    "run_simulator",
     "same_secret",
     "signed_link",
     "to_e164",

@@ -14,7 +14,6 @@ Besides the API the server offers an unauthenticated control API under `/_sim/`.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import random
@@ -22,19 +21,19 @@ import string
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, get_args
 from urllib.parse import parse_qsl
 
-import phonenumbers
 from aiohttp import web
 
+from pbxsms.sim.carrier import CarrierSimulator, RecordedRequest, e164, now_iso
 from pbxsms.sim.clicksend import message_parts
 from pbxsms.sim.server import (
     ControlHandler,
     JsonDict,
-    SimulatedService,
+    answered,
     control_json,
     json_response,
     relay,
@@ -56,26 +55,10 @@ OPTED_OUT = (4775, "destination-rejected-due-to-user-opt-out")
 UNROUTABLE = (4720, "rejected-invalid-destination")
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _message_id() -> str:
     """Bandwidth's ids: milliseconds and 15 random lower-case letters and digits."""
     tail = "".join(random.choices(string.ascii_lowercase + string.digits, k=15))  # noqa: S311
     return f"{int(time.time() * 1000)}{tail}"
-
-
-def _e164(value: object) -> str | None:
-    if not isinstance(value, str) or not value.startswith("+"):
-        return None
-    try:
-        parsed = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def error(kind: str, description: str, fields: Iterable[tuple[str, str]] = ()) -> JsonDict:
@@ -84,23 +67,6 @@ def error(kind: str, description: str, fields: Iterable[tuple[str, str]] = ()) -
     if found:
         body["fieldErrors"] = found
     return body
-
-
-@dataclass
-class RecordedRequest:
-    """One request to the API or the token endpoint; `status` None when dropped."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any = None
-    status: int | None = None
-    fault: str | None = None
-    received_at: float = field(default_factory=time.time)
-
-    @property
-    def authorization(self) -> str | None:
-        return self.headers.get("Authorization")
 
 
 @dataclass
@@ -117,7 +83,7 @@ class PushResult:
     payload: list[JsonDict]
 
 
-class BandwidthSimulator(SimulatedService):
+class BandwidthSimulator(CarrierSimulator[Fault]):
     """In-memory Bandwidth: one account with one Messaging application, an OAuth client,
     tokens, sent messages, opted-out numbers and injectable faults.
 
@@ -149,11 +115,6 @@ class BandwidthSimulator(SimulatedService):
         self.callback_url = callback_url
         self.token_lifetime = token_lifetime
         self.tokens: dict[str, float] = {}  # token → expiry (monotonic)
-        self.requests: list[RecordedRequest] = []
-        self.sent_messages: list[JsonDict] = []
-        self.opted_out: set[str] = set()
-        self.faults: list[Fault] = []
-        self._pushes: set[asyncio.Task[None]] = set()
 
     # ---- configuration -------------------------------------------------------------------
 
@@ -167,11 +128,6 @@ class BandwidthSimulator(SimulatedService):
         """BANDWIDTH_TOKEN_URL for a gateway."""
         return self.base_url + TOKEN_PATH
 
-    def opt_out(self, number: str, opted_out: bool = True) -> None:
-        """A recipient who replied STOP: its messages fail with 4775 (asynchronously,
-        as on Bandwidth: the send itself is accepted)."""
-        (self.opted_out.add if opted_out else self.opted_out.discard)(number)
-
     def fail_next(self, kind: FaultKind, count: int = 1, *, delay: float = 0.0) -> None:
         """Queue faults for the next sends (`store_then_500` takes the message, then
         answers 500; `drop` closes the connection unanswered; `401` refuses the token)."""
@@ -182,11 +138,6 @@ class BandwidthSimulator(SimulatedService):
     def expire_tokens(self) -> None:
         """Every token issued so far stops working (a revocation)."""
         self.tokens.clear()
-
-    def reset(self) -> None:
-        self.requests.clear()
-        self.sent_messages.clear()
-        self.faults.clear()
 
     @property
     def send_requests(self) -> list[RecordedRequest]:
@@ -201,16 +152,11 @@ class BandwidthSimulator(SimulatedService):
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
 
-    async def stop(self) -> None:
-        for task in list(self._pushes):
-            task.cancel()
-        await super().stop()
-
     # ---- callbacks -----------------------------------------------------------------------
 
     def event(self, kind: str, message: JsonDict, to: str, description: str,
               error_code: int | None = None) -> JsonDict:
-        item: JsonDict = {"type": kind, "time": _now_iso(), "description": description,
+        item: JsonDict = {"type": kind, "time": now_iso(), "description": description,
                           "to": to, "message": message}
         if error_code is not None:
             item["errorCode"] = error_code
@@ -230,7 +176,7 @@ class BandwidthSimulator(SimulatedService):
     def inbound_event(self, from_: str, to: str, text: str,
                       message_id: str | None = None) -> JsonDict:
         message = {"id": message_id or _message_id(), "owner": to,
-                   "applicationId": self.application_id, "time": _now_iso(),
+                   "applicationId": self.application_id, "time": now_iso(),
                    "segmentCount": message_parts(text) if text else 1, "direction": "in",
                    "to": [to], "from": from_, "text": text, "media": []}
         return self.event("message-received", message, to, "Incoming message received")
@@ -248,7 +194,7 @@ class BandwidthSimulator(SimulatedService):
         record = next((m for m in self.sent_messages if m["id"] == message_id), None)
         message: JsonDict = dict(record) if record is not None else {
             "id": message_id, "owner": "+15550000000", "applicationId": self.application_id,
-            "time": _now_iso(), "segmentCount": 1, "direction": "out",
+            "time": now_iso(), "segmentCount": 1, "direction": "out",
             "to": ["+15550000001"], "from": "+15550000000", "text": ""}
         message["text"] = ""  # Bandwidth's status callbacks leave the text out
         to = message["to"][0]
@@ -273,20 +219,8 @@ class BandwidthSimulator(SimulatedService):
         else:
             event = self.receipt_event(record["id"])
 
-        async def deliver() -> None:
-            for _attempt in range(20):  # Bandwidth retries for 24 h; a few here
-                try:
-                    result = await self.push(url, [event])
-                except Exception:  # the gateway is down: try again
-                    await self.pause(0.5)
-                    continue
-                if 200 <= result.status < 300:
-                    return
-                await self.pause(0.5)
-
-        task = asyncio.create_task(deliver())
-        self._pushes.add(task)
-        task.add_done_callback(self._pushes.discard)
+        # Bandwidth retries for 24 h; a few times here.
+        self.in_background(self.push_until_taken(partial(self.push, url, [event]), 20))
 
     # ---- HTTP ----------------------------------------------------------------------------
 
@@ -298,15 +232,9 @@ class BandwidthSimulator(SimulatedService):
         if request.path == TOKEN_PATH:
             body = dict(parse_qsl(raw.decode(errors="replace")))
         else:
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError:
-                body = raw.decode(errors="replace")
-        rec = RecordedRequest(request.method, request.path, dict(request.headers), body)
-        self.requests.append(rec)
-        response = await self._route(request, rec)
-        rec.status = response.status
-        return response
+            body = self.json_body(raw)
+        rec = self.record(request, body)
+        return answered(rec, await self._route(request, rec))
 
     async def _route(self, request: web.Request, rec: RecordedRequest) -> web.StreamResponse:
         if request.method == "POST" and request.path == TOKEN_PATH:
@@ -314,14 +242,9 @@ class BandwidthSimulator(SimulatedService):
         messages = f"{API_PREFIX}/users/{self.account_id}/messages"
         send = request.method == "POST" and request.path.startswith(f"{API_PREFIX}/users/") \
             and request.path.endswith("/messages")
-        fault = self.faults.pop(0) if send and self.faults else None
-        rec.fault = fault.kind if fault else None
-        if fault is not None and fault.kind == "drop":
-            if request.transport is not None:
-                request.transport.close()
-            return web.Response(status=500)  # never reaches the client
-        if fault is not None and fault.kind == "delay":
-            await self.pause(fault.delay)
+        fault, dropped = await self.take_fault(request, rec, send)
+        if dropped is not None:
+            return dropped
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         expiry = self.tokens.get(token) if scheme == "Bearer" else None
         if expiry is None or time.monotonic() >= expiry or (fault and fault.kind == "401"):
@@ -372,12 +295,12 @@ class BandwidthSimulator(SimulatedService):
         if body.get("applicationId") != self.application_id:
             problems.append(("applicationId", "is not an application of this account"))
         to = body.get("to")
-        recipients = [_e164(n) for n in to] if isinstance(to, list) else []
+        recipients = [e164(n) for n in to] if isinstance(to, list) else []
         if not recipients or None in recipients:
             problems.append(("to", "must be a list of E.164 numbers"))
         elif len(recipients) > 10:
             problems.append(("to", "a group message has at most 10 participants (4435)"))
-        sender = _e164(body.get("from"))
+        sender = e164(body.get("from"))
         if sender is None:
             problems.append(("from", "must be an E.164 number"))
         text = body.get("text")
@@ -392,7 +315,7 @@ class BandwidthSimulator(SimulatedService):
         assert isinstance(text, str) and sender is not None
         record: JsonDict = {
             "id": _message_id(), "owner": sender, "applicationId": self.application_id,
-            "time": _now_iso(), "segmentCount": message_parts(text), "direction": "out",
+            "time": now_iso(), "segmentCount": message_parts(text), "direction": "out",
             "to": [n for n in recipients if n], "from": sender, "media": [], "text": text,
             "priority": body.get("priority", "default")}
         if tag is not None:
@@ -405,23 +328,12 @@ class BandwidthSimulator(SimulatedService):
 
     def control_routes(self) -> dict[tuple[str, str], ControlHandler]:
         return {
-            ("GET", "/_sim/messages"): self._ctl_messages,
-            ("POST", "/_sim/reset"): self._ctl_reset,
+            **self.carrier_controls(),
             ("POST", "/_sim/fail"): self._ctl_fail,
-            ("POST", "/_sim/opt_out"): self._ctl_opt_out,
             ("POST", "/_sim/config"): self._ctl_config,
             ("POST", "/_sim/inbound"): self._ctl_inbound,
             ("POST", "/_sim/receipt"): self._ctl_receipt,
         }
-
-    async def _ctl_messages(self, request: web.Request) -> web.StreamResponse:
-        """List the messages sent."""
-        return json_response(200, {"messages": self.sent_messages})
-
-    async def _ctl_reset(self, request: web.Request) -> web.StreamResponse:
-        """Forget traffic and queued faults."""
-        self.reset()
-        return json_response(200, {"ok": True})
 
     async def _ctl_fail(self, request: web.Request) -> web.StreamResponse:
         """Queue faults: {"kind", "count", "delay"}."""
@@ -430,15 +342,6 @@ class BandwidthSimulator(SimulatedService):
         if kind not in _FAULT_KINDS:
             return json_response(400, {"error": f"kind must be one of {list(_FAULT_KINDS)}"})
         self.fail_next(kind, int(args.get("count", 1)), delay=float(args.get("delay", 0)))
-        return json_response(200, {"ok": True})
-
-    async def _ctl_opt_out(self, request: web.Request) -> web.StreamResponse:
-        """Opt a number out (or back in): {"number", "opted_out": true}."""
-        args = await control_json(request)
-        number = _e164(args.get("number"))
-        if number is None:
-            return json_response(400, {"error": "number must be E.164"})
-        self.opt_out(number, bool(args.get("opted_out", True)))
         return json_response(200, {"ok": True})
 
     async def _ctl_config(self, request: web.Request) -> web.StreamResponse:
@@ -482,7 +385,4 @@ async def serve_forever(host: str, port: int, *, callback_url: str | None = None
           + ("" if "client_secret" in given else " (client secret and callback password: "
              "the simulator's defaults, see `pbxsms bandwidth simulator --help`)"),
           flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await sim.stop()
+    await sim.serve_until_cancelled()

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Generic, Protocol, Self, TypeVar
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
@@ -116,9 +116,10 @@ class Answered(Protocol):
 
 
 R = TypeVar("R", bound=Answered)
+S = TypeVar("S", bound=web.StreamResponse)
 
 
-def answered(rec: R, response: web.Response) -> web.Response:
+def answered(rec: R, response: S) -> S:
     """Note on the recorded request what it was answered, and return the answer."""
     rec.status = response.status
     return response
@@ -139,6 +140,7 @@ class SimulatedService:
         self._runner: web.AppRunner | None = None
         self._session: ClientSession | None = None
         self._stopping = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()
 
     def create_app(self) -> web.Application:
         raise NotImplementedError
@@ -192,6 +194,8 @@ class SimulatedService:
 
     async def stop(self) -> None:
         self._stopping.set()  # wakes handlers sleeping in a "delay" fault
+        for task in list(self._background):
+            task.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -212,6 +216,21 @@ class SimulatedService:
         if self._session is None:
             self._session = ClientSession(timeout=ClientTimeout(total=self.push_timeout))
         return self._session
+
+    async def serve_until_cancelled(self) -> None:
+        """Wait, serving, until the task is cancelled (a `pbxsms ... simulator` command);
+        then stop."""
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    def in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` (pushes that follow an answer, as a carrier's do) until it ends or
+        the simulator stops."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def pause(self, seconds: float) -> None:
         """Sleep for a "delay" fault, cut short when the simulator stops."""

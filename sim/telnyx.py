@@ -14,26 +14,25 @@ faults, opt numbers out, inspect what was sent, and push inbound messages and re
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Literal, get_args
 
-import phonenumbers
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from pbxsms.sim.carrier import CarrierSimulator, RecordedRequest, e164, now_iso
 from pbxsms.sim.clicksend import message_parts
 from pbxsms.sim.server import (
     ControlHandler,
     JsonDict,
-    SimulatedService,
+    answered,
     control_json,
     json_response,
     relay,
@@ -81,39 +80,6 @@ def error_body(*errors: tuple[str, str, str], pointer: str | None = None) -> Jso
     return {"errors": items}
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _e164(value: object) -> str | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(parsed) or not value.startswith("+"):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
-
-@dataclass
-class RecordedRequest:
-    """One request to `/v2/*`. `status` is None when the connection was dropped."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any = None
-    status: int | None = None
-    fault: str | None = None
-    received_at: float = field(default_factory=time.time)
-
-    @property
-    def authorization(self) -> str | None:
-        return self.headers.get("Authorization")
-
-
 @dataclass
 class Fault:
     """One queued misbehaviour of `POST /v2/messages`."""
@@ -135,7 +101,7 @@ class PushResult:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class TelnyxSimulator(SimulatedService):
+class TelnyxSimulator(CarrierSimulator[Fault]):
     """In-memory Telnyx: API keys, a messaging profile, sent messages, opted-out numbers,
     injectable faults, and a signing key for the webhooks it pushes.
 
@@ -164,14 +130,9 @@ class TelnyxSimulator(SimulatedService):
         # Requests per second per key; 0: unlimited (Telnyx's is per account).
         self.rate_limit = rate_limit
         self.signing_key = Ed25519PrivateKey.generate()
-        self.requests: list[RecordedRequest] = []
-        self.sent_messages: list[JsonDict] = []
-        self.opted_out: set[str] = set()
         # The messaging profile's numbers; empty: any `from` is taken.
         self.numbers: set[str] = set()
-        self.faults: list[Fault] = []
         self._window: dict[str, tuple[int, int]] = {}
-        self._pushes: set[asyncio.Task[None]] = set()
 
     # ---- configuration -------------------------------------------------------------------
 
@@ -180,10 +141,6 @@ class TelnyxSimulator(SimulatedService):
         """Base64 of the raw Ed25519 public key, as Mission Control shows it."""
         raw = self.signing_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         return base64.b64encode(raw).decode()
-
-    def opt_out(self, number: str, opted_out: bool = True) -> None:
-        """A recipient who replied STOP: sends to it are refused with 40300."""
-        (self.opted_out.add if opted_out else self.opted_out.discard)(number)
 
     def fail_next(self, kind: FaultKind, count: int = 1, *, reset: int = 1,
                   delay: float = 0.0) -> None:
@@ -195,9 +152,7 @@ class TelnyxSimulator(SimulatedService):
         self.faults.extend(Fault(kind, reset, delay) for _ in range(count))
 
     def reset(self) -> None:
-        self.requests.clear()
-        self.sent_messages.clear()
-        self.faults.clear()
+        super().reset()
         self._window.clear()
 
     @property
@@ -209,11 +164,6 @@ class TelnyxSimulator(SimulatedService):
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
 
-    async def stop(self) -> None:
-        for task in list(self._pushes):
-            task.cancel()
-        await super().stop()
-
     # ---- signing and pushing webhooks ----------------------------------------------------
 
     def sign(self, timestamp: str, raw: bytes) -> str:
@@ -223,7 +173,7 @@ class TelnyxSimulator(SimulatedService):
     def envelope(self, event_type: str, payload: JsonDict, *, attempt: int = 1,
                  delivered_to: str = "", event_id: str | None = None) -> JsonDict:
         return {"data": {"event_type": event_type, "id": event_id or str(uuid.uuid4()),
-                         "occurred_at": _now_iso(), "payload": payload,
+                         "occurred_at": now_iso(), "payload": payload,
                          "record_type": "event"},
                 "meta": {"attempt": attempt, "delivered_to": delivered_to}}
 
@@ -254,7 +204,7 @@ class TelnyxSimulator(SimulatedService):
             "to": [{"phone_number": to, "carrier": "Telnyx", "line_type": "Wireless",
                     "status": "webhook_delivered"}],
             "text": text, "media": [], "encoding": "GSM-7", "parts": message_parts(text),
-            "cc": [], "tags": [], "cost": None, "received_at": _now_iso(), "sent_at": None,
+            "cc": [], "tags": [], "cost": None, "received_at": now_iso(), "sent_at": None,
             "completed_at": None, "valid_until": None, "errors": [],
             "webhook_url": self.webhook_url, "webhook_failover_url": None,
         }
@@ -277,9 +227,9 @@ class TelnyxSimulator(SimulatedService):
         payload["to"] = [{**payload["to"][0], "status": status}]
         payload["errors"] = [{"code": c, "title": t, "detail": d} for c, t, d in errors]
         if status in FINAL_STATUSES:
-            payload["completed_at"] = _now_iso()
+            payload["completed_at"] = now_iso()
         if status in ("sent", *FINAL_STATUSES):
-            payload["sent_at"] = payload.get("sent_at") or _now_iso()
+            payload["sent_at"] = payload.get("sent_at") or now_iso()
         return payload
 
     async def push_receipt(self, url: str, message_id: str, status: str = "delivered", *,
@@ -301,35 +251,19 @@ class TelnyxSimulator(SimulatedService):
 
         async def deliver() -> None:
             for status in ("sent", self.final_status):
-                for _attempt in range(3):  # Telnyx: up to 3 attempts per URL
-                    try:
-                        result = await self.push_receipt(url, message_id, status)
-                    except Exception:  # the gateway is down: try again, then give up
-                        await self.pause(0.5)
-                        continue
-                    if 200 <= result.status < 300:
-                        break
-                    await self.pause(0.5)
+                # Telnyx: up to 3 attempts per URL.
+                await self.push_until_taken(partial(self.push_receipt, url, message_id, status),
+                                            3)
 
-        task = asyncio.create_task(deliver())
-        self._pushes.add(task)
-        task.add_done_callback(self._pushes.discard)
+        self.in_background(deliver())
 
     # ---- HTTP ----------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.path.startswith("/_sim/"):
             return await self.control(request)
-        raw = await request.read()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode(errors="replace")
-        rec = RecordedRequest(request.method, request.path, dict(request.headers), body)
-        self.requests.append(rec)
-        response = await self._api(request, rec)
-        rec.status = response.status
-        return response
+        rec = self.record(request, self.json_body(await request.read()))
+        return answered(rec, await self._api(request, rec))
 
     def _authorized(self, request: web.Request, fault: Fault | None) -> bool:
         scheme, _, key = request.headers.get("Authorization", "").partition(" ")
@@ -353,14 +287,9 @@ class TelnyxSimulator(SimulatedService):
 
     async def _api(self, request: web.Request, rec: RecordedRequest) -> web.StreamResponse:
         send = request.method == "POST" and request.path == MESSAGES_PATH
-        fault = self.faults.pop(0) if send and self.faults else None
-        rec.fault = fault.kind if fault else None
-        if fault is not None and fault.kind == "drop":
-            if request.transport is not None:
-                request.transport.close()
-            return web.Response(status=500)  # never reaches the client
-        if fault is not None and fault.kind == "delay":
-            await self.pause(fault.delay)
+        fault, dropped = await self.take_fault(request, rec, send)
+        if dropped is not None:
+            return dropped
         if not self._authorized(request, fault):
             return json_response(401, error_body(AUTH_FAILED))
         key = request.headers["Authorization"].partition(" ")[2]
@@ -395,10 +324,10 @@ class TelnyxSimulator(SimulatedService):
         text = body.get("text")
         if not isinstance(text, str) or not text:
             return 422, error_body(MISSING, pointer="/text")
-        to = _e164(body.get("to"))
+        to = e164(body.get("to"))
         if to is None:
             return 422, error_body(INVALID_TO, pointer="/to")
-        sender = _e164(body.get("from"))
+        sender = e164(body.get("from"))
         profile = body.get("messaging_profile_id")
         if sender is None and not profile:
             return 422, error_body(INVALID_FROM, pointer="/from")
@@ -430,7 +359,7 @@ class TelnyxSimulator(SimulatedService):
             "cc": [], "text": text, "subject": None, "media": [],
             "webhook_url": self.webhook_url, "webhook_failover_url": None,
             "encoding": "GSM-7", "parts": message_parts(text) if text else 1, "tags": [],
-            "cost": None, "received_at": _now_iso(), "sent_at": None, "completed_at": None,
+            "cost": None, "received_at": now_iso(), "sent_at": None, "completed_at": None,
             "valid_until": None, "errors": [],
         }
 
@@ -438,27 +367,21 @@ class TelnyxSimulator(SimulatedService):
         return {"record_type": "messaging_profile", "id": self.profile_id,
                 "name": self.profile_name, "enabled": True, "webhook_url": self.webhook_url,
                 "webhook_failover_url": None, "webhook_api_version": "2",
-                "whitelisted_destinations": ["US", "CA"], "created_at": _now_iso(),
-                "updated_at": _now_iso()}
+                "whitelisted_destinations": ["US", "CA"], "created_at": now_iso(),
+                "updated_at": now_iso()}
 
     # ---- /_sim/ controls -----------------------------------------------------------------
 
     def control_routes(self) -> dict[tuple[str, str], ControlHandler]:
         return {
-            ("GET", "/_sim/messages"): self._ctl_messages,
+            **self.carrier_controls(),
             ("GET", "/_sim/requests"): self._ctl_requests,
             ("GET", "/_sim/public_key"): self._ctl_public_key,
-            ("POST", "/_sim/reset"): self._ctl_reset,
             ("POST", "/_sim/fail"): self._ctl_fail,
-            ("POST", "/_sim/opt_out"): self._ctl_opt_out,
             ("POST", "/_sim/config"): self._ctl_config,
             ("POST", "/_sim/inbound"): self._ctl_inbound,
             ("POST", "/_sim/receipt"): self._ctl_receipt,
         }
-
-    async def _ctl_messages(self, request: web.Request) -> web.StreamResponse:
-        """List the messages sent."""
-        return json_response(200, {"messages": self.sent_messages})
 
     async def _ctl_requests(self, request: web.Request) -> web.StreamResponse:
         """List the API requests received (the Authorization header masked)."""
@@ -469,11 +392,6 @@ class TelnyxSimulator(SimulatedService):
     async def _ctl_public_key(self, request: web.Request) -> web.StreamResponse:
         """The public key the pushed webhooks are signed with (TELNYX_PUBLIC_KEY)."""
         return json_response(200, {"public_key": self.public_key})
-
-    async def _ctl_reset(self, request: web.Request) -> web.StreamResponse:
-        """Forget traffic and queued faults."""
-        self.reset()
-        return json_response(200, {"ok": True})
 
     async def _ctl_fail(self, request: web.Request) -> web.StreamResponse:
         """Queue faults: {"kind", "count", "reset", "delay"}."""
@@ -486,15 +404,6 @@ class TelnyxSimulator(SimulatedService):
                            reset=int(args.get("reset", 1)), delay=float(args.get("delay", 0)))
         except (TypeError, ValueError) as error:
             return json_response(400, {"error": str(error)})
-        return json_response(200, {"ok": True})
-
-    async def _ctl_opt_out(self, request: web.Request) -> web.StreamResponse:
-        """Opt a number out (or back in): {"number", "opted_out": true}."""
-        args = await control_json(request)
-        number = _e164(args.get("number"))
-        if number is None:
-            return json_response(400, {"error": "number must be E.164"})
-        self.opt_out(number, bool(args.get("opted_out", True)))
         return json_response(200, {"ok": True})
 
     async def _ctl_config(self, request: web.Request) -> web.StreamResponse:
@@ -531,7 +440,4 @@ async def serve_forever(host: str, port: int, api_key: str, *,
     print(f"Telnyx simulator on {url}; control API at {url}/_sim/")
     print(f"Point a gateway at it with TELNYX_BASE_URL={url} TELNYX_PUBLIC_KEY={sim.public_key}"
           f" TELNYX_MESSAGING_PROFILE_ID={sim.profile_id}", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await sim.stop()
+    await sim.serve_until_cancelled()

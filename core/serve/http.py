@@ -69,6 +69,15 @@ async def read_json(request: web.Request) -> object:
         raise ValueError("JSON nested too deeply") from error
 
 
+def parse_json(raw: bytes) -> object:
+    """A webhook's raw body (read first, for its signature) as JSON; Refusal 400 when it
+    is not JSON, however broken."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as error:
+        raise Refusal(400, f"malformed JSON: {error}") from None
+
+
 async def json_body(request: web.Request) -> object:
     """The JSON body of an API call; Refusal 415 or 400 when it is not JSON."""
     if request.content_type != "application/json":

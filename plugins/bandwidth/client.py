@@ -2,54 +2,32 @@
 message, fetch the application (a read-only check).
 
 The access token is asked once and reused until shortly before it expires (or until
-Bandwidth refuses it). Failures raise one of three errors that say whether the request
-can have reached Bandwidth:
-
-- `NotSent`: it never left: safe to retry.
-- `NoAnswer`: it may have been processed: a send is ambiguous.
-- `HTTPError`: Bandwidth answered an error status, with its `type` and `description`.
+Bandwidth refuses it). Failures raise the plugin API's `NotSent` / `NoAnswer` (whether
+the request can have reached Bandwidth), or `HTTPError` when Bandwidth answered an error
+status, with its `type` and `description`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
-from aiohttp import ClientSession, ClientTimeout
+from aiohttp import ClientSession
 
-from pbxsms.core.plugin_api import (
-    OutboundMessage,
-    __version__,
-    hide_url_password,
-)
+from pbxsms.core.plugin_api import CarrierError, CarrierHTTP, NoAnswer, NotSent, OutboundMessage
 from pbxsms.plugins.bandwidth.settings import BandwidthSettings
 
-CONNECT_TIMEOUT = 10.0
 # A token is renewed this long before Bandwidth says it expires.
 TOKEN_MARGIN = 60.0
 
 JsonDict = dict[str, Any]
 
 
-class BandwidthError(Exception):
-    """A Bandwidth call failed; the message is fit for operators (no secrets)."""
-
-
-class NotSent(BandwidthError):
-    """The request never reached Bandwidth."""
-
-
-class NoAnswer(BandwidthError):
-    """The request went out but no usable answer came back."""
-
-
 @dataclass
-class HTTPError(BandwidthError):
+class HTTPError(CarrierError):
     """Bandwidth answered an error status, with its `type` and `description`."""
 
     status: int
@@ -106,22 +84,17 @@ def _client(settings: BandwidthSettings) -> tuple[str, str, str]:
 
 async def _fetch_token(http: ClientSession, settings: BandwidthSettings) -> Token:
     pair = f"{settings.client_id or ''}:{settings.secret}".encode()
-    headers = {"Authorization": "Basic " + base64.b64encode(pair).decode(),
-               "Accept": "application/json", "User-Agent": f"pbxsms/{__version__}"}
-    timeout = ClientTimeout(total=None, connect=CONNECT_TIMEOUT, sock_read=settings.timeout)
+    endpoint = CarrierHTTP(http, "Bandwidth's token endpoint", settings.token_url,
+                           settings.timeout)
     try:
-        async with http.post(settings.token_url, data={"grant_type": "client_credentials"},
-                             headers=headers, timeout=timeout) as response:
-            text, status = await response.text(), response.status
-    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
-        raise NotSent(f"cannot reach Bandwidth's token endpoint "
-                      f"{hide_url_password(settings.token_url)}: {error}") from error
-    except (aiohttp.ClientError, TimeoutError) as error:
+        answer = await endpoint.call("POST", "", "Basic " + base64.b64encode(pair).decode(),
+                                     form={"grant_type": "client_credentials"})
+    except NoAnswer as error:
         # No message was sent: asking for a token again is safe.
-        raise NotSent(f"no answer from Bandwidth's token endpoint: {error!r}") from error
-    body = _json(text) or {}
-    if status != 200:
-        raise HTTPError(status, str(body.get("error") or ""),
+        raise NotSent(str(error)) from error
+    body = answer.body or {}
+    if answer.status != 200:
+        raise HTTPError(answer.status, str(body.get("error") or ""),
                         str(body.get("error_description") or ""), token=True)
     value, lifetime = body.get("access_token"), body.get("expires_in")
     if not isinstance(value, str) or not value:
@@ -138,7 +111,7 @@ class BandwidthClient:
         self.http = http
         self.settings = settings
         self.tokens = tokens
-        self.base_url = settings.base_url.rstrip("/")
+        self.carrier = CarrierHTTP(http, "Bandwidth", settings.base_url, settings.timeout)
 
     async def send(self, message: OutboundMessage) -> JsonDict:
         """`POST /users/{accountId}/messages`: the message object Bandwidth accepted (202)."""
@@ -161,35 +134,11 @@ class BandwidthClient:
         raise AssertionError("unreachable")
 
     async def _call(self, method: str, path: str, body: JsonDict | None, token: str) -> Any:
-        timeout = ClientTimeout(total=None, connect=CONNECT_TIMEOUT,
-                                sock_read=self.settings.timeout)
-        headers = {"Accept": "application/json", "User-Agent": f"pbxsms/{__version__}",
-                   "Authorization": f"Bearer {token}"}
-        try:
-            async with self.http.request(method, self.base_url + path, json=body,
-                                         headers=headers, timeout=timeout) as response:
-                text, status = await response.text(), response.status
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
-            raise NotSent(f"cannot reach Bandwidth at {hide_url_password(self.base_url)}: "
-                          f"{type(error).__name__}: {error}") from error
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise NoAnswer(f"no answer from Bandwidth: {type(error).__name__}: {error}"
-                           .rstrip(": ")) from error
-        answer = _json(text)
-        if 200 <= status < 300:
-            if answer is None:
-                raise NoAnswer(f"Bandwidth answered {status} with a body that is not JSON")
-            return answer
-        answer = answer or {}
+        answer = await self.carrier.call(method, path, f"Bearer {token}", json=body)
+        if answer.ok:
+            return answer.json()
+        found = answer.body or {}
         fields = [f"{item.get('fieldName')}: {item.get('description')}"
-                  for item in answer.get("fieldErrors") or [] if isinstance(item, dict)]
-        raise HTTPError(status, str(answer.get("type") or "")[:80],
-                        str(answer.get("description") or "")[:300], fields[:5])
-
-
-def _json(text: str) -> JsonDict | None:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+                  for item in found.get("fieldErrors") or [] if isinstance(item, dict)]
+        raise HTTPError(answer.status, str(found.get("type") or "")[:80],
+                        str(found.get("description") or "")[:300], fields[:5])

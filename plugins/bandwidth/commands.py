@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
-import sys
 from pathlib import Path
 
 import click
@@ -13,9 +9,11 @@ import click
 from pbxsms.core.plugin_api import (
     config_option,
     env_option,
+    listen_options,
     load_or_exit,
     load_plugin_only,
-    public_url,
+    public_urls_or_exit,
+    run_simulator,
 )
 from pbxsms.plugins.bandwidth.settings import NAME, bandwidth_settings
 from pbxsms.plugins.bandwidth.webhooks import PATH
@@ -32,15 +30,7 @@ def bandwidth() -> None:
 def webhook_url(env_file: Path | None, config_path: Path | None) -> None:
     """Print the callback URL to set on the Bandwidth Messaging application."""
     config, _ = load_or_exit(env_file, config_path)
-    if NAME not in config.plugins:
-        click.echo("pbxsms: the bandwidth plugin is not in [plugins] enabled, so this "
-                   "callback is not served", err=True)
-        sys.exit(2)
-    url = public_url(config.core.public_url, PATH)
-    if url is None:
-        click.echo("pbxsms: set PBXSMS_PUBLIC_URL to the base URL Bandwidth reaches this "
-                   "gateway at, e.g. https://sms.example.com", err=True)
-        sys.exit(2)
+    (url,) = public_urls_or_exit(config, NAME, "Bandwidth", PATH)
     settings = bandwidth_settings(config)
     click.echo("Inbound and status callbacks (Bandwidth App: Applications > your Messaging "
                "application > Inbound and Status Callback URL):")
@@ -53,9 +43,7 @@ def webhook_url(env_file: Path | None, config_path: Path | None) -> None:
 
 
 @bandwidth.command("simulator")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=0,
-              help="Port to listen on (default: any free port).")
+@listen_options
 @click.option("--callback-url", default=None,
               help="The application's callback URL: receipts of each send go there.")
 @env_option
@@ -73,18 +61,5 @@ def simulator(host: str, port: int, callback_url: str | None, env_file: Path | N
         ("client_id", settings.client_id), ("client_secret", settings.secret),
         ("callback_username", settings.callback_username),
         ("callback_password", settings.callback_secret)) if value}
-
-    async def run() -> None:
-        task = asyncio.create_task(serve_forever(host, port, callback_url=callback_url,
-                                                 **given))
-        loop = asyncio.get_running_loop()
-        for stop in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(stop, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    try:
-        asyncio.run(run())
-    except OSError as error:
-        click.echo(f"pbxsms: cannot listen on {host}:{port}: {error}", err=True)
-        sys.exit(1)
+    run_simulator(host, port,
+                  lambda: serve_forever(host, port, callback_url=callback_url, **given))

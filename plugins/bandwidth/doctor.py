@@ -5,16 +5,8 @@ from __future__ import annotations
 
 from aiohttp import ClientSession
 
-from pbxsms.core.plugin_api import (
-    Check,
-    Config,
-    Finding,
-    fail,
-    ok,
-    public_url,
-    warn,
-)
-from pbxsms.plugins.bandwidth.client import BandwidthError, HTTPError, TokenCache
+from pbxsms.core.plugin_api import CarrierError, Check, Config, Finding, fail, ok, public_url, warn
+from pbxsms.plugins.bandwidth.client import HTTPError, TokenCache
 from pbxsms.plugins.bandwidth.settings import BandwidthSettings, bandwidth_settings
 from pbxsms.plugins.bandwidth.webhooks import PATH
 
@@ -47,7 +39,7 @@ async def account(settings: BandwidthSettings) -> Finding:
                             CLIENT_FIX)
             return fail(f"{settings.token_url} answered: {error}",
                         "see status.bandwidth.com; try again")
-        except BandwidthError as error:
+        except CarrierError as error:
             return fail(str(error), "check BANDWIDTH_TOKEN_URL and the network path to it")
     return ok(f"OAuth client accepted by {settings.token_url} (account "
               f"{settings.account_id}, application {settings.application_id})")

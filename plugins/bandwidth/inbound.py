@@ -7,7 +7,6 @@ are ignored; a field we need that is missing or of the wrong type is a `Refusal`
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +19,7 @@ from pbxsms.core.plugin_api import (
     Receipt,
     Refusal,
     State,
+    parse_json,
     to_e164,
 )
 from pbxsms.plugins.bandwidth.settings import NAME
@@ -59,10 +59,7 @@ Event = InboundSms | DeliveryReceipt | Ignored
 def parse_callback(raw: bytes, region: str) -> list[Event]:
     """Every event of a callback, or a Refusal for the first one that is unreadable
     (nothing of the callback is stored then)."""
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError) as error:
-        raise Refusal(400, f"malformed JSON: {error}") from None
+    body = parse_json(raw)
     if isinstance(body, dict):
         body = [body]  # tolerated: one event not wrapped in its array
     if not isinstance(body, list) or not body:

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 from pbxsms.core.plugin_api import (
     AccountPause,
+    NoAnswer,
+    NotSent,
     OutboundMessage,
     Outcome,
     RateLimiter,
@@ -22,13 +24,7 @@ from pbxsms.core.plugin_api import (
     fingerprint,
     metrics,
 )
-from pbxsms.plugins.bandwidth.client import (
-    BandwidthClient,
-    HTTPError,
-    NoAnswer,
-    NotSent,
-    TokenCache,
-)
+from pbxsms.plugins.bandwidth.client import BandwidthClient, HTTPError, TokenCache
 from pbxsms.plugins.bandwidth.settings import NAME, BandwidthSettings, bandwidth_settings
 
 log = logging.getLogger("pbxsms.bandwidth")

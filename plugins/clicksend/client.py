@@ -1,55 +1,41 @@
 """A small client of ClickSend's REST API v3: send SMS, subaccounts, numbers, account.
 
 Every call uses HTTP Basic auth (CLICKSEND_USERNAME, CLICKSEND_API_KEY) and answers the
-envelope's `data`; failures raise one of three errors that say whether the request can
-have reached ClickSend, because there is no idempotency key for sends:
-
-- `NotSent`: it never left (connection refused, DNS, connect timeout): safe to retry.
-- `NoAnswer`: it may have been processed (read timeout, dropped connection, unreadable
-  answer): a send is ambiguous.
-- `HTTPError`: ClickSend answered with an error status (`Unauthorized` for 401).
+envelope's `data`; failures raise the plugin API's `NotSent` / `NoAnswer` (whether the
+request can have reached ClickSend: there is no idempotency key for sends), or
+`HTTPError` when ClickSend answered with an error status (`Unauthorized` for 401).
 """
 
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 
-import aiohttp
-from aiohttp import ClientSession, ClientTimeout
+from aiohttp import ClientSession
 
-from pbxsms.core.plugin_api import OutboundMessage, __version__, hide_url_password, utcnow
+from pbxsms.core.plugin_api import (
+    CarrierError,
+    CarrierHTTP,
+    NoAnswer,
+    OutboundMessage,
+    retry_after,
+)
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 
 SEND_PATH = "/v3/sms/send"
 HISTORY_PATH = "/v3/sms/history"
 MAX_MESSAGES = 1000
 SOURCE = "pbxsms"
-CONNECT_TIMEOUT = 10.0
 PAGE_LIMIT = 100
 MAX_PAGES = 1000
 
 JsonDict = dict[str, Any]
 
 
-class ClickSendError(Exception):
-    """A ClickSend call failed; the message is fit for operators (no secrets)."""
-
-
-class NotSent(ClickSendError):
-    """The request never reached ClickSend."""
-
-
-class NoAnswer(ClickSendError):
-    """The request went out but no usable answer came back."""
-
-
 @dataclass
-class HTTPError(ClickSendError):
+class HTTPError(CarrierError):
     """ClickSend answered with an error status and (usually) its envelope."""
 
     status: int
@@ -79,27 +65,11 @@ def sms_message(message: OutboundMessage) -> JsonDict:
             "source": SOURCE, "custom_string": message.id}
 
 
-def retry_after(value: str | None, default: float = 1.0) -> float:
-    """Seconds from a `Retry-After` header (seconds or an HTTP date), at least 0."""
-    if not value:
-        return default
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max((parsedate_to_datetime(value) - utcnow()).total_seconds(), 0.0)
-    except (TypeError, ValueError):
-        return default
-
-
 class ClickSendClient:
     """Calls ClickSend with the given settings over a shared aiohttp session."""
 
     def __init__(self, http: ClientSession, settings: ClickSendSettings) -> None:
-        self.http = http
-        self.base_url = settings.base_url.rstrip("/")
-        self.timeout = settings.timeout
+        self.carrier = CarrierHTTP(http, "ClickSend", settings.base_url, settings.timeout)
         key = settings.api_key.get_secret_value() if settings.api_key else ""
         token = base64.b64encode(f"{settings.username or ''}:{key}".encode()).decode()
         self._authorization = f"Basic {token}"
@@ -150,37 +120,13 @@ class ClickSendClient:
     async def request(self, method: str, path: str, body: JsonDict | None = None,
                       query: Mapping[str, str | int] | None = None) -> Any:
         """One call; the envelope's `data` on 2xx, else an error as described above."""
-        timeout = ClientTimeout(total=None, connect=CONNECT_TIMEOUT, sock_read=self.timeout)
-        headers = {"Accept": "application/json", "User-Agent": f"pbxsms/{__version__}",
-                   "Authorization": self._authorization}
-        url = self.base_url + path
-        try:
-            async with self.http.request(method, url, json=body, params=query,
-                                         headers=headers, timeout=timeout) as response:
-                text = await response.text()
-                status, response_headers = response.status, response.headers
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
-            raise NotSent(f"cannot reach ClickSend at {hide_url_password(self.base_url)}: "
-                          f"{type(error).__name__}: {error}") from error
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise NoAnswer(f"no answer from ClickSend: {type(error).__name__}: {error}"
-                           .rstrip(": ")) from error
-        envelope = _json(text)
-        if 200 <= status < 300:
-            if envelope is None:
-                raise NoAnswer(f"ClickSend answered {status} with a body that is not JSON")
-            return envelope.get("data")
-        kind = Unauthorized if status == 401 else HTTPError
-        envelope = envelope or {}
-        raise kind(status, str(envelope.get("response_code") or ""),
+        answer = await self.carrier.call(method, path, self._authorization, json=body,
+                                         query=query)
+        if answer.ok:
+            return answer.json().get("data")
+        kind = Unauthorized if answer.status == 401 else HTTPError
+        envelope = answer.body or {}
+        raise kind(answer.status, str(envelope.get("response_code") or ""),
                    str(envelope.get("response_msg") or ""), envelope.get("data"),
-                   retry_after(response_headers.get("Retry-After"))
-                   if status == 429 else None, dict(response_headers))
-
-
-def _json(text: str) -> JsonDict | None:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+                   retry_after(answer.headers.get("Retry-After"), 1.0)
+                   if answer.status == 429 else None, dict(answer.headers))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,16 +13,19 @@ from aiohttp import ClientSession
 from yarl import URL
 
 from pbxsms.core.plugin_api import (
+    CarrierError,
     ConfigError,
     InvalidNumber,
     config_option,
     env_option,
+    listen_options,
     load_or_exit,
     load_plugin_only,
-    public_url,
+    public_urls_or_exit,
+    run_simulator,
     to_e164,
 )
-from pbxsms.plugins.clicksend.client import ClickSendClient, ClickSendError
+from pbxsms.plugins.clicksend.client import ClickSendClient
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 from pbxsms.plugins.clicksend.webhooks import DLR_PATH, SMS_PATH, webhook_token
 
@@ -42,16 +43,8 @@ def clicksend() -> None:
 def webhook_url(env_file: Path | None, config_path: Path | None) -> None:
     """Print the inbound and receipt webhook URLs to paste into ClickSend (token included)."""
     config, _ = load_or_exit(env_file, config_path)
-    if "clicksend" not in config.plugins:
-        click.echo("pbxsms: the clicksend plugin is not in [plugins] enabled, so these "
-                   "webhooks are not served", err=True)
-        sys.exit(2)
-    sms_url = public_url(config.core.public_url, SMS_PATH)
-    dlr_url = public_url(config.core.public_url, DLR_PATH)
-    if sms_url is None or dlr_url is None:
-        click.echo("pbxsms: set PBXSMS_PUBLIC_URL to the base URL ClickSend reaches this "
-                   "gateway at, e.g. https://sms.example.com", err=True)
-        sys.exit(2)
+    sms_url, dlr_url = public_urls_or_exit(config, "clicksend", "ClickSend", SMS_PATH,
+                                           DLR_PATH)
     token = webhook_token(config.plugin("clicksend", ClickSendSettings))
     query = {"token": token} if token else {}
     click.echo("Inbound SMS (ClickSend: Message Settings > SMS > Inbound Rules, action URL, "
@@ -85,7 +78,7 @@ def call_clicksend(settings: ClickSendSettings,
 
     try:
         return asyncio.run(run())
-    except ClickSendError as error:
+    except CarrierError as error:
         _fail(str(error), 1)
 
 
@@ -150,9 +143,7 @@ def numbers(env_file: Path | None, config_path: Path | None) -> None:
 
 
 @clicksend.command("simulator")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=0,
-              help="Port to listen on (default: any free port).")
+@listen_options
 @click.option("--username", default=None,
               help="API username it accepts (default: CLICKSEND_USERNAME, else pbxsms).")
 @click.option("--api-key", default=None,
@@ -179,17 +170,6 @@ def simulator(host: str, port: int, username: str | None, api_key: str | None,
     except InvalidNumber as error:
         _fail(f"--number: {error} (write it with +country code)", 2)
 
-    async def run() -> None:
-        task = asyncio.create_task(serve_forever(host, port, username, api_key,
-                                                 subaccount_id=subaccount_id,
-                                                 numbers=numbers_))
-        loop = asyncio.get_running_loop()
-        for stop in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(stop, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    try:
-        asyncio.run(run())
-    except OSError as error:
-        _fail(f"cannot listen on {host}:{port}: {error}", 1)
+    run_simulator(host, port, lambda: serve_forever(host, port, username, api_key,
+                                                    subaccount_id=subaccount_id,
+                                                    numbers=numbers_))

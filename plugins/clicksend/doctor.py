@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import ClientSession
 
-from pbxsms.core.plugin_api import Check, Config, Finding, fail, ok, public_url, warn
-from pbxsms.plugins.clicksend.client import ClickSendClient, ClickSendError, HTTPError
+from pbxsms.core.plugin_api import CarrierError, Check, Config, Finding, fail, ok, public_url, warn
+from pbxsms.plugins.clicksend.client import ClickSendClient, HTTPError
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 from pbxsms.plugins.clicksend.webhooks import SMS_PATH, webhook_token
 
@@ -37,7 +37,7 @@ async def account(settings: ClickSendSettings) -> Finding:
                             "check CLICKSEND_USERNAME and CLICKSEND_API_KEY in .env (ClickSend "
                             "dashboard → Developers → API Credentials), then `pbxsms reload`")
             return fail(f"{url} answered: {error}", "see ClickSend's status page; try again")
-        except ClickSendError as error:
+        except CarrierError as error:
             return fail(f"{error}", "check CLICKSEND_BASE_URL and the network path to it")
     # `_subaccount` also holds the live API key: only its id is read.
     balance = data.get("balance")

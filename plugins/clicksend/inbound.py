@@ -9,7 +9,6 @@ earlier message and is never read as the customer's text.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable
@@ -28,6 +27,7 @@ from pbxsms.core.plugin_api import (
     State,
     content_key,
     our_id,
+    parse_json,
     to_e164,
 )
 
@@ -113,10 +113,7 @@ def _fields(pairs: Iterable[tuple[str, object]]) -> Fields:
 
 
 def _json_fields(raw: bytes) -> Fields:
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError) as error:
-        raise Refusal(400, f"malformed JSON: {error}") from None
+    data = parse_json(raw)
     if not isinstance(data, dict):
         raise Refusal(400, "the JSON body must be an object")
     return data

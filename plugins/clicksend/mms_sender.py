@@ -15,15 +15,17 @@ import base64
 import logging
 from typing import Any
 
-from pbxsms.core.plugin_api import OutboundMessage, Outcome, Runtime, SendResult, media_store
-from pbxsms.plugins.clicksend.client import (
-    SOURCE,
-    ClickSendClient,
-    ClickSendError,
-    HTTPError,
+from pbxsms.core.plugin_api import (
+    CarrierError,
     NoAnswer,
     NotSent,
+    OutboundMessage,
+    Outcome,
+    Runtime,
+    SendResult,
+    media_store,
 )
+from pbxsms.plugins.clicksend.client import SOURCE, ClickSendClient, HTTPError
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 
 log = logging.getLogger("pbxsms.clicksend")
@@ -70,7 +72,7 @@ async def send_mms(runtime: Runtime, client: ClickSendClient, settings: ClickSen
                 "messages": [{"source": SOURCE, "from": message.from_, "to": message.to,
                               "subject": subject_of(message, settings), "body": body,
                               "custom_string": message.id}]})
-        except ClickSendError as error:
+        except CarrierError as error:
             return _partial(parts, _error(error))
         result = _judge(answer, message.id)
         if result.outcome != Outcome.ACCEPTED:
@@ -113,7 +115,7 @@ def _judge(answer: Any, message_id: str) -> SendResult:
                                                                f"{status}")
 
 
-def _error(error: ClickSendError) -> SendResult:
+def _error(error: CarrierError) -> SendResult:
     if isinstance(error, NotSent):
         return SendResult(Outcome.RETRY, code="NOT_SENT", reason=str(error))
     if isinstance(error, HTTPError):

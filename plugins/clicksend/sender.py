@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pbxsms.core.plugin_api import (
+    CarrierError,
+    NoAnswer,
+    NotSent,
     OutboundMessage,
     Outcome,
     RateLimiter,
@@ -26,11 +29,8 @@ from pbxsms.core.plugin_api import (
 from pbxsms.plugins.clicksend.client import (
     MAX_MESSAGES,
     ClickSendClient,
-    ClickSendError,
     HTTPError,
     JsonDict,
-    NoAnswer,
-    NotSent,
     sms_message,
 )
 from pbxsms.plugins.clicksend.mms_sender import send_mms
@@ -178,7 +178,7 @@ class ClickSendProvider:
         try:
             records = await client.sms_history(int(called_at) - HISTORY_MARGIN,
                                                int(time.time()) + HISTORY_MARGIN)
-        except ClickSendError as error:
+        except CarrierError as error:
             metrics.PROVIDER_RECONCILED.labels(NAME, "lookup_failed").inc(len(messages))
             log.warning("ClickSend history lookup failed, %d message(s) stay ambiguous: %s",
                         len(messages), error)

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
-import sys
 from pathlib import Path
 
 import click
@@ -13,8 +9,10 @@ import click
 from pbxsms.core.plugin_api import (
     config_option,
     env_option,
+    listen_options,
     load_or_exit,
-    public_url,
+    public_urls_or_exit,
+    run_simulator,
 )
 from pbxsms.plugins.telnyx.settings import NAME, telnyx_settings
 from pbxsms.plugins.telnyx.webhooks import PATH
@@ -31,15 +29,7 @@ def telnyx() -> None:
 def webhook_url(env_file: Path | None, config_path: Path | None) -> None:
     """Print the webhook URL to set on the Telnyx messaging profile (inbound and receipts)."""
     config, _ = load_or_exit(env_file, config_path)
-    if NAME not in config.plugins:
-        click.echo("pbxsms: the telnyx plugin is not in [plugins] enabled, so this webhook "
-                   "is not served", err=True)
-        sys.exit(2)
-    url = public_url(config.core.public_url, PATH)
-    if url is None:
-        click.echo("pbxsms: set PBXSMS_PUBLIC_URL to the base URL Telnyx reaches this "
-                   "gateway at, e.g. https://sms.example.com", err=True)
-        sys.exit(2)
+    (url,) = public_urls_or_exit(config, NAME, "Telnyx", PATH)
     click.echo("Inbound messages and delivery receipts (Telnyx Mission Control: Messaging > "
                "your messaging profile > Inbound > Send a webhook to this URL):")
     click.echo(f"  {url}")
@@ -49,9 +39,7 @@ def webhook_url(env_file: Path | None, config_path: Path | None) -> None:
 
 
 @telnyx.command("simulator")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=0,
-              help="Port to listen on (default: any free port).")
+@listen_options
 @click.option("--api-key", default="sim-telnyx-key", show_default=True,
               help="The API key it accepts.")
 @click.option("--webhook-url", default=None,
@@ -61,17 +49,5 @@ def simulator(host: str, port: int, api_key: str, webhook_url: str | None) -> No
     with (set TELNYX_PUBLIC_KEY to it)."""
     from pbxsms.sim.telnyx import serve_forever
 
-    async def run() -> None:
-        task = asyncio.create_task(serve_forever(host, port, api_key,
-                                                 webhook_url=webhook_url))
-        loop = asyncio.get_running_loop()
-        for stop in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(stop, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    try:
-        asyncio.run(run())
-    except OSError as error:
-        click.echo(f"pbxsms: cannot listen on {host}:{port}: {error}", err=True)
-        sys.exit(1)
+    run_simulator(host, port,
+                  lambda: serve_forever(host, port, api_key, webhook_url=webhook_url))

@@ -5,16 +5,8 @@ from __future__ import annotations
 
 from aiohttp import ClientSession
 
-from pbxsms.core.plugin_api import (
-    Check,
-    Config,
-    Finding,
-    fail,
-    ok,
-    public_url,
-    warn,
-)
-from pbxsms.plugins.telnyx.client import HTTPError, TelnyxClient, TelnyxError
+from pbxsms.core.plugin_api import CarrierError, Check, Config, Finding, fail, ok, public_url, warn
+from pbxsms.plugins.telnyx.client import HTTPError, TelnyxClient
 from pbxsms.plugins.telnyx.settings import TelnyxSettings, telnyx_settings
 from pbxsms.plugins.telnyx.signature import BadKey, public_key
 from pbxsms.plugins.telnyx.webhooks import PATH
@@ -40,7 +32,7 @@ async def account(settings: TelnyxSettings) -> Finding:
             if error.status in (401, 403):
                 return fail(f"API key refused ({error}) by {url}", KEY_FIX)
             return fail(f"{url} answered: {error}", "see status.telnyx.com; try again")
-        except TelnyxError as error:
+        except CarrierError as error:
             return fail(str(error), "check TELNYX_BASE_URL and the network path to it")
     detail = f"API key accepted by {url} ({len(profiles)} messaging profile(s))"
     wanted = settings.messaging_profile_id

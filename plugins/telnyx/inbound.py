@@ -8,7 +8,6 @@ Unknown fields are ignored; a field we need that is missing or of the wrong type
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +20,7 @@ from pbxsms.core.plugin_api import (
     Receipt,
     Refusal,
     State,
+    parse_json,
     to_e164,
 )
 from pbxsms.plugins.telnyx.settings import NAME
@@ -71,11 +71,10 @@ class DeliveryReceipt:
 
 
 def read_envelope(raw: bytes) -> Envelope:
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError) as error:
-        raise Refusal(400, f"malformed JSON: {error}") from None
-    data = body.get("data") if isinstance(body, dict) else None
+    body = parse_json(raw)
+    if not isinstance(body, dict):
+        body = {}
+    data = body.get("data")
     if not isinstance(data, dict):
         raise Refusal(400, "expected a Telnyx event: an object with `data`", "data")
     event_type = _str(data, "event_type", "data.event_type")

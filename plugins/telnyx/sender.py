@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 from pbxsms.core.plugin_api import (
     AccountPause,
+    NoAnswer,
+    NotSent,
     OutboundMessage,
     Outcome,
     RateLimiter,
@@ -23,7 +25,7 @@ from pbxsms.core.plugin_api import (
     metrics,
     opted_out,
 )
-from pbxsms.plugins.telnyx.client import HTTPError, NoAnswer, NotSent, TelnyxClient
+from pbxsms.plugins.telnyx.client import HTTPError, TelnyxClient
 from pbxsms.plugins.telnyx.inbound import OPT_OUT_CODE
 from pbxsms.plugins.telnyx.settings import NAME, TelnyxSettings, telnyx_settings
 

@@ -2,52 +2,33 @@
 the account and its numbers.
 
 Every call uses HTTP Basic auth (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN), sends forms and
-reads JSON. Failures raise one of three errors that say whether the request can have
-reached Twilio, because Twilio documents no idempotency key for creating a message:
-
-- `NotSent`: it never left (connection refused, DNS, connect timeout): safe to retry.
-- `NoAnswer`: it may have been processed (read timeout, dropped connection, unreadable
-  answer): a send is ambiguous.
-- `TwilioError`: Twilio answered an error status, with its `{code, message, more_info,
-  status}` body when it gave one.
+reads JSON. Failures raise the plugin API's `NotSent` / `NoAnswer` (whether the request
+can have reached Twilio: it documents no idempotency key for creating a message), or
+`TwilioError` when Twilio answered an error status, with its `{code, message, more_info,
+status}` body when it gave one.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-from aiohttp import ClientSession, ClientTimeout
+from aiohttp import ClientSession
 
-from pbxsms.core.plugin_api import __version__, hide_url_password
+from pbxsms.core.plugin_api import CarrierError, CarrierHTTP, NoAnswer, retry_after
 from pbxsms.plugins.twilio.settings import TwilioSettings
 
 API = "/2010-04-01"
-CONNECT_TIMEOUT = 10.0
 # Enough to find a message created moments ago among the newest between two numbers.
 LOOKUP_PAGE_SIZE = 50
 
 JsonDict = dict[str, Any]
 
 
-class TwilioClientError(Exception):
-    """A Twilio call failed; the message is fit for operators (no secrets)."""
-
-
-class NotSent(TwilioClientError):
-    """The request never reached Twilio."""
-
-
-class NoAnswer(TwilioClientError):
-    """The request went out but no usable answer came back."""
-
-
 @dataclass
-class TwilioError(TwilioClientError):
+class TwilioError(CarrierError):
     """Twilio answered an error status; `code` is Twilio's error code (0 when none)."""
 
     status: int
@@ -70,10 +51,8 @@ class TwilioClient:
     """Calls Twilio with the given settings over a shared aiohttp session."""
 
     def __init__(self, http: ClientSession, settings: TwilioSettings) -> None:
-        self.http = http
-        self.base_url = settings.base_url.rstrip("/")
+        self.carrier = CarrierHTTP(http, "Twilio", settings.base_url, settings.timeout)
         self.account_sid = settings.account_sid or ""
-        self.timeout = settings.timeout
         pair = f"{self.account_sid}:{settings.token}".encode()
         self._authorization = f"Basic {base64.b64encode(pair).decode()}"
 
@@ -116,44 +95,13 @@ class TwilioClient:
     async def request(self, method: str, path: str, form: Mapping[str, str] | None = None,
                       query: Mapping[str, str | int] | None = None) -> JsonDict:
         """One call; the JSON object on 2xx, else an error as described above."""
-        timeout = ClientTimeout(total=None, connect=CONNECT_TIMEOUT, sock_read=self.timeout)
-        headers = {"Accept": "application/json", "User-Agent": f"pbxsms/{__version__}",
-                   "Authorization": self._authorization}
-        url = self.base_url + path
-        try:
-            async with self.http.request(method, url, data=form, params=query,
-                                         headers=headers, timeout=timeout) as response:
-                text = await response.text()
-                status, retry_after = response.status, response.headers.get("Retry-After")
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
-            raise NotSent(f"cannot reach Twilio at {hide_url_password(self.base_url)}: "
-                          f"{type(error).__name__}: {error}") from error
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise NoAnswer(f"no answer from Twilio: {type(error).__name__}: {error}"
-                           .rstrip(": ")) from error
-        body = _json(text)
-        if 200 <= status < 300:
-            if body is None:
-                raise NoAnswer(f"Twilio answered {status} with a body that is not JSON")
-            return body
-        body = body or {}
+        answer = await self.carrier.call(method, path, self._authorization, form=form,
+                                         query=query)
+        if answer.ok:
+            return answer.json()
+        body = answer.body or {}
         code = body.get("code")
-        raise TwilioError(status, code if isinstance(code, int) else 0,
+        raise TwilioError(answer.status, code if isinstance(code, int) else 0,
                           str(body.get("message") or ""), str(body.get("more_info") or ""),
-                          _seconds(retry_after) if status == 429 else None)
-
-
-def _json(text: str) -> JsonDict | None:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return max(float(value), 0.0) if value else None
-    except ValueError:
-        return None
-
+                          retry_after(answer.headers.get("Retry-After"))
+                          if answer.status == 429 else None)

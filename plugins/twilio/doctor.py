@@ -7,6 +7,7 @@ from __future__ import annotations
 from aiohttp import ClientSession
 
 from pbxsms.core.plugin_api import (
+    CarrierError,
     Check,
     Config,
     Finding,
@@ -17,7 +18,7 @@ from pbxsms.core.plugin_api import (
     to_e164,
     warn,
 )
-from pbxsms.plugins.twilio.client import TwilioClient, TwilioClientError, TwilioError
+from pbxsms.plugins.twilio.client import TwilioClient, TwilioError
 from pbxsms.plugins.twilio.settings import NAME, TwilioSettings, twilio_settings
 from pbxsms.plugins.twilio.webhooks import SMS_PATH, STATUS_PATH
 
@@ -50,7 +51,7 @@ async def account(settings: TwilioSettings) -> Finding:
                             "TWILIO_ACCOUNT_SID must be the account's SID (AC...), not a "
                             "subaccount's or an API key's")
             return fail(f"{url} answered: {error}", "see status.twilio.com; try again")
-        except TwilioClientError as error:
+        except CarrierError as error:
             return fail(str(error), "check TWILIO_BASE_URL and the network path to it")
     # The answer also holds the auth token: only these fields are read.
     status, kind = str(data.get("status") or "?"), str(data.get("type") or "?")
@@ -107,7 +108,7 @@ async def numbers(config: Config, settings: TwilioSettings) -> Finding:
         for number in ours:
             try:
                 record = await client.incoming_number(number)
-            except TwilioClientError as error:
+            except CarrierError as error:
                 return fail(f"cannot list the account's numbers: {error}",
                             "run the `twilio` check's fix first")
             if record is None:

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 from pbxsms.core.plugin_api import (
+    CarrierError,
+    NoAnswer,
+    NotSent,
     OutboundMessage,
     Outcome,
     Runtime,
@@ -24,14 +27,7 @@ from pbxsms.core.plugin_api import (
     public_url,
 )
 from pbxsms.plugins.twilio import codes
-from pbxsms.plugins.twilio.client import (
-    JsonDict,
-    NoAnswer,
-    NotSent,
-    TwilioClient,
-    TwilioClientError,
-    TwilioError,
-)
+from pbxsms.plugins.twilio.client import JsonDict, TwilioClient, TwilioError
 from pbxsms.plugins.twilio.settings import NAME, TwilioSettings, twilio_settings
 from pbxsms.plugins.twilio.webhooks import STATUS_PATH
 
@@ -213,7 +209,7 @@ class TwilioProvider:
         await asyncio.sleep(self.settings.reconcile_delay)
         try:
             records = await client.recent_messages(message.to, message.from_)
-        except TwilioClientError as error:
+        except CarrierError as error:
             metrics.PROVIDER_RECONCILED.labels(NAME, "lookup_failed").inc()
             log.warning("Twilio message lookup failed, %s stays ambiguous: %s", message.id,
                         error, extra={"msg_id": message.id})

@@ -3,7 +3,6 @@ put together behind one aiohttp server, and the `pbxsms clicksend simulator` run
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
@@ -251,7 +250,4 @@ async def serve_forever(
     url = await sim.start(host, port)
     print(f"ClickSend simulator on {url} (API user {username!r}); control API at {url}/_sim/")
     print(f"Point a gateway at it with CLICKSEND_BASE_URL={url}", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await sim.stop()
+    await sim.serve_until_cancelled()

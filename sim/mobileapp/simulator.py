@@ -4,7 +4,6 @@ inbox) and the app side posting to the gateway's webhook, behind one aiohttp ser
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hmac
 import json
@@ -238,7 +237,4 @@ async def serve_forever(host: str, port: int, token: str) -> None:
     sim = MobileAppSimulator(token)
     url = await sim.start(host, port)
     print(f"Mobile-app API simulator on {url}/ (Bearer token required); control at {url}/_sim/")
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await sim.stop()
+    await sim.serve_until_cancelled()

@@ -3,7 +3,6 @@ posts to a gateway (inbound messages, status callbacks), signed as Twilio signs 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hmac
@@ -345,7 +344,4 @@ async def serve_forever(host: str, port: int, account_sid: str, auth_token: str)
     url = await sim.start(host, port)
     print(f"Twilio simulator on {url} (account {account_sid}); control API at {url}/_sim/")
     print(f"Point a gateway at it with TWILIO_BASE_URL={url}", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await sim.stop()
+    await sim.serve_until_cancelled()

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from pbxsms.core.model.events import State
 from pbxsms.sim.bandwidth import BandwidthSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.helpers import wait_until
 from tests.support.bandwidth import CUSTOMER, ORG, OURS, bandwidth_env, toml
-from tests.support.carriers import settled
-from tests.support.delivery import HOOK_TOKEN, SENDER, delivery_env, wait_channel
+from tests.support.carriers import reaches_app_and_email, settled
+from tests.support.delivery import HOOK_TOKEN, delivery_env
 from tests.support.gateway import Gateway
 from tests.support.smtp import SmtpServer
 
@@ -29,18 +28,8 @@ async def test_inbound_to_app_and_email_then_the_reply_out_and_its_receipt(
     pushed = await bandwidth.push_inbound(hook, CUSTOMER, OURS, "Table for 4 at 8 tonight?")
     assert pushed.status == 200, pushed.body
 
-    await wait_until(lambda: len(app.pushes) == 1, message="the app push")
-    (push,) = app.pushes
-    assert (push.orgid, push.from_, push.to, push.content) == (
-        ORG, CUSTOMER, "201", "Table for 4 at 8 tonight?")
-    await wait_until(lambda: len(smtp.mailbox.mails) == 1, message="the email copy")
-    (mail,) = smtp.mailbox.mails
-    assert mail.rcpt_tos == ["front@example.com"] and mail.mail_from == SENDER
-    text = mail.message.get_body(("plain",))
-    assert text is not None and "Table for 4 at 8 tonight?" in text.get_content()
-    inbound_id = await gateway.runtime.status.find_by_provider_id("mobileapp", push.messageid)
-    assert inbound_id is not None
-    await wait_channel(gateway.runtime, inbound_id, "email", State.DELIVERED)
+    await reaches_app_and_email(gateway, app, smtp, CUSTOMER, OURS,
+                                "Table for 4 at 8 tonight?")
 
     answer = await app.reply(f"{gateway.url}/webhook/ringotel", HOOK_TOKEN, "201", CUSTOMER,
                              "Yes, booked for 8", ORG, messageid="rt-1")

@@ -3,32 +3,20 @@ names each fault with its fix, `pbxsms bandwidth webhook-url` prints the URL."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from click.testing import CliRunner, Result
-
-from pbxsms.core.cli import build_cli
 from pbxsms.core.health.doctor import run_doctor
 from pbxsms.sim.bandwidth import BandwidthSimulator
-from tests.helpers import write_env
 from tests.support.bandwidth import CALLBACK_PASSWORD, bandwidth_env, toml
+from tests.support.carriers import assert_fixes, plugin_files, run_cli, simulator_banner
 from tests.support.gateway import Gateway
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 
 
-async def run_cli(*args: str) -> Result:
-    return await asyncio.to_thread(CliRunner().invoke, build_cli(), list(args))
-
-
 def files(tmp_path: Path, **env: str) -> list[str]:
-    config = tmp_path / "pbxsms.toml"
-    config.write_text('[plugins]\nenabled = ["bandwidth"]\n')
-    env_file = write_env(tmp_path / "bw.env", PBXSMS_DATA_DIR=str(tmp_path / "var"), **env)
-    return ["--env-file", str(env_file), "--config", str(config)]
+    return plugin_files(tmp_path, "bandwidth", **env)
 
 
 async def test_config_check_hides_the_secrets(tmp_path: Path) -> None:
@@ -68,24 +56,13 @@ async def test_doctor_passes_then_names_each_fault(start_gateway: StartGateway,
         bandwidth, BANDWIDTH_CLIENT_SECRET="wrong-secret", BANDWIDTH_CALLBACK_PASSWORD=""))
     lines = []
     assert not await run_doctor(bad.runtime.config, bad.runtime.plugins, lines.append)
-    for start, fix in {"FAIL  bandwidth: OAuth client refused": "BANDWIDTH_CLIENT_SECRET",
-                       "FAIL  bandwidth callbacks: BANDWIDTH_CALLBACK_USERNAME/PASSWORD":
-                       "callback credentials"}.items():
-        at = next(n for n, line in enumerate(lines) if line.startswith(start))
-        assert lines[at + 1].startswith("      fix: ") and fix in lines[at + 1], lines
+    assert_fixes(lines, {"FAIL  bandwidth: OAuth client refused": "BANDWIDTH_CLIENT_SECRET",
+                         "FAIL  bandwidth callbacks: BANDWIDTH_CALLBACK_USERNAME/PASSWORD":
+                         "callback credentials"})
     assert "wrong-secret" not in "\n".join(lines)
 
 
 async def test_the_simulator_command_serves() -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from pbxsms.core.cli import main; main()", "bandwidth",
-        "simulator", "--port", "0", stdout=asyncio.subprocess.PIPE)
-    try:
-        assert process.stdout is not None
-        first = await asyncio.wait_for(process.stdout.readline(), 20)
-        second = await asyncio.wait_for(process.stdout.readline(), 20)
-        assert first.startswith(b"Bandwidth simulator on http://127.0.0.1:")
-        assert b"BANDWIDTH_BASE_URL=" in second and b"BANDWIDTH_TOKEN_URL=" in second
-    finally:
-        process.terminate()
-        await process.wait()
+    first, second = await simulator_banner("bandwidth")
+    assert first.startswith(b"Bandwidth simulator on http://127.0.0.1:")
+    assert b"BANDWIDTH_BASE_URL=" in second and b"BANDWIDTH_TOKEN_URL=" in second

@@ -3,15 +3,15 @@ each reply leaves through the carrier of the number that was texted."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 from pbxsms.sim.bandwidth import BandwidthSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from pbxsms.sim.telnyx import TelnyxSimulator
 from tests.helpers import wait_until
-from tests.support.bandwidth import BUS, ORG, bandwidth_env
-from tests.support.delivery import HOOK_TOKEN, delivery_env
+from tests.support.bandwidth import bandwidth_env
+from tests.support.carriers import BUS, numbers_toml, text_both_then_reply
+from tests.support.delivery import delivery_env
 from tests.support.gateway import Gateway
 from tests.support.smtp import SmtpServer
 from tests.support.telnyx import API_KEY, telnyx_env
@@ -21,22 +21,8 @@ StartGateway = Callable[..., Awaitable[Gateway]]
 BW_NUMBER, TX_NUMBER = "+19195550100", "+13125550100"
 BW_CUSTOMER, TX_CUSTOMER = "+19195550123", "+17735550123"
 
-TOML = f"""
-[plugins]
-enabled = ["telnyx", "bandwidth", "email", "mobileapp"]
-{BUS}
-[[numbers]]
-number = "{BW_NUMBER}"
-provider = "bandwidth"
-extension = "201"
-mobileapp_org = "{ORG}"
-
-[[numbers]]
-number = "{TX_NUMBER}"
-provider = "telnyx"
-extension = "202"
-mobileapp_org = "{ORG}"
-"""
+TOML = ('[plugins]\nenabled = ["telnyx", "bandwidth", "email", "mobileapp"]\n' + BUS
+        + numbers_toml((BW_NUMBER, "bandwidth", "201"), (TX_NUMBER, "telnyx", "202")))
 
 
 async def test_each_reply_leaves_through_its_own_carrier(
@@ -45,21 +31,13 @@ async def test_each_reply_leaves_through_its_own_carrier(
     async with TelnyxSimulator([API_KEY]) as telnyx:
         env = {**delivery_env(app, smtp), **telnyx_env(telnyx), **bandwidth_env(bandwidth)}
         gateway = await start_gateway(toml=TOML, env=env)
-        pushed = await asyncio.gather(
+        await text_both_then_reply(gateway, app, [
             bandwidth.push_inbound(f"{gateway.url}/webhook/bandwidth", BW_CUSTOMER, BW_NUMBER,
                                    "to bandwidth"),
             telnyx.push_inbound(f"{gateway.url}/webhook/telnyx", TX_CUSTOMER, TX_NUMBER,
-                                "to telnyx"))
-        assert [p.status for p in pushed] == [200, 200]
-        await wait_until(lambda: len(app.pushes) == 2, message="both app pushes")
-
-        hook = f"{gateway.url}/webhook/ringotel"
-        answers = await asyncio.gather(
-            app.reply(hook, HOOK_TOKEN, "201", BW_CUSTOMER, "reply via bandwidth", ORG,
-                      messageid="rt-bw"),
-            app.reply(hook, HOOK_TOKEN, "202", TX_CUSTOMER, "reply via telnyx", ORG,
-                      messageid="rt-tx"))
-        assert [a.status for a in answers] == [200, 200]
+                                "to telnyx")], [
+            ("201", BW_CUSTOMER, "reply via bandwidth"),
+            ("202", TX_CUSTOMER, "reply via telnyx")])
         await wait_until(lambda: len(bandwidth.sent_messages) == 1
                          and len(telnyx.sent_messages) == 1, message="both sends")
         (bw_sent,) = bandwidth.sent_messages

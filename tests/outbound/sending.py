@@ -11,8 +11,6 @@ from nats.errors import TimeoutError as NatsTimeout
 from prometheus_client import REGISTRY
 
 from pbxsms.core.model.events import DeadLetter
-from pbxsms.core.stores.status import StatusRecord
-from tests.helpers import wait_until
 from tests.support.gateway import Gateway
 
 USER, KEY = "pbxsms-test", "4F1E2D3C-5B6A-4789-9ABC-DEF012345678"
@@ -51,24 +49,6 @@ async def send_via_api(gateway: Gateway, body: str = "hello", to: str | None = N
                                                   "body": body})
     assert status == 202, answer
     return str(answer["id"])
-
-
-async def settled(gateway: Gateway, message_id: str, state: str, timeout: float = 10.0
-                  ) -> StatusRecord:
-    """Wait until the message's record is in `state`; the record."""
-    record: StatusRecord | None = None
-
-    async def reached() -> bool:
-        nonlocal record
-        record = await gateway.runtime.status.get(message_id)
-        return record is not None and record.state.value == state
-
-    try:
-        await wait_until(reached, timeout, f"{message_id} to be {state}")
-    except AssertionError:
-        raise AssertionError(f"{message_id} not {state}: {record}") from None
-    assert record is not None
-    return record
 
 
 async def drained(gateway: Gateway, consumer: str) -> bool:

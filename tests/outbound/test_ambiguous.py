@@ -9,7 +9,8 @@ from collections import Counter
 from pbxsms.core.model.events import State
 from pbxsms.sim.clicksend import HISTORY_PATH, ClickSendSimulator
 from tests.helpers import wait_until
-from tests.outbound.sending import dead_letters, drained, metric, recipient, send_via_api, settled
+from tests.outbound.sending import dead_letters, drained, metric, recipient, send_via_api
+from tests.support.carriers import settled
 from tests.support.gateway import StartGateway
 
 FAST = 'reconcile_delay = "0s"'

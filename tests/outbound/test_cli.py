@@ -8,18 +8,12 @@ import sys
 from pathlib import Path
 
 from aiohttp import ClientSession
-from click.testing import CliRunner, Result
 
-from pbxsms.core.cli import build_cli
 from pbxsms.sim.clicksend import ClickSendSimulator
 from tests.helpers import basic_auth, free_port, write_env
-from tests.outbound.sending import KEY, OURS, USER, recipient, settled
+from tests.outbound.sending import KEY, OURS, USER, recipient
+from tests.support.carriers import run_cli, settled
 from tests.support.gateway import StartGateway
-
-
-async def run_cli(*args: str) -> Result:
-    """Run the CLI in a thread: it runs its own event loop, ours keeps serving."""
-    return await asyncio.to_thread(CliRunner().invoke, build_cli(), list(args))
 
 
 def clicksend_env(tmp_path: Path, sim: ClickSendSimulator, key: str = KEY) -> list[str]:

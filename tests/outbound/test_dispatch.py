@@ -21,8 +21,8 @@ from tests.outbound.sending import (
     metric,
     recipient,
     send_via_api,
-    settled,
 )
+from tests.support.carriers import settled
 from tests.support.gateway import StartGateway
 
 # Messages posted together travel in one call even on a slow machine.

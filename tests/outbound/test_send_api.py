@@ -9,7 +9,8 @@ from aiohttp import ClientSession
 
 from pbxsms.core.model.events import new_id
 from pbxsms.sim.clicksend import ClickSendSimulator
-from tests.outbound.sending import OURS, TOKEN, post_message, recipient, settled
+from tests.outbound.sending import OURS, TOKEN, post_message, recipient
+from tests.support.carriers import settled
 from tests.support.gateway import StartGateway
 
 

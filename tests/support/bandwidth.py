@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pbxsms.sim.bandwidth import BandwidthSimulator
+from tests.support.carriers import API_TOKEN, BUS
+from tests.support.delivery import ORG
+
+__all__ = ["BUS", "ORG"]
 
 OURS = "+19195550100"  # our Bandwidth number, extension 201
 CUSTOMER = "+19195550123"
-ORG = "org1"
 CALLBACK_USER, CALLBACK_PASSWORD = "bw-callbacks", "c4llback-pa55word"
 
 NUMBERS = f"""
@@ -17,12 +20,6 @@ extension = "201"
 domain = "pbx.example.com"
 email = ["front@example.com"]
 mobileapp_org = "{ORG}"
-"""
-BUS = """
-[bus]
-backoff_initial = "50ms"
-backoff_max = "500ms"
-max_deliver = 4
 """
 
 
@@ -39,7 +36,7 @@ def bandwidth_env(sim: BandwidthSimulator, **more: str) -> dict[str, str]:
             "BANDWIDTH_CALLBACK_USERNAME": CALLBACK_USER,
             "BANDWIDTH_CALLBACK_PASSWORD": CALLBACK_PASSWORD,
             "BANDWIDTH_BASE_URL": sim.api_url, "BANDWIDTH_TOKEN_URL": sim.token_url,
-            "PBXSMS_API_TOKEN": "api-t0ken", **more}
+            "PBXSMS_API_TOKEN": API_TOKEN, **more}
 
 
 def toml(enabled: str = '"bandwidth"', more: str = "") -> str:

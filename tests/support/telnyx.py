@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pbxsms.sim.telnyx import TelnyxSimulator
 from tests.support import carriers
-from tests.support.carriers import API_TOKEN, settled, stored_on
+from tests.support.carriers import API_TOKEN, BUS, settled, stored_on
+from tests.support.delivery import ORG
 from tests.support.gateway import Gateway
 
-__all__ = ["API_TOKEN", "send", "settled", "stored_on"]
+__all__ = ["API_TOKEN", "BUS", "ORG", "send", "settled", "stored_on"]
 
 API_KEY = "KEY0123456789ABCDEF_telnyx-test"
 OURS = "+13125550100"  # our Telnyx number, extension 201
 CUSTOMER = "+17735550123"
-ORG = "org1"
 
 NUMBERS = f"""
 [[numbers]]
@@ -22,13 +22,6 @@ extension = "201"
 domain = "pbx.example.com"
 email = ["front@example.com"]
 mobileapp_org = "{ORG}"
-"""
-# Fast retries, so fault scenarios settle in about a second.
-BUS = """
-[bus]
-backoff_initial = "50ms"
-backoff_max = "500ms"
-max_deliver = 4
 """
 
 

@@ -3,33 +3,20 @@ each fault with its fix, `pbxsms telnyx webhook-url` prints the URL, the simulat
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from click.testing import CliRunner, Result
-
-from pbxsms.core.cli import build_cli
 from pbxsms.core.health.doctor import run_doctor
 from pbxsms.sim.telnyx import PROFILES_PATH, TelnyxSimulator
-from tests.helpers import write_env
+from tests.support.carriers import assert_fixes, plugin_files, run_cli, simulator_banner
 from tests.support.gateway import Gateway
 from tests.support.telnyx import API_KEY, telnyx_env, toml
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 
 
-async def run_cli(*args: str) -> Result:
-    """Run the CLI in a thread: it runs its own event loop, ours keeps serving."""
-    return await asyncio.to_thread(CliRunner().invoke, build_cli(), list(args))
-
-
 def files(tmp_path: Path, **env: str) -> list[str]:
-    config = tmp_path / "pbxsms.toml"
-    config.write_text('[plugins]\nenabled = ["telnyx"]\n')
-    env_file = write_env(tmp_path / "tx.env", PBXSMS_DATA_DIR=str(tmp_path / "var"), **env)
-    return ["--env-file", str(env_file), "--config", str(config)]
+    return plugin_files(tmp_path, "telnyx", **env)
 
 
 async def test_config_check_hides_the_api_key_and_names_what_is_missing(
@@ -72,23 +59,12 @@ async def test_doctor_names_each_fault_and_its_fix(start_gateway: StartGateway,
     lines: list[str] = []
     healthy = await run_doctor(gateway.runtime.config, gateway.runtime.plugins, lines.append)
     assert not healthy
-    for start, fix in {"FAIL  telnyx: API key refused": "TELNYX_API_KEY",
-                       "FAIL  telnyx webhooks: TELNYX_PUBLIC_KEY is not": "Public Key"}.items():
-        at = next(n for n, line in enumerate(lines) if line.startswith(start))
-        assert lines[at + 1].startswith("      fix: ") and fix in lines[at + 1], lines
+    assert_fixes(lines, {"FAIL  telnyx: API key refused": "TELNYX_API_KEY",
+                         "FAIL  telnyx webhooks: TELNYX_PUBLIC_KEY is not": "Public Key"})
     assert "wrong-key" not in "\n".join(lines)
 
 
 async def test_the_simulator_command_serves_and_prints_its_public_key() -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from pbxsms.core.cli import main; main()", "telnyx",
-        "simulator", "--port", "0", stdout=asyncio.subprocess.PIPE)
-    try:
-        assert process.stdout is not None
-        first = await asyncio.wait_for(process.stdout.readline(), 20)
-        second = await asyncio.wait_for(process.stdout.readline(), 20)
-        assert first.startswith(b"Telnyx simulator on http://127.0.0.1:")
-        assert b"TELNYX_PUBLIC_KEY=" in second and b"TELNYX_BASE_URL=" in second
-    finally:
-        process.terminate()
-        await process.wait()
+    first, second = await simulator_banner("telnyx")
+    assert first.startswith(b"Telnyx simulator on http://127.0.0.1:")
+    assert b"TELNYX_PUBLIC_KEY=" in second and b"TELNYX_BASE_URL=" in second

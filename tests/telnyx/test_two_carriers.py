@@ -3,39 +3,25 @@ reply leaves through the carrier of the number that was texted."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from pbxsms.sim.telnyx import TelnyxSimulator
 from tests.helpers import wait_until
-from tests.support.delivery import HOOK_TOKEN, delivery_env
+from tests.support.carriers import BUS, numbers_toml, text_both_then_reply
+from tests.support.delivery import delivery_env
 from tests.support.gateway import Gateway
 from tests.support.smtp import SmtpServer
-from tests.support.telnyx import BUS, ORG, telnyx_env
+from tests.support.telnyx import telnyx_env
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 
 CS_NUMBER, TX_NUMBER = "+61411111111", "+13125550100"
 CS_CUSTOMER, TX_CUSTOMER = "+61422222222", "+17735550123"
 
-TOML = f"""
-[plugins]
-enabled = ["clicksend", "telnyx", "email", "mobileapp"]
-{BUS}
-[[numbers]]
-number = "{CS_NUMBER}"
-provider = "clicksend"
-extension = "201"
-mobileapp_org = "{ORG}"
-
-[[numbers]]
-number = "{TX_NUMBER}"
-provider = "telnyx"
-extension = "202"
-mobileapp_org = "{ORG}"
-"""
+TOML = ('[plugins]\nenabled = ["clicksend", "telnyx", "email", "mobileapp"]\n' + BUS
+        + numbers_toml((CS_NUMBER, "clicksend", "201"), (TX_NUMBER, "telnyx", "202")))
 
 
 async def test_each_reply_leaves_through_its_own_carrier(
@@ -47,25 +33,15 @@ async def test_each_reply_leaves_through_its_own_carrier(
                "CLICKSEND_WEBHOOK_TOKEN": "cs-secret"}
         gateway = await start_gateway(toml=TOML, env=env)
 
-        # Both numbers texted at once.
-        pushed = await asyncio.gather(
+        await text_both_then_reply(gateway, app, [
             clicksend.push_inbound(f"{gateway.url}/webhook/clicksend/sms?token=cs-secret",
                                    CS_CUSTOMER, CS_NUMBER, "to clicksend", webhook_type="json"),
             telnyx.push_inbound(f"{gateway.url}/webhook/telnyx", TX_CUSTOMER, TX_NUMBER,
-                                "to telnyx"))
-        assert [p.status for p in pushed] == [200, 200]
-        await wait_until(lambda: len(app.pushes) == 2, message="both app pushes")
+                                "to telnyx")], [
+            ("201", CS_CUSTOMER, "reply via clicksend"),
+            ("202", TX_CUSTOMER, "reply via telnyx")])
         assert {(p.to, p.from_, p.content) for p in app.pushes} == {
             ("201", CS_CUSTOMER, "to clicksend"), ("202", TX_CUSTOMER, "to telnyx")}
-
-        # Both extensions reply at once.
-        hook = f"{gateway.url}/webhook/ringotel"
-        answers = await asyncio.gather(
-            app.reply(hook, HOOK_TOKEN, "201", CS_CUSTOMER, "reply via clicksend", ORG,
-                      messageid="rt-cs"),
-            app.reply(hook, HOOK_TOKEN, "202", TX_CUSTOMER, "reply via telnyx", ORG,
-                      messageid="rt-tx"))
-        assert [a.status for a in answers] == [200, 200]
         await wait_until(lambda: len(clicksend.sent_messages) == 1
                          and len(telnyx.sent_messages) == 1, message="both sends")
         (cs_sent,) = clicksend.sent_messages

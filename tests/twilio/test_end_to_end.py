@@ -11,7 +11,8 @@ from pbxsms.core.model.events import State
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from pbxsms.sim.twilio import TwilioSimulator
 from tests.helpers import wait_until
-from tests.support.delivery import HOOK_TOKEN, ORG, SENDER, wait_channel
+from tests.support.carriers import reaches_app_and_email
+from tests.support.delivery import HOOK_TOKEN, ORG, wait_channel
 from tests.support.gateway import Gateway
 from tests.support.smtp import SmtpServer
 from tests.twilio.support import (
@@ -41,14 +42,8 @@ async def test_twilio_to_app_and_email_and_the_reply_back_delivered(
     assert event["extra"]["AccountSid"] == ACCOUNT_SID
 
     # Into extension 201's app, and a copy by email.
-    await wait_until(lambda: len(app.pushes) == 1, message="the app push")
-    (push,) = app.pushes
-    assert (push.orgid, push.from_, push.to, push.content) == (ORG, CUSTOMER, "201",
-                                                               "Table for 4 at 8?")
-    await wait_until(lambda: len(smtp.mailbox.mails) == 1, message="the email copy")
-    (mail,) = smtp.mailbox.mails
-    assert mail.rcpt_tos == ["desk@example.com"] and mail.mail_from == SENDER
-    assert mail.message["Subject"] == f"SMS from {CUSTOMER} to {OUR_NUMBER}"
+    await reaches_app_and_email(gateway, app, smtp, CUSTOMER, OUR_NUMBER, "Table for 4 at 8?",
+                                email="desk@example.com")
 
     # The reply leaves through Twilio, from the number the customer texted.
     answer = await app.reply(f"{gateway.url}/webhook/ringotel", HOOK_TOKEN, "201", CUSTOMER,

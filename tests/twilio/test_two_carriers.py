@@ -3,34 +3,18 @@ its own carrier, from the number that was texted."""
 
 from __future__ import annotations
 
-import asyncio
-
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from pbxsms.sim.twilio import TwilioSimulator
 from tests.helpers import wait_until
-from tests.support.delivery import HOOK_TOKEN, ORG
+from tests.support.carriers import numbers_toml, text_both_then_reply
 from tests.twilio.support import OUR_NUMBER, SMS_URL, StartGateway
 
 CLICKSEND_NUMBER = "+61411111111"
 ON_CLICKSEND, ON_TWILIO = "+61422222222", "+14155550123"  # two customers
 
-TOML = f"""
-[plugins]
-enabled = ["clicksend", "twilio", "email", "mobileapp"]
-
-[[numbers]]
-number = "{CLICKSEND_NUMBER}"
-provider = "clicksend"
-extension = "201"
-mobileapp_org = "{ORG}"
-
-[[numbers]]
-number = "{OUR_NUMBER}"
-provider = "twilio"
-extension = "201"
-mobileapp_org = "{ORG}"
-"""
+TOML = ('[plugins]\nenabled = ["clicksend", "twilio", "email", "mobileapp"]\n'
+        + numbers_toml((CLICKSEND_NUMBER, "clicksend", "201"), (OUR_NUMBER, "twilio", "201")))
 
 
 async def test_each_reply_leaves_through_the_carrier_of_the_number_texted(
@@ -41,21 +25,13 @@ async def test_each_reply_leaves_through_the_carrier_of_the_number_texted(
         gateway = await start_twilio_gateway(
             toml=TOML, CLICKSEND_USERNAME="pbx-user", CLICKSEND_API_KEY="pbx-key",
             CLICKSEND_BASE_URL=clicksend.base_url, CLICKSEND_WEBHOOK_TOKEN="cs-secret")
-        pushed = await asyncio.gather(
+        await text_both_then_reply(gateway, app, [
             clicksend.push_inbound(f"{gateway.url}/webhook/clicksend/sms?token=cs-secret",
                                    ON_CLICKSEND, CLICKSEND_NUMBER, "Hi from Sydney",
                                    webhook_type="json"),
-            twilio.push_inbound(SMS_URL, ON_TWILIO, OUR_NUMBER, "Hi from San Francisco"))
-        assert [p.status for p in pushed] == [200, 200]
-        await wait_until(lambda: len(app.pushes) == 2, message="both app pushes")
-
-        hook = f"{gateway.url}/webhook/ringotel"
-        answers = await asyncio.gather(
-            app.reply(hook, HOOK_TOKEN, "201", ON_CLICKSEND, "Hello Sydney", ORG,
-                      messageid="rt-1"),
-            app.reply(hook, HOOK_TOKEN, "201", ON_TWILIO, "Hello San Francisco", ORG,
-                      messageid="rt-2"))
-        assert [a.status for a in answers] == [200, 200]
+            twilio.push_inbound(SMS_URL, ON_TWILIO, OUR_NUMBER, "Hi from San Francisco")], [
+            ("201", ON_CLICKSEND, "Hello Sydney"),
+            ("201", ON_TWILIO, "Hello San Francisco")])
         await wait_until(lambda: len(clicksend.sent_messages) == 1 and len(twilio.sent) == 1,
                          message="one send through each carrier")
         (by_clicksend,) = clicksend.sent_messages
