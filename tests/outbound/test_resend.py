@@ -19,8 +19,8 @@ from tests.outbound.sending import (
     drained,
     recipient,
     send_via_api,
-    settled,
 )
+from tests.support.carriers import settled
 from tests.support.gateway import Gateway
 
 
