@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# `pbxsms serve` creates config/pbxsms.toml from config/pbxsms.example.toml when missing.
 run: $(STAMP)
 	$(BIN)/pbxsms serve --config config/pbxsms.toml
 

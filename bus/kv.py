@@ -165,16 +165,21 @@ class Bucket:
         """Every live key under `prefix.` with its value: the keys from the stream's
         subject list (filtered by the server), the values in one pipelined round. (A
         nats-py watch sometimes ended before delivering the keys just written.)"""
+        values = await self.get_many(await self.keys_matching(f"{prefix}.>"))
+        return {key: value for key, (value, _) in values.items() if value is not None}
+
+    async def keys_matching(self, pattern: str) -> list[str]:
+        """Keys matching the subject pattern `pattern` (`*`, `>`), deleted ones included
+        until the bucket forgets them."""
         keys: list[str] = []
         while True:
-            request = {"subjects_filter": f"{self._subject}{prefix}.>", "offset": len(keys)}
+            request = {"subjects_filter": f"{self._subject}{pattern}", "offset": len(keys)}
             page, total = await (await self._publisher.ask(
                 self._info, json.dumps(request).encode(), _subjects, self._timeout))
             keys += [subject[len(self._subject):] for subject in page]
             if not page or len(keys) >= total:
                 break
-        values = await self.get_many(keys)
-        return {key: value for key, (value, _) in values.items() if value is not None}
+        return keys
 
     async def _ask_last(self, key: str) -> asyncio.Future[tuple[bytes | None, int]]:
         request = json.dumps({"last_by_subj": self._subject + key}).encode()

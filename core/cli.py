@@ -15,7 +15,13 @@ from typing import Any
 import click
 
 from pbxsms.core import __version__
-from pbxsms.core.config.loader import load_config, redacted
+from pbxsms.core.config.loader import (
+    create_from_example,
+    describe_number,
+    file_numbers,
+    load_config,
+    redacted,
+)
 from pbxsms.core.config.problems import ConfigError
 from pbxsms.core.config.settings import Config, default_env_file, load_core, load_file
 from pbxsms.core.model.events import json_schemas
@@ -100,12 +106,21 @@ def cli() -> None:
 @config_option
 def serve(env_file: Path | None, config_path: Path | None) -> None:
     """Run the gateway until SIGTERM/SIGINT; SIGHUP (or `pbxsms reload`) reloads settings."""
-    from pbxsms.core.serve.server import serve as run
+    from pbxsms.core.serve.lock import data_dir_lock
 
-    config, plugins = load_or_exit(env_file, config_path)
-    setup_logging(config.core.log_level, config.core.log_format)
+    core = load_core(env_file if env_file is not None else default_env_file())
     try:
-        eventloop.run(run(config, plugins))
+        # First: a second gateway on this data folder stops before it loads anything.
+        with data_dir_lock(core.data_dir):
+            from pbxsms.core.serve.server import serve as run
+
+            example = create_from_example(config_path or core.config)
+            if example is not None:
+                click.echo(f"pbxsms: created {config_path or core.config} from {example}; "
+                           "edit it (plugins, [[numbers]]) and `pbxsms reload`", err=True)
+            config, plugins = load_or_exit(env_file, config_path)
+            setup_logging(config.core.log_level, config.core.log_format)
+            eventloop.run(run(config, plugins))
     except (ConnectionError, RuntimeError) as error:
         click.echo(f"pbxsms: {error}", err=True)
         sys.exit(1)
@@ -135,7 +150,11 @@ def config_check(env_file: Path | None, config_path: Path | None) -> None:
         click.echo(f"[{name}]")
         for key, value in table.model_dump().items():
             click.echo(f"  {key} = {value}")
-    click.echo(f"numbers in config file: {len(cfg.file.numbers)}")
+    click.echo(f"numbers in config file: {len(cfg.file.numbers)} "
+               f"(read with PBXSMS_DEFAULT_REGION={cfg.core.default_region})")
+    for index, (row, record) in enumerate(zip(cfg.file.numbers, file_numbers(cfg, plugins),
+                                              strict=True)):
+        click.echo(f"  {describe_number(index, row, record)}")
     problems = plugins.config_warnings(cfg)
     if problems:
         click.echo("Problems:")
@@ -245,7 +264,10 @@ def build_cli() -> click.Group:
 
 def main() -> None:
     try:
-        build_cli()(prog_name="pbxsms")
+        # `serve` needs no plugin's commands: importing every plugin first would only
+        # delay the data folder lock that a second start must meet at once.
+        command = cli if sys.argv[1:2] == ["serve"] else build_cli()
+        command(prog_name="pbxsms")
     except ConfigError as error:  # any command: name each bad setting, no traceback
         report_problems(error)
         sys.exit(2)

@@ -34,9 +34,10 @@ ENTRY_POINT_GROUP = "pbxsms.plugins"
 # Always on: the core's own routes and consumers, shipped as ordinary plugins.
 CORE_PLUGINS = {"core": "pbxsms.core.health.plugin",
                 "media": "pbxsms.core.media.plugin",
+                "messages": "pbxsms.core.messages.plugin",
                 "numbers": "pbxsms.core.numbers.plugin",
-                "outbound": "pbxsms.core.outbound.plugin",
-                "optout": "pbxsms.core.optout.plugin"}
+                "optout": "pbxsms.core.optout.plugin",
+                "outbound": "pbxsms.core.outbound.plugin"}
 
 # Built-in optional plugins, enabled by name in `[plugins] enabled`.
 BUILTIN_PLUGINS = {

@@ -109,7 +109,7 @@ async def test_the_example_plugin_receives_sends_and_checks(
     plugins.register(load_example(), "acme")
     gateway = await start_gateway(toml=TOML, plugins=plugins, env={
         "ACME_API_URL": acme.url, "ACME_API_KEY": "acme-key", "ACME_WEBHOOK_TOKEN": "hook",
-        "PBXSMS_API_TOKEN": "api"})
+        "PBXSMS_API_TOKEN": "api", "PBXSMS_PUBLIC_URL": "https://sms.example.com"})
     async with ClientSession() as http:
         # Inbound: stored once, routed to extension 201 by the number's settings.
         hook = f"{gateway.url}/webhook/acme?token=hook"

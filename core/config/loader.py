@@ -17,7 +17,7 @@ from pbxsms.core.config.settings import (
     load_file,
     load_plugin_settings,
 )
-from pbxsms.core.model.numbers import NumberError, parse_rows
+from pbxsms.core.model.numbers import NumberError, NumberSettings, parse_rows
 from pbxsms.core.plugins import Plugins
 
 
@@ -47,6 +47,37 @@ def load_config(env_file: Path | None = None, config_path: Path | None = None,
     if problems:
         raise ConfigError(problems)
     return Config(core=core, file=file, plugins=settings, env_file=env_file), plugins
+
+
+def create_from_example(path: Path) -> Path | None:
+    """Copy `<name>.example.toml` beside `path` to `path` when `path` is missing (a fresh
+    clone ships only the example); the example copied, or None."""
+    example = path.with_name(f"{path.stem}.example{path.suffix}")
+    if path.exists() or not example.is_file():
+        return None
+    try:
+        with path.open("x") as created:  # never over a file made meanwhile
+            created.write(example.read_text())
+    except FileExistsError:
+        return None
+    return example
+
+
+def file_numbers(config: Config, plugins: Plugins) -> list[NumberSettings]:
+    """The `[[numbers]]` rows of a loaded configuration, normalised (already validated)."""
+    return parse_rows(config.file.numbers, config.core.default_region, plugins.enabled,
+                      where="toml.numbers", known="enabled plugins")
+
+
+def describe_number(index: int, row: object, record: NumberSettings) -> str:
+    """One line per number for `config check` and `doctor`: as written, as read."""
+    written = row.get("number") if isinstance(row, dict) else None
+    to = f"extension {record.extension}" if record.extension else "no extension"
+    if record.domain:
+        to += f"@{record.domain}"
+    disabled = "" if record.enabled else ", disabled"
+    return (f"toml.numbers[{index}]: {written!r} -> {record.number} "
+            f"({record.provider}, {to}{disabled})")
 
 
 def load_plugin_only(name: str, model: type[S], env_file: Path | None = None,

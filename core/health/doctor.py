@@ -11,12 +11,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+import aiohttp
 import nats
 from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
 from pbxsms.bus.embedded import EMBEDDED_DIR, embedded_url
-from pbxsms.core.config.loader import hide_url_password
+from pbxsms.core.config.loader import describe_number, file_numbers, hide_url_password
 
 if TYPE_CHECKING:
     from pbxsms.core.config.settings import Config
@@ -58,13 +59,20 @@ async def run_doctor(config: Config, plugins: Plugins, echo: Callable[[str], Non
     """Print every finding; True when nothing failed (warnings are allowed)."""
     findings: list[tuple[str, Finding]] = []
     problems = plugins.config_warnings(config)
+    # The same severity as `config check`, which exits non-zero on each of these.
     for problem in problems:
-        findings.append(("settings", warn(str(problem))))
+        findings.append(("settings", fail(str(problem), f"change {problem.setting}")))
     if not problems:
         findings.append(("settings", ok("no problems")))
+    records = file_numbers(config, plugins)
+    findings.append(("numbers", ok(
+        f"{len(records)} in the config file, read with "
+        f"PBXSMS_DEFAULT_REGION={config.core.default_region}")))
     for line in _lines(findings):
         echo(line)
-    healthy = True
+    for index, (row, record) in enumerate(zip(config.file.numbers, records, strict=True)):
+        echo(f"      {describe_number(index, row, record)}")
+    healthy = not problems
     for check in plugins.doctor_checks(config):
         finding = await _run(check)
         healthy = healthy and finding.status != "fail"
@@ -98,7 +106,44 @@ def _lines(findings: list[tuple[str, Finding]]) -> list[str]:
 
 
 def core_checks(config: Config) -> list[Check]:
-    return [Check("nats", lambda: _nats(config)), Check("stream", lambda: _stream(config))]
+    return [Check("nats", lambda: _nats(config)), Check("stream", lambda: _stream(config)),
+            Check("api", lambda: _api_token(config))]
+
+
+def gateway_url(config: Config) -> str:
+    """Where the CLI reaches the running gateway: a wildcard listener on loopback."""
+    host = config.core.http_host
+    host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{config.core.http_port}"
+
+
+async def _api_token(config: Config) -> Finding:
+    """Whether this PBXSMS_API_TOKEN (the one `pbxsms numbers`, `send` and `messages`
+    use) is the running gateway's: a read of `/api/v1/numbers`, which changes nothing."""
+    token = config.core.api_token.get_secret_value() if config.core.api_token else ""
+    if not token:
+        return fail("PBXSMS_API_TOKEN unset: the API refuses every call",
+                    "set PBXSMS_API_TOKEN to a long random value, then `pbxsms reload`")
+    url = gateway_url(config)
+    timeout = aiohttp.ClientTimeout(total=3.0)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as http, http.get(
+                f"{url}/api/v1/numbers", headers={"Authorization": f"Bearer {token}"}
+        ) as response:
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError) as error:
+        return warn(f"not checked: no gateway answers at {url} ({type(error).__name__})",
+                    "start `pbxsms serve` (or check PBXSMS_HTTP_HOST and PBXSMS_HTTP_PORT) "
+                    "and run doctor again")
+    if status == 401:
+        return fail(f"the gateway at {url} refuses this PBXSMS_API_TOKEN",
+                    "the CLI reads PBXSMS_API_TOKEN from the environment or .env: make it "
+                    "the running gateway's, or `pbxsms reload` the gateway after changing it")
+    if status != 200:
+        return fail(f"{url}/api/v1/numbers answered {status}",
+                    "is that address this gateway? check PBXSMS_HTTP_HOST and PBXSMS_HTTP_PORT")
+    return ok(f"the gateway at {url} accepts this PBXSMS_API_TOKEN")
 
 
 def nats_servers(config: Config) -> tuple[list[str], bool]:

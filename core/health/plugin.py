@@ -9,9 +9,7 @@ from pbxsms.core.config.problems import Problem
 from pbxsms.core.config.settings import Config
 from pbxsms.core.health.doctor import Check, core_checks
 from pbxsms.core.hookspecs import hookimpl
-from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import ConsumerRegister, ConsumerSpec, RouteRegister
-from pbxsms.core.serve.http import api_caller
 from pbxsms.core.serve.runtime import Runtime
 
 
@@ -36,17 +34,9 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
         return web.Response(body=generate_latest(),
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    async def message_status(request: web.Request) -> web.Response:
-        caller = api_caller(request, runtime.config.core)
-        record = await runtime.status.get(request.match_info["id"])
-        if record is None or not caller.sees(record.domain):
-            raise Refusal(404, "no such message", field="id")
-        return web.Response(body=record.model_dump_json(), content_type="application/json")
-
     register("GET", "/healthz", healthz)
     register("GET", "/readyz", readyz)
     register("GET", "/metrics", metrics)
-    register("GET", "/api/v1/messages/{id}", message_status)
 
 
 @hookimpl

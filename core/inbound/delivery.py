@@ -97,6 +97,20 @@ class Ledger:
                 pause = min(pause * 2, 2.0)
 
 
+    async def forget(self, message_id: str) -> int:
+        """Forget every settled delivery of a message (an operator's forced redelivery
+        reaches everyone again); how many were forgotten."""
+        bucket = await self._bucket()
+        part = _key_part(message_id)
+        keys = [*await bucket.keys_matching(f"*.{part}"),
+                *await bucket.keys_matching(f"*.{part}.*")]
+        stored = await bucket.get_many(keys)
+        live = [key for key, (value, _) in stored.items() if value is not None]
+        for key in live:
+            await bucket.delete(key)
+        return len(live)
+
+
 def ledger_key(channel: str, message_id: str, recipient: str | None = None) -> str:
     """`<channel>.<id>[.<recipient hash>]`: recipients (addresses) are hashed, because KV
     keys allow few characters and addresses need not appear in key listings."""
@@ -125,8 +139,10 @@ def read_inbound(delivery: Delivery) -> InboundMessage:
 async def report(runtime: Runtime, message: InboundMessage, channel: str, state: State,
                  attempt: int | None, reason: str | None = None,
                  provider_message_id: str | None = None,
-                 details: dict[str, Any] | None = None) -> None:
-    """Publish this attempt's outcome on `sms.status.<id>` and count it.
+                 details: dict[str, Any] | None = None,
+                 stream_seq: int | None = None) -> None:
+    """Publish this attempt's outcome on `sms.status.<id>` and count it; `stream_seq`
+    (the delivery's) lets the operator's API find the message's text again.
 
     A status that cannot be stored makes the attempt a Retry: the ledger keeps the
     delivery itself from repeating, so only the status event is published again.
@@ -139,7 +155,7 @@ async def report(runtime: Runtime, message: InboundMessage, channel: str, state:
                         reason=reason, attempt=attempt, provider_message_id=provider_message_id,
                         sender_type=message.sender_type,
                         domain=message.route.domain if message.route else None,
-                        details=details or {})
+                        details=details or {}, stream_seq=stream_seq)
     try:
         await runtime.publish_status(event)
     except PublishError as error:
@@ -155,7 +171,7 @@ async def fail_delivery(runtime: Runtime, message: InboundMessage, channel: str,
     state = State.FAILED if final else State.RETRYING
     try:
         await report(runtime, message, channel, state, delivery.attempt, failure.reason,
-                     details=details)
+                     details=details, stream_seq=delivery.stream_seq)
     except Retry as error:
         # The delivery's own failure is what counts; the runner still retries or
         # dead-letters it, and the dead letter carries the reason.

@@ -100,7 +100,8 @@ async def publish_unroutable(runtime: Runtime, message: InboundMessage, why: NoR
     await runtime.publish_status(StatusEvent(
         id=message.id, direction="inbound", state=State.UNROUTABLE, reason=why.reason,
         sender_type=message.sender_type,
-        details={"cause": why.cause, "to": message.to, "provider": message.provider}))
+        details={"cause": why.cause, "to": message.to, "provider": message.provider},
+        stream_seq=published.seq))
     if not published.duplicate:
         metrics.UNROUTABLE.labels(message.provider, why.cause).inc()
         log.warning("inbound message %s is unroutable: %s", message.id, why.reason,

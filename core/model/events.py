@@ -115,6 +115,9 @@ class OutboundRequest(Event):
     in_reply_to: str | None = Field(None, description="Our id of the inbound message")
     mobileapp_org: str | None = Field(
         None, description="App organisation of `extension`, for replies from the mobile app")
+    resend_of: str | None = Field(
+        None, description="Our id of the failed send this one sends again (an operator's "
+                          "resend)")
     media: list[MediaItem] = Field(default_factory=list,
                                    description="Stored media to send (MMS)")
     media_urls: list[str] = Field(
@@ -164,6 +167,12 @@ class StatusEvent(Event):
     domain: str | None = Field(None, description="Tenant (PBX domain) of our number")
     at: datetime = Field(default_factory=utcnow)
     details: dict[str, Any] = Field(default_factory=dict)
+    stream_seq: int | None = Field(
+        None, description="Sequence of the message's own event (sms.inbound.<provider> or "
+                          "sms.outbound) in the stream, when the publisher knows it")
+    redelivery: int | None = Field(
+        None, description="An operator's redelivery of an inbound message (1, 2, ...): its "
+                          "channels start over; earlier channel states stay in the history")
 
 
 class OptOutEvent(Event):

@@ -11,7 +11,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_core.core_schema import ValidationInfo
 
 from pbxsms.core.model.events import Route
-from pbxsms.core.model.phone import InvalidNumber, to_e164
+from pbxsms.core.model.phone import InvalidNumber, our_number, to_e164
 from pbxsms.core.refusal import Refusal
 
 _EXTENSION = re.compile(r"^[A-Za-z0-9_.*#+-]{1,64}$")
@@ -73,15 +73,21 @@ class NumberSettings(BaseModel):
 
     @classmethod
     def parse(cls, data: Mapping[str, Any], region: str = "US") -> NumberSettings:
-        """Validate input (API body, TOML table, CSV row); numbers without `+` use `region`."""
-        return cls.model_validate(dict(data), context={"region": region})
+        """Validate input (API body, TOML table, CSV row); numbers without `+` use `region`.
+
+        The number must be valid (not only possible): see `our_number`."""
+        return cls.model_validate(dict(data), context={"region": region, "input": True})
 
     @field_validator("number", mode="before")
     @classmethod
     def _number(cls, value: object, info: ValidationInfo) -> str:
-        region = (info.context or {}).get("region", "US")
+        context = info.context or {}
+        region = context.get("region", "US")
+        # Records read back from the bucket were validated when written: a stricter
+        # phonenumbers release must not make them vanish.
+        normalise = our_number if context.get("input") else to_e164
         try:
-            return to_e164(value, region)
+            return normalise(value, region)
         except InvalidNumber as error:
             raise _fail(str(error)) from None
 

@@ -8,6 +8,17 @@ import re
 from dataclasses import dataclass
 
 import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberType
+
+# What each parse failure means, in our words (phonenumbers' own text is not shown).
+_PARSE_ERRORS = {
+    NumberParseException.INVALID_COUNTRY_CODE: "no known country code",
+    NumberParseException.NOT_A_NUMBER: "not a phone number",
+    NumberParseException.TOO_SHORT_AFTER_IDD: "too short after the international prefix",
+    NumberParseException.TOO_SHORT_NSN: "too short",
+    NumberParseException.TOO_LONG: "too long",
+}
+_SMS_TYPES = (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
 
 from pbxsms.core.model.events import SenderType
 
@@ -34,8 +45,9 @@ class Sender:
 def to_e164(raw: object, region: str = "US") -> str:
     """`raw` (str or int, any common format) as E.164; `region` applies without `+`.
 
-    Plausibility is judged by length per country (`is_possible_number`) rather than by
-    number-range metadata, which lags real allocations and would refuse real customers.
+    For customers' numbers: plausibility is judged by length per country
+    (`is_possible_number`) rather than by number-range metadata, which lags real
+    allocations and would refuse real customers (our own numbers: `our_number`).
     Letters are refused, never read as a keypad's digits: `202FLOWERS` is a sender name,
     and the number it spells belongs to a stranger.
     """
@@ -58,6 +70,54 @@ def classify_sender(raw: str, region: str = "US") -> Sender:
         if _SHORT_CODE.fullmatch(text):
             return Sender(text, "short_code")
         raise
+def our_number(raw: object, region: str = "US") -> str:
+    """One of the operator's own numbers as E.164: it must be *valid*, not only possible.
+
+    A national number read the wrong way (the default region) would otherwise be stored
+    and make every text to it unroutable; the error says how it was read and what to write.
+    """
+    e164 = to_e164(raw, region)
+    number = phonenumbers.parse(e164)
+    if phonenumbers.is_valid_number(number):
+        return e164
+    text = str(raw).strip()
+    if _international(text):
+        country = phonenumbers.region_code_for_country_code(number.country_code or 0)
+        raise InvalidNumber(f"{text!r} is not a valid number in its country "
+                            f"(+{number.country_code}, {country}): check the digits")
+    region = region.upper()
+    read = f"{text!r} read as {e164} (PBXSMS_DEFAULT_REGION={region}) is not valid"
+    found = _valid_elsewhere(text)
+    if not found:
+        raise InvalidNumber(f"{read}: write it in international form, + and country code")
+    (best, where), others = found[0], found[1:]
+    also = "".join(f" (or {e164} for {country})" for e164, country in others)
+    raise InvalidNumber(f"{read}: write {best} or set PBXSMS_DEFAULT_REGION={where}{also}")
+
+
+def _international(text: str) -> bool:
+    return text.startswith(("+", "00"))
+
+
+@functools.lru_cache(maxsize=256)
+def _valid_elsewhere(text: str) -> list[tuple[str, str]]:
+    """(E.164, region) for the regions where `text` is a valid number, mobile ones first
+    (SMS numbers mostly are); a few at most, each country once."""
+    mobile: dict[str, str] = {}
+    other: dict[str, str] = {}
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        try:
+            number = phonenumbers.parse(text, region)
+        except NumberParseException:
+            continue
+        # Only the country's main region, so +61 is suggested as AU, not also CX and CC.
+        if (phonenumbers.region_code_for_number(number) != region
+                or not phonenumbers.is_valid_number(number)):
+            continue
+        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        kind = mobile if phonenumbers.number_type(number) in _SMS_TYPES else other
+        kind.setdefault(e164, region)
+    return list((mobile or other).items())[:3]
 
 
 # Pure, and the same few numbers (ours, regular customers) arrive again and again: parsing
@@ -76,8 +136,13 @@ def _to_e164(raw: str, region: str) -> str:
         text = "+" + text[2:]
     try:
         number = phonenumbers.parse(text, None if text.startswith("+") else region)
-    except phonenumbers.NumberParseException as error:
-        raise InvalidNumber(f"not a phone number: {error}") from None
+    except NumberParseException as error:
+        reason = _PARSE_ERRORS.get(error.error_type, "not a phone number")
+        if error.error_type == NumberParseException.INVALID_COUNTRY_CODE:
+            reason += (": write it with + and the country code" if text.startswith("+")
+                       else f" for region {region}: write it with + and the country code")
+        raise InvalidNumber(reason if reason.startswith("not a phone number")
+                            else f"not a phone number: {reason}") from None
     if not phonenumbers.is_possible_number(number):
         if _SHORT_CODE.fullmatch(text):
             raise InvalidNumber("a short code, not a phone number: replies to short codes "

@@ -1,4 +1,4 @@
-"""`/api/v1/numbers`: message settings at run time; `GET /api/v1/messages?status=...`.
+"""`/api/v1/numbers`: message settings at run time.
 
 Every route needs a Bearer token: the operator's sees every number and message, a
 tenant's (PBXSMS_TENANT_TOKENS) only those of its domain. Invalid values answer 422
@@ -9,12 +9,10 @@ again.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from pbxsms.core.model.events import State
 from pbxsms.core.model.numbers import NumberError, NumberSettings
 from pbxsms.core.model.phone import InvalidNumber
 from pbxsms.core.refusal import Refusal
@@ -26,16 +24,6 @@ from pbxsms.core.stores.numbers import STORE_ERRORS
 
 def _shown(record: NumberSettings) -> dict[str, Any]:
     return record.model_dump(mode="json")
-
-
-def _whole(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    try:
-        value = int(request.query.get(name, str(default)))
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise Refusal(422, f"expected a whole number from {low} to {high}", field=name)
-    return value
 
 
 CALLER = web.RequestKey("caller", Caller)
@@ -128,7 +116,8 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
         body = await json_body(request)
         if not isinstance(body, dict):
             raise NumberError("record", "expected a JSON object of message settings")
-        written = body.get("number", number)
+        # As written, so that a misread national number is explained in its own digits.
+        written = body.get("number", request.match_info["number"])
         record = runtime.numbers.validate({**body, "number": written})
         if record.number != number:
             raise NumberError("number", f"{record.number} differs from the path's {number}")
@@ -145,31 +134,9 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
             raise Refusal(404, "no message settings for this number", field="number")
         return web.Response(status=204)
 
-    async def list_messages(request: web.Request) -> web.StreamResponse:
-        try:
-            state = State(request.query.get("status", ""))
-        except ValueError:
-            choices = ", ".join(s.value for s in State)
-            raise Refusal(422, f"expected one of: {choices}", field="status") from None
-        limit = _whole(request, "limit", 100, 1, 1000)
-        after = _whole(request, "after", 0, 0, 2**63)
-        since = None
-        if "since" in request.query:
-            try:
-                since = datetime.fromisoformat(request.query["since"])
-            except ValueError:
-                raise Refusal(422, "expected an ISO 8601 time", field="since") from None
-            if since.tzinfo is None:
-                since = since.replace(tzinfo=UTC)
-        page = await runtime.status.in_state(state, limit, after, since)
-        # A tenant's page holds its own messages only: fewer, the same `next_after`.
-        mine = [r for r in page.records if _caller(request).sees(r.domain)]
-        return web.json_response({"messages": [r.model_dump(mode="json") for r in mine],
-                                  "next_after": page.next_after})
 
     register("GET", "/api/v1/numbers", guarded(list_numbers))
     register("PUT", "/api/v1/numbers", guarded(put_many))
     register("GET", "/api/v1/numbers/{number}", guarded(get_number))
     register("PUT", "/api/v1/numbers/{number}", guarded(put_number))
     register("DELETE", "/api/v1/numbers/{number}", guarded(delete_number))
-    register("GET", "/api/v1/messages", guarded(list_messages))

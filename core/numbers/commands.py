@@ -1,4 +1,5 @@
-"""`pbxsms numbers ...`: message settings from the shell, through the gateway's HTTP API.
+"""`pbxsms numbers ...`: message settings from the shell, through the gateway's HTTP API
+(whose small client `pbxsms messages` uses too).
 
 Going through the API means one place validates (providers included) and every running
 instance sees the change at once. It needs PBXSMS_API_TOKEN (read from the environment or
@@ -29,8 +30,12 @@ CHUNK_BYTES = 48 * 1024  # under the API's 64 KiB body limit
 
 
 def exit_with(message: str) -> NoReturn:
-    """Say what went wrong and exit 1 (`fail` is a doctor finding, not this)."""
-    click.echo(f"pbxsms numbers: {message}", err=True)
+    """Say what went wrong, named by the command group (`pbxsms numbers`, `pbxsms
+    messages`: both use this client), and exit 1 (`fail` is a doctor finding, not this)."""
+    context = click.get_current_context(silent=True)
+    words = context.command_path.split() if context is not None else []
+    group = words[1] if len(words) > 1 else "numbers"
+    click.echo(f"pbxsms {group}: {message}", err=True)
     sys.exit(1)
 
 

@@ -216,7 +216,7 @@ async def queue_outbound(runtime: Runtime, request: OutboundRequest,
         log.warning("send request not stored: %s", error, extra={"msg_id": outbound.id})
         raise Refusal(503, NOT_STORED) from None
     if not published.duplicate:
-        await _queued(runtime, outbound, provider, count, queued_at, owner)
+        await _queued(runtime, outbound, provider, count, queued_at, owner, published.seq)
     log.info("outbound message queued from %s via %s (source %r, %d segment(s))%s",
              sender, provider, outbound.source, count.segments,
              " (repeat)" if published.duplicate else "", extra={"msg_id": outbound.id})
@@ -251,10 +251,13 @@ def _tenant_of(runtime: Runtime, number: str) -> str | None:
 
 
 async def _queued(runtime: Runtime, outbound: OutboundRequest, provider: str,
-                  count: SegmentCount, at: datetime, domain: str | None) -> None:
+                  count: SegmentCount, at: datetime, domain: str | None, seq: int) -> None:
+    details = {"encoding": count.encoding, "source": outbound.source}
+    if outbound.resend_of:
+        details["resend_of"] = outbound.resend_of
     status = StatusEvent(id=outbound.id, direction="outbound", state=State.QUEUED,
                          channel=provider, segments=count.segments, at=at, domain=domain,
-                         details={"encoding": count.encoding, "source": outbound.source})
+                         details=details, stream_seq=seq)
     try:
         await runtime.publish_status(status)
     except PublishError as error:

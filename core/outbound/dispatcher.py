@@ -171,7 +171,8 @@ class Dispatcher:
         record = self.runtime.numbers.get(sender)
         await self._publish(self._event(message, channel, State.SENDING, delivery.attempt,
                                         details={"from": sender, "encoding": count.encoding},
-                                        domain=record.domain if record else None))
+                                        domain=record.domain if record else None,
+                                        stream_seq=delivery.stream_seq))
         return provider, message, request.requested_at
 
     async def _already_accepted(self, message_id: str) -> bool:
@@ -265,11 +266,12 @@ class Dispatcher:
                reason: str | None = None, code: str | None = None,
                provider_message_id: str | None = None,
                details: Mapping[str, object] | None = None,
-               domain: str | None = None) -> StatusEvent:
+               domain: str | None = None, stream_seq: int | None = None) -> StatusEvent:
         return StatusEvent(id=message.id, direction="outbound", state=state, channel=channel,
                            attempt=attempt, reason=reason, error_code=code,
                            provider_message_id=provider_message_id, domain=domain,
-                           segments=message.segments, details=dict(details or {}))
+                           segments=message.segments, details=dict(details or {}),
+                           stream_seq=stream_seq)
 
     async def _status(self, message: OutboundMessage, channel: str, state: State,
                       attempt: int, reason: str | None = None, code: str | None = None,

@@ -20,6 +20,7 @@ from pbxsms.core.plugins import Plugins
 from pbxsms.core.serve import eventloop
 from pbxsms.core.serve.app import create_app
 from pbxsms.core.serve.listener import CappedSite
+from pbxsms.core.serve.lock import data_dir_lock
 from pbxsms.core.serve.logs import quiet_malformed_requests
 from pbxsms.core.serve.runtime import Runtime
 
@@ -121,7 +122,13 @@ class Server:
 
 
 async def serve(config: Config, plugins: Plugins) -> None:
-    """Run until SIGTERM/SIGINT; SIGHUP reloads the settings."""
+    """Run until SIGTERM/SIGINT; SIGHUP reloads the settings. The data folder is locked
+    before anything starts: a second gateway on it stops here (AlreadyRunning)."""
+    with data_dir_lock(config.core.data_dir):
+        await _serve(config, plugins)
+
+
+async def _serve(config: Config, plugins: Plugins) -> None:
     server = Server(config, plugins)
     pid_path = pid_file(config)
     server.install_signals()

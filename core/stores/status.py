@@ -75,6 +75,9 @@ class StatusRecord(BaseModel):
     # Entries dropped from `history` beyond the cap (the first one is always kept).
     history_dropped: int = 0
     updated_at: datetime = Field(default_factory=utcnow)
+    stream_seq: int | None = Field(None, description="Where the message's event is stored")
+    redeliveries: int = 0
+    redelivered_at: datetime | None = None
 
 
 def apply(record: StatusRecord | None, event: StatusEvent,
@@ -95,15 +98,15 @@ def apply(record: StatusRecord | None, event: StatusEvent,
     if excess > 0:
         del record.history[1:1 + excess]
         record.history_dropped += excess
-    channel = event.channel or "-"
-    current = record.channels.get(channel)
-    # Events are folded concurrently, so they may come out of order: the newest wins, and
-    # `queued` (a channel's first state, published by another process) never replaces one.
-    if current is None or (not current.state.final and event.at >= current.at
-                           and event.state != State.QUEUED):
-        record.channels[channel] = ChannelStatus(state=event.state, attempt=event.attempt,
-                                                 reason=event.reason, at=event.at)
-    record.provider_message_id = event.provider_message_id or record.provider_message_id
+    record.stream_seq = record.stream_seq or event.stream_seq
+    if event.redelivery is not None:
+        _start_over(record, event)
+    elif record.redelivered_at is None or event.at >= record.redelivered_at:
+        _fold_channel(record, event)
+    if event.direction == "outbound":
+        # An inbound message's provider id is the carrier's, from its event; the ids
+        # its delivery channels report stay in the history.
+        record.provider_message_id = event.provider_message_id or record.provider_message_id
     record.segments = event.segments or record.segments
     record.sender_type = event.sender_type or record.sender_type
     record.domain = event.domain or record.domain
@@ -114,9 +117,40 @@ def apply(record: StatusRecord | None, event: StatusEvent,
     return record
 
 
+def _fold_channel(record: StatusRecord, event: StatusEvent) -> None:
+    channel = event.channel or "-"
+    current = record.channels.get(channel)
+    # Events are folded concurrently, so they may come out of order: the newest wins, and
+    # `queued` (a channel's first state, published by another process) never replaces one.
+    if current is None or (not current.state.final and event.at >= current.at
+                           and event.state != State.QUEUED):
+        record.channels[channel] = ChannelStatus(state=event.state, attempt=event.attempt,
+                                                 reason=event.reason, at=event.at)
+
+
+REACHED = frozenset({State.DELIVERED, State.SENT, State.ACCEPTED})
+
+
+def _start_over(record: StatusRecord, event: StatusEvent) -> None:
+    """An operator's redelivery: the channels start over from `queued` (the newest
+    redelivery wins; channel states reported after it, folded first, are kept)."""
+    if (event.redelivery or 0) <= record.redeliveries:
+        return
+    record.redeliveries = event.redelivery or 0
+    record.redelivered_at = event.at
+    # A channel that reached its person keeps its state (the ledger keeps it from
+    # reaching them again); the others try again.
+    record.channels = {name: status for name, status in record.channels.items()
+                       if status.at >= event.at or status.state in REACHED}
+    if not record.channels:
+        record.state = State.QUEUED
+
+
 def overall_state(record: StatusRecord) -> State:
     """One word for the whole message: the most recent channel state, finals first."""
     states = list(record.channels.values())
+    if not states:
+        return record.state  # redelivered, no channel has reported yet
     if any(s.state == State.UNROUTABLE for s in states):
         return State.UNROUTABLE  # no channel can deliver it, whatever else was reported
     if len(states) == 1:

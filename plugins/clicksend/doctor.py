@@ -23,9 +23,14 @@ async def account(settings: ClickSendSettings) -> Finding:
     if not settings.can_send:
         return fail("credentials unset", CREDENTIALS)
     url = f"{settings.base_url.rstrip('/')}/v3/account"
+    subaccount = (settings.subaccount_id or "").strip()
     async with ClientSession() as http:
+        client = ClickSendClient(http, settings)
         try:
-            data = await ClickSendClient(http, settings).account()
+            data = await client.account()
+            # Records carry live API keys: only the ids are read.
+            known = ([str(r.get("subaccount_id") or "") for r in await client.subaccounts()]
+                     if subaccount else [])
         except HTTPError as error:
             if error.status in (401, 403):
                 return fail(f"credentials refused ({error.status}) by {url}",
@@ -40,7 +45,12 @@ async def account(settings: ClickSendSettings) -> Finding:
         f" (balance {balance})" if balance is not None else "")
     used = data.get("_subaccount")
     used_id = str(used.get("subaccount_id") or "") if isinstance(used, dict) else ""
-    subaccount = (settings.subaccount_id or "").strip()
+    if subaccount and subaccount not in known:
+        ids = ", ".join(sorted(filter(None, known))) or "none"
+        return fail(detail + f"; CLICKSEND_SUBACCOUNT_ID {subaccount} is not one of the "
+                    f"account's subaccounts ({ids}): every inbound webhook is refused (403)",
+                    "run `pbxsms clicksend subaccounts` and set CLICKSEND_SUBACCOUNT_ID to "
+                    "the subaccount the numbers belong to")
     if subaccount and used_id and used_id != subaccount:
         return warn(detail + f"; these credentials are subaccount {used_id}, "
                     f"CLICKSEND_SUBACCOUNT_ID is {subaccount}",
@@ -50,14 +60,15 @@ async def account(settings: ClickSendSettings) -> Finding:
 
 
 async def webhooks(config: Config, settings: ClickSendSettings) -> Finding:
+    # The same severity as `config check`, which exits non-zero on both.
     if webhook_token(settings) is None:
         exposure = ("anyone who finds the webhook URL can post messages"
                     if settings.webhook_insecure else "every ClickSend webhook is refused")
-        return warn(f"CLICKSEND_WEBHOOK_TOKEN unset: {exposure}",
+        return fail(f"CLICKSEND_WEBHOOK_TOKEN unset: {exposure}",
                     "set a long random CLICKSEND_WEBHOOK_TOKEN, run "
                     "`pbxsms reload` and paste `pbxsms clicksend webhook-url` into ClickSend")
     sms_url = public_url(config.core.public_url, SMS_PATH)
     if sms_url is None:
-        return warn("PBXSMS_PUBLIC_URL unset: `pbxsms clicksend webhook-url` cannot print the "
+        return fail("PBXSMS_PUBLIC_URL unset: `pbxsms clicksend webhook-url` cannot print the "
                     "URLs", "set PBXSMS_PUBLIC_URL to the https:// address ClickSend reaches")
     return ok(f"token set; URLs under {sms_url.removesuffix(SMS_PATH)}")

@@ -124,7 +124,13 @@ def check_subaccount(fields: Fields, settings: ClickSendSettings) -> None:
     """Refusal 403 unless the payload's `subaccount_id` equals CLICKSEND_SUBACCOUNT_ID,
     when set."""
     expected = (settings.subaccount_id or "").strip()
-    if expected and not same_secret(subaccount_of(fields), expected):
+    received = subaccount_of(fields)
+    if expected and not same_secret(received, expected):
+        # Ids, not secrets: the operator sees which subaccount the webhook came from.
+        # Only the log says what is expected; the caller is not told.
+        shown = repr(received[:40]) if isinstance(received, str) else "none"
+        log.warning("ClickSend webhook for subaccount_id %s, CLICKSEND_SUBACCOUNT_ID is %s",
+                    shown, expected)
         raise Refusal(403, "`subaccount_id` missing or not this gateway's ClickSend "
                            "subaccount", field="subaccount_id")
 

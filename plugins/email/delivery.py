@@ -98,11 +98,12 @@ class EmailDelivery:
                                        if a.strip()))
         if not addresses:
             await report(self.runtime, message, CHANNEL, State.SKIPPED, delivery.attempt,
-                         f"no email address in the message settings of {message.to}")
+                         f"no email address in the message settings of {message.to}",
+                         stream_seq=delivery.stream_seq)
             return
         if not settings.host:
             await report(self.runtime, message, CHANNEL, State.SKIPPED, delivery.attempt,
-                         "PBXSMS_SMTP_HOST unset")
+                         "PBXSMS_SMTP_HOST unset", stream_seq=delivery.stream_seq)
             return
 
         outcomes: dict[str, AddressResult] = {}
@@ -182,7 +183,8 @@ class EmailDelivery:
         if failed:
             await fail_delivery(self.runtime, message, CHANNEL, delivery,
                                  Permanent(_summary(failed, delivered)), details)
-        await report(self.runtime, message, CHANNEL, State.DELIVERED, attempt, details=details)
+        await report(self.runtime, message, CHANNEL, State.DELIVERED, attempt, details=details,
+                     stream_seq=delivery.stream_seq)
 
 
 async def send(pool: SmtpPool, sender: str, email: bytes,

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiosmtplib
 
-from pbxsms.core.plugin_api import Check, Config, Finding, fail, ok, warn
+from pbxsms.core.plugin_api import Check, Config, Finding, fail, ok
 from pbxsms.plugins.email.settings import EmailSettings
+
+# A doctor run must not hang on a server that accepts and says nothing.
+CHECK_TIMEOUT = 3.0
 
 
 def checks(config: Config) -> list[Check]:
@@ -15,18 +20,23 @@ def checks(config: Config) -> list[Check]:
 
 async def smtp(settings: EmailSettings) -> Finding:
     if not settings.host:
-        return warn("PBXSMS_SMTP_HOST unset: no email copies are sent",
+        # As `config check` judges it (it exits non-zero on it).
+        return fail("PBXSMS_SMTP_HOST unset: no email copies are sent",
                     "set PBXSMS_SMTP_HOST (and _PORT, _FROM, _USERNAME, _PASSWORD, _STARTTLS "
                     "or _TLS)")
     where = f"SMTP {settings.host}:{settings.port}"
     client = aiosmtplib.SMTP(
-        hostname=settings.host, port=settings.port, timeout=min(settings.timeout, 10.0),
+        hostname=settings.host, port=settings.port, timeout=min(settings.timeout, CHECK_TIMEOUT),
         start_tls=settings.starttls, use_tls=settings.tls,
         tls_context=settings.tls_context(), username=settings.username,
         password=settings.password.get_secret_value() if settings.password else None)
     try:
-        async with client:  # connects, EHLO, STARTTLS and AUTH as configured
+        # aiosmtplib's timeout is per step: the whole check gets the same 3 s.
+        async with asyncio.timeout(CHECK_TIMEOUT), client:  # EHLO, STARTTLS, AUTH
             await client.ehlo()
+    except TimeoutError:
+        return fail(f"{where} did not answer within {CHECK_TIMEOUT:.0f}s",
+                    "check PBXSMS_SMTP_HOST and PBXSMS_SMTP_PORT (and PBXSMS_SMTP_STARTTLS)")
     except aiosmtplib.SMTPAuthenticationError as error:
         return fail(f"{where} refused the login: {error.code} {error.message}",
                     "check PBXSMS_SMTP_USERNAME and PBXSMS_SMTP_PASSWORD")

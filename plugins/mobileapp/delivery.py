@@ -49,11 +49,13 @@ class MobileAppDelivery:
             return  # delivered whole from its `.media` follow-up (core/media/inbound.py)
         if not route.extension:
             await report(self.runtime, message, CHANNEL, State.SKIPPED, delivery.attempt,
-                         f"no extension in the message settings of {message.to}")
+                         f"no extension in the message settings of {message.to}",
+                         stream_seq=delivery.stream_seq)
             return
         if not settings.api_url or settings.api_token is None:
             await report(self.runtime, message, CHANNEL, State.SKIPPED, delivery.attempt,
-                         "RINGOTEL_API_URL or RINGOTEL_API_TOKEN unset")
+                         "RINGOTEL_API_URL or RINGOTEL_API_TOKEN unset",
+                         stream_seq=delivery.stream_seq)
             return
         org = route.mobileapp_org or settings.org_id
         if not org:
@@ -70,7 +72,8 @@ class MobileAppDelivery:
                 log.info("%s already pushed (attempt %d): not again", message.id,
                          settled.attempt, extra={"msg_id": message.id})
                 if last:
-                    await write_all(*self._finish(message, settled, details))
+                    await write_all(*self._finish(message, settled, details,
+                                                  delivery.stream_seq))
                 continue
             try:
                 messageid = await push_message(self.runtime.http, settings, org,
@@ -83,7 +86,8 @@ class MobileAppDelivery:
                      route.extension, messageid, extra={"msg_id": message.id})
             # The ledger record and what follows are independent writes: one round
             # trip. The message is acknowledged only once all of them are stored.
-            finish = self._finish(message, settled, details if last else None)
+            finish = self._finish(message, settled, details if last else None,
+                                  delivery.stream_seq)
             await write_all(self.ledger.settle(CHANNEL, message.id, settled,
                                                recipient=recipient), *finish)
 
@@ -107,7 +111,8 @@ class MobileAppDelivery:
         return [*first, *pushes]
 
     def _finish(self, message: InboundMessage, settled: Settled,
-                details: dict[str, object] | None) -> list[Awaitable[object]]:
+                details: dict[str, object] | None,
+                stream_seq: int) -> list[Awaitable[object]]:
         """What follows a push (the status only after the last one, `details` given);
         repeated as a whole when an attempt stops half-way."""
         assert settled.provider_message_id is not None
@@ -118,5 +123,5 @@ class MobileAppDelivery:
         if details is not None:
             writes.append(report(self.runtime, message, CHANNEL, State.DELIVERED,
                                  settled.attempt, provider_message_id=settled.provider_message_id,
-                                 details=details))
+                                 details=details, stream_seq=stream_seq))
         return writes

@@ -96,14 +96,21 @@ async def test_multipart_forms_are_read_and_files_are_not_text(start_gateway: St
     assert len(await stored(gw)) == 1
 
 
-async def test_a_wrong_or_missing_subaccount_is_refused(start_gateway: StartGateway) -> None:
+async def test_a_wrong_or_missing_subaccount_is_refused(start_gateway: StartGateway,
+                                                        caplog: pytest.LogCaptureFixture
+                                                        ) -> None:
     gw = await start_gateway(env={"CLICKSEND_SUBACCOUNT_ID": SAMPLE_SUBACCOUNT})
     async with ClientSession() as http:
         for body in (sample(subaccount_id=745159), sample(subaccount_id=...),
                      sample(subaccount_id=None), sample(subaccount_id=[745158])):
             async with http.post(gw.url + SMS, data=body, headers=JSON) as resp:
                 assert resp.status == 403
-                assert (await resp.json())["field"] == "subaccount_id"
+                answer = await resp.json()
+                assert answer["field"] == "subaccount_id"
+                assert SAMPLE_SUBACCOUNT not in answer["error"], "the caller is not told"
+        # The operator is: the id received and the id expected.
+        assert (f"ClickSend webhook for subaccount_id '745159', CLICKSEND_SUBACCOUNT_ID "
+                f"is {SAMPLE_SUBACCOUNT}") in caplog.text
         # Before any parsing: an invalid payload from a stranger learns nothing more.
         async with http.post(gw.url + SMS, data=sample(to="x", subaccount_id=1),
                              headers=JSON) as resp:

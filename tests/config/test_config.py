@@ -96,7 +96,7 @@ def test_durations_and_defaults(tmp_path: Path) -> None:
 def test_shipped_sample_config_is_valid() -> None:
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run(
-        [*PBXSMS, "config", "check", "--config", str(root / "config" / "pbxsms.toml"),
+        [*PBXSMS, "config", "check", "--config", str(root / "config" / "pbxsms.example.toml"),
          "--env-file", str(root / "config" / ".env.example")],
         capture_output=True, text=True, timeout=60,
         env={**os.environ, "PBXSMS_ENV_FILE": os.devnull})
@@ -111,3 +111,32 @@ def test_every_command_names_a_bad_setting_without_a_traceback(tmp_path: Path) -
             env={**os.environ, "PBXSMS_ENV_FILE": os.devnull, "PBXSMS_HTTP_PORT": "abc"})
         assert result.returncode == 2, command
         assert "PBXSMS_HTTP_PORT" in result.stderr and "Traceback" not in result.stderr
+
+
+NATIONAL = '[[numbers]]\nnumber = "0411 111 111"\nprovider = "clicksend"\nextension = "201"\n'
+
+
+def test_config_check_refuses_a_national_number_read_in_the_wrong_region(
+        tmp_path: Path) -> None:
+    result = config_check(tmp_path, NATIONAL, PBXSMS_DEFAULT_REGION="US")
+    assert result.returncode == 2, result.stdout + result.stderr
+    # The row, how it was read (the region), and the fix; never phonenumbers' own text.
+    assert ("toml.numbers[0].number: '0411 111 111' read as +10411111111 "
+            "(PBXSMS_DEFAULT_REGION=US) is not valid: write +61411111111 or set "
+            "PBXSMS_DEFAULT_REGION=AU") in result.stderr
+    assert "NumberParseException" not in result.stderr
+
+
+def test_config_check_lists_each_number_as_read(tmp_path: Path) -> None:
+    result = config_check(tmp_path, NATIONAL, PBXSMS_DEFAULT_REGION="AU")
+    assert "numbers in config file: 1 (read with PBXSMS_DEFAULT_REGION=AU)" in result.stdout
+    assert ("toml.numbers[0]: '0411 111 111' -> +61411111111 (clicksend, extension 201)"
+            in result.stdout)
+
+
+def test_a_possible_but_invalid_international_number_is_refused(tmp_path: Path) -> None:
+    toml = NATIONAL.replace("0411 111 111", "+1 555 123 4567")
+    result = config_check(tmp_path, toml)
+    assert result.returncode == 2
+    assert ("toml.numbers[0].number: '+1 555 123 4567' is not a valid number in its "
+            "country (+1, US): check the digits") in result.stderr

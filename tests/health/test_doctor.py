@@ -4,6 +4,7 @@ each fault with its fix; plugins add checks through the `doctor_checks` hook."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from click.testing import CliRunner
+from pydantic import SecretStr
 
 from pbxsms.core.cli import cli
 from pbxsms.core.config.loader import load_config
@@ -39,6 +41,13 @@ def settings(clicksend: ClickSendSimulator, smtp_port: int, app: MobileAppSimula
             "RINGOTEL_WEBHOOK_TOKEN": HOOK_TOKEN}
 
 
+def listening(gateway: Gateway) -> Config:
+    """The gateway's configuration with the port it listens on (tests take a free one)."""
+    config = gateway.runtime.config
+    return replace(config, core=config.core.model_copy(
+        update={"http_port": gateway.server.port}))
+
+
 async def doctor(config: Config, plugins: Plugins) -> tuple[bool, str]:
     lines: list[str] = []
     healthy = await run_doctor(config, plugins, lines.append)
@@ -51,10 +60,10 @@ async def test_a_good_configuration_passes_every_check(
         clicksend.add_account("pbx-user", "pbx-key")
         gateway = await start_gateway(toml=PLUGINS,
                                       env=settings(clicksend, smtp.port, app))
-        healthy, output = await doctor(gateway.runtime.config, gateway.runtime.plugins)
+        healthy, output = await doctor(listening(gateway), gateway.runtime.plugins)
     assert healthy, output
-    for name in ("settings", "nats", "stream", "clicksend", "clicksend webhooks", "email",
-                 "mobileapp"):
+    for name in ("settings", "numbers", "nats", "stream", "api", "clicksend",
+                 "clicksend webhooks", "email", "mobileapp"):
         assert f"ok    {name}: " in output, output
     assert "FAIL" not in output and "warn" not in output, output
     # Only GET /v3/account was asked of ClickSend, and nothing pushed into the app.
@@ -128,7 +137,8 @@ async def test_hook_doctor_checks(start_gateway: StartGateway) -> None:
     plugins.register(Probe(), "probe")
     gateway = await start_gateway(plugins=plugins)
     names = [check.name for check in plugins.doctor_checks(gateway.runtime.config)]
-    assert names == ["nats", "stream", "probe", "probe broken"], "core checks come first"
+    assert names == ["nats", "stream", "api", "probe", "probe broken"], \
+        "core checks come first"
     healthy, output = await doctor(gateway.runtime.config, plugins)
     assert not healthy
     assert "ok    nats: connected to" in output and "ok    stream: SMS: " in output
@@ -175,6 +185,43 @@ async def test_the_smtp_check_logs_in_when_a_user_is_set(tmp_path: Path) -> None
 class Sink:
     async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
         return "250 OK"
+
+
+async def test_doctor_checks_the_subaccount_and_the_cli_token_against_the_real_ones(
+        start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer) -> None:
+    async with ClickSendSimulator() as clicksend:
+        clicksend.add_account("pbx-user", "pbx-key")
+        gateway = await start_gateway(toml=PLUGINS, env={
+            **settings(clicksend, smtp.port, app), "CLICKSEND_SUBACCOUNT_ID": "424242"})
+        config = listening(gateway)
+        wrong_token = replace(config, core=config.core.model_copy(
+            update={"api_token": SecretStr("not-the-gateways")}))
+        healthy, output = await doctor(wrong_token, gateway.runtime.plugins)
+    assert not healthy
+    mine = str(clicksend.accounts["pbx-user"].subaccount_id)
+    assert ("CLICKSEND_SUBACCOUNT_ID 424242 is not one of the account's subaccounts "
+            in output) and mine in output, output
+    assert f"FAIL  api: the gateway at {gateway.url} refuses this PBXSMS_API_TOKEN" in output
+    assert "not-the-gateways" not in output and "pbx-key" not in output
+
+
+async def test_the_smtp_check_gives_up_after_3_seconds(tmp_path: Path) -> None:
+    silent = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    try:
+        toml = tmp_path / "pbxsms.toml"
+        toml.write_text('[plugins]\nenabled = ["email"]\n')
+        env = write_env(tmp_path / ".env", PBXSMS_SMTP_HOST="127.0.0.1",
+                        PBXSMS_SMTP_PORT=str(port), PBXSMS_SMTP_TIMEOUT="60")
+        config, plugins = load_config(env, toml)
+        (check,) = [c for c in plugins.doctor_checks(config) if c.name == "email"]
+        started = time.monotonic()
+        finding = await check.run()
+        took = time.monotonic() - started
+    finally:
+        silent.close()
+    assert finding.status == "fail", finding
+    assert 2.5 < took < 5.0, took
 
 
 def test_doctor_prints_no_nats_token_and_no_key_in_a_url(tmp_path: Path) -> None:

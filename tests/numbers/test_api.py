@@ -95,3 +95,18 @@ async def test_a_batch_is_stored_whole_or_not_at_all(
     assert (status, body["written"]) == (200, 0)  # unchanged records are not rewritten
     assert [r["number"] for r in (await call(http, "GET", api))[1]["numbers"]] == [
         "+61411111111", "+61422222222"]
+
+
+async def test_our_number_must_be_valid_and_a_misread_one_says_what_to_write(
+        start: StartGateway, http: ClientSession) -> None:
+    gateway = await start(env={"PBXSMS_DEFAULT_REGION": "US"})
+    api = f"{gateway.url}/api/v1/numbers"
+    status, body = await call(http, "PUT", f"{api}/0414%20444%20444", json=RECORD)
+    assert status == 422 and body["field"] == "number"
+    assert body["error"] == ("'0414 444 444' read as +10414444444 (PBXSMS_DEFAULT_REGION=US) "
+                             "is not valid: write +61414444444 or set "
+                             "PBXSMS_DEFAULT_REGION=AU (or +358414444444 for FI)")
+    # Possible but not valid, written with +: refused too; nothing was stored.
+    status, body = await call(http, "PUT", f"{api}/%2B15551234567", json=RECORD)
+    assert status == 422 and "not a valid number in its country (+1, US)" in body["error"]
+    assert (await call(http, "GET", api))[1] == {"numbers": []}

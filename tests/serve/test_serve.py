@@ -137,3 +137,46 @@ def _wait_for_log(proc: Proc, text: str, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{text!r} not logged:\n{proc.log.read_text()}")
         time.sleep(0.05)
+
+
+def test_a_second_serve_on_the_same_data_folder_stops_and_touches_nothing(
+        workdir: Path) -> None:
+    first = Proc(workdir, free_port(), free_port(), {})
+    try:
+        first.wait_ready()
+        pid_path = workdir / "var" / "pbxsms.pid"
+        assert pid_path.read_text().strip() == str(first.popen.pid)
+        env = {**os.environ, "PBXSMS_ENV_FILE": str(workdir / ".env"),
+               "PBXSMS_HTTP_PORT": str(free_port()),
+               "PBXSMS_EMBEDDED_NATS_PORT": str(free_port())}  # the advice once given
+        started = time.monotonic()
+        second = subprocess.run([*PBXSMS, "serve"], cwd=workdir, env=env,
+                                capture_output=True, text=True, timeout=30)
+        took = time.monotonic() - started
+        assert second.returncode != 0
+        assert f"already running (pid {first.popen.pid}); use pbxsms reload" in second.stderr
+        assert took < 2.0, f"took {took:.2f}s"
+        # Nothing was started or removed: no second nats-server, the pid file intact.
+        assert pid_path.read_text().strip() == str(first.popen.pid)
+        assert len(nats_server_children(first.popen.pid)) == 1
+        assert "Traceback" not in second.stderr + second.stdout
+        result = subprocess.run([*PBXSMS, "reload"], cwd=workdir, env=env,
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stderr
+        _wait_for_log(first, "settings reloaded")
+    finally:
+        assert first.stop() == 0
+
+
+def test_the_first_serve_creates_the_config_file_from_the_example(workdir: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "config" / "pbxsms.example.toml"
+    (workdir / "config").mkdir()
+    (workdir / "config" / "pbxsms.example.toml").write_text(example.read_text())
+    proc = Proc(workdir, free_port(), free_port(), {})
+    try:
+        proc.wait_ready()
+    finally:
+        assert proc.stop() == 0
+    created = workdir / "config" / "pbxsms.toml"
+    assert created.read_text() == example.read_text()
+    assert "created config/pbxsms.toml from config/pbxsms.example.toml" in proc.log.read_text()

@@ -160,6 +160,38 @@ async def test_the_state_index_lists_a_message_as_soon_as_its_fold_returns(
         assert mid in ids(await store.in_state(State.ACCEPTED, limit=1000))
 
 
+def inbound(mid: str, state: State, channel: str | None, seconds: int = 0,
+            **kw: object) -> StatusEvent:
+    return StatusEvent(id=mid, direction="inbound", state=state, channel=channel,
+                       at=utcnow() + timedelta(seconds=seconds), **kw)
+
+
+def test_a_redelivery_starts_the_channels_over_except_those_that_reached_someone() -> None:
+    mid = new_id()
+    record = apply(None, inbound(mid, State.UNROUTABLE, None))
+    assert record.state == State.UNROUTABLE
+    record = apply(record, inbound(mid, State.QUEUED, None, seconds=1, redelivery=1,
+                                   attempt=1, stream_seq=7))
+    assert (record.state, record.channels, record.stream_seq) == (State.QUEUED, {}, 7)
+    record = apply(record, inbound(mid, State.DELIVERED, "mobileapp", seconds=2,
+                                   provider_message_id="APP-1"))
+    record = apply(record, inbound(mid, State.FAILED, "email", seconds=2))
+    assert {name: c.state for name, c in record.channels.items()} == {
+        "mobileapp": State.DELIVERED, "email": State.FAILED}
+    # The carrier's id is the event's; a channel's own ids stay in the history.
+    assert record.provider_message_id is None
+    # A second redelivery: the app has it (kept), the email tries again.
+    record = apply(record, inbound(mid, State.QUEUED, None, seconds=3, redelivery=2,
+                                   attempt=2))
+    assert set(record.channels) == {"mobileapp"}
+    # An event of the round before, folded late, does not bring the email's failure back.
+    record = apply(record, inbound(mid, State.RETRYING, "email", seconds=2, attempt=2))
+    assert set(record.channels) == {"mobileapp"} and record.redeliveries == 2
+    # A repeated (older) redelivery changes nothing.
+    assert apply(record, inbound(mid, State.QUEUED, None, seconds=1, redelivery=1,
+                                 attempt=9)).redeliveries == 2
+
+
 async def test_folds_of_one_message_take_turns_instead_of_racing(
         start_gateway: StartGateway) -> None:
     # The app's and the email's `delivered` are folded at once by one consumer: the
