@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
+from pbxsms.core.model.events import SenderType
+
 # What each parse failure means, in our words (phonenumbers' own text is not shown).
 _PARSE_ERRORS = {
     NumberParseException.INVALID_COUNTRY_CODE: "no known country code",
@@ -19,8 +21,6 @@ _PARSE_ERRORS = {
     NumberParseException.TOO_LONG: "too long",
 }
 _SMS_TYPES = (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
-
-from pbxsms.core.model.events import SenderType
 
 
 class InvalidNumber(ValueError):
