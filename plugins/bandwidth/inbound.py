@@ -18,7 +18,9 @@ from pbxsms.core.plugin_api import (
     InvalidNumber,
     Receipt,
     Refusal,
+    Sender,
     State,
+    classify_sender,
     parse_json,
     to_e164,
 )
@@ -94,7 +96,7 @@ def _inbound(item: JsonDict, message: JsonDict, message_id: str, where: str,
         # An outbound message reported here must never look like a customer's text.
         raise Refusal(422, f"`{where}.message.direction` is not `in`",
                          f"{where}.message.direction")
-    sender = _number(message.get("from"), region, f"{where}.message.from")
+    sender = _sender(message.get("from"), region, f"{where}.message.from")
     # `to` of the event: the owned number this event is for (one event per owned
     # recipient of a group message); else the message's only recipient.
     recipients = message.get("to")
@@ -112,7 +114,7 @@ def _inbound(item: JsonDict, message: JsonDict, message_id: str, where: str,
     inbound = InboundMessage(provider=NAME, provider_message_id=message_id, to=recipient,
                              body=text, sent_at=_time(message.get("time")), extra=extra,
                              media_urls=_media(message.get("media"), where),
-                             **{"from": sender})
+                             sender_type=sender.type, **{"from": sender.address})
     return InboundSms(inbound, f"{NAME}:{message_id}")
 
 
@@ -148,6 +150,16 @@ def _receipt(kind: str, item: JsonDict, message: JsonDict, message_id: str
                       id_hint=tag if isinstance(tag, str) else None, reason=reason,
                       error_code=error_code, details=details)
     return DeliveryReceipt(receipt, f"{NAME}:dlr:{message_id}:{kind}")
+
+
+def _sender(value: object, region: str, path: str) -> Sender:
+    """A phone number, a short code or a sender name, kept as sent (never read as digits)."""
+    if not isinstance(value, str) or not value.strip():
+        raise Refusal(400, f"missing `{path}`", path)
+    try:
+        return classify_sender(value, region)
+    except InvalidNumber as error:
+        raise Refusal(400, f"`{path}` is not a usable sender: {error}", path) from None
 
 
 def _number(value: object, region: str, path: str) -> str:

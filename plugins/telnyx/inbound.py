@@ -19,7 +19,9 @@ from pbxsms.core.plugin_api import (
     InvalidNumber,
     Receipt,
     Refusal,
+    Sender,
     State,
+    classify_sender,
     parse_json,
     to_e164,
 )
@@ -98,7 +100,7 @@ def parse_inbound(envelope: Envelope, region: str) -> InboundSms:
         raise Refusal(422, f"`message.received` with direction {direction!r}",
                          "data.payload.direction")
     message_id = _id(payload.get("id"), "data.payload.id")
-    sender = _number(_party(payload.get("from"), "data.payload.from"), region,
+    sender = _sender(_party(payload.get("from"), "data.payload.from"), region,
                      "data.payload.from.phone_number")
     recipients = payload.get("to")
     if not isinstance(recipients, list) or not recipients:
@@ -116,7 +118,8 @@ def parse_inbound(envelope: Envelope, region: str) -> InboundSms:
         extra["messaging_profile_id"] = profile
     message = InboundMessage(provider=NAME, provider_message_id=message_id, to=recipient,
                              body=text, sent_at=_time(envelope.occurred_at), extra=extra,
-                             media_urls=media_urls(payload.get("media")), **{"from": sender})
+                             media_urls=media_urls(payload.get("media")),
+                             sender_type=sender.type, **{"from": sender.address})
     return InboundSms(message, f"{NAME}:{message_id}")
 
 
@@ -196,6 +199,14 @@ def _party(value: object, path: str) -> str:
     if not isinstance(number, str) or not number.strip():
         raise Refusal(400, f"missing `{path}.phone_number`", f"{path}.phone_number")
     return number
+
+
+def _sender(value: str, region: str, path: str) -> Sender:
+    """A phone number, a short code or a sender name, kept as sent (never read as digits)."""
+    try:
+        return classify_sender(value, region)
+    except InvalidNumber as error:
+        raise Refusal(400, f"`{path}` is not a usable sender: {error}", path) from None
 
 
 def _number(value: str, region: str, path: str) -> str:

@@ -10,7 +10,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pbxsms.core.plugin_api import InboundMessage, InvalidNumber, Receipt, Refusal, State, to_e164
+from pbxsms.core.plugin_api import (
+    InboundMessage,
+    InvalidNumber,
+    Receipt,
+    Refusal,
+    Sender,
+    State,
+    classify_sender,
+    to_e164,
+)
 from pbxsms.plugins.twilio.codes import OPTED_OUT, describe
 from pbxsms.plugins.twilio.settings import NAME
 
@@ -76,6 +85,17 @@ def _number(fields: Fields, name: str, region: str) -> str:
         raise Refusal(400, f"`{name}` is not a usable phone number: {error}", name) from None
 
 
+def _sender(fields: Fields, region: str) -> Sender:
+    """A phone number, a short code or a sender name, kept as sent (never read as digits)."""
+    value = (fields.get("From") or "").strip()
+    if not value:
+        raise Refusal(400, "missing `From`", "From")
+    try:
+        return classify_sender(value, region)
+    except InvalidNumber as error:
+        raise Refusal(400, f"`From` is not a usable sender: {error}", "From") from None
+
+
 @dataclass(frozen=True)
 class InboundSms:
     """A customer's SMS as Twilio reported it, numbers already E.164."""
@@ -90,10 +110,11 @@ def parse_inbound(fields: Fields, region: str) -> InboundSms:
     if "Body" not in fields:
         raise Refusal(400, "missing `Body`", "Body")
     extra = {name: fields[name] for name in EXTRA if fields.get(name)}
+    sender = _sender(fields, region)
     message = InboundMessage(provider=NAME, provider_message_id=sid,
                              to=_number(fields, "To", region), body=fields["Body"],
                              extra=extra, media_urls=media_urls(fields),
-                             **{"from": _number(fields, "From", region)})
+                             sender_type=sender.type, **{"from": sender.address})
     return InboundSms(message, f"{NAME}:{sid}")
 
 
