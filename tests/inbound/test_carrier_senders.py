@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pbxsms.core.plugin_api import InboundMessage, Refusal
-from pbxsms.plugins.bandwidth.inbound import parse_event
+from pbxsms.plugins.bandwidth.inbound import InboundSms, parse_event
 from pbxsms.plugins.telnyx.inbound import Envelope
 from pbxsms.plugins.telnyx.inbound import parse_inbound as parse_telnyx
 from pbxsms.plugins.twilio.inbound import parse_inbound as parse_twilio
@@ -31,7 +31,7 @@ def bandwidth(sender: str) -> InboundMessage:
     event = parse_event({"type": "message-received", "to": OURS, "message": {
         "id": "14762070468292kw2fuqty55yp2b2", "direction": "in", "from": sender,
         "to": [OURS], "text": "hi"}}, 0, "US")
-    assert isinstance(event.message, InboundMessage)
+    assert isinstance(event, InboundSms)
     return event.message
 
 
