@@ -68,6 +68,9 @@ def test_the_table_has_a_row_per_one_per_call_carrier() -> None:
             "steady_rps": 30.2, "gateway_cores": 0.1, "nats_cores": 0.1}
     for name, carrier in scenarios.CARRIERS.items():
         results[f"outbound_{name}"] = {**part, "limit_rps": carrier.limit}
+    results.setdefault("listing", {
+        "stored": 1000, "limit": 100, "first_page_ms": 1.0, "next_pages_ms": 1.0,
+        "rare_state_ms": 1.0, "since_page_ms": 1.0})
     results.setdefault("console_thread", {
         "requests": 50, "p50_ms": 1.0, "p99_ms": 2.0, "page_messages": 50,
         "thread_messages": 300, "messages": 300, "indexed_per_s": 1000})
