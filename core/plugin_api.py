@@ -57,7 +57,7 @@ from pbxsms.core.outbound.carrier import (
     json_object,
     retry_after,
 )
-from pbxsms.core.outbound.pacing import AccountPause, RateLimiter, fingerprint
+from pbxsms.core.outbound.pacing import AccountPause, CarrierGate, RateLimiter, fingerprint
 from pbxsms.core.refusal import Refusal
 from pbxsms.core.registry import (
     OPTED_OUT,
@@ -89,6 +89,7 @@ __all__ = [
     "Billing",
     "Bucket",
     "CarrierError",
+    "CarrierGate",
     "CarrierHTTP",
     "Check",
     "Config",

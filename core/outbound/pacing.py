@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from pbxsms.core.health import metrics
+from pbxsms.core.registry import Outcome, SendResult
 
 
 class RateLimiter:
@@ -92,3 +93,27 @@ class AccountPause:
         left = max(pause.until - time.monotonic(), 0.0)
         return [f"{self.provider}: sending paused: {pause.reason}; fix the settings and run "
                 f"`pbxsms reload`, or it tries again in {left:.0f}s"]
+
+
+class CarrierGate:
+    """Whether a carrier may be called now, per account: configured, not paused, and within
+    its rate (the wait happens here). One per provider, so each carrier does not repeat it."""
+
+    def __init__(self, name: str, label: str) -> None:
+        self.label = label
+        self.pause = AccountPause(name)
+        self._limiters: dict[str, RateLimiter] = {}
+
+    async def admit(self, configured: bool, missing: str, account: str,
+                    rate: float) -> RateLimiter | SendResult:
+        """The account's limiter once a call may go (its 429s hold it), else the result
+        to answer without a call."""
+        if not configured:
+            return SendResult(Outcome.FAILED, code="NOT_CONFIGURED",
+                              reason=f"{self.label} is not configured: set {missing}")
+        pause = self.pause.current(account)
+        if pause is not None:
+            return SendResult(Outcome.PAUSED, code=pause.code, reason=pause.reason)
+        limiter = self._limiters.setdefault(account, RateLimiter())
+        await limiter.acquire(rate)
+        return limiter

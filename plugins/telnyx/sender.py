@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 
 from pbxsms.core.plugin_api import (
-    AccountPause,
+    CarrierGate,
     NoAnswer,
     NoLinks,
     NotSent,
@@ -58,8 +58,8 @@ class TelnyxProvider:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._limiters: dict[str, RateLimiter] = {}
-        self.pause = AccountPause(NAME)
+        self.gate = CarrierGate(NAME, "Telnyx")
+        self.pause = self.gate.pause
 
     @property
     def settings(self) -> TelnyxSettings:
@@ -77,14 +77,10 @@ class TelnyxProvider:
 
     async def send(self, message: OutboundMessage) -> SendResult:
         settings = self.settings
-        if not settings.can_send:
-            return SendResult(Outcome.FAILED, code="NOT_CONFIGURED",
-                              reason=f"Telnyx is not configured: set {CREDENTIALS}")
-        pause = self.pause.current(_credentials(settings))
-        if pause is not None:
-            return SendResult(Outcome.PAUSED, code=pause.code, reason=pause.reason)
-        limiter = self._limiters.setdefault(_credentials(settings), RateLimiter())
-        await limiter.acquire(settings.requests_per_second)
+        limiter = await self.gate.admit(settings.can_send, CREDENTIALS, _credentials(settings),
+                                        settings.requests_per_second)
+        if isinstance(limiter, SendResult):
+            return limiter
         try:
             # Telnyx fetches each picture from our signed link (PBXSMS_PUBLIC_URL).
             media_urls = [await signed_link(self.runtime, item) for item in message.media]
