@@ -48,5 +48,6 @@ async def main(url: str, count: int, sender: str = OURS, every: int = 0) -> None
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2]), *sys.argv[3:4],
-                     *(int(every) for every in sys.argv[4:5])))
+    args = sys.argv[1:]
+    asyncio.run(main(args[0], int(args[1]), args[2] if len(args) > 2 else OURS,
+                     int(args[3]) if len(args) > 3 else 0))

@@ -23,7 +23,7 @@ from pbxsms.bus.consumer import ConsumerRunner, Delivery, RetryPolicy
 from pbxsms.bus.embedded import EMBEDDED_DIR, EmbeddedNats
 from pbxsms.bus.kv import Bucket, ensure_kv
 from pbxsms.bus.publish import Published, Publisher, PublishError
-from pbxsms.bus.stream import StreamSettings, ensure_stream
+from pbxsms.bus.stream import StreamSettings, SubjectReader, ensure_stream
 from pbxsms.core.config.loader import hide_url_password
 from pbxsms.core.health import metrics
 from pbxsms.core.model.events import DeadLetter, Event, StatusEvent
@@ -138,7 +138,9 @@ class Runtime:
             await self.bucket(name, ttl=bus.max_age)
             for name in (MESSAGES_BUCKET, PROVIDER_IDS_BUCKET, STATES_BUCKET)]
         self.status = StatusStore(messages, provider_ids, states,
-                                  max_history=bus.status_history)
+                                  max_history=bus.status_history,
+                                  events=SubjectReader(self._publisher, bus.stream,
+                                                       bus.publish_timeout))
         # Message settings are configuration, not traffic: no TTL. A conversation is
         # forgotten `conversation_ttl` after the customer's last text.
         self._numbers = NumberStore(

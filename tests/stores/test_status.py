@@ -77,7 +77,12 @@ async def test_status_api_serves_the_record_from_any_instance(start_gateway: Sta
                 return response.status == 200 and (await response.json())["state"] == "accepted"
 
         await wait_until(accepted, message="the record on the second instance")
-        assert await second.runtime.status.find_by_provider_id("clicksend", "CS-1") == mid
+
+        async def indexed() -> bool:
+            # The fold indexes the provider id; a read shows the event before it.
+            return await second.runtime.status.find_by_provider_id("clicksend", "CS-1") == mid
+
+        await wait_until(indexed, message="the provider id indexed")
         async with http.get(f"{second.url}/api/v1/messages/{new_id()}") as response:
             assert response.status == 404
     async with ClientSession() as http, http.get(f"{first.url}/api/v1/messages/{mid}") as resp:
