@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import ClientSession, CookieJar
 
+from pbxsms.core.messages.replay import resend
 from pbxsms.core.model.events import OutboundRequest, State
 from pbxsms.core.outbound.api import queue_outbound
 from pbxsms.sim.clicksend import ClickSendSimulator
@@ -152,6 +153,9 @@ async def test_a_failed_send_is_sent_again_once(console_gateway: Gateway,
                          message="the resend at ClickSend")
         async with http.get(f"{console_gateway.url}/console/problems") as response:
             assert "sent again" in await response.text()
+    # The CLI's and the API's resend of it find the console's: one resend chain.
+    again = await resend(console_gateway.runtime, message_id)
+    assert again.duplicate
     assert sum(m["body"] == "see you at 3" for m in sim.sent_messages) == 1
 
 
