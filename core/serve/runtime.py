@@ -257,10 +257,22 @@ class Runtime:
             self._http = ClientSession(timeout=ClientTimeout(total=30))
         return self._http
 
+    @property
+    def bus_connected(self) -> bool:
+        """Whether NATS is connected now."""
+        return self.nc is not None and self.nc.is_connected
+
+    def require_bus(self) -> None:
+        """PublishError at once while NATS is disconnected: a new publish or read would
+        wait out its whole timeout, holding the caller's connection; one already in flight
+        is left to finish when the bus comes back."""
+        if not self.bus_connected:
+            raise PublishError("not connected to NATS")
+
     def readiness(self) -> list[str]:
         """Why this instance cannot serve now; empty when it can."""
         reasons = []
-        if self.nc is None or not self.nc.is_connected:
+        if not self.bus_connected:
             reasons.append("not connected to NATS")
         elif not self.stream_ready:
             reasons.append(f"JetStream stream {self.stream} not ready")
