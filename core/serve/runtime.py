@@ -30,12 +30,8 @@ from pbxsms.core.model.events import DeadLetter, Event, StatusEvent
 from pbxsms.core.stores.conversations import CONVERSATIONS_BUCKET, Conversations
 from pbxsms.core.stores.numbers import NUMBERS_BUCKET, NumberStore
 from pbxsms.core.stores.optouts import OPTOUTS_BUCKET, OptOutStore
-from pbxsms.core.stores.status import (
-    MESSAGES_BUCKET,
-    PROVIDER_IDS_BUCKET,
-    STATES_BUCKET,
-    StatusStore,
-)
+from pbxsms.core.stores.states import LEGACY_BUCKET, StateIndex, move_legacy_index
+from pbxsms.core.stores.status import MESSAGES_BUCKET, PROVIDER_IDS_BUCKET, StatusStore
 
 if TYPE_CHECKING:
     from pbxsms.core.config.settings import Config
@@ -134,9 +130,10 @@ class Runtime:
         await ensure_stream(self.js, StreamSettings(
             name=bus.stream, max_age=bus.max_age, max_bytes=int(bus.max_bytes),
             duplicate_window=bus.duplicate_window, replicas=bus.replicas))
-        messages, provider_ids, states = [
-            await self.bucket(name, ttl=bus.max_age)
-            for name in (MESSAGES_BUCKET, PROVIDER_IDS_BUCKET, STATES_BUCKET)]
+        messages, provider_ids = [await self.bucket(name, ttl=bus.max_age)
+                                  for name in (MESSAGES_BUCKET, PROVIDER_IDS_BUCKET)]
+        states = await StateIndex.open(lambda name: self.bucket(name, ttl=bus.max_age))
+        await move_legacy_index(self.js, states, lambda: self.bucket(LEGACY_BUCKET))
         self.status = StatusStore(messages, provider_ids, states,
                                   max_history=bus.status_history,
                                   events=SubjectReader(self._publisher, bus.stream,

@@ -5,11 +5,11 @@ Status events are the source of truth; this store folds them into one record per
 (`sms.status.<id>`) onto that record, so it is as fresh as the stream however far the
 folds are behind. The store indexes provider ids (e.g. ClickSend's
 `message_id`) back to ours for delivery receipts, and indexes messages by current state
-(`<state>.<id>`, erased when it moves on) so that e.g. the unroutable messages can be
-listed page by page in the order they got there, however many are stored. A channel in a final
-state is never moved back by a late or repeated event, and no channel by an event older
-than its current state (events are folded concurrently); the event still appears in the
-history.
+(core/stores/states.py: an entry per message, erased when it moves on) so that e.g. the
+unroutable messages can be listed page by page in the order they got there, however many
+are stored. A channel in a final state is never moved back by a late or repeated event,
+and no channel by an event older than its current state (events are folded concurrently);
+the event still appears in the history.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from pbxsms.bus.consumer import Delivery, Permanent
 from pbxsms.bus.kv import Bucket
 from pbxsms.bus.stream import SubjectReader
 from pbxsms.core.model.events import SenderType, State, StatusEvent, utcnow
+from pbxsms.core.stores.states import StateIndex
 
 MESSAGES_BUCKET = "sms_messages"
 PROVIDER_IDS_BUCKET = "sms_provider_ids"
-STATES_BUCKET = "sms_states"
 
 # Status history entries kept per message unless `[bus] status_history` says otherwise.
 MAX_HISTORY = 200
@@ -218,7 +218,7 @@ class StatusStore:
     """Read and fold message status records."""
 
     def __init__(self, messages: Bucket, provider_ids: Bucket,
-                 states: Bucket | None = None, max_history: int = MAX_HISTORY,
+                 states: StateIndex | None = None, max_history: int = MAX_HISTORY,
                  events: SubjectReader | None = None) -> None:
         self.messages = messages
         # The stream's `sms.status.<id>`, read by `get` (None: the folded record only),
@@ -344,24 +344,22 @@ class StatusStore:
         # `in_state` re-checks each record, so a stale entry is never shown.
         if self.states is None or (before == record.state and not repair):
             return []
-        writes: list[Awaitable[object]] = [self.states.put(
-            f"{record.state.value}.{record.id}", record.updated_at.isoformat().encode())]
+        writes: list[Awaitable[object]] = [self.states.enter(
+            record.state, record.id, record.updated_at.isoformat().encode())]
         if before is not None and before != record.state:
-            # Erased, not marked deleted: a marker per message and state left behind
-            # would make every listing of that state step over millions of them.
-            writes.append(self.states.erase(f"{before.value}.{record.id}"))
+            writes.append(self.states.leave(before, record.id))
         return writes
 
     async def in_state(self, state: State, limit: int = 100, after: int = 0,
                        since: datetime | None = None) -> StatePage:
         """A page of the messages now in `state`, in the order they reached it: from the
         index's revision `after + 1`, or from the first that reached it at or after
-        `since`. One batched read of the index and one pipelined read of the records,
-        whatever the number stored."""
+        `since`. One batched read of the state's own index bucket and one pipelined read
+        of the records: the same cost whatever the number stored."""
         if self.states is None:
             return StatePage([], None)
-        entries = await self.states.page_under(state.value, after, limit, since)
-        ids = [key.partition(".")[2] for key, _ in entries]
+        page = await self.states.page(state, after, limit, since)
+        ids = [message_id for message_id, _, _ in page.entries]
         stored = await self.messages.get_many([i for i in ids if _valid_key(i)])
         records = []
         for message_id in ids:
@@ -370,7 +368,7 @@ class StatusStore:
             # The index may lag a record that moved on: never show it in the old state.
             if record is not None and record.state == state:
                 records.append(record)
-        return StatePage(records, entries[-1][1] if len(entries) >= limit else None)
+        return StatePage(records, page.next_after)
 
     async def handle(self, delivery: Delivery) -> None:
         """Consumer handler for `sms.status.>`."""
