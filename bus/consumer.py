@@ -23,8 +23,10 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
+from nats.js.errors import NotFoundError
 
+from pbxsms.bus.filters import Subjects, filters_of, union
 from pbxsms.bus.publish import BusError
 
 log = logging.getLogger("pbxsms.bus.consumer")
@@ -107,12 +109,15 @@ class Delivery:
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
+# How often a consumer still reading its old filters' backlog asks how far it got.
+NARROW_CHECK_INTERVAL = 1.0
 OutcomeCallback = Callable[[str, str], None]
 DeadLetterer = Callable[[Delivery, str], Awaitable[None]]
 
 
 class ConsumerRunner:
-    """Runs `handler` for every event on `subject`, under the durable name `name`."""
+    """Runs `handler` for every event on `subjects` (one filter or several), under the
+    durable name `name`."""
 
     def __init__(
         self,
@@ -120,7 +125,7 @@ class ConsumerRunner:
         js: JetStreamContext,
         stream: str,
         name: str,
-        subject: str,
+        subjects: Subjects,
         handler: Handler,
         policy: RetryPolicy,
         dead_letter: DeadLetterer,
@@ -128,7 +133,8 @@ class ConsumerRunner:
         deliver_policy: DeliverPolicy = DeliverPolicy.NEW,
     ) -> None:
         self.nc, self.js, self.stream = nc, js, stream
-        self.name, self.subject, self.handler = name, subject, handler
+        self.name, self.handler = name, handler
+        self.filters = filters_of(subjects)
         self.policy = policy
         self.dead_letter = dead_letter
         self.on_outcome = on_outcome or (lambda consumer, outcome: None)
@@ -139,6 +145,7 @@ class ConsumerRunner:
         self._handling: dict[int, asyncio.Event] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._progress_task: asyncio.Task[None] | None = None
+        self._narrow_task: asyncio.Task[None] | None = None
         self._sub: Subscription | None = None
         self._inbox = ""
         self._stopping = False
@@ -152,23 +159,79 @@ class ConsumerRunner:
 
     async def start(self) -> None:
         """Create or update the durable consumer and start pulling."""
-        config = ConsumerConfig(
+        filters, backlog_to = await self._filters_to_start_with()
+        await self.js.add_consumer(self.stream, self._config(filters))
+        self._inbox = self.nc.new_inbox()
+        self._sub = await self.nc.subscribe(self._inbox, cb=self._on_message)
+        self._loop_task = asyncio.create_task(self._pull_loop(), name=f"consumer:{self.name}")
+        self._progress_task = asyncio.create_task(self._progress_loop(),
+                                                  name=f"consumer:{self.name}:progress")
+        if backlog_to:
+            self._narrow_task = asyncio.create_task(self._narrow_after(backlog_to),
+                                                    name=f"consumer:{self.name}:narrow")
+        log.info("consumer %s started on %s", self.name, ", ".join(filters))
+
+    def _config(self, filters: tuple[str, ...]) -> ConsumerConfig:
+        one = len(filters) == 1
+        return ConsumerConfig(
             name=self.name,
             durable_name=self.name,
-            filter_subject=self.subject,
+            filter_subject=filters[0] if one else None,
+            filter_subjects=None if one else list(filters),
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=self.policy.ack_wait,
             max_deliver=-1,
             max_ack_pending=max(self.policy.max_in_flight * 4, 1000),
             deliver_policy=self.deliver_policy,
         )
-        await self.js.add_consumer(self.stream, config)
-        self._inbox = self.nc.new_inbox()
-        self._sub = await self.nc.subscribe(self._inbox, cb=self._on_message)
-        self._loop_task = asyncio.create_task(self._pull_loop(), name=f"consumer:{self.name}")
-        self._progress_task = asyncio.create_task(self._progress_loop(),
-                                                  name=f"consumer:{self.name}:progress")
-        log.info("consumer %s started on %s", self.name, self.subject)
+
+    async def _filters_to_start_with(self) -> tuple[tuple[str, ...], int]:
+        """The filters to create or update the consumer with, and the stream sequence of
+        the last event its old filters match that it has not acknowledged (0: none, the
+        asked filters at once)."""
+        try:
+            info = await self.js.consumer_info(self.stream, self.name)
+        except NotFoundError:
+            return self.filters, 0
+        old = _filters_of_info(info)
+        if set(old) == set(self.filters):
+            return self.filters, 0
+        last = await self._last_matching(old)
+        if last <= info.ack_floor.stream_seq:
+            log.info("consumer %s: filters %s become %s", self.name, ", ".join(old),
+                     ", ".join(self.filters))
+            return self.filters, 0
+        both = union(old, self.filters)
+        log.info("consumer %s: reading %s until every event up to %d is acknowledged, then "
+                 "only %s", self.name, ", ".join(both), last, ", ".join(self.filters))
+        return both, last
+
+    async def _last_matching(self, filters: tuple[str, ...]) -> int:
+        """The stream sequence of the last event stored on any of `filters` (0: none)."""
+        last = 0
+        for subject in filters:
+            try:
+                found = await self.js.get_last_msg(self.stream, subject)
+            except NotFoundError:
+                continue
+            last = max(last, found.seq or 0)
+        return last
+
+    async def _narrow_after(self, backlog_to: int) -> None:
+        """Narrow the consumer to its asked filters once everything up to `backlog_to` is
+        acknowledged (the consumer's position is kept; later events of the old filters
+        are ones the new publishers no longer store there)."""
+        while True:
+            try:
+                info = await self.js.consumer_info(self.stream, self.name)
+                if info.ack_floor.stream_seq >= backlog_to:
+                    await self.js.add_consumer(self.stream, self._config(self.filters))
+                    log.info("consumer %s: caught up to %d, now on %s", self.name,
+                             backlog_to, ", ".join(self.filters))
+                    return
+            except Exception as error:  # the bus is away: narrowing later is as safe
+                log.warning("consumer %s: filters not narrowed yet: %s", self.name, error)
+            await asyncio.sleep(NARROW_CHECK_INTERVAL)
 
     async def stop(self, drain_timeout: float = 10.0) -> None:
         """Stop pulling, let in-flight handlers finish (up to `drain_timeout`)."""
@@ -184,10 +247,11 @@ class ConsumerRunner:
             _, pending = await asyncio.wait(self._tasks, timeout=drain_timeout)
             for task in pending:
                 task.cancel()  # unacked: JetStream redelivers it after ack_wait
-        if self._progress_task:
-            self._progress_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._progress_task
+        for ticker in (self._progress_task, self._narrow_task):
+            if ticker:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
         log.info("consumer %s stopped", self.name)
 
     async def _pull_loop(self) -> None:
@@ -347,3 +411,10 @@ class ConsumerRunner:
         except Exception as error:
             # The ack did not leave: JetStream will redeliver, and handlers dedupe.
             log.warning("consumer %s: ack not sent: %s", self.name, error)
+
+
+def _filters_of_info(info: ConsumerInfo) -> tuple[str, ...]:
+    config = info.config
+    if config.filter_subjects:
+        return tuple(config.filter_subjects)
+    return (config.filter_subject,) if config.filter_subject else (">",)

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from pbxsms.bus.consumer import Handler
+from pbxsms.bus.filters import Subjects
 from pbxsms.core.model.events import MediaItem
 from pbxsms.core.model.segments import STANDARD, Billing
 
@@ -26,6 +27,10 @@ class RouteRegister(Protocol):
 class ConsumerSpec:
     """A durable pull consumer: its name, what it reads, and the handler per message.
 
+    `subject` is one subject filter or a tuple of several. A consumer that exists with
+    other filters is brought to these on start, after it has read what its old filters
+    matched (bus/consumer.py), so a plugin may narrow its filters in a new version.
+
     Retry policy defaults come from `[bus]`; a spec may override `max_deliver` and
     `max_in_flight` (a batching consumer needs a whole batch in flight at once). `close`,
     when given, is awaited once the runtime has stopped its consumers (e.g. to close the
@@ -35,7 +40,7 @@ class ConsumerSpec:
     """
 
     name: str
-    subject: str
+    subject: Subjects
     handler: Handler
     max_deliver: int | None = None
     max_in_flight: int | None = None
