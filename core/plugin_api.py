@@ -29,6 +29,7 @@ from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.inbound.accept import Receipt, accept_inbound, accept_receipt, content_key, our_id
 from pbxsms.core.inbound.delivery import Ledger, Settled, fail_delivery, read_inbound, report
 from pbxsms.core.inbound.replay import ReplayGuard
+from pbxsms.core.inbound.subjects import inbound_subject
 from pbxsms.core.media.delivery import NoLinks, refused_note, signed_link
 from pbxsms.core.media.fetch import FetchPolicy
 from pbxsms.core.media.inbound import awaiting_media
@@ -150,6 +151,7 @@ __all__ = [
     "hide_url_password",
     "hookimpl",
     "hostname",
+    "inbound_subject",
     "json_error",
     "json_object",
     "listen_options",

@@ -1,8 +1,8 @@
 """Inbound routing: a message to one of our numbers gets its route, or is stored unroutable.
 
 Nothing is dropped: a message to an unknown or disabled number, or one that came from a
-provider other than the number's own, is still stored on `sms.inbound.<provider>` (with
-no route, so no delivery consumer acts on it), gets the final status `unroutable` with
+provider other than the number's own, is still stored on its subject (`inbound_subject`,
+with no route, so no delivery consumer acts on it), gets the final status `unroutable` with
 the reason, and is counted; `GET /api/v1/messages?status=unroutable` lists them.
 """
 
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from pbxsms.bus.publish import Published, PublishError
 from pbxsms.core.health import metrics
+from pbxsms.core.inbound.subjects import inbound_subject
 from pbxsms.core.model.events import InboundMessage, Route, State, StatusEvent
 from pbxsms.core.stores.numbers import NoRoute
 
@@ -54,7 +55,7 @@ async def publish_inbound(runtime: Runtime, message: InboundMessage,
     # The conversation's write goes out first and shares the event's round trip.
     recording = await _start_recording(runtime, message, decision)
     try:
-        published = await runtime.publish(f"sms.inbound.{message.provider}", message, msg_id)
+        published = await runtime.publish(inbound_subject(message), message, msg_id)
     finally:
         if recording is not None:
             recording.add_done_callback(lambda done: _recorded(done, message.id))
@@ -92,7 +93,7 @@ async def publish_unroutable(runtime: Runtime, message: InboundMessage, why: NoR
     """Store `message` without a route, publish its `unroutable` status, count it."""
     message.id = inbound_id(msg_id)
     message.route = None
-    published = await runtime.publish(f"sms.inbound.{message.provider}", message, msg_id)
+    published = await runtime.publish(inbound_subject(message), message, msg_id)
     if published.duplicate and await _stored_with_route(runtime, published.seq):
         # A repeat whose content differs from the message stored under its id: the
         # stored one counts, and it was routed; this one must not mark it unroutable.

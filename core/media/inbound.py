@@ -1,8 +1,9 @@
 """The `fetch-media` consumer: the media links of an inbound MMS, fetched after the webhook.
 
-The webhook stores the message with its `media_urls` and answers at once; this durable
-consumer (on `sms.inbound.*`) fetches each link under its provider's policy, stores the
-bytes in the Object Store, and publishes the message again, complete, on
+The webhook stores the message with its `media_urls` on a subject of its own
+(`sms.inbound.<provider>.mms`, core/inbound/subjects.py) and answers at once; this durable
+consumer, which reads only those subjects, fetches each link under its provider's
+policy, stores the bytes in the Object Store, and publishes the message again, complete, on
 `sms.inbound.<provider>.media` (deduplicated per message): `media` holds what was stored,
 `media_refused` what was not, with the reason. The delivery channels wait for that event
 and skip the first one. A link that fails for now (timeout, 5xx) is tried again with
@@ -14,12 +15,12 @@ the channel `media`.
 from __future__ import annotations
 
 import logging
-import re
 from typing import TYPE_CHECKING
 
 from pbxsms.bus.consumer import Delivery, Retry
 from pbxsms.bus.publish import PublishError
 from pbxsms.core.inbound.delivery import read_inbound, report
+from pbxsms.core.inbound.subjects import follow_up_subject
 from pbxsms.core.media.fetch import (
     FetchFailed,
     FetchRefused,
@@ -39,21 +40,14 @@ log = logging.getLogger("pbxsms.media")
 
 CONSUMER = "fetch-media"
 CHANNEL = "media"
-SUBJECT = "sms.inbound.*"  # the stored messages, not their `.media` follow-ups
 # Far above PBXSMS_MEDIA_FETCH_ATTEMPTS: the handler itself ends every message with its
 # follow-up, so the runner's dead letter (which would hold the text back) is not reached.
 MAX_DELIVER = 1000
-# A non-empty `media_urls` in the event's JSON.
-_HAS_MEDIA = re.compile(rb'"media_urls"\s*:\s*\[\s*"')
 
 
 def awaiting_media(message: InboundMessage) -> bool:
     """Whether a channel should wait for this message's `.media` follow-up."""
     return bool(message.media_urls)
-
-
-def follow_up_subject(provider: str) -> str:
-    return f"sms.inbound.{provider}.media"
 
 
 def limits(settings: MediaSettings) -> Limits:
@@ -63,15 +57,13 @@ def limits(settings: MediaSettings) -> Limits:
 
 
 class MediaConsumer:
-    """Consumer handler for `sms.inbound.*`."""
+    """Consumer handler for `MMS_SUBJECTS`."""
 
     def __init__(self, runtime: Runtime, fetcher: MediaFetcher | None = None) -> None:
         self.runtime = runtime
         self.fetcher = fetcher or MediaFetcher()
 
     async def handle(self, delivery: Delivery) -> None:
-        if not _HAS_MEDIA.search(delivery.data):
-            return  # an SMS (most messages): not worth parsing on this consumer's path
         message = read_inbound(delivery)
         if not message.media_urls or message.route is None:
             return  # nothing to fetch, or nobody to give it to (unroutable)

@@ -6,8 +6,9 @@ from __future__ import annotations
 from pbxsms.core.config.problems import Problem
 from pbxsms.core.config.settings import Config, PluginSettings
 from pbxsms.core.hookspecs import hookimpl
+from pbxsms.core.inbound.subjects import MMS_SUBJECTS
 from pbxsms.core.media.api import media_handler
-from pbxsms.core.media.inbound import CONSUMER, MAX_DELIVER, SUBJECT, MediaConsumer
+from pbxsms.core.media.inbound import CONSUMER, MAX_DELIVER, MediaConsumer
 from pbxsms.core.media.links import PATH
 from pbxsms.core.media.outbound import UPLOAD_PATH, upload_handler
 from pbxsms.core.media.settings import MediaSettings
@@ -34,5 +35,5 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
 
 @hookimpl
 def register_consumers(runtime: Runtime, register: ConsumerRegister) -> None:
-    register(ConsumerSpec(CONSUMER, SUBJECT, MediaConsumer(runtime).handle,
+    register(ConsumerSpec(CONSUMER, MMS_SUBJECTS, MediaConsumer(runtime).handle,
                           max_deliver=MAX_DELIVER))

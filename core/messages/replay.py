@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 
 from pbxsms.core.inbound.delivery import Ledger
+from pbxsms.core.inbound.subjects import inbound_subject
 from pbxsms.core.messages.lookup import stored_message
 from pbxsms.core.model.events import InboundMessage, OutboundRequest, State, StatusEvent
 from pbxsms.core.outbound.api import queue_outbound
@@ -119,7 +120,7 @@ async def redeliver(runtime: Runtime, message_id: str, force: bool = False) -> R
         reason="redelivered by the operator" + (" (forced)" if force else ""),
         stream_seq=record.stream_seq, details={"forced": force}))
     # The same `Nats-Msg-Id` for the same redelivery: asked twice, stored once.
-    await runtime.publish(f"sms.inbound.{message.provider}", message,
+    await runtime.publish(inbound_subject(message), message,
                           f"redeliver:{message_id}:{n}")
     log.info("inbound %s redelivered (%d%s)", message_id, n, ", forced" if force else "",
              extra={"msg_id": message_id})

@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # 2: MMS media (`media`, `media_urls`, `media_refused`, `subject`).
 # 3: an inbound sender may be a short code or a name (`sender_type`), not only E.164.
-SCHEMA_VERSION = 3
+# 4: an inbound MMS and an opt-out keyword are stored on subjects of their own
+#    (`sms.inbound.<provider>.mms`, `.keyword`, `.keyword.mms`; core/inbound/subjects.py).
+SCHEMA_VERSION = 4
 
 
 # What an inbound sender is (core/model/phone.py tells them apart).
@@ -73,7 +75,8 @@ class MediaRefusal(BaseModel):
 
 
 class InboundMessage(Event):
-    """`sms.inbound.<provider>`: a customer's SMS accepted from a provider."""
+    """`sms.inbound.<provider>` (and `.mms`, `.keyword`, `.keyword.mms`, `.media`): a
+    customer's SMS accepted from a provider."""
 
     provider: str = Field(description="Provider plugin that received it, e.g. clicksend")
     provider_message_id: str | None = Field(None, description="The provider's id, if any")
@@ -94,7 +97,8 @@ class InboundMessage(Event):
                                   description="Other provider fields (account ids)")
     media_urls: list[str] = Field(
         default_factory=list, description="Media links the provider reported, not fetched "
-        "yet: the channels wait for `sms.inbound.<provider>.media`")
+        "yet (stored on `sms.inbound.<provider>.mms`): the channels wait for "
+        "`sms.inbound.<provider>.media`")
     media: list[MediaItem] = Field(default_factory=list, description="Stored media")
     media_refused: list[MediaRefusal] = Field(
         default_factory=list, description="Media that could not be stored, with the reason")
@@ -203,6 +207,9 @@ class DeadLetter(Event):
 
 EVENT_MODELS: dict[str, type[Event]] = {
     "sms.inbound.<provider>": InboundMessage,
+    "sms.inbound.<provider>.mms": InboundMessage,
+    "sms.inbound.<provider>.keyword": InboundMessage,
+    "sms.inbound.<provider>.keyword.mms": InboundMessage,
     "sms.inbound.<provider>.media": InboundMessage,
     "sms.outbound": OutboundRequest,
     "sms.status.<id>": StatusEvent,

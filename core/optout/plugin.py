@@ -1,8 +1,10 @@
 """The `optout` consumer, shipped as an ordinary plugin: STOP, START and HELP texts.
 
-A text that is exactly a keyword (core/optout/keywords.py) to one of our numbers is
-recorded per (our number, customer) and announced on `sms.optout`; the optional answer of
-`[optout] reply_<keyword>` goes back from that number. The text itself is still delivered
+A text that is exactly a keyword (core/optout/keywords.py) is stored on a subject of its
+own (`sms.inbound.<provider>.keyword`, core/inbound/subjects.py), which is all this
+consumer reads. To one of our numbers, it is recorded per (our number, customer) and
+announced on `sms.optout`; the optional answer of `[optout] reply_<keyword>` goes back
+from that number. The text itself is still delivered
 like any other: the extension sees that the customer said STOP.
 """
 
@@ -13,6 +15,7 @@ import uuid
 
 from pbxsms.bus.consumer import Delivery, Permanent, Retry
 from pbxsms.core.hookspecs import hookimpl
+from pbxsms.core.inbound.subjects import KEYWORD_SUBJECTS
 from pbxsms.core.model.events import InboundMessage, OutboundRequest
 from pbxsms.core.optout.keywords import Keyword, keyword_of
 from pbxsms.core.optout.recording import record_word
@@ -35,7 +38,8 @@ def reply_id(message_id: str) -> str:
 
 
 class KeywordHandler:
-    """Consumer handler for `sms.inbound.>`: acts on keyword texts, ignores the rest."""
+    """Consumer handler for `KEYWORD_SUBJECTS`: the texts that are a keyword (and, while
+    an upgrade's backlog is read, every text: the others it ignores)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -79,4 +83,4 @@ class KeywordHandler:
 
 @hookimpl
 def register_consumers(runtime: Runtime, register: ConsumerRegister) -> None:
-    register(ConsumerSpec(CONSUMER, "sms.inbound.>", KeywordHandler(runtime).handle))
+    register(ConsumerSpec(CONSUMER, KEYWORD_SUBJECTS, KeywordHandler(runtime).handle))

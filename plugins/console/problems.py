@@ -23,6 +23,7 @@ from pbxsms.core.plugin_api import (
     Refusal,
     RouteRegister,
     State,
+    inbound_subject,
     resend_id,
 )
 from pbxsms.core.plugin_api import resend as resend_message
@@ -160,7 +161,7 @@ def register(console: Console, register: RouteRegister) -> None:
         message.route = decision
         try:
             recording = await runtime.numbers.remember_conversation(decision, message.from_)
-            await runtime.publish(f"sms.inbound.{message.provider}", message,
+            await runtime.publish(inbound_subject(message), message,
                                   f"redeliver:{message.id}")
             if recording is not None:
                 await recording

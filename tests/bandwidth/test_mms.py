@@ -38,7 +38,7 @@ async def _start(start_gateway: StartGateway, sim: BandwidthSimulator,
 
 async def _inbound_event(gateway: Gateway) -> dict[str, Any]:
     msg = await gateway.runtime.js.get_last_msg(gateway.runtime.stream,
-                                                "sms.inbound.bandwidth")
+                                                "sms.inbound.bandwidth.mms")
     event: dict[str, Any] = json.loads(msg.data or b"")
     return event
 

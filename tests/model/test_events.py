@@ -22,7 +22,7 @@ def test_events_carry_schema_version_and_uuid() -> None:
     event = InboundMessage(provider="clicksend", **{"from": "+61411111111"},
                            to="+61422222222", body="hi")
     data = json.loads(event.to_json())
-    assert data["schema"] == SCHEMA_VERSION == 3
+    assert data["schema"] == SCHEMA_VERSION == 4
     assert uuid.UUID(data["id"]).version == 4
     assert data["from"] == "+61411111111"
     assert InboundMessage.model_validate_json(event.to_json()) == event

@@ -41,7 +41,7 @@ async def test_two_pictures_reach_the_email_and_the_app(
     params = dict(pushed.params)
     assert params["NumMedia"] == "2" and params["MessageSid"].startswith("MM")
     [event] = [e for subject, e in await stored(gateway, "sms.inbound.")
-               if subject == "sms.inbound.twilio"]
+               if subject == "sms.inbound.twilio.mms"]
     assert event["media_urls"] == [params["MediaUrl0"], params["MediaUrl1"]]
 
     await pictures_delivered(gateway, event["id"], pictures, "Here is the damage", smtp, app,
@@ -64,7 +64,7 @@ async def test_media_off_the_allow_list_are_refused_and_the_text_delivered(
                                        media=[(png(3), "image/png")])
     assert pushed.status == 200, pushed.body
     [event] = [e for subject, e in await stored(gateway, "sms.inbound.")
-               if subject == "sms.inbound.twilio"]
+               if subject == "sms.inbound.twilio.mms"]
     record = await wait_channel(gateway.runtime, event["id"], "media", State.FAILED,
                                 timeout=20)
     assert "http:// is refused: only https" in (record.channels["media"].reason or "")
