@@ -36,7 +36,8 @@ async def _start(start_gateway: StartGateway, telnyx: TelnyxSimulator,
 
 
 async def _inbound_event(gateway: Gateway) -> dict[str, Any]:
-    msg = await gateway.runtime.js.get_last_msg(gateway.runtime.stream, "sms.inbound.telnyx")
+    msg = await gateway.runtime.js.get_last_msg(gateway.runtime.stream,
+                                                "sms.inbound.telnyx.mms")
     event: dict[str, Any] = json.loads(msg.data or b"")
     return event
 
