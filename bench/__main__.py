@@ -1,6 +1,7 @@
 """`python -m bench` (`make bench`): run every measurement, print a table, write
 `bench/results/latest.json`. `--seconds`, `--messages` and `--texts` shorten it (the smoke
-test). `--only traffic` counts the NATS messages per inbound text alone, in seconds."""
+test). `--only traffic` counts the NATS messages per inbound text alone, in seconds;
+`--only freshness` follows the status of messages through an outbound burst."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import console, listing, machine, scenarios, traffic
+from bench import console, freshness, listing, machine, scenarios, traffic
 from bench.load import wrk_available
 from bench.procs import Sinks
 
@@ -20,7 +21,7 @@ RESULTS = Path(__file__).parent / "results" / "latest.json"
 TARGETS = {
     "ingest_ratio": 0.6, "ingest_p99_ms": 25.0, "e2e_rps": 1000.0, "e2e_p99_ms": 250.0,
     "outbound_rps": 3000.0, "peak_rss_mb": 150.0, "console_thread_p99_ms": 50.0,
-    "bus_messages_per_text": 12.0,
+    "bus_messages_per_text": 12.0, "status_lag_ms": 1000.0,
 }
 
 
@@ -28,7 +29,8 @@ LIGHT_RATE = 100.0
 
 # `outbound_<carrier>`: a carrier that takes one message a call (scenarios.CARRIERS).
 ONE_PER_CALL = tuple(f"outbound_{name}" for name in scenarios.CARRIERS)
-PARTS = ("traffic", "ingest", "end_to_end", "outbound", *ONE_PER_CALL, "console", "listing")
+PARTS = ("traffic", "ingest", "end_to_end", "outbound", *ONE_PER_CALL, "freshness", "console",
+         "listing")
 # One message a call at the carrier's documented rate (tens a second): a few hundred show
 # the rate.
 ONE_PER_CALL_MESSAGES = 500
@@ -68,6 +70,8 @@ def run(seconds: float, rate: float, messages: int, out: Path | None,
                 if f"outbound_{name}" in only:
                     results[f"outbound_{name}"] = scenarios.outbound_one_per_call(
                         workdir, sinks, carrier, min(messages, ONE_PER_CALL_MESSAGES))
+            if "freshness" in only:
+                results["freshness"] = freshness.freshness(workdir, sinks, messages)
             if "console" in only:
                 results["console_thread"] = console.thread_page(
                     workdir, sinks, console_messages, console_requests)
@@ -82,7 +86,7 @@ def run(seconds: float, rate: float, messages: int, out: Path | None,
         return results
     results["peak_rss_mb"] = max(results[name]["peak_rss_mb"] for name in (
         "ingest", "end_to_end", "end_to_end_sustained", "end_to_end_light", "outbound_batched",
-        "outbound_single", *ONE_PER_CALL, "console_thread"))
+        "outbound_single", *ONE_PER_CALL, "freshness", "console_thread"))
     results["verdicts"] = verdicts(results)
     results["seconds"] = round(time.monotonic() - began, 1)
     if out is not None:
@@ -98,9 +102,10 @@ def verdicts(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "outbound_rps": r["outbound_batched"]["rps"], "peak_rss_mb": r["peak_rss_mb"],
         "console_thread_p99_ms": r["console_thread"]["p99_ms"],
         "bus_messages_per_text": r["traffic"]["per_text"],
+        "status_lag_ms": r["freshness"]["lag_max_ms"],
     }
     upper = {"ingest_p99_ms", "e2e_p99_ms", "peak_rss_mb", "bus_messages_per_text",
-             "console_thread_p99_ms"}
+             "console_thread_p99_ms", "status_lag_ms"}
     return {name: {"measured": round(value, 3), "target": TARGETS[name],
                    "met": value <= TARGETS[name] if name in upper else value >= TARGETS[name]}
             for name, value in measured.items()}
@@ -157,6 +162,14 @@ def table(r: dict[str, Any]) -> str:
     ]
     parts: list[dict[str, Any]] = [i["bare"], i["stored"], i["gateway"], e, su, light, ob, os_,
                                    *(x for _, x in carriers), {}, {}, {}]
+    if "freshness" in r:  # results written before the measurement existed have none
+        f = r["freshness"]
+        rows.append(("status freshness, outbound burst", f"{f['rps']:,.0f} msg/s",
+                     f"{f['lag_p50_ms']:.0f}", f"{f['lag_p99_ms']:.0f}",
+                     f"lag of GET /api/v1/messages/<id> behind ClickSend's answer: max "
+                     f"{f['lag_max_ms']:.0f} ms, {f['seen']} of {f['samples']} followed "
+                     f"in {f['messages']:,}"))
+        parts.append(f)
     cores = [f"{x['gateway_cores']:.2f} / {x['nats_cores']:.2f}" if "gateway_cores" in x
              else "" for x in parts]
     table_rows = [(*row, core) for row, core in zip(rows, cores, strict=True)]

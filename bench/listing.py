@@ -21,10 +21,10 @@ from pbxsms.bus.embedded import EmbeddedNats
 from pbxsms.bus.kv import Bucket, ensure_kv
 from pbxsms.bus.publish import Publisher
 from pbxsms.core.model.events import State, new_id, utcnow
+from pbxsms.core.stores.states import StateIndex
 from pbxsms.core.stores.status import (
     MESSAGES_BUCKET,
     PROVIDER_IDS_BUCKET,
-    STATES_BUCKET,
     ChannelStatus,
     StatusRecord,
     StatusStore,
@@ -46,9 +46,12 @@ async def _listing(folder: Path, stored: int, limit: int, reads: int) -> dict[st
         js = nc.jetstream()
         publisher = Publisher(nc)
         await publisher.start()
-        messages, provider_ids, states = [
-            Bucket(await ensure_kv(js, name), publisher, name, timeout=30.0)
-            for name in (MESSAGES_BUCKET, PROVIDER_IDS_BUCKET, STATES_BUCKET)]
+        async def bucket(name: str) -> Bucket:
+            return Bucket(await ensure_kv(js, name), publisher, name, timeout=30.0)
+
+        messages, provider_ids = [await bucket(name)
+                                  for name in (MESSAGES_BUCKET, PROVIDER_IDS_BUCKET)]
+        states = await StateIndex.open(bucket)
         store = StatusStore(messages, provider_ids, states)
         began = time.monotonic()
         middle = await _fill(store, stored)
@@ -96,8 +99,8 @@ async def _fill(store: StatusStore, stored: int) -> Any:
             "email": ChannelStatus(state=state, at=utcnow())})
         pending.append(await store.messages.send_put(record.id,
                                                      record.model_dump_json().encode()))
-        pending.append(await store.states.send_put(f"{state.value}.{record.id}",
-                                                   record.updated_at.isoformat().encode()))
+        pending.append(await store.states.buckets[state].send_put(
+            record.id, record.updated_at.isoformat().encode()))
         if len(pending) >= IN_FLIGHT:
             await asyncio.gather(*pending)
             pending.clear()

@@ -1,7 +1,9 @@
-"""Outbound load: `python -m bench.publisher <nats_url> <count> [from]` publishes `count`
-send requests on `sms.outbound` (as another service of the PBX would) from our ClickSend
-number (or `from`, e.g. the Telnyx one), in its own process,
-and prints one JSON line with when it started and finished (wall clock).
+"""Outbound load: `python -m bench.publisher <nats_url> <count> [from [every]]` publishes
+`count` send requests on `sms.outbound` (as another service of the PBX would) from our
+ClickSend number (or `from`, e.g. the Telnyx one), in its own process,
+and prints one JSON line with when it started and finished (wall clock). With `every`,
+it first prints a line `{"sample": {tag: id}}` naming every `every`-th request, so that
+their status can be followed while the rest are published.
 
 It publishes through the gateway's own `Publisher` (one reply subscription, requests
 pipelined), the requests serialised before the clock starts: nats-py's `js.publish`
@@ -25,7 +27,7 @@ from pbxsms.core.model.events import OutboundRequest
 WINDOW = 256  # publishes awaiting their PubAck at once
 
 
-async def main(url: str, count: int, sender: str = OURS) -> None:
+async def main(url: str, count: int, sender: str = OURS, every: int = 0) -> None:
     nc = await nats.connect(url)
     publisher = Publisher(nc)
     await publisher.start()
@@ -33,6 +35,9 @@ async def main(url: str, count: int, sender: str = OURS) -> None:
                                 body=f"Your table is ready bench#{n}", source="bench")
                 for n in range(count)]
     payloads = [(request.id, request.to_json()) for request in requests]
+    if every:
+        sample = {str(n): requests[n].id for n in range(0, count, every)}
+        print(json.dumps({"sample": sample}), flush=True)
     started = time.time()
     for first in range(0, count, WINDOW):
         acks = [await publisher.send("sms.outbound", payload, msg_id, timeout=30)
@@ -43,4 +48,6 @@ async def main(url: str, count: int, sender: str = OURS) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2]), *sys.argv[3:4]))
+    args = sys.argv[1:]
+    asyncio.run(main(args[0], int(args[1]), args[2] if len(args) > 2 else OURS,
+                     int(args[3]) if len(args) > 3 else 0))

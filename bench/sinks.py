@@ -87,17 +87,47 @@ class SinkSMTP(SMTP):
 
 
 class CountingClickSend(ClickSendSimulator):
-    """The simulator, noting when its accepted-message count last grew."""
+    """The simulator, noting when its accepted-message count last grew, and when it
+    accepted each of the watched tagged messages (the freshness measurement)."""
 
     last_accept: float = 0.0
     first_accept: float = 0.0
+
+    def __init__(self, accounts: list[tuple[str, str]]) -> None:
+        super().__init__(accounts)
+        # (how many messages were accepted, when): one mark per call, its tags read
+        # only when asked (`accepted_watched`), so that a burst costs no parsing here.
+        self.marks: list[tuple[int, float]] = []
+        self.watched: set[str] = set()
+        self.accepted: dict[str, float] = {}
+        self._looked_at = 0  # marks already read
+        self._counted = 0  # messages already read
 
     async def _send(self, request: web.Request, account: Any, rec: Any) -> web.Response:
         response: web.Response = await super()._send(request, account, rec)
         now = time.time()
         self.first_accept = self.first_accept or now
         self.last_accept = now
+        # No await since the simulator stored this call's messages: they are the last.
+        self.marks.append((len(self.sent_messages), now))
         return response
+
+    def accepted_watched(self) -> dict[str, float]:
+        """When each watched tag was accepted, read from the calls not yet looked at."""
+        for end, at in self.marks[self._looked_at:]:
+            for message in self.sent_messages[self._counted:end]:
+                tag = tag_of(str(message.get("body", "")))
+                if tag in self.watched:
+                    self.accepted.setdefault(tag, at)
+            self._counted = max(self._counted, end)
+        self._looked_at = len(self.marks)
+        return self.accepted
+
+    def forget(self) -> None:
+        self.marks.clear()
+        self.watched.clear()
+        self.accepted.clear()
+        self._looked_at = self._counted = 0
 
 
 class CountingTelnyx(TelnyxSimulator):
@@ -186,6 +216,15 @@ async def main(smtp_port: int) -> None:
         return web.json_response({"app": app_arrived(), "email": sink.arrived,
                                   "clicksend": clicksend_stats(), **carriers(times=True)})
 
+    async def watch(request: web.Request) -> web.Response:
+        """Note when ClickSend accepts the tagged messages named in the body's list."""
+        clicksend.watched.update(str(tag) for tag in await request.json())
+        return web.json_response({})
+
+    async def accepted(request: web.Request) -> web.Response:
+        """When ClickSend accepted each watched message, so far."""
+        return web.json_response(clicksend.accepted_watched())
+
     async def reset(request: web.Request) -> web.Response:
         app.pushes.clear()
         app.requests.clear()
@@ -193,6 +232,7 @@ async def main(smtp_port: int) -> None:
         looked_at[0] = 0
         sink.arrived.clear()
         clicksend.reset()
+        clicksend.forget()
         clicksend.first_accept = clicksend.last_accept = 0.0
         for carrier in (telnyx, twilio):
             carrier.reset()
@@ -203,6 +243,8 @@ async def main(smtp_port: int) -> None:
     control.router.add_get("/counts", counts)
     control.router.add_get("/stats", stats)
     control.router.add_post("/reset", reset)
+    control.router.add_post("/watch", watch)
+    control.router.add_get("/accepted", accepted)
     runner = web.AppRunner(control, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -40,6 +40,7 @@ from bench.load import FORM, OURS
 from bench.procs import Gateway, Sinks, free_port, stop, wait_http
 from pbxsms.bus.embedded import nats_server_binary
 from pbxsms.core.serve import eventloop
+from pbxsms.core.stores.states import PREFIX as STATES_PREFIX
 
 TEXTS = 100
 WARMUP = 5
@@ -51,8 +52,15 @@ UNSEEN = "not the gateway's"
 SPY_INBOX = "_BENCH_SPY"
 # Bucket names as the gateway uses them, for readable kinds.
 _BUCKETS = {"sms_conversations": "conversation", "sms_deliveries": "ledger",
-            "sms_messages": "status record", "sms_states": "state index",
+            "sms_messages": "status record",
             "sms_provider_ids": "provider id", "sms_numbers": "numbers"}
+
+
+def _bucket(name: str, unknown: str) -> str:
+    """A bucket's kind (the state index has one bucket per state)."""
+    return "state index" if name.startswith(STATES_PREFIX) else _BUCKETS.get(name, unknown)
+
+
 _CONSUMERS = {"deliver-mobileapp": "app", "deliver-email": "email",
               "status-store": "status fold"}
 
@@ -135,13 +143,13 @@ class Spy:
         if subject.startswith("$JS.API.CONSUMER.MSG.NEXT."):
             return f"{HOUSEKEEPING}: pull request"
         if subject.startswith("$JS.API.STREAM.MSG.GET.KV_"):
-            what = _BUCKETS.get(subject.rsplit("KV_", 1)[1], subject)
+            what = _bucket(subject.rsplit("KV_", 1)[1], subject)
             return self._request(msg, f"{what}: read", f"{what}: read answer")
         if subject.startswith("$JS.API."):
             return self._request(msg, f"JetStream API: {subject.split('.')[2]}",
                                  "JetStream API: answer")
         if subject.startswith("$KV."):
-            what = _BUCKETS.get(subject.split(".")[1], subject.split(".")[1])
+            what = _bucket(subject.split(".")[1], subject.split(".")[1])
             # Compare-and-set writes carry the revision they expect.
             how = "compare-and-set" if "Nats-Expected-Last-Subject-Sequence" in (
                 msg.headers or {}) else "write"
@@ -163,7 +171,7 @@ def _consumer(subject: str) -> str:
     # $JS.ACK.<stream>.<consumer>.…
     parts = subject.split(".")
     if parts[2].startswith("KV_"):
-        return f"{_BUCKETS.get(parts[2][3:], parts[2][3:])} watch"
+        return f"{_bucket(parts[2][3:], parts[2][3:])} watch"
     return _CONSUMERS.get(parts[3], parts[3])
 
 

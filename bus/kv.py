@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
@@ -31,7 +32,7 @@ log = logging.getLogger("pbxsms.bus.kv")
 async def ensure_kv(js: JetStreamContext, bucket: str, ttl: float | None = None,
                     replicas: int = 1, history: int = 1) -> KeyValue:
     """The bucket, created when missing (file storage, so it survives restarts), with
-    direct gets allowed (`Bucket.page_under` reads pages of keys with one); an existing
+    direct gets allowed (`Bucket.page` reads pages of keys with one); an existing
     one gets `ttl` (e.g. one an older version created without it) and direct gets."""
     try:
         return await js.create_key_value(KeyValueConfig(
@@ -69,6 +70,15 @@ WRONG_LAST_SEQUENCE = 10071
 NO_MESSAGE = 10037
 # The JetStream API of our account (pbxsms uses no JetStream domains).
 API = "$JS.API"
+
+
+@dataclass(frozen=True)
+class KeyPage:
+    """A page of a bucket's keys: (key, revision, value) in the order they were written;
+    `next_after` continues it (None: nothing more)."""
+
+    entries: list[tuple[str, int, bytes]]
+    next_after: int | None
 
 
 class Bucket:
@@ -123,13 +133,22 @@ class Bucket:
         await (await self._publisher.ask(f"{API}.STREAM.PURGE.KV_{self.name}", request,
                                          _purged, self._timeout))
 
-    async def page_under(self, prefix: str, after: int = 0, limit: int = 100,
-                         since: datetime | None = None) -> list[tuple[str, int]]:
-        """Up to `limit` live keys under `prefix.` with their revision, in the order they
-        were written, from revision `after + 1` (or the first written at or after
-        `since`): one batched direct get, whatever the bucket holds."""
-        request: dict[str, object] = {"next_by_subj": f"{self._subject}{prefix}.>",
-                                      "batch": limit}
+    async def forget_before(self, revision: int) -> int:
+        """Remove every entry written before `revision`, leaving no marker; how many."""
+        request = json.dumps({"seq": revision}).encode()
+        return await (await self._publisher.ask(f"{API}.STREAM.PURGE.KV_{self.name}", request,
+                                                _purged, self._timeout))
+
+    async def page(self, after: int = 0, limit: int = 100,
+                   since: datetime | None = None) -> KeyPage:
+        """Up to `limit` live keys with their revision and value, in the order they were
+        written, from revision `after + 1` (or the first written at or after `since`).
+
+        One batched direct get by sequence with no subject filter: the server then counts
+        what is left by its per-block totals instead of matching a wildcard against every
+        key, so a page costs the same however many keys are stored (keep one bucket per
+        listing, e.g. one per state)."""
+        request: dict[str, object] = {"batch": limit}
         if since is not None and after == 0:
             request["start_time"] = since.astimezone(UTC).isoformat().replace("+00:00", "Z")
         else:
@@ -137,7 +156,8 @@ class Bucket:
         nc = self._publisher.nc
         inbox = nc.new_inbox()
         sub = await nc.subscribe(inbox)
-        found: list[tuple[str, int]] = []
+        found: list[tuple[str, int, bytes]] = []
+        last, read = after, 0
         try:
             await nc.publish(f"{API}.DIRECT.GET.KV_{self.name}", json.dumps(request).encode(),
                              reply=inbox)
@@ -150,13 +170,16 @@ class Bucket:
                 status = headers.get("Status")
                 if status is not None:  # 204: end of the batch; 404: nothing (more)
                     if status in ("204", "404"):
-                        return found
+                        # A full batch may have more after it, even if markers were in it.
+                        return KeyPage(found, last if read >= limit else None)
                     raise BusError(f"JetStream refused the direct get: {status} "
                                    f"{headers.get('Description', '')}".rstrip())
+                read += 1
+                last = int(headers["Nats-Sequence"])
                 if headers.get("KV-Operation") in ("DEL", "PURGE"):
                     continue
                 subject = headers.get("Nats-Subject", "")
-                found.append((subject[len(self._subject):], int(headers["Nats-Sequence"])))
+                found.append((subject[len(self._subject):], last, msg.data))
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()

@@ -6,7 +6,8 @@ requests waiting for theirs, instead of nats-py's per-request machinery (an inbo
 a future with callbacks and `wait_for`, the PubAck parsed into a dataclass): a request
 is one PUB on the connection and one table entry. `send` and `ask` put a request in
 flight and return its future, so a caller can have several in flight and pay one write
-to the socket for all of them.
+to the socket for all of them. `ask_all` takes an answer that comes in several messages
+(a batched direct get).
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class PublishError(BusError):
 
 
 T = TypeVar("T")
+
+# What a reader returns while the answer goes on (more messages to the same reply subject).
+MORE: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +101,13 @@ class Publisher:
         `read(answer)`, or BusError when none came within `timeout` or nobody listens."""
         return await self._request(subject, payload, None, read, timeout, BusError)
 
+    async def ask_all(self, subject: str, payload: bytes, read: Callable[[list[Msg]], T],
+                      timeout: float = 5.0) -> asyncio.Future[T]:
+        """Like `ask`, for an answer in several messages that ends with one carrying a
+        `Status` header (e.g. 204 after a batch, 404 for none): its future gives
+        `read(all of them)`, that one last."""
+        return await self._request(subject, payload, None, _Answers(read), timeout, BusError)
+
     async def _request(self, subject: str, payload: bytes, headers: dict[str, str] | None,
                        read: Callable[[Msg], T], timeout: float,
                        error: type[BusError]) -> asyncio.Future[T]:
@@ -137,7 +148,8 @@ class Publisher:
         self._sweeper = loop.call_later(SWEEP, self._sweep) if self._waiting else None
 
     async def _on_reply(self, msg: Msg) -> None:
-        waiting = self._waiting.pop(msg.subject[len(self._prefix):], None)
+        token = msg.subject[len(self._prefix):]
+        waiting = self._waiting.pop(token, None)
         if waiting is None:  # timed out already: the caller was told
             return
         future, read, _, _, error = waiting
@@ -146,11 +158,27 @@ class Publisher:
         try:
             if msg.headers and msg.headers.get("Status") == "503":
                 raise error("nobody answers on this subject (no JetStream stream or API)")
-            future.set_result(read(msg))
+            result = read(msg)
+            if result is MORE:
+                self._waiting[token] = waiting  # by its first deadline still
+                return
+            future.set_result(result)
         except BusError as failure:
             future.set_exception(failure)
         except (ValueError, TypeError, KeyError, AttributeError) as failure:
             future.set_exception(error(f"unreadable answer: {msg.data[:200]!r}: {failure}"))
+
+
+class _Answers:
+    """The messages of one answer, until the one with a `Status` header, then read."""
+
+    def __init__(self, read: Callable[[list[Msg]], Any]) -> None:
+        self.messages: list[Msg] = []
+        self.read = read
+
+    def __call__(self, msg: Msg) -> Any:
+        self.messages.append(msg)
+        return self.read(self.messages) if msg.headers and "Status" in msg.headers else MORE
 
 
 def _pub_ack(msg: Msg) -> Published:

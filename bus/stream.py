@@ -1,15 +1,20 @@
-"""The one JetStream stream, `sms.>`, created or updated idempotently at start."""
+"""The one JetStream stream, `sms.>`, created or updated idempotently at start, and reads
+of the few messages stored on one of its subjects (`SubjectReader`)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass
 
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
+
+from pbxsms.bus.publish import BusError, Publisher
 
 log = logging.getLogger("pbxsms.bus.stream")
 
@@ -42,6 +47,10 @@ def stream_config(settings: StreamSettings) -> StreamConfig:
         max_bytes=settings.max_bytes,
         duplicate_window=min(settings.duplicate_window, settings.max_age),
         num_replicas=settings.replicas,
+        # Direct gets (`SubjectReader`): in a cluster any replica answers, a follower
+        # perhaps a few ms behind the leader: fine for a status read, never for the
+        # ledger (its own KV bucket, read from the leader).
+        allow_direct=True,
     )
 
 
@@ -65,9 +74,11 @@ async def ensure_stream(
                 return
             current = info.config
             if (current.max_age, current.max_bytes, current.discard,
-                    current.duplicate_window, current.num_replicas, current.subjects) != (
+                    current.duplicate_window, current.num_replicas, current.subjects,
+                    current.allow_direct) != (
                     config.max_age, config.max_bytes, config.discard,
-                    config.duplicate_window, config.num_replicas, config.subjects):
+                    config.duplicate_window, config.num_replicas, config.subjects,
+                    config.allow_direct):
                 await js.update_stream(config)
                 log.info("updated stream %s", settings.name)
             return
@@ -78,3 +89,48 @@ async def ensure_stream(
                 ) from error
             log.debug("stream not ready yet (%s); retrying", error)
             await asyncio.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class SubjectRead:
+    """Messages stored on one subject (sequence, data), oldest first, and how many more
+    are stored after them."""
+
+    messages: list[tuple[int, bytes]]
+    more: int
+
+
+class SubjectReader:
+    """Reads of the messages stored on one subject of the stream, each one request (a
+    batched direct get) through the `Publisher`, whatever the stream holds."""
+
+    def __init__(self, publisher: Publisher, stream: str, timeout: float = 5.0) -> None:
+        self._publisher = publisher
+        self._subject = f"$JS.API.DIRECT.GET.{stream}"
+        self._timeout = timeout
+
+    async def first(self, subject: str, limit: int) -> asyncio.Future[SubjectRead]:
+        """Put a read of the oldest `limit` messages on `subject` in flight."""
+        request = {"next_by_subj": subject, "batch": limit}
+        return await self._publisher.ask_all(self._subject, json.dumps(request).encode(),
+                                             _read, self._timeout)
+
+    async def last(self, subject: str) -> asyncio.Future[SubjectRead]:
+        """Put a read of the newest message on `subject` in flight."""
+        request = {"multi_last": [subject], "batch": 1}
+        return await self._publisher.ask_all(self._subject, json.dumps(request).encode(),
+                                             _read, self._timeout)
+
+
+def _read(answers: list[Msg]) -> SubjectRead:
+    """The messages of a batched direct get; the last answer says how it ended."""
+    *found, end = answers
+    headers = end.headers or {}
+    status = headers.get("Status")
+    if status == "404":  # nothing stored on the subject
+        return SubjectRead([], 0)
+    if status != "204":
+        raise BusError(f"JetStream refused the direct get: {status} "
+                       f"{headers.get('Description', '')}".rstrip())
+    return SubjectRead([(int((msg.headers or {})["Nats-Sequence"]), msg.data) for msg in found],
+                       int(headers.get("Nats-Num-Pending") or 0))

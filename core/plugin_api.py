@@ -34,6 +34,7 @@ from pbxsms.core.media.fetch import FetchPolicy
 from pbxsms.core.media.inbound import awaiting_media
 from pbxsms.core.media.store import media_store
 from pbxsms.core.media.types import EXTENSIONS as MEDIA_EXTENSIONS
+from pbxsms.core.messages.replay import RESENDABLE, Resent, resend, resend_id
 from pbxsms.core.model.events import (
     InboundMessage,
     MediaItem,
@@ -84,6 +85,7 @@ __all__ = [
     "MEDIA_EXTENSIONS",
     "NOT_STORED",
     "OPTED_OUT",
+    "RESENDABLE",
     "AccountPause",
     "Answer",
     "Billing",
@@ -123,6 +125,7 @@ __all__ = [
     "Receipt",
     "Refusal",
     "ReplayGuard",
+    "Resent",
     "Retry",
     "RouteHandler",
     "RouteRegister",
@@ -168,6 +171,8 @@ __all__ = [
     "read_json",
     "refused_note",
     "report",
+    "resend",
+    "resend_id",
     "retry_after",
     "run_simulator",
     "same_secret",

@@ -79,7 +79,7 @@ async def accept_inbound(runtime: Runtime, message: InboundMessage,
     if message.reply_to_id is None and message.reply_to_provider_id:
         message.reply_to_id = await _reply_to(runtime, provider, message.reply_to_provider_id)
     try:
-        _require_bus(runtime)
+        runtime.require_bus()
         # Routes by the `to` number (or stores it as unroutable) and sets our id.
         published = await publish_inbound(runtime, message, dedupe_key)
     except PublishError as error:
@@ -110,7 +110,7 @@ def _check_age(runtime: Runtime, message: InboundMessage) -> None:
 
 async def _reply_to(runtime: Runtime, provider: str, provider_message_id: str) -> str | None:
     """Our id of the outbound message replied to; best effort, it never blocks acceptance."""
-    if not _connected(runtime):
+    if not runtime.bus_connected:  # a read cannot be buffered: fail fast
         return None
     try:
         async with asyncio.timeout(LOOKUP_TIMEOUT):
@@ -149,7 +149,7 @@ async def accept_receipt(runtime: Runtime, receipt: Receipt, dedupe_key: str,
     """
     provider = receipt.provider
     try:
-        _require_bus(runtime)
+        runtime.require_bus()
         message_id = (await _find(runtime, receipt, wait)
                       or await _match_hint(runtime, receipt))
         if message_id is None:
@@ -218,16 +218,3 @@ async def _match_hint(runtime: Runtime, receipt: Receipt) -> str | None:
             raise PublishError(f"message {hinted} has no {receipt.provider} id recorded "
                                "yet")
         await asyncio.sleep(LOOKUP_INTERVAL)
-
-
-def _require_bus(runtime: Runtime) -> None:
-    """PublishError at once while disconnected: a new publish would wait out the whole
-    publish timeout before its 503, holding the carrier's connection; one already in
-    flight is left to finish when the bus comes back."""
-    if not _connected(runtime):
-        raise PublishError("not connected to NATS")
-
-
-def _connected(runtime: Runtime) -> bool:
-    # A read cannot be buffered until NATS is back, unlike a publish: fail fast instead.
-    return runtime.nc is not None and runtime.nc.is_connected

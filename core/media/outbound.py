@@ -100,6 +100,8 @@ async def with_media(runtime: Runtime, request: OutboundRequest,
             else:
                 raise MediaInvalid(f'{where} must be {{"id": ...}} (from {UPLOAD_PATH}) or '
                                    '{"url": "https://..."}', where)
+        if ids:
+            runtime.require_bus()  # a 503 at once, not after the store's read timeout
         update["media"] = await lookup_ids(runtime, ids)
         update["media_urls"] = urls
     return request.model_copy(update=update) if update else request

@@ -40,6 +40,7 @@ _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 # The two 503s of `queue_outbound`: nothing was taken, the caller may try again.
 BUS_UNREADABLE = "the message bus is unavailable; try again"
 NOT_STORED = "the message could not be stored; try again"
+RETRY = {"Retry-After": "5"}
 
 
 class InvalidRequest(Refusal):
@@ -197,6 +198,7 @@ async def queue_outbound(runtime: Runtime, request: OutboundRequest,
     """
     try:
         checked, _ = check_request(request, runtime.config)
+        runtime.require_bus()  # every step from here reads or writes the bus
         sender, provider = await resolve_sender(runtime, checked, domain)
         owner = _tenant_of(runtime, sender)
         if tenant is not None and owner != tenant:
@@ -207,14 +209,14 @@ async def queue_outbound(runtime: Runtime, request: OutboundRequest,
         await refuse_opted_out(runtime, checked, sender)
     except PublishError as error:
         log.warning("send request not taken: %s", error, extra={"msg_id": request.id})
-        raise Refusal(503, BUS_UNREADABLE) from None
+        raise Refusal(503, BUS_UNREADABLE, headers=RETRY) from None
     outbound = checked.model_copy(update={"from_": sender})
     queued_at = utcnow()  # before the dispatcher can see it, so history stays in order
     try:
         published = await runtime.publish(SUBJECT, outbound, outbound.id)
     except PublishError as error:
         log.warning("send request not stored: %s", error, extra={"msg_id": outbound.id})
-        raise Refusal(503, NOT_STORED) from None
+        raise Refusal(503, NOT_STORED, headers=RETRY) from None
     if not published.duplicate:
         await _queued(runtime, outbound, provider, count, queued_at, owner, published.seq)
     log.info("outbound message queued from %s via %s (source %r, %d segment(s))%s",

@@ -45,7 +45,8 @@ async def errors_as_json(
     except (BusError, NatsError) as error:
         # NATS is down or not answering: the caller should come back, not see a 500.
         log.warning("%s %s: the message bus is unavailable: %s", request.method, label, error)
-        return json_error(503, "the message bus is unavailable; try again")
+        return json_error(503, "the message bus is unavailable; try again",
+                          headers={"Retry-After": "5"})
     except Exception:
         log.exception("unhandled error on %s %s", request.method, label)
         return json_error(500, "internal error; see the gateway's log")

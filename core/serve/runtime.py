@@ -23,19 +23,15 @@ from pbxsms.bus.consumer import ConsumerRunner, Delivery, RetryPolicy
 from pbxsms.bus.embedded import EMBEDDED_DIR, EmbeddedNats
 from pbxsms.bus.kv import Bucket, ensure_kv
 from pbxsms.bus.publish import Published, Publisher, PublishError
-from pbxsms.bus.stream import StreamSettings, ensure_stream
+from pbxsms.bus.stream import StreamSettings, SubjectReader, ensure_stream
 from pbxsms.core.config.loader import hide_url_password
 from pbxsms.core.health import metrics
 from pbxsms.core.model.events import DeadLetter, Event, StatusEvent
 from pbxsms.core.stores.conversations import CONVERSATIONS_BUCKET, Conversations
 from pbxsms.core.stores.numbers import NUMBERS_BUCKET, NumberStore
 from pbxsms.core.stores.optouts import OPTOUTS_BUCKET, OptOutStore
-from pbxsms.core.stores.status import (
-    MESSAGES_BUCKET,
-    PROVIDER_IDS_BUCKET,
-    STATES_BUCKET,
-    StatusStore,
-)
+from pbxsms.core.stores.states import LEGACY_BUCKET, StateIndex, move_legacy_index
+from pbxsms.core.stores.status import MESSAGES_BUCKET, PROVIDER_IDS_BUCKET, StatusStore
 
 if TYPE_CHECKING:
     from pbxsms.core.config.settings import Config
@@ -134,11 +130,14 @@ class Runtime:
         await ensure_stream(self.js, StreamSettings(
             name=bus.stream, max_age=bus.max_age, max_bytes=int(bus.max_bytes),
             duplicate_window=bus.duplicate_window, replicas=bus.replicas))
-        messages, provider_ids, states = [
-            await self.bucket(name, ttl=bus.max_age)
-            for name in (MESSAGES_BUCKET, PROVIDER_IDS_BUCKET, STATES_BUCKET)]
+        messages, provider_ids = [await self.bucket(name, ttl=bus.max_age)
+                                  for name in (MESSAGES_BUCKET, PROVIDER_IDS_BUCKET)]
+        states = await StateIndex.open(lambda name: self.bucket(name, ttl=bus.max_age))
+        await move_legacy_index(self.js, states, lambda: self.bucket(LEGACY_BUCKET))
         self.status = StatusStore(messages, provider_ids, states,
-                                  max_history=bus.status_history)
+                                  max_history=bus.status_history,
+                                  events=SubjectReader(self._publisher, bus.stream,
+                                                       bus.publish_timeout))
         # Message settings are configuration, not traffic: no TTL. A conversation is
         # forgotten `conversation_ttl` after the customer's last text.
         self._numbers = NumberStore(
@@ -260,10 +259,22 @@ class Runtime:
             self._http = ClientSession(timeout=ClientTimeout(total=30))
         return self._http
 
+    @property
+    def bus_connected(self) -> bool:
+        """Whether NATS is connected now."""
+        return self.nc is not None and self.nc.is_connected
+
+    def require_bus(self) -> None:
+        """PublishError at once while NATS is disconnected: a new publish or read would
+        wait out its whole timeout, holding the caller's connection; one already in flight
+        is left to finish when the bus comes back."""
+        if not self.bus_connected:
+            raise PublishError("not connected to NATS")
+
     def readiness(self) -> list[str]:
         """Why this instance cannot serve now; empty when it can."""
         reasons = []
-        if self.nc is None or not self.nc.is_connected:
+        if not self.bus_connected:
             reasons.append("not connected to NATS")
         elif not self.stream_ready:
             reasons.append(f"JetStream stream {self.stream} not ready")

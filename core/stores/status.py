@@ -1,13 +1,15 @@
 """Message status: a projection of `sms.status.>` into a KV bucket, so any instance answers.
 
 Status events are the source of truth; this store folds them into one record per message
-(current state, per-channel state, history), indexes provider ids (e.g. ClickSend's
+(current state, per-channel state, history). A read (`get`) folds the message's own events
+(`sms.status.<id>`) onto that record, so it is as fresh as the stream however far the
+folds are behind. The store indexes provider ids (e.g. ClickSend's
 `message_id`) back to ours for delivery receipts, and indexes messages by current state
-(`<state>.<id>`, erased when it moves on) so that e.g. the unroutable messages can be
-listed page by page in the order they got there, however many are stored. A channel in a final
-state is never moved back by a late or repeated event, and no channel by an event older
-than its current state (events are folded concurrently); the event still appears in the
-history.
+(core/stores/states.py: an entry per message, erased when it moves on) so that e.g. the
+unroutable messages can be listed page by page in the order they got there, however many
+are stored. A channel in a final state is never moved back by a late or repeated event,
+and no channel by an event older than its current state (events are folded concurrently);
+the event still appears in the history.
 """
 
 from __future__ import annotations
@@ -25,14 +27,20 @@ from pydantic import BaseModel, Field
 from pbxsms.bus import kv as kvs
 from pbxsms.bus.consumer import Delivery, Permanent
 from pbxsms.bus.kv import Bucket
+from pbxsms.bus.stream import SubjectReader
 from pbxsms.core.model.events import SenderType, State, StatusEvent, utcnow
+from pbxsms.core.stores.states import StateIndex
 
 MESSAGES_BUCKET = "sms_messages"
 PROVIDER_IDS_BUCKET = "sms_provider_ids"
-STATES_BUCKET = "sms_states"
 
 # Status history entries kept per message unless `[bus] status_history` says otherwise.
 MAX_HISTORY = 200
+
+# Status events of one message a read folds at most: a message has a few (a handful per
+# channel and attempt); beyond this it was flooded (e.g. forged receipts), and a read
+# takes the folded record and the newest event only.
+READ_EVENTS = 256
 
 # How many records (and provider ids) this process remembers having written: enough
 # for the events of one message, which come close together, at thousands per second.
@@ -85,9 +93,7 @@ def apply(record: StatusRecord | None, event: StatusEvent,
     """Fold one status event into the record (pure; safe to repeat). The history keeps
     its first entry and the newest, `max_history` in all; `history_dropped` counts the
     rest."""
-    entry = HistoryEntry(state=event.state, channel=event.channel, reason=event.reason,
-                         attempt=event.attempt, provider_message_id=event.provider_message_id,
-                         error_code=event.error_code, at=event.at)
+    entry = _entry(event)
     if record is None:
         record = StatusRecord(id=event.id, direction=event.direction, state=event.state)
     elif entry in record.history:
@@ -114,6 +120,39 @@ def apply(record: StatusRecord | None, event: StatusEvent,
     record.summary = ", ".join(_describe(name, status)
                                for name, status in sorted(record.channels.items()))
     record.updated_at = utcnow()
+    return record
+
+
+def _entry(event: StatusEvent) -> HistoryEntry:
+    return HistoryEntry(state=event.state, channel=event.channel, reason=event.reason,
+                        attempt=event.attempt, provider_message_id=event.provider_message_id,
+                        error_code=event.error_code, at=event.at)
+
+
+def fold_onto(stored: StatusRecord | None, events: list[StatusEvent], unread: int = 0,
+              max_history: int = MAX_HISTORY) -> StatusRecord | None:
+    """`stored` (the folded record, if any) with those of `events` it has not folded yet
+    folded onto it: what a fresh read shows. `unread`: events of the message not in
+    `events` nor known to be in `stored`, counted in `history_dropped`.
+
+    An event whose entry is in `stored`'s history was folded. One that is not was not
+    either, unless `stored` dropped entries (`history_dropped`): a dropped entry is older
+    than every entry kept but the first, so then only events newer than the newest entry
+    are folded, and a folded event is never counted twice."""
+    # As stored: the folds below change the record (and its history) in place.
+    folded = list(stored.history) if stored is not None else []
+    newest = folded[-1].at if stored is not None and stored.history_dropped and folded else None
+    stored_at = stored.updated_at if stored is not None else None
+    record, changed_at = stored, None
+    for event in events:
+        if _entry(event) in folded or (newest is not None and event.at <= newest):
+            continue
+        record = apply(record, event, max_history)
+        changed_at = max(changed_at or event.at, event.at)
+    if record is not None and changed_at is not None:
+        # When its status last changed: the record was not written by this read.
+        record.updated_at = max(changed_at, stored_at) if stored_at else changed_at
+        record.history_dropped += unread
     return record
 
 
@@ -179,8 +218,13 @@ class StatusStore:
     """Read and fold message status records."""
 
     def __init__(self, messages: Bucket, provider_ids: Bucket,
-                 states: Bucket | None = None, max_history: int = MAX_HISTORY) -> None:
+                 states: StateIndex | None = None, max_history: int = MAX_HISTORY,
+                 events: SubjectReader | None = None) -> None:
         self.messages = messages
+        # The stream's `sms.status.<id>`, read by `get` (None: the folded record only),
+        # up to `read_events` of a message.
+        self.events = events
+        self.read_events = READ_EVENTS
         self.max_history = max_history
         self.provider_ids = provider_ids
         self.states = states
@@ -195,10 +239,33 @@ class StatusStore:
         self._turns: dict[str, tuple[asyncio.Lock, list[int]]] = {}
 
     async def get(self, message_id: str) -> StatusRecord | None:
+        """The message's status now: its folded record with its events on
+        `sms.status.<id>` that the `status-store` consumer has not folded yet (during a
+        burst the folds fall behind), or None when neither exists. One round trip: the
+        record and the events are asked for together."""
         if not _valid_key(message_id):
             return None
+        if self.events is None:
+            value, _ = await self.messages.get(message_id)
+            return StatusRecord.model_validate_json(value) if value else None
+        subject = f"sms.status.{message_id}"
+        reading = await self.events.first(subject, self.read_events)
         value, _ = await self.messages.get(message_id)
-        return StatusRecord.model_validate_json(value) if value else None
+        read = await reading
+        stored = StatusRecord.model_validate_json(value) if value else None
+        found = read.messages
+        if read.more:  # flooded: the first ones are in the folded record; the newest
+            found = [*found, *(await (await self.events.last(subject))).messages]
+        events = []
+        for _, data in found:
+            try:
+                events.append(StatusEvent.model_validate_json(data))
+            except ValueError:
+                continue  # the consumer dead-letters it (`handle`): never folded
+        # The unread (flooded) events are counted by the folded record, if there is one.
+        unread = max(0, read.more - 1) if stored is None else 0
+        return fold_onto(stored, [e for e in events if e.id == message_id], unread,
+                         self.max_history)
 
     async def find_by_provider_id(self, provider: str, provider_message_id: str) -> str | None:
         """Our id for a provider's message id, once its acceptance was recorded."""
@@ -277,24 +344,22 @@ class StatusStore:
         # `in_state` re-checks each record, so a stale entry is never shown.
         if self.states is None or (before == record.state and not repair):
             return []
-        writes: list[Awaitable[object]] = [self.states.put(
-            f"{record.state.value}.{record.id}", record.updated_at.isoformat().encode())]
+        writes: list[Awaitable[object]] = [self.states.enter(
+            record.state, record.id, record.updated_at.isoformat().encode())]
         if before is not None and before != record.state:
-            # Erased, not marked deleted: a marker per message and state left behind
-            # would make every listing of that state step over millions of them.
-            writes.append(self.states.erase(f"{before.value}.{record.id}"))
+            writes.append(self.states.leave(before, record.id))
         return writes
 
     async def in_state(self, state: State, limit: int = 100, after: int = 0,
                        since: datetime | None = None) -> StatePage:
         """A page of the messages now in `state`, in the order they reached it: from the
         index's revision `after + 1`, or from the first that reached it at or after
-        `since`. One batched read of the index and one pipelined read of the records,
-        whatever the number stored."""
+        `since`. One batched read of the state's own index bucket and one pipelined read
+        of the records: the same cost whatever the number stored."""
         if self.states is None:
             return StatePage([], None)
-        entries = await self.states.page_under(state.value, after, limit, since)
-        ids = [key.partition(".")[2] for key, _ in entries]
+        page = await self.states.page(state, after, limit, since)
+        ids = [message_id for message_id, _, _ in page.entries]
         stored = await self.messages.get_many([i for i in ids if _valid_key(i)])
         records = []
         for message_id in ids:
@@ -303,7 +368,7 @@ class StatusStore:
             # The index may lag a record that moved on: never show it in the old state.
             if record is not None and record.state == state:
                 records.append(record)
-        return StatePage(records, entries[-1][1] if len(entries) >= limit else None)
+        return StatePage(records, page.next_after)
 
     async def handle(self, delivery: Delivery) -> None:
         """Consumer handler for `sms.status.>`."""

@@ -10,32 +10,29 @@ anyone already reached from being reached again.
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
 from pbxsms.core.plugin_api import (
+    RESENDABLE,
     InboundMessage,
     NoRoute,
-    OutboundRequest,
     PublishError,
     Refusal,
     RouteRegister,
     State,
-    queue_outbound,
+    resend_id,
 )
+from pbxsms.core.plugin_api import resend as resend_message
 from pbxsms.plugins.console.index import Dead, Entry
 from pbxsms.plugins.console.render import page
 from pbxsms.plugins.console.web import Console, Context
 
 log = logging.getLogger("pbxsms.console")
 
-# Fixed forever: the id of a resend is derived from the failed message's under it.
-RESEND_NAMESPACE = uuid.UUID("2b7c9e14-5a3f-4d8e-b6c1-0f9a8e7d6c5b")
 LIMIT = 100
-RESENDABLE = frozenset({State.FAILED, State.UNKNOWN})
 
 NOTICES = {
     "resent": "Sent again: the new message is queued.",
@@ -46,10 +43,6 @@ NOTICES = {
     "refused": "Refused: ",
     "unavailable": "The message bus is unavailable: try again in a moment.",
 }
-
-
-def resend_id(message_id: str) -> str:
-    return str(uuid.uuid5(RESEND_NAMESPACE, message_id))
 
 
 def register(console: Console, register: RouteRegister) -> None:
@@ -74,7 +67,7 @@ def register(console: Console, register: RouteRegister) -> None:
             resent = entry is not None and entry.direction == "outbound" and (
                 await console.index.entry(resend_id(record.id))) is not None
             rows.append({"record": record, "entry": entry, "reason": reason,
-                         "resent": resent})
+                         "resent": resent, "resendable": record.state in RESENDABLE})
         dead = []
         # A failed send is retried by "Send again" (a new message): re-delivering its
         # dead letter too could send it twice, so that letter is not offered.
@@ -100,19 +93,15 @@ def register(console: Console, register: RouteRegister) -> None:
         entry = await console.index.entry(str(data.get("id", "")))
         if entry is None or entry.direction != "outbound" or not visible_entry(ctx, entry):
             raise web.HTTPNotFound()
-        record = await runtime.status.get(entry.id)
-        if record is None or record.state not in RESENDABLE:
-            return _done("refused", "only a failed message is sent again")
-        outbound = OutboundRequest.model_validate({
-            "id": resend_id(entry.id), "from": entry.ours or None, "to": entry.customer,
-            "body": entry.body, "source": "console"})
+        # The API's and the CLI's resend: the stored request again (its media too), once,
+        # and never a send that may have reached the person (`unknown`).
         try:
-            submitted = await queue_outbound(runtime, outbound)
+            resent = await resend_message(runtime, entry.id)
         except Refusal as error:
             return _done("unavailable" if error.status == 503 else "refused", error.message)
         log.info("console: %s sent %s again as %s", ctx.session.user.name, entry.id,
-                 outbound.id, extra={"msg_id": entry.id})
-        return _done("already" if submitted.duplicate else "resent")
+                 resent.id, extra={"msg_id": entry.id})
+        return _done("already" if resent.duplicate else "resent")
 
     async def redeliver(request: web.Request, ctx: Context) -> web.StreamResponse:
         data = await request.post()
@@ -127,6 +116,9 @@ def register(console: Console, register: RouteRegister) -> None:
                 record = await runtime.status.get(letter.id)
                 if record is not None and record.state in RESENDABLE:
                     return _done("refused", "a failed send is retried with Send again")
+                if record is not None and record.state == State.UNKNOWN:
+                    return _done("refused", "it may have reached the recipient: not sent "
+                                            "again")
             return await _redeliver_dead(ctx, letter)
         entry = await console.index.entry(str(data.get("id", "")))
         if entry is None or entry.direction != "inbound" or not visible_entry(ctx, entry):

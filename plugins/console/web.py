@@ -126,7 +126,7 @@ class Console:
         runtime = self.runtime
         reasons = runtime.readiness() + runtime.plugins.degraded(runtime)
         providers = sorted(runtime.providers)
-        bus = runtime.nc is not None and runtime.nc.is_connected
+        bus = runtime.bus_connected
         # "Last webhook 3 min ago" needs no fresher read than once a second.
         checked, webhooks = self._webhooks
         if bus and providers and time.monotonic() - checked >= 1.0:

@@ -167,6 +167,7 @@ class RingotelWebhook:
             raise _refusal("delivered", "invalid", 422, "messageid is required",
                            "params.messageid")
         try:
+            self.runtime.require_bus()  # fail fast: the app retries a 503
             ours = await self.runtime.status.find_by_provider_id(CHANNEL, messageid)
         except Exception as error:
             log.warning("app delivered notice: lookup failed: %s", error)

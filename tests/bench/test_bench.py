@@ -61,6 +61,22 @@ def test_a_one_per_call_carrier_runs_alone_at_its_documented_limit() -> None:
     assert twilio["span_s"] >= (90 - 1 - limit) / limit * 0.95
 
 
+def test_the_freshness_part_follows_messages_through_a_burst() -> None:
+    """`--only freshness`: every followed message is seen through the API once ClickSend
+    accepted it, with how long after."""
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "freshness", "--messages", "300"],
+        capture_output=True, text=True, timeout=110, cwd=Path(__file__).parents[2])
+    assert run.returncode == 0, run.stderr[-3000:]
+    fresh = json.loads(run.stdout)["freshness"]
+    assert (fresh["messages"], fresh["accepted"], fresh["failed"]) == (300, 300, 0)
+    assert fresh["samples"] == fresh["seen"] == 100  # every third one
+    assert 0 <= fresh["lag_p50_ms"] <= fresh["lag_p99_ms"] <= fresh["lag_max_ms"]
+    # Issue 19's bound; a burst this small does not put the folds behind (the full run's
+    # 20,000 did: tests/stores/test_status_fresh.py proves a read needs no fold).
+    assert fresh["lag_max_ms"] < 1000
+
+
 def test_the_table_has_a_row_per_one_per_call_carrier() -> None:
     """The rows a full run prints, from the last full results and made-up carrier parts."""
     results = json.loads((Path(__file__).parents[2] / "bench/results/latest.json").read_text())
@@ -74,7 +90,12 @@ def test_the_table_has_a_row_per_one_per_call_carrier() -> None:
     results.setdefault("console_thread", {
         "requests": 50, "p50_ms": 1.0, "p99_ms": 2.0, "page_messages": 50,
         "thread_messages": 300, "messages": 300, "indexed_per_s": 1000})
+    results.setdefault("freshness", {
+        "messages": 20000, "samples": 100, "seen": 100, "rps": 2000.0, "lag_p50_ms": 190.0,
+        "lag_p99_ms": 280.0, "lag_max_ms": 330.0, "gateway_cores": 0.6, "nats_cores": 0.3})
     text = table(results)
+    assert re.search(r"status freshness, outbound burst +2,000 msg/s +190 +280", text)
+    assert "max 330 ms, 100 of 100 followed in 20,000" in text
     assert re.search(r"outbound, Twilio, 1 per call +31 msg/s", text)
     assert "steady 30.2/s = 1.01 x Twilio's documented 30/s (per short code)" in text
     assert "outbound, Telnyx, 1 per call" in text

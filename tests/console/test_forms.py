@@ -5,18 +5,23 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+from collections.abc import Awaitable, Callable
 
 from aiohttp import ClientSession, CookieJar
 
+from pbxsms.core.messages.replay import resend
 from pbxsms.core.model.events import OutboundRequest, State
 from pbxsms.core.outbound.api import queue_outbound
 from pbxsms.sim.clicksend import ClickSendSimulator
+from pbxsms.sim.clicksend.api import HISTORY_PATH
 from tests.console.support import (
     CUSTOMER,
     OURS_A,
     PASSWORD,
+    TOML,
     add_user,
     console_of,
+    env,
 )
 from tests.helpers import wait_until
 from tests.support.gateway import Gateway
@@ -148,7 +153,42 @@ async def test_a_failed_send_is_sent_again_once(console_gateway: Gateway,
                          message="the resend at ClickSend")
         async with http.get(f"{console_gateway.url}/console/problems") as response:
             assert "sent again" in await response.text()
+    # The CLI's and the API's resend of it find the console's: one resend chain.
+    again = await resend(console_gateway.runtime, message_id)
+    assert again.duplicate
     assert sum(m["body"] == "see you at 3" for m in sim.sent_messages) == 1
+
+
+async def test_a_send_that_may_have_arrived_is_not_sent_again(
+        start_gateway: Callable[..., Awaitable[Gateway]], sim: ClickSendSimulator) -> None:
+    # ClickSend stored the send but answered 500, and its history could not tell: `unknown`.
+    gateway = await start_gateway(
+        toml=f'{TOML}\n[clicksend]\non_ambiguous = "unknown"\nreconcile_delay = "0s"\n',
+        env=env(sim.base_url))
+    await add_user(gateway, "admin")
+    sim.fail_next("store_then_500")
+    sim.fail_next("500", endpoint=HISTORY_PATH)
+    queued = await queue_outbound(gateway.runtime, OutboundRequest.model_validate(
+        {"from": OURS_A, "to": CUSTOMER, "body": "see you at 4"}))
+    message_id = queued.request.id
+
+    async def unknown_and_indexed() -> bool:
+        record = await gateway.runtime.status.get(message_id)
+        entry = await console_of(gateway).index.entry(message_id)
+        return record is not None and record.state == State.UNKNOWN and entry is not None
+
+    await wait_until(unknown_and_indexed, message="the send unknown and indexed")
+    async with ClientSession(cookie_jar=jar()) as http:
+        csrf = await sign_in(http, gateway)
+        async with http.get(f"{gateway.url}/console/problems") as response:
+            page = await response.text()
+        assert "may have reached the recipient" in page and "Send again" not in page
+        async with http.post(f"{gateway.url}/console/problems/resend",
+                             data={"csrf": csrf, "id": message_id},
+                             headers={"Origin": gateway.url}) as response:
+            notice = re.findall(r'id="notice">([^<]+)<', await response.text())
+    assert notice and notice[0].startswith("Refused: ") and "may have reached" in notice[0]
+    assert len(sim.sent_messages) == 1
 
 
 async def test_console_user_add_stores_the_user_on_the_bus(console_gateway: Gateway) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiohttp import ClientSession
 
+from pbxsms.bus.embedded import EmbeddedNats
 from pbxsms.core.inbound.routing import publish_inbound
 from pbxsms.core.model.events import OutboundRequest, State, StatusEvent
 from pbxsms.core.serve.runtime import Runtime
@@ -215,6 +217,26 @@ async def test_a_reply_that_cannot_be_stored_is_503(
     status, body = await post(http, gateway, {"method": "message", "params": {
         "from": "201", "to": CUSTOMER, "content": "hi", "orgid": ORG, "messageid": "m"}})
     assert status == 503 and "retry" in body["error"]
+
+
+async def test_a_reply_or_notice_while_nats_is_stopped_is_503_at_once(
+    start_gateway: StartGateway, app: MobileAppSimulator, smtp: SmtpServer,
+    http: ClientSession, nats_server: EmbeddedNats
+) -> None:
+    gateway = await start_gateway(toml=with_numbers(), env=delivery_env(app, smtp))
+    nc = gateway.runtime.nc
+    assert nc is not None
+    await nats_server.stop()
+    await wait_until(lambda: not nc.is_connected, message="the client to notice")
+    for body in ({"method": "message", "params": {"from": "201", "to": CUSTOMER,
+                                                  "content": "hi", "orgid": ORG,
+                                                  "messageid": "m"}},
+                 {"method": "delivered", "params": {"messageid": "m"}}):
+        started = time.perf_counter()
+        status, answer = await post(http, gateway, body)
+        elapsed = time.perf_counter() - started
+        assert status == 503 and "retry" in answer["error"], answer
+        assert elapsed < 0.1, f"{body['method']} answered 503 after {elapsed:.3f} s"
 
 
 API_TOKEN = "api-t0ken"

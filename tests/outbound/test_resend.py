@@ -92,13 +92,3 @@ async def test_only_a_failed_send_is_resent(sim: ClickSendSimulator,
     assert "is accepted: only a failed send is resent" in answer["error"]
     status, answer = await api(gateway, "POST", "/api/v1/messages/nope/resend")
     assert status == 404
-
-
-def test_the_console_and_the_api_derive_the_same_first_resend() -> None:
-    # Pressing "Send again" in the console and `pbxsms messages resend` is one send.
-    from pbxsms.core.messages.replay import resend_id
-    from pbxsms.plugins.console.problems import resend_id as console_resend_id
-
-    failed = "5a1c9d2e-7b3f-4e60-8a91-2c4d6e8f0a1b"
-    assert resend_id(failed) == console_resend_id(failed)
-    assert resend_id(failed, 2) not in (resend_id(failed), resend_id(failed, 3))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 from aiohttp import ClientSession
 
+from pbxsms.bus.embedded import EmbeddedNats
 from pbxsms.core.model.events import new_id
 from pbxsms.sim.clicksend import ClickSendSimulator
+from tests.helpers import wait_until
 from tests.outbound.sending import OURS, TOKEN, post_message, recipient
 from tests.support.carriers import settled
 from tests.support.gateway import StartGateway
@@ -107,6 +110,35 @@ async def test_nothing_is_accepted_when_it_cannot_be_stored(
     status, answer = await post_message(gateway, {"from": OURS, "to": recipient(1),
                                                   "body": "hi"})
     assert status == 503 and "try again" in answer["error"]
+
+
+async def test_a_send_while_nats_is_stopped_is_refused_at_once(
+        start_sending_gateway: StartGateway, nats_server: EmbeddedNats) -> None:
+    # The default publish timeout (5 s): a caller must not be held that long for a 503.
+    gateway = await start_sending_gateway()
+    nc = gateway.runtime.nc
+    assert nc is not None
+    await nats_server.stop()
+    await wait_until(lambda: not nc.is_connected, message="the client to notice")
+    url = f"{gateway.url}/api/v1/messages"
+    plain = {"from": OURS, "to": recipient(1), "body": "hi"}
+    with_media = {**plain, "media": [{"id": "0123456789abcdef0123"}]}
+    async with ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        for payload in (plain, with_media):
+            started = time.perf_counter()
+            async with http.post(url, json=payload) as response:
+                elapsed = time.perf_counter() - started
+                assert response.status == 503
+                assert response.headers["Retry-After"] == "5"
+                assert "try again" in (await response.json())["error"]
+            assert elapsed < 0.1, f"answered 503 after {elapsed:.3f} s"
+        # A request that is wrong is still told so, bus or not.
+        async with http.post(url, json={**plain, "to": "not a number"}) as response:
+            assert response.status == 422
+    await nats_server.start()
+    await wait_until(lambda: nc.is_connected, message="the client to reconnect")
+    status, _ = await post_message(gateway, plain)
+    assert status == 202
 
 
 async def test_the_dispatcher_status_events_carry_the_channel(

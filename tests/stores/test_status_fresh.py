@@ -1,0 +1,153 @@
+"""A status read folds the message's own events onto its record: fresh however far the
+`status-store` consumer's folds are behind, each event counted once."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from aiohttp import ClientSession
+
+from pbxsms.core.model.events import State, StatusEvent, new_id, utcnow
+from pbxsms.core.stores.status import StatusRecord, apply, fold_onto
+from tests.support.gateway import Gateway, StartGateway
+
+TOKEN = "t0ken"
+TENANTS = '{"pbx.example.com": "tok-pbx", "other.example.com": "tok-other"}'
+
+
+def event(mid: str, state: State, seconds: float = 0, channel: str = "clicksend",
+          **kw: object) -> StatusEvent:
+    return StatusEvent(id=mid, direction="outbound", state=state, channel=channel,
+                       at=utcnow() + timedelta(seconds=seconds), **kw)
+
+
+def folded(events: list[StatusEvent], max_history: int = 200) -> StatusRecord | None:
+    record = None
+    for one in events:
+        record = apply(record, one, max_history)
+    return record
+
+
+def same(one: StatusRecord | None, two: StatusRecord | None) -> None:
+    assert one is not None and two is not None
+    fields = {"state", "summary", "channels", "history", "history_dropped",
+              "provider_message_id"}
+    assert one.model_dump(include=fields) == two.model_dump(include=fields)
+
+
+async def stop_folding(gateway: Gateway) -> None:
+    """Stop the `status-store` consumer: from now on nothing is folded into the record."""
+    (runner,) = [r for r in gateway.runtime.consumers if r.name == "status-store"]
+    await runner.stop()
+    gateway.runtime.consumers.remove(runner)
+
+
+async def test_a_status_event_shows_through_the_api_before_it_is_folded(
+        start_gateway: StartGateway) -> None:
+    gateway = await start_gateway(env={"PBXSMS_API_TOKEN": TOKEN,
+                                       "PBXSMS_TENANT_TOKENS": TENANTS})
+    await stop_folding(gateway)
+    mid = new_id()
+    for n, state in enumerate((State.QUEUED, State.SENDING, State.ACCEPTED)):
+        await gateway.runtime.publish_status(event(
+            mid, state, n, domain="pbx.example.com",
+            provider_message_id="CS-7" if state == State.ACCEPTED else None))
+    assert await gateway.runtime.status.messages.get(mid) == (None, 0)  # never folded
+    url = f"{gateway.url}/api/v1/messages"
+    async with ClientSession() as http:
+        for token in (TOKEN, "tok-pbx"):
+            async with http.get(f"{url}/{mid}",
+                                headers={"Authorization": f"Bearer {token}"}) as answer:
+                assert answer.status == 200
+                record = await answer.json()
+            assert (record["state"], record["provider_message_id"]) == ("accepted", "CS-7")
+            assert [h["state"] for h in record["history"]] == ["queued", "sending", "accepted"]
+            assert record["history_dropped"] == 0
+        # Tenancy as before: another tenant's token, and an unknown id, find nothing.
+        for token, asked in (("tok-other", mid), (TOKEN, new_id())):
+            async with http.get(f"{url}/{asked}",
+                                headers={"Authorization": f"Bearer {token}"}) as answer:
+                assert answer.status == 404
+
+
+async def test_a_read_folds_the_events_the_record_lacks_onto_it(
+        start_gateway: StartGateway) -> None:
+    gateway = await start_gateway()
+    store = gateway.runtime.status
+    mid = new_id()
+    earlier = [event(mid, State.QUEUED), event(mid, State.SENDING, 1)]
+    for one in earlier:
+        await gateway.runtime.publish_status(one)
+        await store.apply(one)  # as the consumer would
+    await stop_folding(gateway)
+    later = event(mid, State.DELIVERED, 3, provider_message_id="CS-8")
+    await gateway.runtime.publish_status(later)
+    stored = await store.messages.get(mid)
+    assert stored[0] is not None and StatusRecord.model_validate_json(
+        stored[0]).state == State.SENDING
+    same(await store.get(mid), folded([*earlier, later]))
+
+
+async def publish_flood(gateway: Gateway, mid: str, count: int) -> list[StatusEvent]:
+    """`count` receipts with new details each (e.g. forged): each a new event and entry."""
+    receipts = [event(mid, State.SENT, n, reason=f"receipt {n}") for n in range(count)]
+    for n, one in enumerate(receipts):
+        await gateway.runtime.publish(f"sms.status.{mid}", one, f"flood:{mid}:{n}")
+    return receipts
+
+
+async def test_a_flooded_message_is_read_from_its_record_and_its_newest_event(
+        start_gateway: StartGateway) -> None:
+    gateway = await start_gateway(toml="[bus]\nstatus_history = 10\n")
+    store = gateway.runtime.status
+    store.read_events = 12  # a read takes the first 12 events, then the newest one
+    await stop_folding(gateway)  # folded here, each once (as the consumer would)
+    mid = new_id()
+    receipts = await publish_flood(gateway, mid, 16)
+    for one in receipts:
+        await store.apply(one)
+    newest = event(mid, State.DELIVERED, 20)
+    await gateway.runtime.publish_status(newest)
+    # The first twelve are folded already (six of them dropped from the history): counted
+    # once; the newest is folded on.
+    same(await store.get(mid), folded([*receipts, newest], 10))
+
+    # Not folded at all: the first twelve and the newest, the rest counted as dropped.
+    unfolded = new_id()
+    receipts = await publish_flood(gateway, unfolded, 16)
+    record = await store.get(unfolded)
+    whole = folded(receipts, 10)
+    assert record is not None and whole is not None
+    assert (record.state, record.history_dropped) == (whole.state, whole.history_dropped)
+    assert (record.history[0], record.history[-1]) == (whole.history[0], whole.history[-1])
+
+
+def test_folding_onto_a_record_counts_each_event_once() -> None:
+    """Whatever the folded record already holds (and in whatever order the events come),
+    the read shows what folding every event would: with a history cap, the record holds
+    the oldest events (folds fall behind the newest)."""
+    rng = random.Random(19)
+    states = [State.SENDING, State.ACCEPTED, State.SENT, State.RETRYING]  # newest wins
+    for _ in range(300):
+        mid = new_id()
+        seconds = rng.sample(range(100), rng.randint(2, 12))
+        channels = [rng.choice(["clicksend", "x"]) for _ in seconds]
+        # At most one final state per channel, its newest: `apply` is order-insensitive
+        # for what happens (a final state is kept, whatever comes folded after it).
+        newest = {channel: n for n, channel in sorted(
+            enumerate(channels), key=lambda one: seconds[one[0]])}
+        finals = {channel: n for channel, n in newest.items() if rng.random() < 0.5}
+        events = [event(mid, rng.choice([State.DELIVERED, State.FAILED])
+                        if finals.get(channel) == n else rng.choice(states), at,
+                        channel=channel, reason=rng.choice([None, "r"]))
+                  for n, (at, channel) in enumerate(zip(seconds, channels, strict=True))]
+        capped = rng.random() < 0.5
+        cap = rng.randint(2, 5) if capped else 200
+        if capped:  # the oldest ones were folded
+            done = sorted(events, key=lambda e: e.at)[:rng.randint(0, len(events))]
+        else:
+            done = rng.sample(events, rng.randint(0, len(events)))
+        stored = folded(rng.sample(done, len(done)), cap)
+        read = fold_onto(stored, rng.sample(events, len(events)), max_history=cap)
+        same(read, folded(events, cap))
