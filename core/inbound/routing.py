@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import uuid
 from typing import TYPE_CHECKING
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 from pbxsms.bus.publish import Published, PublishError
 from pbxsms.core.health import metrics
 from pbxsms.core.inbound.subjects import inbound_subject
-from pbxsms.core.model.events import InboundMessage, Route, State, StatusEvent
+from pbxsms.core.model.events import InboundMessage, Route, State, StatusEvent, uuid_text
 from pbxsms.core.stores.numbers import NoRoute
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ log = logging.getLogger("pbxsms.routing")
 
 # Fixed forever: inbound ids are derived from the deduplication key under it.
 INBOUND_ID_NAMESPACE = uuid.UUID("6f1c2a3e-8d4b-5e7f-9a0b-1c2d3e4f5a6b")
+_NAMESPACE = INBOUND_ID_NAMESPACE.bytes
 
 
 def inbound_id(msg_id: str) -> str:
@@ -35,7 +37,9 @@ def inbound_id(msg_id: str) -> str:
     A provider's retry of the same message gets the same id, so whatever is published
     about it (status, conversation) on the retry is about the message that was stored.
     """
-    return str(uuid.uuid5(INBOUND_ID_NAMESPACE, msg_id))
+    # uuid.uuid5(INBOUND_ID_NAMESPACE, msg_id), without building a UUID object.
+    digest = hashlib.sha1(_NAMESPACE + msg_id.encode(), usedforsecurity=False).digest()
+    return uuid_text(digest, 5)
 
 
 async def publish_inbound(runtime: Runtime, message: InboundMessage,

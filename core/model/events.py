@@ -7,7 +7,7 @@ docs/events.md documents them. Add fields freely; rename or remove only with a n
 
 from __future__ import annotations
 
-import uuid
+import os
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -27,7 +27,17 @@ SenderType = Literal["e164", "short_code", "alphanumeric"]
 
 def new_id() -> str:
     """A new message id (UUID4, lower case): the key of a message everywhere."""
-    return str(uuid.uuid4())
+    return uuid_text(os.urandom(16), 4)
+
+
+def uuid_text(raw: bytes, version: int) -> str:
+    """`str(uuid.UUID(bytes=raw[:16], version=version))`, at a third of its cost (one or
+    two on every message)."""
+    octets = bytearray(raw[:16])
+    octets[6] = (octets[6] & 0x0F) | (version << 4)
+    octets[8] = (octets[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    text = octets.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def utcnow() -> datetime:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 
 from aiohttp.http_exceptions import HttpProcessingError
@@ -31,13 +32,31 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
+    """`<local time>,<ms> <LEVEL> <component>: <message>[ [id=<msg id>]]`, then any
+    exception; what the format string `%(asctime)s %(levelname)-7s %(name)s:
+    %(message)s` would make, written by hand with the time's text kept for the second it
+    names (the stock way took half of an INFO line's cost, on every webhook)."""
+
     def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s%(msg_id_part)s")
+        super().__init__()
+        self._stamp = (-1, "")  # (second, its text): one tuple, replaced whole
 
     def format(self, record: logging.LogRecord) -> str:
+        second, stamp = self._stamp
+        if int(record.created) != second:
+            second = int(record.created)
+            stamp = time.strftime(self.default_time_format, self.converter(record.created))
+            self._stamp = (second, stamp)
         msg_id = getattr(record, "msg_id", None)
-        record.msg_id_part = f" [id={msg_id}]" if msg_id else ""
-        return super().format(record)
+        line = (f"{stamp},{int(record.msecs):03d} {record.levelname:<7} {record.name}: "
+                f"{record.getMessage()}{f' [id={msg_id}]' if msg_id else ''}")
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line += "\n" + record.exc_text
+        if record.stack_info:
+            line += "\n" + self.formatStack(record.stack_info)
+        return line
 
 
 class MalformedRequests(logging.Filter):

@@ -197,14 +197,15 @@ async def test_a_reply_is_linked_to_our_outbound_message(start_gateway: StartGat
 
 @given(st.lists(st.sampled_from(
     ["&", "=", "+", "%", "2", "B", "e", "F", "c3", "a9", "%E2%82%AC", "%ff", "é", " ", "a"]),
-    max_size=30).map("".join))
-def test_form_pairs_reads_a_form_as_parse_qsl_does(text: str) -> None:
+    max_size=30).map("".join), st.sampled_from(["utf-8", "latin-1", "windows-1252", "ascii"]))
+def test_form_pairs_reads_a_form_as_parse_qsl_does(text: str, charset: str) -> None:
     try:
-        expected: object = parse_qsl(text, keep_blank_values=True, errors="strict")
+        expected: object = parse_qsl(text, keep_blank_values=True, encoding=charset,
+                                     errors="strict")
     except ValueError as error:
         expected = type(error)
     try:
-        got: object = form_pairs(text)
+        got: object = form_pairs(text, charset)
     except ValueError as error:
         got = type(error)
     assert got == expected

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from pbxsms.core.cli import cli
+from pbxsms.core.inbound.routing import INBOUND_ID_NAMESPACE, inbound_id
 from pbxsms.core.model.events import (
     EVENT_MODELS,
     SCHEMA_VERSION,
     InboundMessage,
     OutboundRequest,
     StatusEvent,
+    new_id,
+    uuid_text,
 )
 
 
@@ -49,3 +53,17 @@ def test_docs_cover_every_field() -> None:
             assert f"`{field.alias or name}`" in docs, f"{model.__name__}.{name} undocumented"
     for state in StatusEvent.model_fields["state"].annotation:  # type: ignore[union-attr]
         assert f"`{state.value}`" in docs
+
+
+def test_ids_are_what_the_uuid_module_makes() -> None:
+    """Ids are written without `uuid.UUID` objects; they must be the same text."""
+    for _ in range(2000):
+        raw = os.urandom(16)
+        for version in (4, 5):
+            assert uuid_text(raw, version) == str(uuid.UUID(bytes=raw, version=version))
+    assert len({new_id() for _ in range(1000)}) == 1000
+    assert uuid.UUID(new_id()).version == 4
+    # Inbound ids are fixed forever (a retry must find the stored message's id).
+    for key in ("clicksend:ABC-1", "twilio:SM123", "clicksend:sha256-" + "0" * 40, "x:é€😀"):
+        assert inbound_id(key) == str(uuid.uuid5(INBOUND_ID_NAMESPACE, key))
+    assert inbound_id("clicksend:ABC-1") == "1acb60b8-27b7-53e7-8e23-3d3f0151dc42"

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import re
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
@@ -110,3 +111,29 @@ def json_lines(stream: io.StringIO) -> list[dict[str, str]]:
     """The gateway's lines (not those of the test's own SMTP server)."""
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     return [line for line in lines if line["component"] != SINK]
+
+
+def test_the_text_format_is_the_stock_formatters() -> None:
+    """TextFormatter writes by hand what this format string makes, exceptions included."""
+    stock = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s%(id)s")
+    ours = TextFormatter()
+    logger = logging.getLogger("pbxsms.test")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        failure = sys.exc_info()
+    mine = ""
+    for n in range(500):
+        extra = {"msg_id": f"id-{n}"} if n % 2 else None
+        record = logger.makeRecord("pbxsms.test", (logging.INFO, logging.WARNING)[n % 2],
+                                   "", 0, "text %s of %d", ("one", n),
+                                   failure if n % 7 == 0 else None, extra=extra)
+        record.created += n * 0.37  # across seconds, the same second more than once
+        record.msecs = (record.created - int(record.created)) * 1000
+        mine = ours.format(record)
+        record.exc_text = None
+        record.id = f" [id={extra['msg_id']}]" if extra else ""
+        assert mine == stock.format(record)
+    assert mine.count("[id=") == 1
+    first = logger.makeRecord("pbxsms.test", logging.ERROR, "", 0, "x", (), failure)
+    assert "ValueError: boom" in ours.format(first)
