@@ -199,7 +199,7 @@ class Gateway:
                  clicksend: str = "", profile: Path | None = None,
                  tables: dict[str, str] | None = None,
                  extra_env: dict[str, str] | None = None,
-                 nats_url: str | None = None) -> None:
+                 nats_url: str | None = None, cprofile: Path | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         config = workdir / "pbxsms.toml"
@@ -228,7 +228,11 @@ class Gateway:
         if nats_url is not None:  # a nats-server of the bench's instead of the embedded one
             env["NATS_URL"] = nats_url
         self.log = (workdir / "gateway.log").open("w", encoding="utf-8")
-        command = [sys.executable, "-c", "from pbxsms.core.cli import main; main()", "serve"]
+        start = "from pbxsms.core.cli import main; main()"
+        if cprofile is not None:  # stats written when `serve` returns (on SIGTERM)
+            start = ("import cProfile; from pbxsms.core.cli import main; "
+                     f"cProfile.run('main()', {str(cprofile)!r})")
+        command = [sys.executable, "-c", start, "serve"]
         self.process = subprocess.Popen(
             command, env=env,
             stdout=self.log, stderr=subprocess.STDOUT)
