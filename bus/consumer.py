@@ -108,6 +108,28 @@ class Delivery:
         return {"msg_id": event_id} if isinstance(event_id, str) else {}
 
 
+# Tokens of a JetStream ack subject: `$JS.ACK.<stream>.<consumer>.<delivered>.<stream
+# seq>...` (9 tokens), or with a domain and account hash after `ACK` (11 or more).
+_V1_TOKENS = 9
+_V1_DELIVERED = 4
+_V2_DELIVERED = 6
+
+
+def ack_numbers(msg: Msg) -> tuple[int, int]:
+    """(delivery attempt, stream sequence) of a JetStream delivery, read from its ack
+    subject: the two numbers the runner needs, without nats-py's `metadata` (a dataclass
+    with a timestamp, about 4 us a delivery)."""
+    tokens = msg.reply.split(".")
+    at = _V1_DELIVERED if len(tokens) == _V1_TOKENS else _V2_DELIVERED
+    try:
+        if tokens[0] == "$JS" and tokens[1] == "ACK":
+            return int(tokens[at]), int(tokens[at + 1])
+    except (IndexError, ValueError):
+        pass
+    meta = msg.metadata  # raises for a subject that is no ack subject
+    return meta.num_delivered, meta.sequence.stream
+
+
 Handler = Callable[[Delivery], Awaitable[None]]
 # How often a consumer still reading its old filters' backlog asks how far it got.
 NARROW_CHECK_INTERVAL = 1.0
@@ -141,8 +163,9 @@ class ConsumerRunner:
         self.deliver_policy = deliver_policy
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: set[Delivery] = set()
-        # Stream sequence → set when the handler running for it ends.
-        self._handling: dict[int, asyncio.Event] = {}
+        # Stream sequence of each event a handler runs for → the Event set when it ends,
+        # made only when a redelivery of it waits (None until then).
+        self._handling: dict[int, asyncio.Event | None] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._progress_task: asyncio.Task[None] | None = None
         self._narrow_task: asyncio.Task[None] | None = None
@@ -312,10 +335,9 @@ class ConsumerRunner:
         self._slot_freed.set()
 
     async def _handle(self, msg: Msg) -> None:
-        meta = msg.metadata
-        delivery = Delivery(msg=msg, consumer=self.name, attempt=meta.num_delivered,
-                            max_deliver=self.policy.max_deliver,
-                            stream_seq=meta.sequence.stream)
+        attempt, stream_seq = ack_numbers(msg)
+        delivery = Delivery(msg=msg, consumer=self.name, attempt=attempt,
+                            max_deliver=self.policy.max_deliver, stream_seq=stream_seq)
         try:
             if delivery.attempt > self.policy.max_deliver:
                 # The last attempt never settled (the process died or stalled).
@@ -348,21 +370,26 @@ class ConsumerRunner:
     async def _run_with_progress(self, delivery: Delivery) -> None:
         # One ticker per consumer (`_progress_loop`) reports the slow ones: cheaper than
         # a timer beside every handler.
+        seq = delivery.stream_seq
         self._running.add(delivery)
-        done = asyncio.Event()
-        earlier = self._handling.get(delivery.stream_seq)
-        self._handling[delivery.stream_seq] = done
         try:
-            if earlier is not None:
+            while seq in self._handling:
                 # A redelivery of an event this process is still handling: its in_progress
                 # could not reach the bus (an outage), so ack_wait ran out. Running both at
                 # once could reach a person twice; after the first, the ledger answers.
-                await earlier.wait()
-            await self.handler(delivery)
+                # Only such a wait makes an Event: none for the usual, lone delivery.
+                waiter = self._handling[seq]
+                if waiter is None:
+                    waiter = self._handling[seq] = asyncio.Event()
+                await waiter.wait()
+            self._handling[seq] = None
+            try:
+                await self.handler(delivery)
+            finally:
+                waiter = self._handling.pop(seq, None)
+                if waiter is not None:
+                    waiter.set()
         finally:
-            done.set()
-            if self._handling.get(delivery.stream_seq) is done:
-                del self._handling[delivery.stream_seq]
             self._running.discard(delivery)
 
     async def _progress_loop(self) -> None:

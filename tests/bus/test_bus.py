@@ -10,8 +10,16 @@ from collections.abc import AsyncIterator
 import nats
 import pytest
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 
-from pbxsms.bus.consumer import ConsumerRunner, Delivery, Permanent, Retry, RetryPolicy
+from pbxsms.bus.consumer import (
+    ConsumerRunner,
+    Delivery,
+    Permanent,
+    Retry,
+    RetryPolicy,
+    ack_numbers,
+)
 from pbxsms.bus.embedded import EmbeddedNats
 from pbxsms.bus.publish import Published, Publisher, PublishError
 from pbxsms.bus.stream import StreamSettings, ensure_stream
@@ -262,3 +270,18 @@ async def test_publish_without_server_raises_publish_error(tmp_path) -> None:  #
         await publish(client, "sms.test.down", b"x", "down-1", timeout=0.5)
     with contextlib.suppress(OSError):  # nats-py may report the lost connection here
         await client.close()
+
+
+@pytest.mark.parametrize("reply", [
+    "$JS.ACK.PBXSMS.deliver-email.3.1234.99.1733338000000000000.7",
+    "$JS.ACK._.ACCOUNTHASH.PBXSMS.deliver-email.3.1234.99.1733338000000000000.7",
+    "$JS.ACK.hub.ACCOUNTHASH.PBXSMS.deliver-email.12.5.99.1733338000000000000.0.rnd",
+])
+def test_ack_numbers_read_as_nats_py_reads_them(reply: str) -> None:
+    msg = Msg(None, reply=reply)  # type: ignore[arg-type]  # no client needed to read
+    assert ack_numbers(msg) == (msg.metadata.num_delivered, msg.metadata.sequence.stream)
+
+
+def test_ack_numbers_refuse_what_is_no_ack_subject() -> None:
+    with pytest.raises(Exception):  # noqa: B017 (nats-py's own error type)
+        ack_numbers(Msg(None, reply="_INBOX.abc"))  # type: ignore[arg-type]
