@@ -136,11 +136,7 @@ class EmailDelivery:
                         state=outcome.state, attempt=delivery.attempt, reason=outcome.reason),
                         recipient=address))
                     attempts.append(delivery.attempt)
-            # Every address delivered is recorded by the `delivered` status: DEBUG only,
-            # as it is every text's path; anything else at INFO.
-            level = logging.DEBUG if all(outcome.state == "delivered"
-                                         for outcome in sent.values()) else logging.INFO
-            log.log(level, "email copy of %s: %s", message.id, ", ".join(
+            log.info("email copy of %s: %s", message.id, ", ".join(
                 f"{outcome.state}" for outcome in sent.values()), extra={"msg_id": message.id})
         # The ledger records and the status are independent writes: one round trip. The
         # message is acknowledged only once all of them are stored.
