@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,13 +17,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from pbxsms.bus.publish import BusError, Published, Publisher, PublishError
+from pbxsms.bus.publish import BusError, Published, Publisher, PublishError, batch_messages
 
 log = logging.getLogger("pbxsms.bus.kv")
 
@@ -153,36 +151,19 @@ class Bucket:
             request["start_time"] = since.astimezone(UTC).isoformat().replace("+00:00", "Z")
         else:
             request["seq"] = after + 1
-        nc = self._publisher.nc
-        inbox = nc.new_inbox()
-        sub = await nc.subscribe(inbox)
+        answers = await (await self._publisher.ask_all(
+            f"{API}.DIRECT.GET.KV_{self.name}", json.dumps(request).encode(), batch_messages,
+            self._timeout))
         found: list[tuple[str, int, bytes]] = []
-        last, read = after, 0
-        try:
-            await nc.publish(f"{API}.DIRECT.GET.KV_{self.name}", json.dumps(request).encode(),
-                             reply=inbox)
-            while True:
-                try:
-                    msg = await sub.next_msg(timeout=self._timeout)
-                except NatsTimeoutError:
-                    raise BusError("no answer from NATS to a direct get") from None
-                headers = msg.headers or {}
-                status = headers.get("Status")
-                if status is not None:  # 204: end of the batch; 404: nothing (more)
-                    if status in ("204", "404"):
-                        # A full batch may have more after it, even if markers were in it.
-                        return KeyPage(found, last if read >= limit else None)
-                    raise BusError(f"JetStream refused the direct get: {status} "
-                                   f"{headers.get('Description', '')}".rstrip())
-                read += 1
-                last = int(headers["Nats-Sequence"])
-                if headers.get("KV-Operation") in ("DEL", "PURGE"):
-                    continue
-                subject = headers.get("Nats-Subject", "")
-                found.append((subject[len(self._subject):], last, msg.data))
-        finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+        last = after
+        for msg in answers:
+            headers = msg.headers or {}
+            last = int(headers["Nats-Sequence"])
+            if headers.get("KV-Operation") not in ("DEL", "PURGE"):
+                found.append((headers.get("Nats-Subject", "")[len(self._subject):], last,
+                              msg.data))
+        # A full batch may have more after it, even if markers were in it.
+        return KeyPage(found, last if len(answers) >= limit else None)
 
     async def entries_under(self, prefix: str) -> dict[str, bytes]:
         """Every live key under `prefix.` with its value: the keys from the stream's

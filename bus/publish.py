@@ -190,3 +190,16 @@ def _pub_ack(msg: Msg) -> Published:
                            f"(code {error.get('code')}, {error.get('err_code')})",
                            error.get("err_code"))
     return Published(int(ack["seq"]), bool(ack.get("duplicate", False)))
+
+
+def batch_messages(answers: list[Msg]) -> list[Msg]:
+    """The messages of a batched direct get answered through `ask_all`: all but the last
+    answer, whose `Status` says how it ended (204: the batch is done, 404: nothing stored);
+    BusError when the server refused the request."""
+    *found, end = answers
+    headers = end.headers or {}
+    status = headers.get("Status")
+    if status not in ("204", "404"):
+        raise BusError(f"JetStream refused the direct get: {status} "
+                       f"{headers.get('Description', '')}".rstrip())
+    return found

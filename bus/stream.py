@@ -14,7 +14,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
-from pbxsms.bus.publish import BusError, Publisher
+from pbxsms.bus.publish import Publisher, batch_messages
 
 log = logging.getLogger("pbxsms.bus.stream")
 
@@ -123,14 +123,7 @@ class SubjectReader:
 
 
 def _read(answers: list[Msg]) -> SubjectRead:
-    """The messages of a batched direct get; the last answer says how it ended."""
-    *found, end = answers
-    headers = end.headers or {}
-    status = headers.get("Status")
-    if status == "404":  # nothing stored on the subject
-        return SubjectRead([], 0)
-    if status != "204":
-        raise BusError(f"JetStream refused the direct get: {status} "
-                       f"{headers.get('Description', '')}".rstrip())
+    """The messages of a batched direct get; the last answer says how many more there are."""
+    found = batch_messages(answers)
     return SubjectRead([(int((msg.headers or {})["Nats-Sequence"]), msg.data) for msg in found],
-                       int(headers.get("Nats-Num-Pending") or 0))
+                       int((answers[-1].headers or {}).get("Nats-Num-Pending") or 0))
