@@ -13,7 +13,6 @@ from typing import Any
 
 from aiohttp import web
 
-from pbxsms.bus.publish import PublishError
 from pbxsms.core.messages.lookup import dead_letters, stored_message
 from pbxsms.core.messages.replay import redeliver, resend
 from pbxsms.core.model.events import InboundMessage, State
@@ -53,11 +52,8 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
     def guarded(handler: RouteHandler) -> RouteHandler:
         async def run(request: web.Request) -> web.StreamResponse:
             request[CALLER] = api_caller(request, runtime.config.core)
-            try:
-                return await handler(request)
-            except PublishError as error:
-                raise Refusal(503, f"the message bus is unavailable; try again ({error})"
-                              ) from None
+            # A bus failure is the error middleware's 503 (with Retry-After, logged).
+            return await handler(request)
         return run
 
     async def seen(request: web.Request) -> StatusRecord:
