@@ -30,7 +30,7 @@ from pbxsms.core.inbound.accept import Receipt, accept_inbound, accept_receipt, 
 from pbxsms.core.inbound.delivery import Ledger, Settled, fail_delivery, read_inbound, report
 from pbxsms.core.inbound.replay import ReplayGuard
 from pbxsms.core.inbound.subjects import inbound_subject
-from pbxsms.core.media.delivery import NoLinks, refused_note, signed_link
+from pbxsms.core.media.delivery import NoLinks, carrier_links, refused_note, signed_link
 from pbxsms.core.media.fetch import FetchPolicy
 from pbxsms.core.media.inbound import awaiting_media
 from pbxsms.core.media.store import media_store
@@ -141,6 +141,7 @@ __all__ = [
     "accept_inbound",
     "accept_receipt",
     "awaiting_media",
+    "carrier_links",
     "classify_sender",
     "config_option",
     "content_key",

@@ -3,11 +3,13 @@ saying what could not be fetched."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pbxsms.core.media.links import link_secret, media_url
 from pbxsms.core.media.settings import MediaSettings
 from pbxsms.core.model.events import InboundMessage, MediaItem
+from pbxsms.core.registry import SendResult, no_media_links
 
 if TYPE_CHECKING:
     from pbxsms.core.serve.runtime import Runtime
@@ -33,3 +35,14 @@ def refused_note(message: InboundMessage) -> str | None:
     if not count:
         return None
     return f"({count} attachment{'s' if count > 1 else ''} could not be fetched)"
+
+
+async def carrier_links(runtime: Runtime, media: Sequence[MediaItem],
+                        provider: str) -> list[str] | SendResult:
+    """A signed link per picture, for a carrier that fetches an MMS's pictures from
+    pbxsms; when links cannot be made, the verdict refusing the message whole
+    (`no_media_links`)."""
+    try:
+        return [await signed_link(runtime, item) for item in media]
+    except NoLinks as error:
+        return no_media_links(provider, str(error))

@@ -15,17 +15,15 @@ from collections.abc import Sequence
 from pbxsms.core.plugin_api import (
     CarrierGate,
     NoAnswer,
-    NoLinks,
     NotSent,
     OutboundMessage,
     Outcome,
     RateLimiter,
     Runtime,
     SendResult,
+    carrier_links,
     fingerprint,
     metrics,
-    no_media_links,
-    signed_link,
 )
 from pbxsms.plugins.bandwidth.client import BandwidthClient, HTTPError, TokenCache
 from pbxsms.plugins.bandwidth.settings import NAME, BandwidthSettings, bandwidth_settings
@@ -69,11 +67,10 @@ class BandwidthProvider:
                                         settings.requests_per_second)
         if isinstance(limiter, SendResult):
             return limiter
-        try:
-            # Bandwidth fetches each picture from our signed link (PBXSMS_PUBLIC_URL).
-            media_urls = [await signed_link(self.runtime, item) for item in message.media]
-        except NoLinks as error:
-            return no_media_links("Bandwidth", str(error))
+        # Bandwidth fetches each picture from our signed link (PBXSMS_PUBLIC_URL).
+        media_urls = await carrier_links(self.runtime, message.media, "Bandwidth")
+        if isinstance(media_urls, SendResult):
+            return media_urls
         metrics.PROVIDER_BATCH_SIZE.labels(NAME).observe(1)
         started = time.perf_counter()
         try:

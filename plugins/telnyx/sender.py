@@ -15,18 +15,16 @@ from collections.abc import Sequence
 from pbxsms.core.plugin_api import (
     CarrierGate,
     NoAnswer,
-    NoLinks,
     NotSent,
     OutboundMessage,
     Outcome,
     RateLimiter,
     Runtime,
     SendResult,
+    carrier_links,
     fingerprint,
     metrics,
-    no_media_links,
     opted_out,
-    signed_link,
 )
 from pbxsms.plugins.telnyx.client import HTTPError, TelnyxClient
 from pbxsms.plugins.telnyx.inbound import OPT_OUT_CODE
@@ -81,11 +79,10 @@ class TelnyxProvider:
                                         settings.requests_per_second)
         if isinstance(limiter, SendResult):
             return limiter
-        try:
-            # Telnyx fetches each picture from our signed link (PBXSMS_PUBLIC_URL).
-            media_urls = [await signed_link(self.runtime, item) for item in message.media]
-        except NoLinks as error:
-            return no_media_links("Telnyx", str(error))
+        # Telnyx fetches each picture from our signed link (PBXSMS_PUBLIC_URL).
+        media_urls = await carrier_links(self.runtime, message.media, "Telnyx")
+        if isinstance(media_urls, SendResult):
+            return media_urls
         metrics.PROVIDER_BATCH_SIZE.labels(NAME).observe(1)
         started = time.perf_counter()
         try:

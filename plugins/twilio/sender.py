@@ -18,16 +18,14 @@ from email.utils import parsedate_to_datetime
 from pbxsms.core.plugin_api import (
     CarrierError,
     NoAnswer,
-    NoLinks,
     NotSent,
     OutboundMessage,
     Outcome,
     Runtime,
     SendResult,
+    carrier_links,
     metrics,
-    no_media_links,
     public_url,
-    signed_link,
 )
 from pbxsms.plugins.twilio import codes
 from pbxsms.plugins.twilio.client import JsonDict, TwilioClient, TwilioError
@@ -137,11 +135,10 @@ class TwilioProvider:
         wait = self._held_until - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        try:
-            # Twilio fetches each picture from our signed link (PBXSMS_PUBLIC_URL).
-            media_urls = [await signed_link(self.runtime, item) for item in message.media]
-        except NoLinks as error:
-            return no_media_links("Twilio", str(error))
+        # Twilio fetches each picture from our signed link (PBXSMS_PUBLIC_URL).
+        media_urls = await carrier_links(self.runtime, message.media, "Twilio")
+        if isinstance(media_urls, SendResult):
+            return media_urls
         client = TwilioClient(self.runtime.http, settings)
         metrics.PROVIDER_BATCH_SIZE.labels(NAME).observe(1)
         started, called_at = time.perf_counter(), time.time()
