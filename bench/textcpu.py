@@ -5,7 +5,9 @@ The end to end counterpart of `bench.cpu` (CPU per ingest webhook): texts at a f
 offered rate (`bench.load`'s open loop) through one gateway (ClickSend, mobile app, email)
 with the sinks as the far ends, and the gateway's CPU (user + system, from /proc) from the
 first webhook until every text reached both sinks and the folds were given a moment,
-divided by the texts. At a rate the gateway keeps up with, this moves much less than
+divided by the texts, and how often the gateway was woken per text (`wakeups`, its
+threads' voluntary context switches: at light load the CPU follows them, see
+docs/performance.md "Light load"). At a rate the gateway keeps up with, this moves much less than
 throughput on a shared machine. Issue 19 asks ≤ 1.5 ms at 50/s.
 
 `--cprofile FILE` runs the gateway under cProfile (its figures then only show where the
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import run_open
-from bench.procs import Gateway, Sinks, cpu_seconds
+from bench.procs import Gateway, Sinks, cpu_seconds, wakeups
 
 # After the last text reached both sinks, its status events are still being folded.
 FOLD_GRACE = 1.0
@@ -43,14 +45,15 @@ def per_text(gateway: Gateway, sinks: Sinks, rate: float, seconds: float) -> dic
     """One run at `rate` for `seconds`; the gateway's CPU per text delivered (ms)."""
     sinks.reset()
     pid = gateway.process.pid
-    before = cpu_seconds(pid)
+    before, woken = cpu_seconds(pid), wakeups(pid)
     load = run_open(gateway.webhook, rate, seconds)
     sent = len(load["sent"])
     done = _wait(sinks, sent, 60)
     time.sleep(FOLD_GRACE)
-    used = cpu_seconds(pid) - before
+    used, woke = cpu_seconds(pid) - before, wakeups(pid) - woken
     return {"rate": rate, "texts": sent, "all_delivered": done, "errors": load["errors"],
-            "cpu_ms": round(1000 * used / max(1, sent), 3)}
+            "cpu_ms": round(1000 * used / max(1, sent), 3),
+            "wakeups": round(woke / max(1, sent), 1)}
 
 
 def measure(rates: list[float], seconds: float, rounds: int,
@@ -73,7 +76,9 @@ def measure(rates: list[float], seconds: float, rounds: int,
             sinks.close()
     return {"runs": {str(rate): found for rate, found in runs.items()},
             "median_cpu_ms": {str(rate): statistics.median(r["cpu_ms"] for r in found)
-                              for rate, found in runs.items()}}
+                              for rate, found in runs.items()},
+            "median_wakeups": {str(rate): statistics.median(r["wakeups"] for r in found)
+                               for rate, found in runs.items()}}
 
 
 def main() -> None:

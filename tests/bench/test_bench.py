@@ -6,10 +6,12 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from bench import scenarios
 from bench.__main__ import table
+from bench.procs import wakeups
 
 
 def test_bench_harness_runs_every_measurement(tmp_path: Path) -> None:
@@ -99,3 +101,36 @@ def test_the_table_has_a_row_per_one_per_call_carrier() -> None:
     assert re.search(r"outbound, Twilio, 1 per call +31 msg/s", text)
     assert "steady 30.2/s = 1.01 x Twilio's documented 30/s (per short code)" in text
     assert "outbound, Telnyx, 1 per call" in text
+
+
+def test_wakeups_counts_each_time_a_process_slept_and_was_woken() -> None:
+    # A thread of its own, so that nothing else in this process adds to the count.
+    sleeper = subprocess.Popen([sys.executable, "-c",
+                                "import sys, time\n"
+                                "sys.stdin.readline()\n"
+                                "for _ in range(40): time.sleep(0.002)\n"
+                                "sys.stdin.readline()\n"],
+                               stdin=subprocess.PIPE, text=True)
+    try:
+        assert sleeper.stdin is not None
+        before = wakeups(sleeper.pid)
+        sleeper.stdin.write("go\n")
+        sleeper.stdin.flush()
+        deadline = time.monotonic() + 30
+        while wakeups(sleeper.pid) < before + 40 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert wakeups(sleeper.pid) >= before + 40
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert wakeups(sleeper.pid) == 0  # gone: nothing to count
+
+
+def test_the_wakeup_yardstick_prints_its_four_figures() -> None:
+    done = subprocess.run([sys.executable, "-m", "bench.wakeup", "200", "20"],
+                          capture_output=True, text=True, timeout=120, check=True)
+    found = json.loads(done.stdout)
+    assert found["rate"] == 200
+    for name in ("timer_wakeup_us", "loop_turn_us", "publish_spaced_us",
+                 "publish_back_to_back_us"):
+        assert found[name] > 0, name
