@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from functools import lru_cache
 import aiosmtplib
 from aiosmtplib import SMTPResponse, SMTPStatus
 from aiosmtplib.email import quote_address
+from aiosmtplib.protocol import normalize_message_line_endings
 
 from pbxsms.plugins.email.settings import EmailSettings
 
@@ -173,7 +175,8 @@ async def transaction(smtp: aiosmtplib.SMTP, sender: str, recipients: list[str],
     errors, RSET after a refusal), for less CPU: one timer for the transaction instead of
     one per command; each address parsed once per process, not twice per email; the SIZE
     from `data` itself, which `compose` wrote with CRLF line ends (aiosmtplib rewrites the
-    message to count it).
+    message to count it). A server that offers PIPELINING gets MAIL, the RCPTs and DATA
+    in one write (`_pipelined`).
 
     An address with a non-ASCII local part goes with SMTPUTF8 when the server offers it;
     a server that does not refuses it here (a 553 of ours, as if the server had), while
@@ -189,28 +192,28 @@ async def transaction(smtp: aiosmtplib.SMTP, sender: str, recipients: list[str],
             raise aiosmtplib.SMTPSenderRefused(NO_SMTPUTF8, NO_SMTPUTF8_TEXT, sender)
     sending = [address for address in recipients if address not in refused]
     if not sending:
-        raise aiosmtplib.SMTPRecipientsRefused([
-            aiosmtplib.SMTPRecipientRefused(answer.code, answer.message, address)
-            for address, answer in refused.items()])
+        raise _all_refused(refused)
     needs_utf8 = utf8 and not all(envelope[a].isascii() for a in [sender, *sending])
+    options = [b"SIZE=%d" % len(data)] if smtp.supports_extension("size") else []
+    if needs_utf8:
+        options.append(b"SMTPUTF8")
+    mail = [b"MAIL", b"FROM:" + _quoted(envelope[sender]), *options]
+    rcpts = [[b"RCPT", b"TO:" + _quoted(envelope[recipient])] for recipient in sending]
     try:
         async with asyncio.timeout(timeout):
-            options = [b"SIZE=%d" % len(data)] if smtp.supports_extension("size") else []
-            if needs_utf8:
-                options.append(b"SMTPUTF8")
-            response = await smtp.execute_command(b"MAIL", b"FROM:" + _quoted(envelope[sender]),
-                                                  *options, timeout=None)
+            if smtp.supports_extension("pipelining"):
+                await _pipelined(smtp, mail, rcpts, sender, sending, refused, len(recipients),
+                                 data)
+                return refused
+            response = await smtp.execute_command(*mail, timeout=None)
             if response.code != SMTPStatus.completed:
                 raise aiosmtplib.SMTPSenderRefused(response.code, response.message, sender)
-            for recipient in sending:
-                response = await smtp.execute_command(
-                    b"RCPT", b"TO:" + _quoted(envelope[recipient]), timeout=None)
+            for recipient, rcpt in zip(sending, rcpts, strict=True):
+                response = await smtp.execute_command(*rcpt, timeout=None)
                 if response.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
                     refused[recipient] = response
             if len(refused) == len(recipients):
-                raise aiosmtplib.SMTPRecipientsRefused([
-                    aiosmtplib.SMTPRecipientRefused(answer.code, answer.message, address)
-                    for address, answer in refused.items()])
+                raise _all_refused(refused)
             await smtp.data(data, timeout=None)
             return refused
     except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
@@ -218,6 +221,142 @@ async def transaction(smtp: aiosmtplib.SMTP, sender: str, recipients: list[str],
         with contextlib.suppress(ConnectionError, aiosmtplib.SMTPException, TimeoutError):
             await smtp.rset(timeout=timeout)
         raise
+
+
+async def _pipelined(smtp: aiosmtplib.SMTP, mail: list[bytes], rcpts: list[list[bytes]],
+                     sender: str, sending: list[str], refused: dict[str, SMTPResponse],
+                     addresses: int, data: bytes) -> None:
+    """MAIL, every RCPT and DATA in one write, their answers read in order, then the body:
+    two round trips instead of 2 + recipients (RFC 2920). Every answer of the group is
+    read before anything is decided, so none is left for the next command; the errors
+    are those of the sequence without PIPELINING."""
+    commands = [mail, *rcpts, [b"DATA"]]
+    mailed, *answers, started = await _exchange(smtp, b"".join(
+        _command(command) for command in commands), len(commands))
+    for recipient, answer in zip(sending, answers, strict=True):
+        if answer.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
+            refused[recipient] = answer
+    sender_refused = mailed.code != SMTPStatus.completed
+    if started.code == SMTPStatus.start_input and (sender_refused
+                                                   or len(refused) == addresses):
+        # RFC 2920 §3.1: a server that took DATA with no recipient gets a lone dot (then
+        # RSET, as for any refusal); one that refused it, as it should, only the RSET.
+        await _exchange(smtp, b".\r\n", 1)
+    if sender_refused:
+        raise aiosmtplib.SMTPSenderRefused(mailed.code, mailed.message, sender)
+    if len(refused) == addresses:
+        raise _all_refused(refused)
+    if started.code != SMTPStatus.start_input:
+        raise aiosmtplib.SMTPDataError(started.code, started.message)
+    (stored,) = await _exchange(smtp, _message(data), 1)
+    if stored.code != SMTPStatus.completed:
+        raise aiosmtplib.SMTPDataError(stored.code, stored.message)
+
+
+def _all_refused(refused: dict[str, SMTPResponse]) -> aiosmtplib.SMTPRecipientsRefused:
+    return aiosmtplib.SMTPRecipientsRefused([
+        aiosmtplib.SMTPRecipientRefused(answer.code, answer.message, address)
+        for address, answer in refused.items()])
+
+
+# What aiosmtplib refuses in a command's arguments: CR and LF would start another command.
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
+# A line of the message starting with a dot gets another (RFC 5321 §4.5.2).
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def _command(args: list[bytes]) -> bytes:
+    for arg in args:
+        if _CONTROL.search(arg):
+            raise ValueError("Command arg contains a prohibited control character")
+    return b" ".join(args) + b"\r\n"
+
+
+def _message(data: bytes) -> bytes:
+    """`data` as DATA sends it, the same bytes as aiosmtplib's `data`: CRLF line ends,
+    leading dots doubled, the closing dot."""
+    return _LEADING_DOT.sub(b"..", normalize_message_line_endings(data)) + b".\r\n"
+
+
+class _Answers:
+    """Stands for `SMTPProtocol`'s response future while a pipelined group is answered.
+
+    The protocol parses one response per `data_received` and then ignores data while that
+    response waits to be picked up, which would lose answers that come in separate
+    packets just apart. This one is never done, so each packet is kept: the protocol
+    hands it the first complete answer and leaves the rest in its buffer."""
+
+    def __init__(self) -> None:
+        self.answers: list[SMTPResponse] = []
+        self.error: BaseException | None = None
+        self._wake = asyncio.get_running_loop().create_future()
+
+    def done(self) -> bool:
+        return False
+
+    def set_result(self, response: SMTPResponse) -> None:
+        self.answers.append(response)
+        self._woken()
+
+    def set_exception(self, error: BaseException) -> None:
+        self.error = self.error or error
+        self._woken()
+
+    def exception(self) -> BaseException | None:
+        return self.error
+
+    def _woken(self) -> None:
+        if not self._wake.done():
+            self._wake.set_result(None)
+
+    async def wait(self) -> None:
+        await self._wake
+        self._wake = asyncio.get_running_loop().create_future()
+
+
+async def _exchange(smtp: aiosmtplib.SMTP, commands: bytes, count: int) -> list[SMTPResponse]:
+    """Write `commands` at once and read their `count` answers, in order.
+
+    aiosmtplib (5.1) reads one answer per command sent and has no call for several: this
+    is the one place that uses its protocol's internals (`_response_waiter`,
+    `_response_pending`, `_read_response_from_buffer`); `tests/email/test_pipelining.py`
+    checks they still behave as relied on. A group cut short (disconnect, timeout, a
+    malformed answer) closes the connection: its other answers may still be on the way."""
+    protocol = smtp.protocol
+    if protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("Server not connected")
+    waiting = _Answers()
+    protocol._response_waiter = waiting  # type: ignore[assignment]
+    protocol._response_pending = True
+    answers: list[SMTPResponse] = []
+    try:
+        protocol.write(commands)
+        while True:
+            answers += waiting.answers
+            waiting.answers.clear()
+            while len(answers) < count and (
+                    answer := protocol._read_response_from_buffer()) is not None:
+                answers.append(answer)
+            if len(answers) >= count:
+                break
+            if waiting.error is not None:
+                raise waiting.error
+            await waiting.wait()
+    except BaseException:
+        smtp.close()
+        raise
+    finally:
+        protocol._response_pending = False
+        protocol._response_waiter = (
+            None if protocol.transport is None else asyncio.get_running_loop().create_future())
+    if len(answers) > count or protocol._read_response_from_buffer() is not None:
+        # More answers than commands: which is whose is unknown.
+        smtp.close()
+        raise aiosmtplib.SMTPResponseException(SMTPStatus.invalid_response,
+                                               "more SMTP answers than commands")
+    if any(answer.code == SMTPStatus.domain_unavailable for answer in answers):
+        smtp.close()  # 421: the server is leaving (aiosmtplib closes on it too)
+    return answers
 
 
 # Our own refusal of an address that needs SMTPUTF8 from a server without it: permanent,

@@ -7,9 +7,10 @@ import email
 import email.policy
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 
 @dataclass
@@ -34,6 +35,26 @@ class Mailbox:
         self.sessions: list[Any] = []
         # the reply to MAIL FROM, when not "250 OK"
         self.sender_reply: str | None = None
+        # EHLO offers PIPELINING (RFC 2920)
+        self.pipelining = False
+        # a refused RCPT still counts for DATA, which is then answered 354 with no
+        # recipient: what RFC 2920 §3.1 tells a client to be ready for
+        self.data_without_recipients = False
+        # the RCPT of this address drops the connection instead of answering
+        self.drop_at: str | None = None
+        # seconds each RCPT waits before its answer
+        self.rcpt_delay = 0.0
+        # the answer to the DATA command itself, when not "354 ..."
+        self.data_command_reply: str | None = None
+        # the answer after the message, when not "250 ..." (then the message is not kept)
+        self.data_reply: str | None = None
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
 
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
                           mail_options: list[str]) -> str:
@@ -45,15 +66,24 @@ class Mailbox:
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:
+        if self.rcpt_delay:
+            await asyncio.sleep(self.rcpt_delay)
+        if address == self.drop_at:
+            server.transport.abort()
+            return "451 never sent"
+        reply = "250 OK"
         queued = self.next_replies.get(address)
         if queued:
-            return queued.pop(0)
-        if address in self.always:
-            return self.always[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
+            reply = queued.pop(0)
+        elif address in self.always:
+            reply = self.always[address]
+        if reply.startswith("250") or self.data_without_recipients:
+            envelope.rcpt_tos.append(address)
+        return reply
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.data_reply is not None:
+            return self.data_reply
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
         self.mails.append(Mail(envelope.mail_from, list(envelope.rcpt_tos), parsed))
@@ -69,20 +99,76 @@ class Mailbox:
         return [mail.message for mail in self.mails if address in mail.rcpt_tos]
 
 
+class RecordingSMTP(SMTP):
+    """aiosmtpd's server, noting each piece of data as it was read from the socket (which
+    commands came together), and optionally answering the commands that came together
+    in one write, as Postfix does for a client that pipelines."""
+
+    def __init__(self, handler: Any, packets: list[bytes], answers_together: bool,
+                 **options: Any) -> None:
+        super().__init__(handler, **options)
+        self.packets = packets
+        self.answers_together = answers_together
+        self._held: list[bytes] = []
+
+    def data_received(self, data: bytes) -> None:
+        self.packets.append(data)
+        super().data_received(data)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        reply = self.event_handler.data_command_reply
+        assert self.envelope is not None
+        if reply is not None and self.envelope.rcpt_tos:
+            await self.push(reply)
+            return
+        await super().smtp_DATA(arg)
+
+    async def push(self, status: AnyStr) -> None:
+        if not self.answers_together:
+            await super().push(status)
+            return
+        answer = (status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
+                  if isinstance(status, str) else status)
+        self._held.append(answer + b"\r\n")
+        # Another command is already here (StreamReader has no public look at its buffer).
+        if b"\n" in self._reader._buffer:  # type: ignore[attr-defined]
+            return
+        self._writer.write(b"".join(self._held))
+        self._held.clear()
+        await self._writer.drain()
+
+
+class _Controller(Controller):
+    def __init__(self, server: SmtpServer, **options: Any) -> None:
+        super().__init__(server.mailbox, **options)
+        self.recording = server
+
+    def factory(self) -> SMTP:
+        return RecordingSMTP(self.handler, self.recording.packets, self.recording.answers_together,
+                             **self.SMTP_kwargs)
+
+
 class SmtpServer:
     """A real aiosmtpd server on a fixed port, which a test may stop and start again."""
 
-    def __init__(self, port: int, **options: Any) -> None:
-        """`options` go to aiosmtpd's Controller: e.g. `ssl_context` (implicit TLS),
+    def __init__(self, port: int, pipelining: bool = False, answers_together: bool = False,
+                 **options: Any) -> None:
+        """`pipelining`: EHLO offers PIPELINING; `answers_together`: commands that came in
+        one piece are answered in one write (else each answer is written on its own).
+        `options` go to aiosmtpd's Controller: e.g. `ssl_context` (implicit TLS),
         `enable_SMTPUTF8`."""
         self.port = port
         self.mailbox = Mailbox()
+        self.mailbox.pipelining = pipelining
+        self.answers_together = answers_together
+        # every piece of data read from the clients, in order
+        self.packets: list[bytes] = []
         self.options = options
         self._controller: Controller | None = None
 
     async def start(self) -> None:
-        self._controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port,
-                                      **self.options)
+        self._controller = _Controller(self, hostname="127.0.0.1", port=self.port,
+                                       **self.options)
         await asyncio.to_thread(self._controller.start)
 
     async def stop(self) -> None:
