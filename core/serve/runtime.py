@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 from aiohttp import ClientSession, ClientTimeout
@@ -26,12 +26,20 @@ from pbxsms.bus.publish import Published, Publisher, PublishError
 from pbxsms.bus.stream import StreamSettings, SubjectReader, ensure_stream
 from pbxsms.core.config.loader import hide_url_password
 from pbxsms.core.health import metrics
+from pbxsms.core.inbound.ledger import LEGACY_BUCKET as LEGACY_LEDGER
+from pbxsms.core.inbound.ledger import LegacyLedger
 from pbxsms.core.model.events import DeadLetter, Event, StatusEvent
 from pbxsms.core.stores.conversations import CONVERSATIONS_BUCKET, Conversations
 from pbxsms.core.stores.numbers import NUMBERS_BUCKET, NumberStore
 from pbxsms.core.stores.optouts import OPTOUTS_BUCKET, OptOutStore
 from pbxsms.core.stores.states import LEGACY_BUCKET, StateIndex, move_legacy_index
-from pbxsms.core.stores.status import MESSAGES_BUCKET, PROVIDER_IDS_BUCKET, StatusStore
+from pbxsms.core.stores.status import (
+    MESSAGES_BUCKET,
+    PROVIDER_IDS_BUCKET,
+    Settled,
+    StatusStore,
+    retire_fold_consumer,
+)
 
 if TYPE_CHECKING:
     from pbxsms.core.config.settings import Config
@@ -59,6 +67,8 @@ class Runtime:
         self._status: StatusStore | None = None
         self._numbers: NumberStore | None = None
         self._optouts: OptOutStore | None = None
+        # The older versions' delivery ledger, while it holds entries (core/inbound/ledger.py).
+        self.legacy_ledger: LegacyLedger | None = None
         self.started_at = time.monotonic()
         # Set when the server begins to stop: long-lived answers (live pages) end on it,
         # so that stopping does not wait for browsers to hang up.
@@ -138,6 +148,9 @@ class Runtime:
                                   max_history=bus.status_history,
                                   events=SubjectReader(self._publisher, bus.stream,
                                                        bus.publish_timeout))
+        await retire_fold_consumer(self.js, bus.stream)
+        self.legacy_ledger = await LegacyLedger.open(
+            self.js, lambda: self.bucket(LEGACY_LEDGER, ttl=bus.max_age))
         # Message settings are configuration, not traffic: no TTL. A conversation is
         # forgotten `conversation_ttl` after the customer's last text.
         self._numbers = NumberStore(
@@ -184,10 +197,29 @@ class Runtime:
                          "true" if result.duplicate else "false").inc()
         return result
 
-    async def publish_status(self, status: StatusEvent) -> Published:
-        """Publish a state change on `sms.status.<id>`, deduplicated per state and channel."""
-        key = f"status:{status.id}:{status.channel or '-'}:{status.state}:{status.attempt or 0}"
-        return await self.publish(f"sms.status.{status.id}", status, key)
+    async def publish_status(self, status: StatusEvent, key: str | None = None,
+                             settled: Mapping[str, Settled] | None = None) -> Published:
+        """Publish a state change on `sms.status.<id>`, deduplicated by `key` (default: per
+        state, channel and attempt), and fold it into the message's status record with
+        the delivery ledger's `settled` entries, if any. Both are awaited, in one round
+        trip; PublishError when either is not stored (the caller retries both: each is
+        idempotent, a repeat of the event carries the same key).
+        """
+        status.key = key or (f"status:{status.id}:{status.channel or '-'}:{status.state}:"
+                             f"{status.attempt or 0}")
+        published, folded = await asyncio.gather(
+            self.publish(f"sms.status.{status.id}", status, status.key),
+            self.status.apply(status, repair=False, settled=settled), return_exceptions=True)
+        for failure in (published, folded):
+            if isinstance(failure, PublishError):
+                raise failure
+            if isinstance(failure, BaseException):
+                if not isinstance(failure, Exception):
+                    raise failure  # cancelled
+                metrics.PUBLISH_FAILURES.labels("sms.status").inc()
+                raise PublishError(f"status record not stored: {failure!r}") from failure
+        assert isinstance(published, Published)
+        return published
 
     # -- consumers ----------------------------------------------------------------
 
