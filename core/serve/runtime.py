@@ -148,7 +148,7 @@ class Runtime:
                                   max_history=bus.status_history,
                                   events=SubjectReader(self._publisher, bus.stream,
                                                        bus.publish_timeout))
-        await retire_fold_consumer(self.js, bus.stream)
+        await retire_fold_consumer(self.js, bus.stream, self.status)
         self.legacy_ledger = await LegacyLedger.open(
             self.js, lambda: self.bucket(LEGACY_LEDGER, ttl=bus.max_age))
         # Message settings are configuration, not traffic: no TTL. A conversation is

@@ -525,16 +525,54 @@ def _shown(record: StatusRecord | None) -> StatusRecord | None:
     return record if record is not None and record.history else None
 
 
-async def retire_fold_consumer(js: JetStreamContext, stream: str) -> None:
-    """Delete the durable consumer that folded status events into the records before
-    their producers did: left behind, it would keep every status event pending for no
-    one. Logged when it was there."""
+async def retire_fold_consumer(js: JetStreamContext, stream: str, store: StatusStore,
+                               batch: int = 256) -> int:
+    """Fold the backlog of the durable consumer that folded status events before their
+    producers did, then delete it (left behind, it would keep every status event pending
+    for no one). Its backlog is folded first because a read folds a message's events but
+    nothing else writes the state index and the provider ids of those events. Logged
+    when it was there; how many events were folded."""
     try:
-        await js.delete_consumer(stream, RETIRED_CONSUMER)
+        await js.consumer_info(stream, RETIRED_CONSUMER)
     except NotFoundError:
+        return 0
+    folded = 0
+    pull = await js.pull_subscribe_bind(durable=RETIRED_CONSUMER, stream=stream)
+    try:
+        while True:
+            try:
+                msgs = await pull.fetch(batch, timeout=1.0)
+            except TimeoutError:
+                msgs = []
+            if not msgs:
+                # What is delivered to an instance still running the older version (or to
+                # one that died, until `ack_wait`) is that instance's; the rest is done.
+                if not (await js.consumer_info(stream, RETIRED_CONSUMER)).num_pending:
+                    break
+                continue
+            await asyncio.gather(*(_fold_retired(store, msg) for msg in msgs))
+            folded += len(msgs)
+    except Exception as error:  # tried again at the next start; reads fold meanwhile
+        log.warning("consumer %s: its backlog is not folded (%s); kept until the next start",
+                    RETIRED_CONSUMER, error)
+        return folded
+    finally:
+        await pull.unsubscribe()
+    await js.delete_consumer(stream, RETIRED_CONSUMER)
+    log.info("consumer %s deleted after folding its last %d events: status events are "
+             "folded by their producers now", RETIRED_CONSUMER, folded)
+    return folded
+
+
+async def _fold_retired(store: StatusStore, msg: Any) -> None:
+    try:
+        event = StatusEvent.model_validate_json(msg.data)
+    except ValueError:
+        await msg.ack()  # never folded (the consumer dead-lettered these)
         return
-    log.info("consumer %s deleted: status events are folded by their producers now",
-             RETIRED_CONSUMER)
+    if _valid_key(event.id):
+        await store.apply(event, repair=True)  # it may have been half folded
+    await msg.ack()
 
 
 def _keep(remembered: OrderedDict[str, T], key: str, value: T) -> None:

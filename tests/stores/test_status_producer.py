@@ -97,7 +97,7 @@ async def test_a_failed_record_write_fails_the_publish_and_its_retry_stores_it(
     assert record is not None and len(record.history) == 1
 
 
-async def test_the_retired_fold_consumer_is_deleted_at_start(
+async def test_the_retired_fold_consumer_is_deleted_at_start_after_its_backlog(
         start_gateway: StartGateway, nats_server: EmbeddedNats,
         caplog: pytest.LogCaptureFixture) -> None:
     first = await start_gateway()
@@ -105,15 +105,27 @@ async def test_the_retired_fold_consumer_is_deleted_at_start(
     client = await nats.connect(nats_server.url)
     try:
         js = client.jetstream()
-        # What an older version left: its durable on `sms.status.>`.
+        # What an older version left: its durable on `sms.status.>`, with events it had
+        # not folded yet (published by that version: no fold of their own).
         await js.add_consumer(stream, ConsumerConfig(
             durable_name=RETIRED_CONSUMER, filter_subject="sms.status.>"))
+        mids = [new_id() for _ in range(300)]
+        for mid in mids:
+            old = event(mid, State.ACCEPTED, provider_message_id=f"CS-{mid}")
+            await first.runtime.publish(f"sms.status.{mid}", old, f"old:{mid}")
         with caplog.at_level(logging.INFO, logger="pbxsms.status"):
-            await start_gateway()
+            second = await start_gateway()
         assert [n for n in await js.consumers_info(stream)
                 if n.name == RETIRED_CONSUMER] == []
         deleted = [r for r in caplog.records if RETIRED_CONSUMER in r.getMessage()]
         assert len(deleted) == 1 and deleted[0].levelno == logging.INFO
+        assert "its last 300 events" in deleted[0].getMessage()
+        # Their records, indexes and provider ids are written, as that consumer would.
+        store = second.runtime.status
+        assert await store.find_by_provider_id("clicksend", f"CS-{mids[-1]}") == mids[-1]
+        assert await stored(store, mids[0]) is not None
+        listed = await store.in_state(State.ACCEPTED, limit=1000)
+        assert {r.id for r in listed.records} == set(mids)
         # Another start finds none and says nothing.
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="pbxsms.status"):
