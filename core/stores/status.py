@@ -290,12 +290,16 @@ class StatusStore:
         if not _valid_key(message_id):
             return None
         if self.events is None:
-            value, _ = await self.messages.get(message_id)
+            value, revision = await self.messages.get(message_id)
+            if value is not None:
+                self._learn(message_id, value, revision)
             return _shown(StatusRecord.model_validate_json(value) if value else None)
         subject = f"sms.status.{message_id}"
         reading = await self.events.first(subject, self.read_events)
-        value, _ = await self.messages.get(message_id)
+        value, revision = await self.messages.get(message_id)
         read = await reading
+        if value is not None:  # the next write of the record starts from it
+            self._learn(message_id, value, revision)
         stored = StatusRecord.model_validate_json(value) if value else None
         found = read.messages
         if read.more:  # flooded: the first ones are in the folded record; the newest
@@ -395,8 +399,10 @@ class StatusStore:
         before: list[State] = []
         folded: list[StatusRecord] = []
         repeated = [False]
+        calls = [0]
 
         def change(current: bytes | None) -> bytes:
+            calls[0] += 1
             record = StatusRecord.model_validate_json(current) if current else None
             before[:] = [record.state] if record else []
             repeated[0] = record is not None and folded_in(_entry(event), record.history)
@@ -405,20 +411,41 @@ class StatusStore:
             folded[0].settled.update(settled)
             return folded[0].model_dump_json().encode()
 
-        # An inbound message's record starts with the status of its first channel, an
-        # outbound one's with `queued`: try creating it rather than reading nothing first.
-        await self._write(event.id, change, guess_absent=(
-            event.direction == "inbound" or event.state == State.QUEUED))
-        record = folded[0]
-        # The rest are independent writes: one round trip for all of them.
-        writes = self._index(record, before[0] if before else None, repair or repeated[0])
+        def index() -> list[Awaitable[object]]:
+            return self._index(folded[0], before[0] if before else None,
+                               repair or repeated[0])
+
+        # The provider id does not depend on the record: stored beside its write.
+        writes: list[Awaitable[object]] = []
         if event.provider_message_id and event.channel and not self._stored(
                 event.channel, event.provider_message_id, event.id):
             writes.append(self.remember_provider_id(event.channel, event.provider_message_id,
                                                     event.id))
+        # An inbound message's record starts with the status of its first channel, an
+        # outbound one's with `queued` or `sending`: try creating it rather than reading
+        # nothing first.
+        known = self._guess(event.id, absent=(
+            event.direction == "inbound" or event.state in (State.QUEUED, State.SENDING)))
+        if known is None:
+            await kvs.write_all(*writes, self._write(event.id, change, known))
+        else:
+            # The record and its index as they will be if the guess holds: the index
+            # writes go out with the record's, one round trip for all.
+            first: list[bytes] = [change(known[0])]
+
+            def again(current: bytes | None) -> bytes:
+                return first.pop() if first else change(current)
+
+            await kvs.write_all(*writes, *index(), self._write(event.id, again, known))
+            if calls[0] == 1:
+                return folded[0]
+            # The guess was wrong: those index writes may have erased the entry of the
+            # state the record is really in; they are done, so writing it now wins.
+            repair = True
+        writes = index()
         if writes:
             await kvs.write_all(*writes)
-        return record
+        return folded[0]
 
     async def settle(self, message_id: str, settled: Mapping[str, Settled]) -> None:
         """Store delivery ledger entries in the message's record without a status event
@@ -434,7 +461,7 @@ class StatusStore:
             return record.model_dump_json().encode()
 
         async with self._turn(message_id):
-            await self._write(message_id, change, guess_absent=True)
+            await self._write(message_id, change, self._guess(message_id, absent=True))
 
     async def forget(self, message_id: str) -> int:
         """Forget the message's settled deliveries (an operator's forced redelivery
@@ -454,7 +481,7 @@ class StatusStore:
         async with self._turn(message_id):
             # Read first: what this process knows may lack another instance's entries,
             # and finding none writes nothing, so the compare-and-set would not tell.
-            await self._write(message_id, change, guess_absent=False, fresh=True)
+            await self._write(message_id, change, None)
         return forgotten[0]
 
     @asynccontextmanager
@@ -469,15 +496,15 @@ class StatusStore:
             if not users[0]:
                 del self._turns[message_id]
 
-    async def _write(self, message_id: str,
-                     change: Callable[[bytes | None], bytes | None], guess_absent: bool,
-                     fresh: bool = False) -> None:
-        """Compare-and-set the record, from what this process knows of it if anything."""
-        known: tuple[bytes | None, int] | None = None
-        if not fresh:
-            known = self._known.get(message_id)
-            if known is None and guess_absent:
-                known = (None, 0)
+    def _guess(self, message_id: str, absent: bool) -> tuple[bytes | None, int] | None:
+        """The record as this process last wrote or read it; else, when `absent`, none
+        (a new record). A wrong guess costs a failed compare-and-set and a read."""
+        known = self._known.get(message_id)
+        return (None, 0) if known is None and absent else known
+
+    async def _write(self, message_id: str, change: Callable[[bytes | None], bytes | None],
+                     known: tuple[bytes | None, int] | None) -> None:
+        """Compare-and-set the record, starting from `known` if given (see `_guess`)."""
         try:
             value, revision = await kvs.modify(self.messages, message_id, change, known=known)
         finally:
