@@ -185,12 +185,25 @@ class Runtime:
 
     async def publish(self, subject: str, event: Event | bytes, msg_id: str) -> Published:
         """Store an event once per `msg_id`; PublishError when it is not stored."""
+        return await self._stored(subject, await self._send(subject, event, msg_id))
+
+    async def _send(self, subject: str, event: Event | bytes,
+                    msg_id: str) -> asyncio.Future[Published]:
+        """The publish put in flight (see `_stored`)."""
         payload = event.to_json() if isinstance(event, Event) else event
-        family = metrics.subject_family(subject)
         try:
-            result = await self.publisher.publish(
+            return await self.publisher.send(
                 subject, payload, msg_id, timeout=self.config.file.bus.publish_timeout)
         except (PublishError, RuntimeError) as error:
+            metrics.PUBLISH_FAILURES.labels(metrics.subject_family(subject)).inc()
+            raise PublishError(str(error)) from error
+
+    async def _stored(self, subject: str, sent: asyncio.Future[Published]) -> Published:
+        """The PubAck of a publish in flight, counted; PublishError when not stored."""
+        family = metrics.subject_family(subject)
+        try:
+            result = await sent
+        except PublishError as error:
             metrics.PUBLISH_FAILURES.labels(family).inc()
             raise PublishError(str(error)) from error
         metrics.labelled(metrics.EVENTS_PUBLISHED, family,
@@ -202,23 +215,28 @@ class Runtime:
         """Publish a state change on `sms.status.<id>`, deduplicated by `key` (default: per
         state, channel and attempt), and fold it into the message's status record with
         the delivery ledger's `settled` entries, if any. Both are awaited, in one round
-        trip; PublishError when either is not stored (the caller retries both: each is
-        idempotent, a repeat of the event carries the same key).
+        trip (the publish is in flight while the record is written); PublishError when
+        either is not stored (the caller retries both: each is idempotent, a repeat of the
+        event carries the same key).
         """
         status.key = key or (f"status:{status.id}:{status.channel or '-'}:{status.state}:"
                              f"{status.attempt or 0}")
-        published, folded = await asyncio.gather(
-            self.publish(f"sms.status.{status.id}", status, status.key),
-            self.status.apply(status, repair=False, settled=settled), return_exceptions=True)
-        for failure in (published, folded):
+        subject = f"sms.status.{status.id}"
+        sent = await self._send(subject, status, status.key)
+        failure: Exception | None = None
+        try:
+            await self.status.apply(status, repair=False, settled=settled)
+        except Exception as error:
+            failure = error
+        except BaseException:  # cancelled: the PubAck is nobody's now
+            sent.add_done_callback(_retrieved)
+            raise
+        published = await self._stored(subject, sent)
+        if failure is not None:
+            metrics.PUBLISH_FAILURES.labels("sms.status").inc()
             if isinstance(failure, PublishError):
                 raise failure
-            if isinstance(failure, BaseException):
-                if not isinstance(failure, Exception):
-                    raise failure  # cancelled
-                metrics.PUBLISH_FAILURES.labels("sms.status").inc()
-                raise PublishError(f"status record not stored: {failure!r}") from failure
-        assert isinstance(published, Published)
+            raise PublishError(f"status record not stored: {failure!r}") from failure
         return published
 
     # -- consumers ----------------------------------------------------------------
@@ -327,6 +345,11 @@ def _json_or_text(data: bytes) -> object:
         return json.loads(data)
     except ValueError:
         return data.decode(errors="replace")
+
+
+def _retrieved(future: asyncio.Future[Published]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _count_outcome(consumer: str, outcome: str) -> None:

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -367,9 +367,28 @@ class StatusStore:
         try:
             await self.provider_ids.put(key, message_id.encode())
         except BaseException:
-            if self._remembered.get(key) == message_id:
-                del self._remembered[key]
+            self._forget_provider_id(provider, provider_message_id, message_id)
             raise
+
+    async def _send_provider_id(self, provider: str, provider_message_id: str,
+                                message_id: str) -> list[asyncio.Future[Any]]:
+        """`remember_provider_id` put in flight (nothing when it is no usable key); the
+        caller forgets it (`_forget_provider_id`) if the write fails."""
+        key = f"{provider}.{provider_message_id}"
+        if not _valid_key(key):
+            return []
+        _keep(self._remembered, key, message_id)
+        try:
+            return [await self.provider_ids.send_put(key, message_id.encode())]
+        except BaseException:
+            self._forget_provider_id(provider, provider_message_id, message_id)
+            raise
+
+    def _forget_provider_id(self, provider: str | None, provider_message_id: str | None,
+                            message_id: str) -> None:
+        key = f"{provider}.{provider_message_id}"
+        if self._remembered.get(key) == message_id:
+            del self._remembered[key]
 
     def _stored(self, provider: str, provider_message_id: str, message_id: str) -> bool:
         """Whether this process already stored this provider id for `message_id`."""
@@ -411,40 +430,50 @@ class StatusStore:
             folded[0].settled.update(settled)
             return folded[0].model_dump_json().encode()
 
-        def index() -> list[Awaitable[object]]:
-            return self._index(folded[0], before[0] if before else None,
-                               repair or repeated[0])
+        async def index() -> list[asyncio.Future[Any]]:
+            return await self._index(folded[0], before[0] if before else None,
+                                     repair or repeated[0])
 
-        # The provider id does not depend on the record: stored beside its write.
-        writes: list[Awaitable[object]] = []
+        # The writes beside the record's are put in flight first, then awaited with it:
+        # one round trip for all, and no task for each. The provider id does not depend
+        # on the record.
+        in_flight: list[asyncio.Future[Any]] = []
+        provider = event.channel, event.provider_message_id
         if event.provider_message_id and event.channel and not self._stored(
                 event.channel, event.provider_message_id, event.id):
-            writes.append(self.remember_provider_id(event.channel, event.provider_message_id,
-                                                    event.id))
+            in_flight += await self._send_provider_id(event.channel,
+                                                      event.provider_message_id, event.id)
         # An inbound message's record starts with the status of its first channel, an
         # outbound one's with `queued` or `sending`: try creating it rather than reading
         # nothing first.
         known = self._guess(event.id, absent=(
             event.direction == "inbound" or event.state in (State.QUEUED, State.SENDING)))
-        if known is None:
-            await kvs.write_all(*writes, self._write(event.id, change, known))
-        else:
-            # The record and its index as they will be if the guess holds: the index
-            # writes go out with the record's, one round trip for all.
+        written = change
+        if known is not None:
+            # The record and its index as they will be if the guess holds.
             first: list[bytes] = [change(known[0])]
 
             def again(current: bytes | None) -> bytes:
                 return first.pop() if first else change(current)
 
-            await kvs.write_all(*writes, *index(), self._write(event.id, again, known))
-            if calls[0] == 1:
-                return folded[0]
-            # The guess was wrong: those index writes may have erased the entry of the
-            # state the record is really in; they are done, so writing it now wins.
+            written = again
+            in_flight += await index()
+        try:
+            await self._write(event.id, written, known)
+        finally:
+            try:
+                await kvs.wait_all(in_flight)
+            except Exception:
+                self._forget_provider_id(*provider, event.id)
+                raise
+        if known is not None and calls[0] == 1:
+            return folded[0]
+        if known is not None:
+            # The guess was wrong: the index writes sent with it may have erased the
+            # entry of the state the record is really in; they are done, so writing it
+            # now wins.
             repair = True
-        writes = index()
-        if writes:
-            await kvs.write_all(*writes)
+        await kvs.wait_all(await index())
         return folded[0]
 
     async def settle(self, message_id: str, settled: Mapping[str, Settled]) -> None:
@@ -514,16 +543,17 @@ class StatusStore:
         if value is not None:
             self._learn(message_id, value, revision)
 
-    def _index(self, record: StatusRecord, before: State | None,
-               repair: bool) -> list[Awaitable[object]]:
+    async def _index(self, record: StatusRecord, before: State | None,
+                     repair: bool) -> list[asyncio.Future[Any]]:
+        """The state index writes of a fold, put in flight."""
         # An unchanged state needs no write, except to repair one lost to a crash;
         # `in_state` re-checks each record, so a stale entry is never shown.
         if self.states is None or (before == record.state and not repair):
             return []
-        writes: list[Awaitable[object]] = [self.states.enter(
+        writes: list[asyncio.Future[Any]] = [await self.states.send_enter(
             record.state, record.id, record.updated_at.isoformat().encode())]
         if before is not None and before != record.state:
-            writes.append(self.states.leave(before, record.id))
+            writes.append(await self.states.send_leave(before, record.id))
         return writes
 
     async def in_state(self, state: State, limit: int = 100, after: int = 0,
