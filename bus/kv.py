@@ -131,6 +131,12 @@ class Bucket:
         await (await self._publisher.ask(f"{API}.STREAM.PURGE.KV_{self.name}", request,
                                          _purged, self._timeout))
 
+    async def send_erase(self, key: str) -> asyncio.Future[int]:
+        """`erase` put in flight (see `send_put`); the future gives how many it removed."""
+        request = json.dumps({"filter": self._subject + key}).encode()
+        return await self._publisher.ask(f"{API}.STREAM.PURGE.KV_{self.name}", request,
+                                         _purged, self._timeout)
+
     async def forget_before(self, revision: int) -> int:
         """Remove every entry written before `revision`, leaving no marker; how many."""
         request = json.dumps({"seq": revision}).encode()
@@ -283,6 +289,20 @@ async def modify(kv: Bucket, key: str,
         except KeyWrongLastSequenceError:
             continue
     raise RuntimeError(f"could not update {key} after {attempts} concurrent attempts")
+
+
+async def wait_all(pending: Sequence[Awaitable[object]]) -> None:
+    """Await requests already in flight (e.g. from `Bucket.send_put`), every one of them,
+    then raise the first failure, in order: no task needed to have them in flight
+    together, unlike `write_all`."""
+    failure: BaseException | None = None
+    for one in pending:
+        try:
+            await one
+        except Exception as error:
+            failure = failure or error
+    if failure is not None:
+        raise failure
 
 
 async def write_all(*writes: Awaitable[object]) -> None:

@@ -27,7 +27,8 @@ from pbxsms.core.health import metrics
 from pbxsms.core.health.doctor import Check, Finding, fail, ok, warn
 from pbxsms.core.hookspecs import hookimpl
 from pbxsms.core.inbound.accept import Receipt, accept_inbound, accept_receipt, content_key, our_id
-from pbxsms.core.inbound.delivery import Ledger, Settled, fail_delivery, read_inbound, report
+from pbxsms.core.inbound.delivery import fail_delivery, read_inbound, report
+from pbxsms.core.inbound.ledger import Ledger
 from pbxsms.core.inbound.replay import ReplayGuard
 from pbxsms.core.inbound.subjects import inbound_subject
 from pbxsms.core.media.delivery import NoLinks, carrier_links, refused_note, signed_link
@@ -79,6 +80,7 @@ from pbxsms.core.serve.app import MAX_BODY
 from pbxsms.core.serve.http import json_error, parse_json, public_url, read_json, same_secret
 from pbxsms.core.serve.runtime import Runtime
 from pbxsms.core.stores.numbers import NoRoute, NoSender
+from pbxsms.core.stores.status import Settled
 
 __all__ = [
     "BUS_UNREADABLE",

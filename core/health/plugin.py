@@ -9,7 +9,7 @@ from pbxsms.core.config.problems import Problem
 from pbxsms.core.config.settings import Config
 from pbxsms.core.health.doctor import Check, core_checks
 from pbxsms.core.hookspecs import hookimpl
-from pbxsms.core.registry import ConsumerRegister, ConsumerSpec, RouteRegister
+from pbxsms.core.registry import RouteRegister
 from pbxsms.core.serve.runtime import Runtime
 
 
@@ -37,12 +37,6 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
     register("GET", "/healthz", healthz)
     register("GET", "/readyz", readyz)
     register("GET", "/metrics", metrics)
-
-
-@hookimpl
-def register_consumers(runtime: Runtime, register: ConsumerRegister) -> None:
-    # Folds every status event into the per-message record that the API serves.
-    register(ConsumerSpec("status-store", "sms.status.>", runtime.status.handle))
 
 
 @hookimpl

@@ -162,8 +162,7 @@ async def accept_receipt(runtime: Runtime, receipt: Receipt, dedupe_key: str,
                              channel=provider, reason=receipt.reason,
                              provider_message_id=receipt.provider_message_id,
                              error_code=receipt.error_code, details=receipt.details)
-        published = await runtime.publish(f"sms.status.{message_id}", status,
-                                          f"status:{message_id}:{dedupe_key}")
+        published = await runtime.publish_status(status, key=f"status:{message_id}:{dedupe_key}")
     except PublishError as error:
         metrics.WEBHOOKS.labels(provider, "receipt", "failed").inc()
         log.warning("%s receipt for %s id %s not stored, answering 503 so it is retried: %s",

@@ -39,7 +39,7 @@ def _whole(request: web.Request, name: str, default: int, low: int, high: int) -
 async def shown(runtime: Runtime, record: StatusRecord) -> dict[str, Any]:
     """A status record with the message itself (`message`: from, to, body, ...)."""
     message = await stored_message(runtime, record)
-    answer = record.model_dump(mode="json")
+    answer = record.public()
     answer["message"] = (message.model_dump(mode="json", by_alias=True, exclude_none=True)
                          if message is not None else None)
     if isinstance(message, InboundMessage):
@@ -92,7 +92,7 @@ def register_routes(runtime: Runtime, register: RouteRegister) -> None:
         page = await runtime.status.in_state(state, limit, after, since)
         # A tenant's page holds its own messages only: fewer, the same `next_after`.
         mine = [r for r in page.records if request[CALLER].sees(r.domain)]
-        return web.json_response({"messages": [r.model_dump(mode="json") for r in mine],
+        return web.json_response({"messages": [r.public() for r in mine],
                                   "next_after": page.next_after})
 
     async def resend_message(request: web.Request) -> web.StreamResponse:

@@ -14,7 +14,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from pbxsms.core.inbound.delivery import Ledger
+from pbxsms.core.inbound.ledger import Ledger
 from pbxsms.core.inbound.subjects import inbound_subject
 from pbxsms.core.messages.lookup import stored_message
 from pbxsms.core.model.events import InboundMessage, OutboundRequest, State, StatusEvent

@@ -187,6 +187,9 @@ class StatusEvent(Event):
     redelivery: int | None = Field(
         None, description="An operator's redelivery of an inbound message (1, 2, ...): its "
                           "channels start over; earlier channel states stay in the history")
+    key: str | None = Field(
+        None, description="The deduplication key (`Nats-Msg-Id`) it was published under: "
+                          "a repeat of the same change carries the same key")
 
 
 class OptOutEvent(Event):

@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 from aiohttp import ClientSession, ClientTimeout
@@ -26,12 +26,20 @@ from pbxsms.bus.publish import Published, Publisher, PublishError
 from pbxsms.bus.stream import StreamSettings, SubjectReader, ensure_stream
 from pbxsms.core.config.loader import hide_url_password
 from pbxsms.core.health import metrics
+from pbxsms.core.inbound.ledger import LEGACY_BUCKET as LEGACY_LEDGER
+from pbxsms.core.inbound.ledger import LegacyLedger
 from pbxsms.core.model.events import DeadLetter, Event, StatusEvent
 from pbxsms.core.stores.conversations import CONVERSATIONS_BUCKET, Conversations
 from pbxsms.core.stores.numbers import NUMBERS_BUCKET, NumberStore
 from pbxsms.core.stores.optouts import OPTOUTS_BUCKET, OptOutStore
 from pbxsms.core.stores.states import LEGACY_BUCKET, StateIndex, move_legacy_index
-from pbxsms.core.stores.status import MESSAGES_BUCKET, PROVIDER_IDS_BUCKET, StatusStore
+from pbxsms.core.stores.status import (
+    MESSAGES_BUCKET,
+    PROVIDER_IDS_BUCKET,
+    Settled,
+    StatusStore,
+    retire_fold_consumer,
+)
 
 if TYPE_CHECKING:
     from pbxsms.core.config.settings import Config
@@ -59,6 +67,8 @@ class Runtime:
         self._status: StatusStore | None = None
         self._numbers: NumberStore | None = None
         self._optouts: OptOutStore | None = None
+        # The older versions' delivery ledger, while it holds entries (core/inbound/ledger.py).
+        self.legacy_ledger: LegacyLedger | None = None
         self.started_at = time.monotonic()
         # Set when the server begins to stop: long-lived answers (live pages) end on it,
         # so that stopping does not wait for browsers to hang up.
@@ -138,6 +148,9 @@ class Runtime:
                                   max_history=bus.status_history,
                                   events=SubjectReader(self._publisher, bus.stream,
                                                        bus.publish_timeout))
+        await retire_fold_consumer(self.js, bus.stream, self.status)
+        self.legacy_ledger = await LegacyLedger.open(
+            self.js, lambda: self.bucket(LEGACY_LEDGER, ttl=bus.max_age))
         # Message settings are configuration, not traffic: no TTL. A conversation is
         # forgotten `conversation_ttl` after the customer's last text.
         self._numbers = NumberStore(
@@ -172,22 +185,59 @@ class Runtime:
 
     async def publish(self, subject: str, event: Event | bytes, msg_id: str) -> Published:
         """Store an event once per `msg_id`; PublishError when it is not stored."""
+        return await self._stored(subject, await self._send(subject, event, msg_id))
+
+    async def _send(self, subject: str, event: Event | bytes,
+                    msg_id: str) -> asyncio.Future[Published]:
+        """The publish put in flight (see `_stored`)."""
         payload = event.to_json() if isinstance(event, Event) else event
-        family = metrics.subject_family(subject)
         try:
-            result = await self.publisher.publish(
+            return await self.publisher.send(
                 subject, payload, msg_id, timeout=self.config.file.bus.publish_timeout)
         except (PublishError, RuntimeError) as error:
+            metrics.PUBLISH_FAILURES.labels(metrics.subject_family(subject)).inc()
+            raise PublishError(str(error)) from error
+
+    async def _stored(self, subject: str, sent: asyncio.Future[Published]) -> Published:
+        """The PubAck of a publish in flight, counted; PublishError when not stored."""
+        family = metrics.subject_family(subject)
+        try:
+            result = await sent
+        except PublishError as error:
             metrics.PUBLISH_FAILURES.labels(family).inc()
             raise PublishError(str(error)) from error
         metrics.labelled(metrics.EVENTS_PUBLISHED, family,
                          "true" if result.duplicate else "false").inc()
         return result
 
-    async def publish_status(self, status: StatusEvent) -> Published:
-        """Publish a state change on `sms.status.<id>`, deduplicated per state and channel."""
-        key = f"status:{status.id}:{status.channel or '-'}:{status.state}:{status.attempt or 0}"
-        return await self.publish(f"sms.status.{status.id}", status, key)
+    async def publish_status(self, status: StatusEvent, key: str | None = None,
+                             settled: Mapping[str, Settled] | None = None) -> Published:
+        """Publish a state change on `sms.status.<id>`, deduplicated by `key` (default: per
+        state, channel and attempt), and fold it into the message's status record with
+        the delivery ledger's `settled` entries, if any. Both are awaited, in one round
+        trip (the publish is in flight while the record is written); PublishError when
+        either is not stored (the caller retries both: each is idempotent, a repeat of the
+        event carries the same key).
+        """
+        status.key = key or (f"status:{status.id}:{status.channel or '-'}:{status.state}:"
+                             f"{status.attempt or 0}")
+        subject = f"sms.status.{status.id}"
+        sent = await self._send(subject, status, status.key)
+        failure: Exception | None = None
+        try:
+            await self.status.apply(status, repair=False, settled=settled)
+        except Exception as error:
+            failure = error
+        except BaseException:  # cancelled: the PubAck is nobody's now
+            sent.add_done_callback(_retrieved)
+            raise
+        published = await self._stored(subject, sent)
+        if failure is not None:
+            metrics.PUBLISH_FAILURES.labels("sms.status").inc()
+            if isinstance(failure, PublishError):
+                raise failure
+            raise PublishError(f"status record not stored: {failure!r}") from failure
+        return published
 
     # -- consumers ----------------------------------------------------------------
 
@@ -295,6 +345,11 @@ def _json_or_text(data: bytes) -> object:
         return json.loads(data)
     except ValueError:
         return data.decode(errors="replace")
+
+
+def _retrieved(future: asyncio.Future[Published]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _count_outcome(consumer: str, outcome: str) -> None:

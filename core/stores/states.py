@@ -61,6 +61,15 @@ class StateIndex:
         """Erase the message from `state`, leaving no delete marker to step over."""
         return self.buckets[state].erase(message_id)
 
+    async def send_enter(self, state: State, message_id: str,
+                         value: bytes) -> asyncio.Future[Published]:
+        """`enter` put in flight: await the future for its answer."""
+        return await self.buckets[state].send_put(message_id, value)
+
+    async def send_leave(self, state: State, message_id: str) -> asyncio.Future[int]:
+        """`leave` put in flight: await the future for its answer."""
+        return await self.buckets[state].send_erase(message_id)
+
     async def page(self, state: State, after: int = 0, limit: int = 100,
                    since: datetime | None = None) -> KeyPage:
         """Up to `limit` entries of `state` (key: the message id) after the cursor `after`

@@ -1,9 +1,12 @@
 """Message status: a projection of `sms.status.>` into a KV bucket, so any instance answers.
 
 Status events are the source of truth; this store folds them into one record per message
-(current state, per-channel state, history). A read (`get`) folds the message's own events
-(`sms.status.<id>`) onto that record, so it is as fresh as the stream however far the
-folds are behind. The store indexes provider ids (e.g. ClickSend's
+(current state, per-channel state, history). The producer of each event folds it as it
+publishes it (`Runtime.publish_status`), so no consumer reads the events back. A read
+(`get`) folds the message's own events (`sms.status.<id>`) onto that record, so an event
+whose fold was lost (a crash between the two) still shows. The record also holds the
+delivery channels' once-only ledger (`settled`, core/inbound/ledger.py), written with the
+channel's status event in one compare-and-set. The store indexes provider ids (e.g. ClickSend's
 `message_id`) back to ours for delivery receipts, and indexes messages by current state
 (core/stores/states.py: an entry per message, erased when it moves on) so that e.g. the
 unroutable messages can be listed page by page in the order they got there, however many
@@ -15,24 +18,31 @@ the event still appears in the history.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections import OrderedDict
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, Literal, TypeVar
 
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 from pydantic import BaseModel, Field
 
 from pbxsms.bus import kv as kvs
-from pbxsms.bus.consumer import Delivery, Permanent
 from pbxsms.bus.kv import Bucket
 from pbxsms.bus.stream import SubjectReader
 from pbxsms.core.model.events import SenderType, State, StatusEvent, utcnow
 from pbxsms.core.stores.states import StateIndex
 
+log = logging.getLogger("pbxsms.status")
+
 MESSAGES_BUCKET = "sms_messages"
 PROVIDER_IDS_BUCKET = "sms_provider_ids"
+# The durable consumer that folded status events before their producers did.
+RETIRED_CONSUMER = "status-store"
 
 # Status history entries kept per message unless `[bus] status_history` says otherwise.
 MAX_HISTORY = 200
@@ -56,6 +66,16 @@ class ChannelStatus(BaseModel):
     at: datetime
 
 
+class Settled(BaseModel):
+    """What the delivery ledger keeps about one settled delivery (core/inbound/ledger.py)."""
+
+    state: Literal["delivered", "failed"]
+    attempt: int
+    at: datetime = Field(default_factory=utcnow)
+    provider_message_id: str | None = None
+    reason: str | None = None
+
+
 class HistoryEntry(BaseModel):
     state: State
     channel: str | None = None
@@ -64,6 +84,12 @@ class HistoryEntry(BaseModel):
     provider_message_id: str | None = None
     error_code: str | None = None
     at: datetime
+    # The event's `key`: a repeat of the same change (a retried publish) is this entry.
+    key: str | None = None
+
+
+# Kept in the record, not shown by the API.
+PRIVATE: Any = {"settled": True, "history": {"__all__": {"key"}}}
 
 
 class StatusRecord(BaseModel):
@@ -86,6 +112,12 @@ class StatusRecord(BaseModel):
     stream_seq: int | None = Field(None, description="Where the message's event is stored")
     redeliveries: int = 0
     redelivered_at: datetime | None = None
+    # The delivery ledger: settled deliveries by `ledger_key` (core/inbound/ledger.py).
+    settled: dict[str, Settled] = Field(default_factory=dict)
+
+    def public(self) -> dict[str, Any]:
+        """The record as the API shows it (JSON types), without the ledger."""
+        return self.model_dump(mode="json", exclude=PRIVATE)
 
 
 def apply(record: StatusRecord | None, event: StatusEvent,
@@ -96,7 +128,7 @@ def apply(record: StatusRecord | None, event: StatusEvent,
     entry = _entry(event)
     if record is None:
         record = StatusRecord(id=event.id, direction=event.direction, state=event.state)
-    elif entry in record.history:
+    elif folded_in(entry, record.history):
         return record
     record.history.append(entry)
     record.history.sort(key=lambda item: item.at)
@@ -126,7 +158,16 @@ def apply(record: StatusRecord | None, event: StatusEvent,
 def _entry(event: StatusEvent) -> HistoryEntry:
     return HistoryEntry(state=event.state, channel=event.channel, reason=event.reason,
                         attempt=event.attempt, provider_message_id=event.provider_message_id,
-                        error_code=event.error_code, at=event.at)
+                        error_code=event.error_code, at=event.at, key=event.key)
+
+
+def folded_in(entry: HistoryEntry, history: list[HistoryEntry]) -> bool:
+    """Whether `history` has `entry`: the same key, or (events without one, from older
+    versions) the same entry. A producer folds the event it built, which a repeat of a
+    publish builds anew (another `at`); the stream keeps the first of them."""
+    if entry.key is not None:
+        return any(kept.key == entry.key for kept in history)
+    return entry in history
 
 
 def fold_onto(stored: StatusRecord | None, events: list[StatusEvent], unread: int = 0,
@@ -145,7 +186,7 @@ def fold_onto(stored: StatusRecord | None, events: list[StatusEvent], unread: in
     stored_at = stored.updated_at if stored is not None else None
     record, changed_at = stored, None
     for event in events:
-        if _entry(event) in folded or (newest is not None and event.at <= newest):
+        if folded_in(_entry(event), folded) or (newest is not None and event.at <= newest):
             continue
         record = apply(record, event, max_history)
         changed_at = max(changed_at or event.at, event.at)
@@ -228,30 +269,37 @@ class StatusStore:
         self.max_history = max_history
         self.provider_ids = provider_ids
         self.states = states
-        # What this process last wrote per record (value, revision): the next fold of
-        # the same message starts from it instead of reading it back. A write by
+        # What this process last wrote or read per record (value, revision): the next
+        # write of the same record starts from it instead of reading it back. A write by
         # another instance makes the compare-and-set fail, and the record is read.
-        self._written: OrderedDict[str, tuple[bytes, int]] = OrderedDict()
+        self._known: OrderedDict[str, tuple[bytes, int]] = OrderedDict()
         # Provider ids this process stored, so a fold does not store them again.
         self._remembered: OrderedDict[str, str] = OrderedDict()
-        # The folds of one message in this process take turns (see `apply`): the lock
-        # of each message being folded, and how many folds hold or wait for it.
+        # The writes of one record in this process take turns (see `apply`): the lock
+        # of each record being written, and how many writes hold or wait for it.
         self._turns: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        # The ledger read of each record in flight (`settled`), shared by the callers
+        # that come while it is.
+        self._reading: dict[str, asyncio.Future[tuple[bytes | None, int]]] = {}
 
     async def get(self, message_id: str) -> StatusRecord | None:
-        """The message's status now: its folded record with its events on
-        `sms.status.<id>` that the `status-store` consumer has not folded yet (during a
-        burst the folds fall behind), or None when neither exists. One round trip: the
-        record and the events are asked for together."""
+        """The message's status now: its record with its events on `sms.status.<id>`
+        that the record lacks (a fold lost in a crash, or not written yet), or None when
+        neither exists. One round trip: the record and the events are asked for
+        together."""
         if not _valid_key(message_id):
             return None
         if self.events is None:
-            value, _ = await self.messages.get(message_id)
-            return StatusRecord.model_validate_json(value) if value else None
+            value, revision = await self.messages.get(message_id)
+            if value is not None:
+                self._learn(message_id, value, revision)
+            return _shown(StatusRecord.model_validate_json(value) if value else None)
         subject = f"sms.status.{message_id}"
         reading = await self.events.first(subject, self.read_events)
-        value, _ = await self.messages.get(message_id)
+        value, revision = await self.messages.get(message_id)
         read = await reading
+        if value is not None:  # the next write of the record starts from it
+            self._learn(message_id, value, revision)
         stored = StatusRecord.model_validate_json(value) if value else None
         found = read.messages
         if read.more:  # flooded: the first ones are in the folded record; the newest
@@ -261,11 +309,44 @@ class StatusStore:
             try:
                 events.append(StatusEvent.model_validate_json(data))
             except ValueError:
-                continue  # the consumer dead-letters it (`handle`): never folded
+                continue  # not a status event (no producer of ours wrote it): never folded
         # The unread (flooded) events are counted by the folded record, if there is one.
         unread = max(0, read.more - 1) if stored is None else 0
-        return fold_onto(stored, [e for e in events if e.id == message_id], unread,
-                         self.max_history)
+        return _shown(fold_onto(stored, [e for e in events if e.id == message_id], unread,
+                                self.max_history))
+
+    async def settled(self, message_id: str) -> dict[str, Settled]:
+        """The delivery ledger of a message (its record, read from the stream's leader).
+
+        The channels of one process read a new message's record at the same moment: one
+        read in flight per record serves every caller that comes meanwhile. That is as
+        fresh as a read of its own for each of them: the shared read was asked after
+        this process's last write of the record returned (a write makes later callers
+        ask anew, `_write`), and what a caller looks for is its own channel's entries,
+        which only that channel's delivery of the message writes. The revision read is
+        remembered, so the channel's compare-and-set afterwards needs no read."""
+        if not _valid_key(message_id):
+            return {}
+        reading = self._reading.get(message_id)
+        if reading is None:
+            reading = asyncio.ensure_future(self.messages.get(message_id))
+            self._reading[message_id] = reading
+            reading.add_done_callback(lambda done: self._read(message_id, done))
+        value, revision = await asyncio.shield(reading)
+        if value is None:
+            return {}
+        self._learn(message_id, value, revision)
+        return StatusRecord.model_validate_json(value).settled
+
+    def _read(self, message_id: str, done: asyncio.Future[tuple[bytes | None, int]]) -> None:
+        if self._reading.get(message_id) is done:
+            del self._reading[message_id]
+        if not done.cancelled():
+            done.exception()  # retrieved: every caller gets it from `shield`
+
+    def _learn(self, message_id: str, value: bytes, revision: int) -> None:
+        if revision > self._known.get(message_id, (b"", 0))[1]:
+            _keep(self._known, message_id, (value, revision))
 
     async def find_by_provider_id(self, provider: str, provider_message_id: str) -> str | None:
         """Our id for a provider's message id, once its acceptance was recorded."""
@@ -278,76 +359,201 @@ class StatusStore:
     async def remember_provider_id(self, provider: str, provider_message_id: str,
                                    message_id: str) -> None:
         key = f"{provider}.{provider_message_id}"
-        if _valid_key(key) and not self._stored(provider, provider_message_id, message_id):
+        if not _valid_key(key) or self._stored(provider, provider_message_id, message_id):
+            return
+        # Counted as stored while the write is in flight, so that the fold of the same
+        # event, at the same moment, does not write it too; forgotten if it fails.
+        _keep(self._remembered, key, message_id)
+        try:
             await self.provider_ids.put(key, message_id.encode())
-            _keep(self._remembered, key, message_id)
+        except BaseException:
+            self._forget_provider_id(provider, provider_message_id, message_id)
+            raise
+
+    async def _send_provider_id(self, provider: str, provider_message_id: str,
+                                message_id: str) -> list[asyncio.Future[Any]]:
+        """`remember_provider_id` put in flight (nothing when it is no usable key); the
+        caller forgets it (`_forget_provider_id`) if the write fails."""
+        key = f"{provider}.{provider_message_id}"
+        if not _valid_key(key):
+            return []
+        _keep(self._remembered, key, message_id)
+        try:
+            return [await self.provider_ids.send_put(key, message_id.encode())]
+        except BaseException:
+            self._forget_provider_id(provider, provider_message_id, message_id)
+            raise
+
+    def _forget_provider_id(self, provider: str | None, provider_message_id: str | None,
+                            message_id: str) -> None:
+        key = f"{provider}.{provider_message_id}"
+        if self._remembered.get(key) == message_id:
+            del self._remembered[key]
 
     def _stored(self, provider: str, provider_message_id: str, message_id: str) -> bool:
         """Whether this process already stored this provider id for `message_id`."""
         return self._remembered.get(f"{provider}.{provider_message_id}") == message_id
 
-    async def apply(self, event: StatusEvent, repair: bool = True) -> StatusRecord:
-        """Fold `event` into its record (compare-and-set against concurrent writers).
+    async def apply(self, event: StatusEvent, repair: bool = True,
+                    settled: Mapping[str, Settled] | None = None) -> StatusRecord:
+        """Fold `event` into its record (compare-and-set against concurrent writers), with
+        the delivery ledger's `settled` entries in the same write.
 
-        `repair` rewrites the state index even when the state did not change: for a
-        redelivered event, whose first fold may have died before its index write.
+        `repair` rewrites the state index even when the state did not change, for an
+        event whose first fold may have died before its index write: a repeat of an
+        event the record already has always repairs.
 
-        The folds of one message in this process take turns, so the second starts from
+        The writes of one record in this process take turns, so the second starts from
         the record the first wrote instead of losing the compare-and-set to it and
         reading the record back (four NATS messages more). Other instances still race
         and lose to the compare-and-set, as before.
         """
         if not _valid_key(event.id):
             raise ValueError(f"not a usable message id: {event.id!r}")
-        lock, users = self._turns.setdefault(event.id, (asyncio.Lock(), [0]))
+        async with self._turn(event.id):
+            return await self._fold(event, repair, settled or {})
+
+    async def _fold(self, event: StatusEvent, repair: bool,
+                    settled: Mapping[str, Settled]) -> StatusRecord:
+        before: list[State] = []
+        folded: list[StatusRecord] = []
+        repeated = [False]
+        calls = [0]
+
+        def change(current: bytes | None) -> bytes:
+            calls[0] += 1
+            record = StatusRecord.model_validate_json(current) if current else None
+            before[:] = [record.state] if record else []
+            repeated[0] = record is not None and folded_in(_entry(event), record.history)
+            # The last call's record is the one written: no need to read it back.
+            folded[:] = [apply(record, event, self.max_history)]
+            folded[0].settled.update(settled)
+            return folded[0].model_dump_json().encode()
+
+        async def index() -> list[asyncio.Future[Any]]:
+            return await self._index(folded[0], before[0] if before else None,
+                                     repair or repeated[0])
+
+        # The writes beside the record's are put in flight first, then awaited with it:
+        # one round trip for all, and no task for each. The provider id does not depend
+        # on the record.
+        in_flight: list[asyncio.Future[Any]] = []
+        provider = event.channel, event.provider_message_id
+        if event.provider_message_id and event.channel and not self._stored(
+                event.channel, event.provider_message_id, event.id):
+            in_flight += await self._send_provider_id(event.channel,
+                                                      event.provider_message_id, event.id)
+        # An inbound message's record starts with the status of its first channel, an
+        # outbound one's with `queued` or `sending`: try creating it rather than reading
+        # nothing first.
+        known = self._guess(event.id, absent=(
+            event.direction == "inbound" or event.state in (State.QUEUED, State.SENDING)))
+        written = change
+        if known is not None:
+            # The record and its index as they will be if the guess holds.
+            first: list[bytes] = [change(known[0])]
+
+            def again(current: bytes | None) -> bytes:
+                return first.pop() if first else change(current)
+
+            written = again
+            in_flight += await index()
+        try:
+            await self._write(event.id, written, known)
+        finally:
+            try:
+                await kvs.wait_all(in_flight)
+            except Exception:
+                self._forget_provider_id(*provider, event.id)
+                raise
+        if known is not None and calls[0] == 1:
+            return folded[0]
+        if known is not None:
+            # The guess was wrong: the index writes sent with it may have erased the
+            # entry of the state the record is really in; they are done, so writing it
+            # now wins.
+            repair = True
+        await kvs.wait_all(await index())
+        return folded[0]
+
+    async def settle(self, message_id: str, settled: Mapping[str, Settled]) -> None:
+        """Store delivery ledger entries in the message's record without a status event
+        (a delivery in several parts settles each as it goes). A record that has no
+        status yet is created with the entries alone; `get` shows none until it has."""
+        if not _valid_key(message_id):
+            raise ValueError(f"not a usable message id: {message_id!r}")
+
+        def change(current: bytes | None) -> bytes:
+            record = (StatusRecord.model_validate_json(current) if current else
+                      StatusRecord(id=message_id, direction="inbound", state=State.QUEUED))
+            record.settled.update(settled)
+            return record.model_dump_json().encode()
+
+        async with self._turn(message_id):
+            await self._write(message_id, change, self._guess(message_id, absent=True))
+
+    async def forget(self, message_id: str) -> int:
+        """Forget the message's settled deliveries (an operator's forced redelivery
+        reaches everyone again); how many there were."""
+        if not _valid_key(message_id):
+            return 0
+        forgotten = [0]
+
+        def change(current: bytes | None) -> bytes | None:
+            record = StatusRecord.model_validate_json(current) if current else None
+            forgotten[0] = len(record.settled) if record else 0
+            if record is None or not record.settled:
+                return None
+            record.settled = {}
+            return record.model_dump_json().encode()
+
+        async with self._turn(message_id):
+            # Read first: what this process knows may lack another instance's entries,
+            # and finding none writes nothing, so the compare-and-set would not tell.
+            await self._write(message_id, change, None)
+        return forgotten[0]
+
+    @asynccontextmanager
+    async def _turn(self, message_id: str) -> AsyncIterator[None]:
+        lock, users = self._turns.setdefault(message_id, (asyncio.Lock(), [0]))
         users[0] += 1
         try:
             async with lock:
-                return await self._fold(event, repair)
+                yield
         finally:
             users[0] -= 1
             if not users[0]:
-                del self._turns[event.id]
+                del self._turns[message_id]
 
-    async def _fold(self, event: StatusEvent, repair: bool) -> StatusRecord:
-        before: list[State] = []
-        folded: list[StatusRecord] = []
+    def _guess(self, message_id: str, absent: bool) -> tuple[bytes | None, int] | None:
+        """The record as this process last wrote or read it; else, when `absent`, none
+        (a new record). A wrong guess costs a failed compare-and-set and a read."""
+        known = self._known.get(message_id)
+        return (None, 0) if known is None and absent else known
 
-        def change(current: bytes | None) -> bytes:
-            record = StatusRecord.model_validate_json(current) if current else None
-            before[:] = [record.state] if record else []
-            # The last call's record is the one written: no need to read it back.
-            folded[:] = [apply(record, event, self.max_history)]
-            return folded[0].model_dump_json().encode()
+    async def _write(self, message_id: str, change: Callable[[bytes | None], bytes | None],
+                     known: tuple[bytes | None, int] | None) -> None:
+        """Compare-and-set the record, starting from `known` if given (see `_guess`)."""
+        try:
+            value, revision = await kvs.modify(self.messages, message_id, change, known=known)
+        finally:
+            # A ledger read in flight may have been asked before this write: whoever
+            # reads next asks anew.
+            self._reading.pop(message_id, None)
+        if value is not None:
+            self._learn(message_id, value, revision)
 
-        known: tuple[bytes | None, int] | None = self._written.get(event.id)
-        if known is None and event.direction == "inbound":
-            # An inbound message's record starts with the status of its first channel,
-            # mostly folded here: try creating it rather than reading nothing first.
-            known = (None, 0)
-        value, revision = await kvs.modify(self.messages, event.id, change, known=known)
-        if value is not None and revision > self._written.get(event.id, (b"", 0))[1]:
-            _keep(self._written, event.id, (value, revision))
-        record = folded[0]
-        # The rest are independent writes: one round trip for all of them.
-        writes = self._index(record, before[0] if before else None, repair)
-        if event.provider_message_id and event.channel and not self._stored(
-                event.channel, event.provider_message_id, event.id):
-            writes.append(self.remember_provider_id(event.channel, event.provider_message_id,
-                                                    event.id))
-        await kvs.write_all(*writes)
-        return record
-
-    def _index(self, record: StatusRecord, before: State | None,
-               repair: bool) -> list[Awaitable[object]]:
+    async def _index(self, record: StatusRecord, before: State | None,
+                     repair: bool) -> list[asyncio.Future[Any]]:
+        """The state index writes of a fold, put in flight."""
         # An unchanged state needs no write, except to repair one lost to a crash;
         # `in_state` re-checks each record, so a stale entry is never shown.
         if self.states is None or (before == record.state and not repair):
             return []
-        writes: list[Awaitable[object]] = [self.states.enter(
+        writes: list[asyncio.Future[Any]] = [await self.states.send_enter(
             record.state, record.id, record.updated_at.isoformat().encode())]
         if before is not None and before != record.state:
-            writes.append(self.states.leave(before, record.id))
+            writes.append(await self.states.send_leave(before, record.id))
         return writes
 
     async def in_state(self, state: State, limit: int = 100, after: int = 0,
@@ -370,16 +576,60 @@ class StatusStore:
                 records.append(record)
         return StatePage(records, page.next_after)
 
-    async def handle(self, delivery: Delivery) -> None:
-        """Consumer handler for `sms.status.>`."""
-        try:
-            event = StatusEvent.model_validate_json(delivery.data)
-            _valid = _valid_key(event.id)
-        except ValueError as error:
-            raise Permanent(f"not a status event: {error}") from error
-        if not _valid:
-            raise Permanent(f"not a usable message id: {event.id!r}")
-        await self.apply(event, repair=delivery.attempt > 1)
+
+def _shown(record: StatusRecord | None) -> StatusRecord | None:
+    """A record with no status (only ledger entries, see `settle`) is not shown."""
+    return record if record is not None and record.history else None
+
+
+async def retire_fold_consumer(js: JetStreamContext, stream: str, store: StatusStore,
+                               batch: int = 256) -> int:
+    """Fold the backlog of the durable consumer that folded status events before their
+    producers did, then delete it (left behind, it would keep every status event pending
+    for no one). Its backlog is folded first because a read folds a message's events but
+    nothing else writes the state index and the provider ids of those events. Logged
+    when it was there; how many events were folded."""
+    try:
+        await js.consumer_info(stream, RETIRED_CONSUMER)
+    except NotFoundError:
+        return 0
+    folded = 0
+    pull = await js.pull_subscribe_bind(durable=RETIRED_CONSUMER, stream=stream)
+    try:
+        while True:
+            try:
+                msgs = await pull.fetch(batch, timeout=1.0)
+            except TimeoutError:
+                msgs = []
+            if not msgs:
+                # What is delivered to an instance still running the older version (or to
+                # one that died, until `ack_wait`) is that instance's; the rest is done.
+                if not (await js.consumer_info(stream, RETIRED_CONSUMER)).num_pending:
+                    break
+                continue
+            await asyncio.gather(*(_fold_retired(store, msg) for msg in msgs))
+            folded += len(msgs)
+    except Exception as error:  # tried again at the next start; reads fold meanwhile
+        log.warning("consumer %s: its backlog is not folded (%s); kept until the next start",
+                    RETIRED_CONSUMER, error)
+        return folded
+    finally:
+        await pull.unsubscribe()
+    await js.delete_consumer(stream, RETIRED_CONSUMER)
+    log.info("consumer %s deleted after folding its last %d events: status events are "
+             "folded by their producers now", RETIRED_CONSUMER, folded)
+    return folded
+
+
+async def _fold_retired(store: StatusStore, msg: Any) -> None:
+    try:
+        event = StatusEvent.model_validate_json(msg.data)
+    except ValueError:
+        await msg.ack()  # never folded (the consumer dead-lettered these)
+        return
+    if _valid_key(event.id):
+        await store.apply(event, repair=True)  # it may have been half folded
+    await msg.ack()
 
 
 def _keep(remembered: OrderedDict[str, T], key: str, value: T) -> None:

@@ -34,7 +34,6 @@ from pbxsms.core.plugin_api import (
     refused_note,
     report,
     signed_link,
-    write_all,
 )
 from pbxsms.plugins.email.connections import SmtpPool, pool_key
 from pbxsms.plugins.email.message import Attachment, compose
@@ -109,7 +108,8 @@ class EmailDelivery:
         outcomes: dict[str, AddressResult] = {}
         attempts: list[int] = []
         pending: list[str] = []
-        ledger = await self.ledger.get_many(CHANNEL, message.id, addresses)
+        ledger = await self.ledger.get_many(CHANNEL, message.id, addresses,
+                                            message.received_at)
         for address, settled in zip(addresses, ledger, strict=True):
             if settled is not None:
                 outcomes[address] = AddressResult(settled.state, settled.reason)
@@ -119,7 +119,7 @@ class EmailDelivery:
             else:
                 pending.append(address)
 
-        settles = []
+        settles: dict[str, Settled] = {}
         if pending:
             valid = [a for a in addresses if _ADDRESS.match(a)]
             attachments, links, notes = await self._media(message, settings)
@@ -132,16 +132,16 @@ class EmailDelivery:
             for address, outcome in sent.items():
                 outcomes[address] = outcome
                 if outcome.state != "retry":
-                    settles.append(self.ledger.settle(CHANNEL, message.id, Settled(
+                    settles |= self.ledger.entry(CHANNEL, message.id, Settled(
                         state=outcome.state, attempt=delivery.attempt, reason=outcome.reason),
-                        recipient=address))
+                        recipient=address)
                     attempts.append(delivery.attempt)
             log.info("email copy of %s: %s", message.id, ", ".join(
                 f"{outcome.state}" for outcome in sent.values()), extra={"msg_id": message.id})
-        # The ledger records and the status are independent writes: one round trip. The
-        # message is acknowledged only once all of them are stored.
-        await write_all(*settles, self._conclude(message, delivery, outcomes,
-                                                 max(attempts, default=delivery.attempt)))
+        # The ledger entries go with the status, in one write of the message's record.
+        # The message is acknowledged only once it is stored.
+        await self._conclude(message, delivery, outcomes,
+                             max(attempts, default=delivery.attempt), settles)
 
     async def _media(self, message: InboundMessage, settings: EmailSettings
                      ) -> tuple[list[Attachment], list[str], list[str]]:
@@ -168,9 +168,11 @@ class EmailDelivery:
         return attachments, links, notes
 
     async def _conclude(self, message: InboundMessage, delivery: Delivery,
-                        outcomes: dict[str, AddressResult], attempt: int) -> None:
-        """The channel's status from every address's outcome; raises Retry while an
-        address waits, Permanent when one failed."""
+                        outcomes: dict[str, AddressResult], attempt: int,
+                        settled: dict[str, Settled]) -> None:
+        """The channel's status from every address's outcome, stored with the ledger
+        entries of the addresses settled now; raises Retry while an address waits,
+        Permanent when one failed."""
         details = {"recipients": {address: outcome.state if outcome.reason is None
                                   else f"{outcome.state}: {outcome.reason}"
                                   for address, outcome in outcomes.items()}}
@@ -179,12 +181,13 @@ class EmailDelivery:
         delivered = [a for a, o in outcomes.items() if o.state == "delivered"]
         if waiting:
             await fail_delivery(self.runtime, message, CHANNEL, delivery,
-                                 Retry(_summary(waiting | failed, delivered)), details)
+                                 Retry(_summary(waiting | failed, delivered)), details,
+                                 settled)
         if failed:
             await fail_delivery(self.runtime, message, CHANNEL, delivery,
-                                 Permanent(_summary(failed, delivered)), details)
+                                 Permanent(_summary(failed, delivered)), details, settled)
         await report(self.runtime, message, CHANNEL, State.DELIVERED, attempt, details=details,
-                     stream_seq=delivery.stream_seq)
+                     stream_seq=delivery.stream_seq, settled=settled)
 
 
 async def send(pool: SmtpPool, sender: str, email: bytes,

@@ -31,7 +31,6 @@ from pbxsms.core.plugin_api import (
     read_inbound,
     report,
     utcnow,
-    write_all,
 )
 from pbxsms.plugins.freeswitch.esl import CommandFailed, EslClosed, EslError, Event
 from pbxsms.plugins.freeswitch.link import ATTEMPT_HEADER, ID_HEADER, FreeSwitchLink
@@ -82,7 +81,7 @@ class SipDelivery:
                 f"no SIP domain for {route.number}: set its domain, or FREESWITCH_DOMAIN"))
         user = f"{route.extension}@{domain}"
 
-        settled = await self.ledger.get(CHANNEL, message.id)
+        settled = await self.ledger.get(CHANNEL, message.id, received_at=message.received_at)
         if settled is not None:
             log.info("%s already on the phones of %s (attempt %d): not again", message.id,
                      user, settled.attempt, extra={"msg_id": message.id})
@@ -106,12 +105,13 @@ class SipDelivery:
             settled = Settled(state="delivered", attempt=delivery.attempt,
                               provider_message_id=event_uuid)
             log.info("%s on the phones of %s", message.id, user, extra={"msg_id": message.id})
-        await write_all(self.ledger.settle(CHANNEL, message.id, settled),
-                        self._finish(message, settled))
+        await self._finish(message, settled)
 
     def _finish(self, message: InboundMessage, settled: Settled) -> Awaitable[None]:
+        """The status with the ledger entry, in one write of the message's record."""
         return report(self.runtime, message, CHANNEL, State.DELIVERED, settled.attempt,
-                      provider_message_id=settled.provider_message_id)
+                      provider_message_id=settled.provider_message_id,
+                      settled=self.ledger.entry(CHANNEL, message.id, settled))
 
     async def _failed(self, message: InboundMessage, delivery: Delivery,
                       settings: FreeSwitchSettings, failure: Retry | Permanent) -> NoReturn:

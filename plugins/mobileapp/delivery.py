@@ -65,14 +65,17 @@ class MobileAppDelivery:
 
         details: dict[str, object] = {}
         pushes = await self._pushes(message, details)
-        for index, (recipient, content, kind) in enumerate(pushes):
+        ledger = await self.ledger.get_many(CHANNEL, message.id,
+                                            [recipient for recipient, _, _ in pushes],
+                                            message.received_at)
+        for index, ((recipient, content, kind), settled) in enumerate(
+                zip(pushes, ledger, strict=True)):
             last = index == len(pushes) - 1
-            settled = await self.ledger.get(CHANNEL, message.id, recipient)
             if settled is not None:
                 log.info("%s already pushed (attempt %d): not again", message.id,
                          settled.attempt, extra={"msg_id": message.id})
                 if last:
-                    await write_all(*self._finish(message, settled, details,
+                    await write_all(*self._finish(message, recipient, settled, details,
                                                   delivery.stream_seq))
                 continue
             try:
@@ -84,12 +87,9 @@ class MobileAppDelivery:
                               provider_message_id=messageid)
             log.info("pushed %s to extension %s (app message %s)", message.id,
                      route.extension, messageid, extra={"msg_id": message.id})
-            # The ledger record and what follows are independent writes: one round
-            # trip. The message is acknowledged only once all of them are stored.
-            finish = self._finish(message, settled, details if last else None,
-                                  delivery.stream_seq)
-            await write_all(self.ledger.settle(CHANNEL, message.id, settled,
-                                               recipient=recipient), *finish)
+            # The message is acknowledged only once all of these are stored.
+            await write_all(*self._finish(message, recipient, settled,
+                                          details if last else None, delivery.stream_seq))
 
     async def _pushes(self, message: InboundMessage, details: dict[str, object]
                 ) -> list[tuple[str | None, str, int]]:
@@ -110,18 +110,23 @@ class MobileAppDelivery:
         first = [(None, text, TEXT)] if text or not pushes else []
         return [*first, *pushes]
 
-    def _finish(self, message: InboundMessage, settled: Settled,
+    def _finish(self, message: InboundMessage, recipient: str | None, settled: Settled,
                 details: dict[str, object] | None,
                 stream_seq: int) -> list[Awaitable[object]]:
-        """What follows a push (the status only after the last one, `details` given);
-        repeated as a whole when an attempt stops half-way."""
+        """What follows a push: its ledger entry, with the status after the last one
+        (`details` given) in one write of the record, and the app's message id beside
+        it (one round trip); repeated as a whole when an attempt stops half-way."""
         assert settled.provider_message_id is not None
         # Stored by the time the status is folded (the fold stores it too), so the
         # app's `delivered` notice finds us.
         writes: list[Awaitable[object]] = [self.runtime.status.remember_provider_id(
             CHANNEL, settled.provider_message_id, message.id)]
-        if details is not None:
+        if details is None:
+            writes.append(self.ledger.settle(CHANNEL, message.id, settled, recipient))
+        else:
             writes.append(report(self.runtime, message, CHANNEL, State.DELIVERED,
                                  settled.attempt, provider_message_id=settled.provider_message_id,
-                                 details=details, stream_seq=stream_seq))
+                                 details=details, stream_seq=stream_seq,
+                                 settled=self.ledger.entry(CHANNEL, message.id, settled,
+                                                           recipient)))
         return writes

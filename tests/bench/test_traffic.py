@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 # NATS messages per inbound text delivered to the app and by email, each from a new
-# customer (docs/performance.md, "Bus traffic"): 33 exactly in every run (since the folds
-# of one message take turns; `fetch-media` and `optout` read only MMS and keyword texts,
-# which have subjects of their own); the margin is for a timeout on a busy machine, less
+# customer (docs/performance.md, "Bus traffic"): 23 exactly in every run (since the
+# producers fold the status records and the ledger lives in them; the two channels' reads
+# of one record share one request); the margin is for a timeout on a busy machine, less
 # than one message per text.
-BOUND = 33.5
+BOUND = 23.5
 
 
 def test_each_text_costs_at_most_the_bound_in_nats_messages() -> None:
