@@ -60,6 +60,9 @@ class Event(BaseModel):
 class Route(BaseModel):
     """Where an inbound message goes: the message settings of the number it was sent to."""
 
+    # Frozen: one Route serves every message to its number (NumberStore.route_inbound).
+    model_config = ConfigDict(frozen=True)
+
     number: str
     provider: str
     extension: str | None = None
