@@ -54,7 +54,9 @@ class Event(BaseModel):
     id: str = Field(default_factory=new_id, description="Our message id (UUID)")
 
     def to_json(self) -> bytes:
-        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+        """`model_dump_json(by_alias=True, exclude_none=True)` as bytes, straight from the
+        model's serializer (model_dump_json decodes them to a str, which was encoded again)."""
+        return self.__pydantic_serializer__.to_json(self, by_alias=True, exclude_none=True)
 
 
 class Route(BaseModel):
