@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -181,8 +182,16 @@ class _Answers:
         return self.read(self.messages) if msg.headers and "Status" in msg.headers else MORE
 
 
+# A PubAck as nats-server writes it (no domain, no error): read without json.loads, on
+# every publish. Anything else goes through json.loads.
+_PLAIN_ACK = re.compile(rb'\{"stream":"[^"\\]*","seq":([0-9]+)(,"duplicate": ?true)?\}')
+
+
 def _pub_ack(msg: Msg) -> Published:
     """The PubAck in `msg`; PublishError for a refusal."""
+    plain = _PLAIN_ACK.fullmatch(msg.data)
+    if plain is not None:
+        return Published(int(plain[1]), plain[2] is not None)
     ack = json.loads(msg.data)
     if "error" in ack:
         error = ack["error"]

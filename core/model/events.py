@@ -54,11 +54,16 @@ class Event(BaseModel):
     id: str = Field(default_factory=new_id, description="Our message id (UUID)")
 
     def to_json(self) -> bytes:
-        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+        """`model_dump_json(by_alias=True, exclude_none=True)` as bytes, straight from the
+        model's serializer (model_dump_json decodes them to a str, which was encoded again)."""
+        return self.__pydantic_serializer__.to_json(self, by_alias=True, exclude_none=True)
 
 
 class Route(BaseModel):
     """Where an inbound message goes: the message settings of the number it was sent to."""
+
+    # Frozen: one Route serves every message to its number (NumberStore.route_inbound).
+    model_config = ConfigDict(frozen=True)
 
     number: str
     provider: str

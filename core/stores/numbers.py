@@ -67,6 +67,8 @@ class NumberStore:
         # E.164 → (revision, record or None once deleted): revisions order the watch's
         # updates against this instance's own writes.
         self._entries: dict[str, tuple[int, NumberSettings | None]] = {}
+        # E.164 → (record, its route): built once per record, not on every message.
+        self._routes: dict[str, tuple[NumberSettings, Route]] = {}
         self._loaded = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -193,7 +195,12 @@ class NumberStore:
         if record.provider != provider:
             return NoRoute("provider", f"{number} belongs to provider {record.provider}, "
                                           f"but the message came from {provider}")
-        return record.route()
+        cached = self._routes.get(number)
+        if cached is not None and cached[0] is record:
+            return cached[1]
+        route = record.route()
+        self._routes[number] = (record, route)
+        return route
 
     def numbers_of(self, extension: str, domain: str | None = None) -> list[NumberSettings]:
         """The enabled numbers of an extension (in any tenant when `domain` is None)."""

@@ -90,6 +90,7 @@ def form_pairs(text: str, charset: str = "utf-8") -> list[tuple[str, str]]:
     unquoting what has nothing to unquote (most values): a fifth of a webhook's parsing.
     """
     pairs = []
+    decoded: dict[str, str] = {}  # ClickSend sends most values twice, under an alias too
     for pair in text.split("&"):
         if not pair:
             continue
@@ -98,12 +99,16 @@ def form_pairs(text: str, charset: str = "utf-8") -> list[tuple[str, str]]:
             name = name.replace("+", " ")
         if "%" in name:
             name = _unquote(name, charset)
-        if "+" in value:
-            value = value.replace("+", " ")
-        if "%" in value:
-            value = _unquote(value, charset)
+        if "+" in value or "%" in value:
+            value = decoded.get(value) or decoded.setdefault(value, _plain(value, charset))
         pairs.append((name, value))
     return pairs
+
+
+def _plain(value: str, charset: str) -> str:
+    if "+" in value:
+        value = value.replace("+", " ")
+    return _unquote(value, charset) if "%" in value else value
 
 
 def _unquote(text: str, charset: str) -> str:
@@ -137,11 +142,11 @@ def _json_fields(raw: bytes) -> Fields:
 def _text(fields: Fields, name: str) -> str | None:
     """A field as text; None when absent or null. Numbers become their digits."""
     value = fields.get(name)
+    if value.__class__ is str and value.isascii():  # a form's field, most of them
+        return value  # isascii is a flag of the string: nothing to encode to know
     if value is None:
         return None
     if isinstance(value, str):
-        if value.isascii():  # a flag of the string: nothing to encode to know it is text
-            return value
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
@@ -168,8 +173,12 @@ def _first(fields: Fields, *names: str) -> tuple[str, str] | None:
 
 
 def _optional(fields: Fields, *names: str) -> str | None:
-    found = _first(fields, *names)
-    return found[1] if found else None
+    """The first of `names` with a non-blank value, stripped (`_first` without the name)."""
+    for name in names:
+        value = _text(fields, name)
+        if value and (value := value.strip()):
+            return value
+    return None
 
 
 def _number(fields: Fields, name: str, alias: str, region: str, role: str) -> str:
@@ -256,7 +265,8 @@ def parse_inbound(fields: Fields, region: str) -> InboundSms:
         reply_to_provider_id=_metadata(fields, "original_message_id",
                                               "originalmessageid"),
         reply_to_id=our_id(custom), extra=extra, sender_type=sender.type,
-        **{"from": sender.address})
+        # Not a new random id to be replaced: accept_inbound derives it from the key.
+        id="", **{"from": sender.address})
     key = f"{PROVIDER}:{message_id}" if message_id else content_key(message)
     return InboundSms(message, key)
 

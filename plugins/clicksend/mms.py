@@ -32,12 +32,16 @@ def media_policy(settings: ClickSendSettings) -> FetchPolicy:
 def attach_media(message: InboundMessage, fields: dict[str, object],
                  settings: ClickSendSettings) -> None:
     """Move the media links of `fields` and of the text into `message.media_urls`."""
-    policy = media_policy(settings)
     found: list[str] = []
     for name in MEDIA_FIELDS:
         value = fields.get(name)
+        if value is None:
+            continue
         values = value if isinstance(value, list) else [value]
         found.extend(v.strip() for v in values if isinstance(v, str) and v.strip())
+    if not found and "http" not in message.body:  # a plain text: nothing to look for
+        return
+    policy = media_policy(settings)
     caption = message.body
     for link in _LINK.findall(message.body):
         if _is_media(link, policy):

@@ -7,6 +7,7 @@ stored and not worth retrying, 503 not stored now, retry. See docs/clicksend.md.
 from __future__ import annotations
 
 import logging
+import re
 from typing import NoReturn
 
 from aiohttp import web
@@ -35,6 +36,9 @@ from pbxsms.plugins.clicksend.mms import attach_media
 from pbxsms.plugins.clicksend.settings import ClickSendSettings
 
 log = logging.getLogger("pbxsms.clicksend.webhooks")
+
+_PLAIN_ID = re.compile(r"[0-9A-Za-z-]+")
+_JSON = {"Content-Type": "application/json; charset=utf-8"}
 
 SMS_PATH = "/webhook/clicksend/sms"
 DLR_PATH = "/webhook/clicksend/dlr"
@@ -77,8 +81,18 @@ async def handle(runtime: Runtime, request: web.Request, receipts_only: bool) ->
         # accept_inbound/accept_receipt counted and logged it.
         raise Refusal(503, "not stored: the message bus is unavailable; retry later",
                       headers={"Retry-After": "5"}) from None
-    return web.json_response({"result": "duplicate" if accepted.duplicate else "accepted",
-                              "id": accepted.id})
+    return stored_answer(accepted.duplicate, accepted.id)
+
+
+def stored_answer(duplicate: bool, message_id: str) -> web.Response:
+    """`json_response({"result": "accepted" or "duplicate", "id": message_id})`: the same
+    bytes and headers, without json.dumps (two thirds of the answer's cost, on every
+    webhook) when the id needs no escaping, as our ids never do."""
+    if not _PLAIN_ID.fullmatch(message_id):
+        return web.json_response({"result": "duplicate" if duplicate else "accepted",
+                                  "id": message_id})
+    return web.Response(body=b'{"result": "%s", "id": "%s"}' % (
+        b"duplicate" if duplicate else b"accepted", message_id.encode()), headers=_JSON)
 
 
 async def _receipt(runtime: Runtime, fields: Fields) -> web.Response:
@@ -93,8 +107,7 @@ async def _receipt(runtime: Runtime, fields: Fields) -> web.Response:
             "result": "unmatched", "message_id": parsed.receipt.provider_message_id,
             "detail": "no message sent by this gateway has this message_id or "
                       "custom_string; nothing recorded"})
-    return web.json_response({"result": "duplicate" if accepted.duplicate else "accepted",
-                              "id": accepted.id})
+    return stored_answer(accepted.duplicate, accepted.id)
 
 
 def check_token(request: web.Request, settings: ClickSendSettings) -> None:

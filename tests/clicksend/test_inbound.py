@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
-from aiohttp import ClientSession
+from aiohttp import ClientSession, web
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,6 +19,7 @@ from pbxsms.core.inbound.accept import content_key
 from pbxsms.core.inbound.routing import INBOUND_ID_NAMESPACE, inbound_id
 from pbxsms.core.model.events import InboundMessage, State, StatusEvent, new_id
 from pbxsms.plugins.clicksend.inbound import form_pairs, parse_inbound
+from pbxsms.plugins.clicksend.webhooks import stored_answer
 from pbxsms.sim.clicksend import ClickSendSimulator
 from tests.clicksend.samples import (
     FORM,
@@ -254,3 +255,17 @@ async def test_a_webhook_older_than_the_retention_is_refused(
                       "message_id": "OLD-2"}
     status, answer = await post(gw, json.dumps(recent), JSON)
     assert (status, answer["result"]) == (200, "accepted")
+
+
+@pytest.mark.parametrize("message_id", [inbound_id("clicksend:X"), new_id(), 'odd "id"\n'])
+@pytest.mark.parametrize("duplicate", [False, True])
+def test_the_stored_answer_is_what_json_response_writes(duplicate: bool,
+                                                        message_id: str) -> None:
+    answer = stored_answer(duplicate, message_id)
+    expected = web.json_response({"result": "duplicate" if duplicate else "accepted",
+                                  "id": message_id})
+    assert (answer.status, answer.body, dict(answer.headers)) == (
+        expected.status, expected.body, dict(expected.headers))
+    assert isinstance(answer.body, bytes)
+    assert json.loads(answer.body) == {"result": "duplicate" if duplicate else "accepted",
+                                       "id": message_id}

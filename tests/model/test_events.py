@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -16,6 +17,8 @@ from pbxsms.core.model.events import (
     SCHEMA_VERSION,
     InboundMessage,
     OutboundRequest,
+    Route,
+    State,
     StatusEvent,
     new_id,
     uuid_text,
@@ -30,6 +33,22 @@ def test_events_carry_schema_version_and_uuid() -> None:
     assert uuid.UUID(data["id"]).version == 4
     assert data["from"] == "+61411111111"
     assert InboundMessage.model_validate_json(event.to_json()) == event
+
+
+def test_an_event_is_written_as_model_dump_json_writes_it() -> None:
+    events = [
+        InboundMessage(provider="clicksend", **{"from": "Shop é"}, to="+61422222222",
+                       body='a "quoted"\n\ttext \u2028 \x00 \U0001f600', sent_at=datetime.now(UTC),
+                       route=Route(number="+61422222222", provider="clicksend",
+                                   email=["a@example.com"]),
+                       extra={"user_id": "1"}, sender_type="alphanumeric"),
+        OutboundRequest(to="+61422222222", body="hi", media_urls=["https://x.example/a"]),
+        StatusEvent(id=new_id(), direction="inbound", state=State.DELIVERED,
+                    details={"n": 1.5, "nested": {"a": [1, None]}}),
+    ]
+    for event in events:
+        assert event.to_json() == event.model_dump_json(by_alias=True,
+                                                         exclude_none=True).encode()
 
 
 def test_readers_ignore_unknown_fields() -> None:

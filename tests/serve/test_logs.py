@@ -3,6 +3,7 @@ message id; no secret and no message body at INFO."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
-from pbxsms.core.serve.logs import JsonFormatter, TextFormatter
+from pbxsms.core.serve.logs import JsonFormatter, TextFormatter, TurnHandler
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.helpers import wait_until
@@ -137,3 +138,65 @@ def test_the_text_format_is_the_stock_formatters() -> None:
     assert mine.count("[id=") == 1
     first = logger.makeRecord("pbxsms.test", logging.ERROR, "", 0, "x", (), failure)
     assert "ValueError: boom" in ours.format(first)
+
+
+class CountedWrites(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+@pytest.fixture
+def turns() -> Iterator[tuple[logging.Logger, CountedWrites, TurnHandler]]:
+    stream = CountedWrites()
+    handler = TurnHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger("pbxsms.test.turns")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    yield logger, stream, handler
+    logger.removeHandler(handler)
+
+
+async def test_the_lines_of_one_loop_turn_are_written_together_after_it(
+        turns: tuple[logging.Logger, CountedWrites, TurnHandler]) -> None:
+    logger, stream, _ = turns
+    for n in range(3):
+        logger.info("line %d", n)
+    assert stream.getvalue() == ""  # held while the turn runs
+    await asyncio.sleep(0)  # one turn of the loop
+    assert (stream.getvalue(), stream.writes) == ("INFO line 0\nINFO line 1\nINFO line 2\n", 1)
+
+
+async def test_a_warning_is_written_at_once_after_the_lines_held(
+        turns: tuple[logging.Logger, CountedWrites, TurnHandler]) -> None:
+    logger, stream, _ = turns
+    logger.info("before")
+    logger.warning("trouble")
+    assert stream.getvalue() == "INFO before\nWARNING trouble\n"
+    logger.error("worse")
+    assert stream.getvalue().endswith("WARNING trouble\nERROR worse\n")
+
+
+async def test_no_more_than_held_lines_wait_and_flush_writes_them(
+        turns: tuple[logging.Logger, CountedWrites, TurnHandler]) -> None:
+    logger, stream, handler = turns
+    for n in range(TurnHandler.HELD + 1):
+        logger.info("line %d", n)
+    assert stream.getvalue().count("\n") == TurnHandler.HELD + 1
+    logger.info("one more")
+    assert stream.getvalue().count("\n") == TurnHandler.HELD + 1
+    handler.flush()  # as logging.shutdown() does at exit
+    assert stream.getvalue().endswith("INFO one more\n")
+
+
+def test_without_a_running_loop_a_line_is_written_at_once(
+        turns: tuple[logging.Logger, CountedWrites, TurnHandler]) -> None:
+    logger, stream, _ = turns
+    logger.info("no loop here")
+    assert stream.getvalue() == "INFO no loop here\n"
