@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import nats
-import nats.errors
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 STREAM = "SMS"
@@ -43,8 +42,11 @@ async def follow(url: str, subject: str, durable: str, handle: Handler,
         while not stop.is_set():
             try:
                 messages = await sub.fetch(batch=50, timeout=1.0)
-            except nats.errors.TimeoutError:
-                continue  # nothing new within the second: ask again (and check `stop`)
+            except TimeoutError:
+                # Nothing new within the second: ask again (and check `stop`). nats-py
+                # raises its own TimeoutError, or the built-in one when `fetch`'s deadline
+                # runs out mid-way: catch the built-in, which both are.
+                continue
             for msg in messages:
                 await handle(msg.subject, json.loads(msg.data))
                 await msg.ack()
