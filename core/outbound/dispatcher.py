@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from datetime import datetime
 from typing import NoReturn
 
@@ -94,20 +94,21 @@ class Dispatcher:
         with self.batcher.incoming() as arrived:
             async with self._checking:
                 checked = await self._check(delivery)
-            if checked is None:
-                return
-            provider, message, requested_at, sending = checked
-            arrived()
-            # `sending` is stored while the batch fills and goes out, not before it joins
-            # the batch: its fold was on every request's way to the carrier. Stored before
-            # the outcome's event (folded over it) and before the ack, as before.
-            storing = asyncio.ensure_future(self._publish(sending))
-            try:
-                result = await self.batcher.submit(provider, message)
-            except BaseException:
-                storing.add_done_callback(_retrieved)
-                raise
-        unstored = await _failed(storing, sending)
+                if checked is None:
+                    return
+                provider, message, requested_at, sending = checked
+                arrived()
+                # The request joins its batch while `sending` is stored, not after: that
+                # fold was on every request's way to the carrier. Stored before the
+                # outcome's event (folded over it) and before the ack, as before; the
+                # checking slot is held until then, which paces the checks as before.
+                submitted = asyncio.ensure_future(self.batcher.submit(provider, message))
+                try:
+                    unstored = await _failed(self._publish(sending), sending)
+                except BaseException:
+                    submitted.cancel()  # left out of its batch if that is not sent yet
+                    raise
+        result = await submitted
         if result.outcome == Outcome.PAUSED:
             if unstored is not None:  # nothing was sent: a Retry sends nothing twice
                 await self._publish(unstored)
@@ -318,18 +319,13 @@ class Dispatcher:
             self._accepted.popitem(last=False)
 
 
-async def _failed(storing: asyncio.Future[None], event: StatusEvent) -> StatusEvent | None:
+async def _failed(storing: Awaitable[None], event: StatusEvent) -> StatusEvent | None:
     """`event` when its publish (`storing`) failed, else None."""
     try:
         await storing
     except Retry:
         return event
     return None
-
-
-def _retrieved(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 def _reason(result: SendResult) -> str:
