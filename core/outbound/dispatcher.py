@@ -1,10 +1,9 @@
 """The outbound dispatcher: durable consumer `outbound` on `sms.outbound`.
 
 Per request: check it, skip it when it was already accepted (a redelivery), resolve the
-sending number and provider, hand it to the provider through the batcher while `sending`
-is published (stored before the outcome is), then publish the outcome. Retries are
-JetStream redeliveries: `Retry` naks with the provider's delay (e.g. `Retry-After`) or
-backoff, `Permanent` dead-letters.
+sending number and provider, publish `sending`, hand it to the provider through the
+batcher, then publish the outcome. Retries are JetStream redeliveries: `Retry` naks with
+the provider's delay (e.g. `Retry-After`) or backoff, `Permanent` dead-letters.
 
 A provider that refuses our account (PAUSED, e.g. a wrong key) does not use up attempts:
 its messages are held by their handlers (the consumer runner keeps telling JetStream they
@@ -18,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import NoReturn
 
@@ -55,8 +54,8 @@ log = logging.getLogger("pbxsms.outbound")
 CONSUMER = "outbound"
 DONE = frozenset({State.ACCEPTED, State.SENT, State.DELIVERED})
 REMEMBERED = 20_000
-# Requests checked at once (status read, sender and media resolved): enough to hide the
-# round trips, few enough that requests join batches in the order they came. Checking a whole
+# Requests checked at once (status read, `sending` published): enough to hide the round
+# trips, few enough that requests join batches in the order they came. Checking a whole
 # pull at once would fill its batches at the same moment and send them together, with
 # nothing checked while they are away (docs/performance.md).
 CHECKING = 256
@@ -94,27 +93,14 @@ class Dispatcher:
         with self.batcher.incoming() as arrived:
             async with self._checking:
                 checked = await self._check(delivery)
-                if checked is None:
-                    return
-                provider, message, requested_at, sending = checked
-                arrived()
-                # The request joins its batch while `sending` is stored, not after: that
-                # fold was on every request's way to the carrier. Stored before the
-                # outcome's event (folded over it) and before the ack, as before; the
-                # checking slot is held until then, which paces the checks as before.
-                submitted = asyncio.ensure_future(self.batcher.submit(provider, message))
-                try:
-                    unstored = await _failed(self._publish(sending), sending)
-                except BaseException:
-                    submitted.cancel()  # left out of its batch if that is not sent yet
-                    raise
-        result = await submitted
+            if checked is None:
+                return
+            provider, message, requested_at = checked
+            arrived()
+            result = await self.batcher.submit(provider, message)
         if result.outcome == Outcome.PAUSED:
-            if unstored is not None:  # nothing was sent: a Retry sends nothing twice
-                await self._publish(unstored)
-                unstored = None
             result = await self._hold(delivery, provider, message, requested_at, result)
-        await self._settle(delivery, provider, message, result, unstored)
+        await self._settle(delivery, provider, message, result)
 
     def resume(self) -> None:
         """Offer the held messages again now (the settings were reloaded)."""
@@ -150,10 +136,9 @@ class Dispatcher:
         return result
 
     async def _check(self, delivery: Delivery
-                     ) -> tuple[Provider, OutboundMessage, datetime, StatusEvent] | None:
-        """The message, its provider and its `sending` event (not published yet); None
-        when it was already accepted (a redelivery or a repeat), Permanent when it cannot
-        be sent."""
+                     ) -> tuple[Provider, OutboundMessage, datetime] | None:
+        """The message and its provider, `sending` published; None when it was already
+        accepted (a redelivery or a repeat), Permanent when it cannot be sent."""
         try:
             request = OutboundRequest.model_validate_json(delivery.data)
         except ValueError as error:
@@ -184,20 +169,18 @@ class Dispatcher:
                                   body=request.body, segments=count.segments,
                                   media=tuple(media), subject=request.subject)
         record = self.runtime.numbers.get(sender)
-        sending = self._event(message, channel, State.SENDING, delivery.attempt,
-                              details={"from": sender, "encoding": count.encoding},
-                              domain=record.domain if record else None,
-                              stream_seq=delivery.stream_seq)
-        return provider, message, request.requested_at, sending
+        await self._publish(self._event(message, channel, State.SENDING, delivery.attempt,
+                                        details={"from": sender, "encoding": count.encoding},
+                                        domain=record.domain if record else None,
+                                        stream_seq=delivery.stream_seq))
+        return provider, message, request.requested_at
 
     async def _already_accepted(self, message_id: str) -> bool:
         remembered = self._accepted.get(message_id)
         if remembered is not None:
-            # Its `accepted` (and `sending`, when that failed) may not be stored or folded
-            # yet: publish them (again), in order.
-            for line in remembered.split(b"\n"):
-                event = StatusEvent.model_validate_json(line)
-                await self._publish(event)
+            # Its `accepted` may not be stored or folded yet: publish it (again).
+            event = StatusEvent.model_validate_json(remembered)
+            await self._publish(event)
             channel, provider_id = event.channel or "-", event.provider_message_id
         else:
             # Reads of a burst are pipelined by the Publisher: no batching needed here.
@@ -227,26 +210,18 @@ class Dispatcher:
         raise Permanent(reason)
 
     async def _settle(self, delivery: Delivery, provider: Provider, message: OutboundMessage,
-                      result: SendResult, unstored: StatusEvent | None = None) -> None:
-        """Publish the outcome; `unstored`: the `sending` event whose publish failed,
-        published again first."""
+                      result: SendResult) -> None:
         name = provider.name
         if result.outcome == Outcome.ACCEPTED:
             event = self._event(message, name, State.ACCEPTED, delivery.attempt,
                                 provider_message_id=result.provider_message_id,
                                 details=result.details)
-            self._remember(event, unstored)
+            self._remember(event)
             metrics.OUTBOUND.labels(name, "accepted").inc()
             log.info("outbound %s accepted by %s (%s id %s)", message.id, name, name,
                      result.provider_message_id or "-", extra={"msg_id": message.id})
-            if unstored is not None:
-                await self._publish(unstored)
             await self._publish(event)
             return
-        if unstored is not None:
-            # Not accepted: a Retry now (as when `sending` was stored before the call)
-            # sends it again, unless the answer was final.
-            await self._publish(unstored)
         reason = _reason(result)
         ambiguous = result.outcome == Outcome.AMBIGUOUS
         if ambiguous and not provider.retry_ambiguous:
@@ -311,21 +286,10 @@ class Dispatcher:
             # Redelivered later: an accepted message is remembered and not sent again.
             raise Retry(f"status {event.state.value} not stored: {error}") from error
 
-    def _remember(self, event: StatusEvent, before: StatusEvent | None = None) -> None:
-        # JSON lines: the events a redelivery publishes, in order.
-        self._accepted[event.id] = (event.to_json() if before is None else
-                                    before.to_json() + b"\n" + event.to_json())
+    def _remember(self, event: StatusEvent) -> None:
+        self._accepted[event.id] = event.to_json()
         while len(self._accepted) > REMEMBERED:
             self._accepted.popitem(last=False)
-
-
-async def _failed(storing: Awaitable[None], event: StatusEvent) -> StatusEvent | None:
-    """`event` when its publish (`storing`) failed, else None."""
-    try:
-        await storing
-    except Retry:
-        return event
-    return None
 
 
 def _reason(result: SendResult) -> str:

@@ -8,7 +8,6 @@ import time
 import pytest
 from aiohttp import ClientSession
 
-from pbxsms.bus.publish import PublishError
 from pbxsms.core.model.events import OutboundRequest, State, StatusEvent, new_id
 from pbxsms.core.registry import OutboundMessage, Outcome
 from pbxsms.sim.clicksend import TEST_ACCOUNT_KEY, ClickSendSimulator
@@ -236,37 +235,6 @@ async def test_a_request_accepted_here_is_not_sent_again_before_its_status_is_st
     await wait_until(lambda: drained(gateway, "outbound"), message="the dispatcher")
     assert [m["custom_string"] for m in sim.sent_messages] == [request.id]
     assert accepted.provider_message_id == sim.sent_messages[0]["message_id"]
-
-
-@pytest.mark.parametrize("failures", [1, 2])
-async def test_a_sending_status_not_stored_while_the_carrier_accepts_is_stored_after(
-        start_sending_gateway: StartGateway, sim: ClickSendSimulator,
-        monkeypatch: pytest.MonkeyPatch, failures: int) -> None:
-    # `sending` is published while the batch is at the carrier: when that fails, it is
-    # published again before `accepted` (1), or, failing again, by the redelivery that
-    # publishes the remembered acceptance (2); the message is sent once either way.
-    gateway = await start_sending_gateway()
-    publish = gateway.runtime.publish_status
-    refused: list[str] = []
-
-    async def failing(status: StatusEvent, *args: object, **kwargs: object) -> object:
-        if status.state == State.SENDING and len(refused) < failures:
-            refused.append(status.id)
-            raise PublishError("stream unavailable (injected)")
-        return await publish(status, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(gateway.runtime, "publish_status", failing)
-    before = metric("pbxsms_outbound_messages_total", provider="clicksend",
-                    outcome="duplicate")
-    request = OutboundRequest(**{"from": OURS}, to=recipient(1), body="sent once")
-    await gateway.runtime.publish("sms.outbound", request, request.id)
-    record = await settled(gateway, request.id, "accepted")
-    await wait_until(lambda: drained(gateway, "outbound"), message="the dispatcher")
-    assert refused == [request.id] * failures
-    assert [m["custom_string"] for m in sim.sent_messages] == [request.id]
-    assert [h.state for h in record.history] == [State.SENDING, State.ACCEPTED]
-    assert metric("pbxsms_outbound_messages_total", provider="clicksend",
-                  outcome="duplicate") == before + (failures - 1)
 
 
 async def test_pbx_services_publish_on_nats(start_sending_gateway: StartGateway,
