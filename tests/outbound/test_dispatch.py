@@ -8,6 +8,7 @@ import time
 import pytest
 from aiohttp import ClientSession
 
+from pbxsms.bus.publish import PublishError
 from pbxsms.core.model.events import OutboundRequest, State, StatusEvent, new_id
 from pbxsms.core.registry import OutboundMessage, Outcome
 from pbxsms.sim.clicksend import TEST_ACCOUNT_KEY, ClickSendSimulator
@@ -235,6 +236,31 @@ async def test_a_request_accepted_here_is_not_sent_again_before_its_status_is_st
     await wait_until(lambda: drained(gateway, "outbound"), message="the dispatcher")
     assert [m["custom_string"] for m in sim.sent_messages] == [request.id]
     assert accepted.provider_message_id == sim.sent_messages[0]["message_id"]
+
+
+async def test_a_sending_status_not_stored_is_retried_before_anything_is_sent(
+        start_sending_gateway: StartGateway, sim: ClickSendSimulator,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # `sending` is stored before the request joins a batch: when its publish fails, the
+    # request is retried and nothing reaches the carrier until it is stored.
+    gateway = await start_sending_gateway()
+    publish = gateway.runtime.publish_status
+    refused: list[tuple[str, int]] = []  # the id, and how many the carrier had by then
+
+    async def failing(status: StatusEvent, *args: object, **kwargs: object) -> object:
+        if status.state == State.SENDING and len(refused) < 2:
+            refused.append((status.id, len(sim.sent_messages)))
+            raise PublishError("stream unavailable (injected)")
+        return await publish(status, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gateway.runtime, "publish_status", failing)
+    request = OutboundRequest(**{"from": OURS}, to=recipient(1), body="sent once")
+    await gateway.runtime.publish("sms.outbound", request, request.id)
+    record = await settled(gateway, request.id, "accepted")
+    await wait_until(lambda: drained(gateway, "outbound"), message="the dispatcher")
+    assert refused == [(request.id, 0)] * 2
+    assert [m["custom_string"] for m in sim.sent_messages] == [request.id]
+    assert [h.state for h in record.history] == [State.SENDING, State.ACCEPTED]
 
 
 async def test_pbx_services_publish_on_nats(start_sending_gateway: StartGateway,
