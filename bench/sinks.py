@@ -18,14 +18,14 @@ import sys
 import time
 from email._header_value_parser import get_addr_spec, get_angle_addr
 from email.errors import HeaderParseError
-from typing import Any, AnyStr
+from typing import Any
 
 from aiohttp import web
-from aiosmtpd.smtp import SMTP
 
 from pbxsms.core.serve import eventloop
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
+from pbxsms.sim.mta import TogetherSMTP
 from pbxsms.sim.telnyx import TelnyxSimulator
 from pbxsms.sim.twilio import TwilioSimulator
 
@@ -70,26 +70,10 @@ class Sink:
         return "250 Message accepted for delivery"
 
 
-class SinkSMTP(SMTP):
+class SinkSMTP(TogetherSMTP):
     """aiosmtpd's SMTP server. Its `_getaddr` (1.4.6) defines a `typing.Protocol` class on
     every MAIL and RCPT, which took a sixth of this process's CPU: the same parse here,
-    without it. It writes each answer as it goes; a real MTA (Postfix, Exim) holds the
-    answers to commands that came together and writes them at once: so does this one."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._held: list[bytes] = []
-
-    async def push(self, status: AnyStr) -> None:
-        answer = (status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
-                  if isinstance(status, str) else status)
-        self._held.append(answer + b"\r\n")
-        # Another command is already here (StreamReader has no public look at its buffer).
-        if b"\n" in self._reader._buffer:  # type: ignore[attr-defined]
-            return
-        self._writer.write(b"".join(self._held))
-        self._held.clear()
-        await self._writer.drain()
+    without it. Like a real MTA, it answers commands that came together at once."""
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         if not arg:

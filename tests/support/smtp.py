@@ -7,10 +7,12 @@ import email
 import email.policy
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Any, AnyStr
+from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
+
+from pbxsms.sim.mta import TogetherSMTP
 
 
 @dataclass
@@ -99,7 +101,7 @@ class Mailbox:
         return [mail.message for mail in self.mails if address in mail.rcpt_tos]
 
 
-class RecordingSMTP(SMTP):
+class RecordingSMTP(TogetherSMTP):
     """aiosmtpd's server, noting each piece of data as it was read from the socket (which
     commands came together), and optionally answering the commands that came together
     in one write, as Postfix does for a client that pipelines."""
@@ -109,7 +111,6 @@ class RecordingSMTP(SMTP):
         super().__init__(handler, **options)
         self.packets = packets
         self.answers_together = answers_together
-        self._held: list[bytes] = []
 
     def data_received(self, data: bytes) -> None:
         self.packets.append(data)
@@ -122,21 +123,6 @@ class RecordingSMTP(SMTP):
             await self.push(reply)
             return
         await super().smtp_DATA(arg)
-
-    async def push(self, status: AnyStr) -> None:
-        if not self.answers_together:
-            await super().push(status)
-            return
-        answer = (status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
-                  if isinstance(status, str) else status)
-        self._held.append(answer + b"\r\n")
-        # Another command is already here (StreamReader has no public look at its buffer).
-        if b"\n" in self._reader._buffer:  # type: ignore[attr-defined]
-            return
-        self._writer.write(b"".join(self._held))
-        self._held.clear()
-        await self._writer.drain()
-
 
 class _Controller(Controller):
     def __init__(self, server: SmtpServer, **options: Any) -> None:
