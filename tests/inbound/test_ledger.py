@@ -5,7 +5,6 @@ bucket read for the messages it may hold, and deleted once empty."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from datetime import timedelta
 
 import nats
@@ -17,6 +16,7 @@ from pbxsms.core.inbound.ledger import LEGACY_BUCKET, Ledger, ledger_key
 from pbxsms.core.model.events import State, utcnow
 from pbxsms.core.stores.status import Settled, StatusRecord
 from pbxsms.sim.mobileapp import MobileAppSimulator
+from tests.support.counting import calls_of
 from tests.support.delivery import (
     bus_toml,
     consumers_idle,
@@ -99,17 +99,10 @@ async def test_the_old_ledger_bucket_is_read_for_messages_from_before_the_upgrad
         StatusRecord.model_validate_json(value).settled)
 
     # A message received since is not looked up there: the old version never saw it.
-    asked: list[list[str]] = []
-    get_many = runtime.legacy_ledger.bucket.get_many
-
-    async def counted(keys: Sequence[str]) -> dict[str, tuple[bytes | None, int]]:
-        asked.append(list(keys))
-        return await get_many(keys)
-
-    runtime.legacy_ledger.bucket.get_many = counted  # type: ignore[method-assign]
     after = routed_inbound("New since the upgrade", emails=())
-    await inject_inbound(runtime, after)
-    await wait_channel(runtime, after.id, "mobileapp", State.DELIVERED)
+    with calls_of(runtime.legacy_ledger.bucket, "get_many") as asked:
+        await inject_inbound(runtime, after)
+        await wait_channel(runtime, after.id, "mobileapp", State.DELIVERED)
     assert len(app.pushes) == 1 and asked == []
     # A forced redelivery of the old message forgets its old entry too.
     assert await Ledger(runtime).forget(before.id) == 2

@@ -12,6 +12,7 @@ from pbxsms.core.model.events import State, StatusEvent, new_id, utcnow
 from pbxsms.core.stores.states import bucket_name
 from pbxsms.core.stores.status import StatePage, apply
 from tests.helpers import wait_until
+from tests.support.counting import calls_of
 from tests.support.gateway import Gateway
 
 StartGateway = Callable[..., Awaitable[Gateway]]
@@ -201,20 +202,12 @@ async def test_folds_of_one_message_take_turns_instead_of_racing(
     # second fold must start from the record the first wrote, not lose the
     # compare-and-set to it and read the record back.
     store = (await start_gateway()).runtime.status
-    reads: list[str] = []
-    read = store.messages.get
-
-    async def counted(key: str) -> tuple[bytes | None, int]:
-        reads.append(key)
-        return await read(key)
-
-    store.messages.get = counted  # type: ignore[method-assign]
     ids = [new_id() for _ in range(20)]
-    await asyncio.gather(*(store.apply(StatusEvent(
-        id=mid, direction="inbound", state=State.DELIVERED, channel=channel))
-        for mid in ids for channel in ("mobileapp", "email")))
+    with calls_of(store.messages, "get") as reads:
+        await asyncio.gather(*(store.apply(StatusEvent(
+            id=mid, direction="inbound", state=State.DELIVERED, channel=channel))
+            for mid in ids for channel in ("mobileapp", "email")))
     assert reads == []
-    store.messages.get = read  # type: ignore[method-assign]
     for mid in ids:
         record = await store.get(mid)
         assert record is not None and sorted(record.channels) == ["email", "mobileapp"]

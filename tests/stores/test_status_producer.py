@@ -21,6 +21,7 @@ from pbxsms.core.stores.status import (
     StatusRecord,
     StatusStore,
 )
+from tests.support.counting import calls_of
 from tests.support.gateway import StartGateway
 
 
@@ -141,26 +142,18 @@ async def test_the_reads_of_one_record_in_flight_together_are_one_request(
     mid = new_id()
     entry = Settled(state="delivered", attempt=1)
     await store.settle(mid, {f"email.{mid}": entry})
-    reads: list[str] = []
-    read = store.messages.get
-
-    async def counted(key: str) -> tuple[bytes | None, int]:
-        reads.append(key)
-        return await read(key)
-
-    store.messages.get = counted  # type: ignore[method-assign]
-    # The app's and the email's consumer read the record at the same moment.
-    app, email = await asyncio.gather(store.settled(mid), store.settled(mid))
-    assert reads == [mid] and app == email == {f"email.{mid}": entry}
-    # A write of the record makes the next reader ask anew: it sees the write.
-    await store.settle(mid, {f"mobileapp.{mid}": entry})
-    assert set(await store.settled(mid)) == {f"email.{mid}", f"mobileapp.{mid}"}
-    assert reads == [mid, mid]
-    # The read remembered the revision: the next write starts from it, reads nothing.
-    await store.apply(StatusEvent(id=mid, direction="inbound", state=State.DELIVERED,
-                                  channel="email"), repair=False)
-    assert reads == [mid, mid]
-    store.messages.get = read  # type: ignore[method-assign]
+    with calls_of(store.messages, "get") as reads:
+        # The app's and the email's consumer read the record at the same moment.
+        app, email = await asyncio.gather(store.settled(mid), store.settled(mid))
+        assert reads == [mid] and app == email == {f"email.{mid}": entry}
+        # A write of the record makes the next reader ask anew: it sees the write.
+        await store.settle(mid, {f"mobileapp.{mid}": entry})
+        assert set(await store.settled(mid)) == {f"email.{mid}", f"mobileapp.{mid}"}
+        assert reads == [mid, mid]
+        # The read remembered the revision: the next write starts from it, reads nothing.
+        await store.apply(StatusEvent(id=mid, direction="inbound", state=State.DELIVERED,
+                                      channel="email"), repair=False)
+        assert reads == [mid, mid]
     assert store._reading == {}
 
 
