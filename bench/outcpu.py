@@ -10,14 +10,13 @@ every request was accepted, then until its CPU stood still for `IDLE` seconds.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from bench.procs import Gateway, Sinks, cpu_seconds
-from bench.scenarios import _settle
+from bench.scenarios import send_burst
 
 # The gateway is idle once it used less than `STILL` s of CPU in `IDLE` s.
 IDLE = 2.0
@@ -33,11 +32,7 @@ def measure(count: int) -> dict[str, float]:
                               "max_batch = 1000\nrequests_per_second = 1000\n")
             try:
                 start = cpu_seconds(gateway.process.pid)
-                out = subprocess.run(
-                    [sys.executable, "-m", "bench.publisher", gateway.nats_url, str(count)],
-                    capture_output=True, text=True, check=True)
-                published = json.loads(out.stdout.strip().splitlines()[-1])
-                stats = _settle(sinks, lambda s: s["clicksend"]["accepted"] >= count, 120)
+                published, stats = send_burst(gateway, sinks, count)
                 accepted_at = time.monotonic()
                 at_accept = cpu_seconds(gateway.process.pid) - start
                 last = cpu_seconds(gateway.process.pid)

@@ -6,7 +6,6 @@ per function). Throughput under the profiler is lower; the figures are `python -
 from __future__ import annotations
 
 import collections
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -56,12 +55,10 @@ def main(which: str, seconds: float = 10.0) -> None:
                     print(run_closed(gateway.webhook, scenarios.CONNECTIONS, seconds))
                 elif which == "end_to_end":
                     load = run_open(gateway.webhook, 500, seconds)
-                    scenarios._settle(sinks, lambda s: s["email"] >= len(load["sent"])
-                                      and s["app"] >= len(load["sent"]), 60)
+                    scenarios.settle(sinks, lambda s: s["email"] >= len(load["sent"])
+                                     and s["app"] >= len(load["sent"]), 60)
                 else:
-                    subprocess.run([sys.executable, "-m", "bench.publisher",
-                                    gateway.nats_url, "10000"], check=True)
-                    scenarios._settle(sinks, lambda s: s["clicksend"]["accepted"] >= 10000, 60)
+                    scenarios.send_burst(gateway, sinks, 10000, timeout=60)
             finally:
                 gateway.close()
         finally:

@@ -64,12 +64,12 @@ def end_to_end(workdir: Path, sinks: Sinks, rate: float, seconds: float) -> dict
                       ["clicksend", "mobileapp", "email"])
     try:
         run_open(gateway.webhook, 20, 1)  # warm-up: connections, first KV keys
-        _settle(sinks, lambda s: s["app"] >= 20 and s["email"] >= 20, 30)
+        settle(sinks, lambda s: s["app"] >= 20 and s["email"] >= 20, 30)
         sinks.reset()
         cpu = gateway.watch_cpu(sinks=sinks.process.pid)
         load = run_open(gateway.webhook, rate, seconds)
         sent: dict[str, float] = load["sent"]
-        stats = _settle(sinks, lambda s: s["app"] >= len(sent) and s["email"] >= len(sent),
+        stats = settle(sinks, lambda s: s["app"] >= len(sent) and s["email"] >= len(sent),
                         30)
         cores = cpu.stop()
         gateway.sample_rss()
@@ -114,11 +114,7 @@ def outbound(workdir: Path, sinks: Sinks, count: int, batch: int) -> dict[str, A
     try:
         # The simulator shares the two cores: its share says how much the far end took.
         cpu = gateway.watch_cpu(sinks=sinks.process.pid)
-        out = subprocess.run(
-            [sys.executable, "-m", "bench.publisher", gateway.nats_url, str(count)],
-            capture_output=True, text=True, check=True)
-        published = json.loads(out.stdout.strip().splitlines()[-1])
-        stats = _settle(sinks, lambda s: s["clicksend"]["accepted"] >= count, 120)
+        published, stats = send_burst(gateway, sinks, count)
         cores = cpu.stop()
         gateway.sample_rss()
     finally:
@@ -165,12 +161,8 @@ def outbound_one_per_call(workdir: Path, sinks: Sinks, carrier: OnePerCall,
                       tables={carrier.name: carrier.table})
     try:
         cpu = gateway.watch_cpu(sinks=sinks.process.pid)
-        out = subprocess.run(
-            [sys.executable, "-m", "bench.publisher", gateway.nats_url, str(count),
-             carrier.number], capture_output=True, text=True, check=True)
-        published = json.loads(out.stdout.strip().splitlines()[-1])
-        stats = _settle(sinks, lambda s: s[carrier.name]["accepted"] >= count,
-                        30 + count / carrier.limit * 2)
+        published, stats = send_burst(gateway, sinks, count, carrier.name, carrier.number,
+                                      30 + count / carrier.limit * 2)
         cores = cpu.stop()
         gateway.sample_rss()
     finally:
@@ -196,7 +188,20 @@ def steady_rate(times: list[float]) -> float:
     return (len(times) - 1 - skip) / (times[-1] - times[skip])
 
 
-def _settle(sinks: Sinks, done: Any, timeout: float) -> dict[str, Any]:
+def send_burst(gateway: Gateway, sinks: Sinks, count: int, carrier: str = "clicksend",
+               number: str | None = None, timeout: float = 120
+               ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`count` requests published on sms.outbound by `bench.publisher` (from `number`, else
+    its default), then the sinks' stats once `carrier`'s simulator accepted them all:
+    what the publisher printed, and those stats."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.publisher", gateway.nats_url, str(count),
+         *([number] if number else [])], capture_output=True, text=True, check=True)
+    published = json.loads(out.stdout.strip().splitlines()[-1])
+    return published, settle(sinks, lambda s: s[carrier]["accepted"] >= count, timeout)
+
+
+def settle(sinks: Sinks, done: Any, timeout: float) -> dict[str, Any]:
     """The sinks' stats once `done(counts)`, or as they are at the deadline."""
     deadline = time.monotonic() + timeout
     while not done(sinks.counts()) and time.monotonic() < deadline:
