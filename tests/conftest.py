@@ -69,8 +69,10 @@ async def app() -> AsyncIterator[MobileAppSimulator]:
 
 @pytest.fixture
 async def smtp() -> AsyncIterator[SmtpServer]:
-    """A real SMTP server on a free port, which a test may stop and start again."""
-    server = SmtpServer(free_port())
+    """A real SMTP server on a free port, which a test may stop and start again. It offers
+    PIPELINING and answers commands that came together at once, as Postfix and Exim do:
+    the way production mail goes (tests/email/test_pipelining.py covers the others)."""
+    server = SmtpServer(free_port(), pipelining=True, answers_together=True)
     await server.start()
     yield server
     await server.stop()
