@@ -132,11 +132,15 @@ class CpuWatch:
         self.began = time.monotonic()
 
     def stop(self) -> dict[str, float]:
-        """Cores used by each over the interval (1.0 = one core busy)."""
+        """Cores used by each over the interval (1.0 = one core busy), the gateway's CPU
+        seconds, and the interval's length."""
         elapsed = time.monotonic() - self.began
-        cores = {f"{name}_cores": round((cpu_seconds(pid) - self.start[name]) / elapsed, 2)
-                 for name, pid in self.pids.items()}
+        used = {name: cpu_seconds(pid) - self.start[name] for name, pid in self.pids.items()}
+        cores: dict[str, float] = {f"{name}_cores": round(seconds / elapsed, 2)
+                                   for name, seconds in used.items()}
         cores["generator_cores"] = round((ended_children_cpu() - self.generators) / elapsed, 2)
+        cores["gateway_cpu_s"] = round(used["gateway"], 3)
+        cores["watched_s"] = round(elapsed, 3)
         return cores
 
 

@@ -43,7 +43,14 @@ def test_bench_harness_runs_every_measurement(tmp_path: Path) -> None:
     assert results["traffic"]["kinds"]["inbound event: publish"] == 10
     assert results["listing"]["first_page_records"] == 100
     assert results["listing"]["rare_state_records"] == 3
+    # Issue 19's targets are judged from the same run.
+    verdicts = results["verdicts"]
+    assert 0 < verdicts["ingest_vs_stored"]["measured"] < 5
+    assert verdicts["e2e_sustained_rps"]["target"] == 1000
+    assert 0 < verdicts["light_cpu_ms_per_text"]["measured"] < 100
+    assert 45 < results["end_to_end_light"]["offered_rps"] < 55
     assert "inbound end to end" in run.stdout
+    assert "target light_cpu_ms_per_text:" in run.stdout
     assert "NATS messages per inbound text" in run.stdout
 
 
