@@ -37,6 +37,7 @@ from pbxsms.core.stores.status import (
     MESSAGES_BUCKET,
     PROVIDER_IDS_BUCKET,
     Settled,
+    StatusRecord,
     StatusStore,
     retire_fold_consumer,
 )
@@ -219,8 +220,7 @@ class Runtime:
         either is not stored (the caller retries both: each is idempotent, a repeat of the
         event carries the same key).
         """
-        status.key = key or (f"status:{status.id}:{status.channel or '-'}:{status.state}:"
-                             f"{status.attempt or 0}")
+        status.key = key or _status_key(status)
         subject = f"sms.status.{status.id}"
         sent = await self._send(subject, status, status.key)
         failure: Exception | None = None
@@ -238,6 +238,28 @@ class Runtime:
                 raise failure
             raise PublishError(f"status record not stored: {failure!r}") from failure
         return published
+
+    async def publish_status_unchanged(self, status: StatusEvent,
+                                       expect: Callable[[StatusRecord | None], bool]
+                                       ) -> Published | None:
+        """`publish_status` of a state that may only follow the record as this process
+        knows it (`StatusStore.apply_unchanged`): the record is written first, and the
+        event published only once it is; None, nothing written or published, when the
+        record is not as known or fails `expect`. PublishError when either is not
+        stored, as for `publish_status`."""
+        status.key = _status_key(status)
+        try:
+            folded = await self.status.apply_unchanged(status, expect)
+        except PublishError:
+            metrics.PUBLISH_FAILURES.labels("sms.status").inc()
+            raise
+        except Exception as error:
+            metrics.PUBLISH_FAILURES.labels("sms.status").inc()
+            raise PublishError(f"status record not stored: {error!r}") from error
+        if folded is None:
+            return None
+        subject = f"sms.status.{status.id}"
+        return await self._stored(subject, await self._send(subject, status, status.key))
 
     # -- consumers ----------------------------------------------------------------
 
@@ -389,3 +411,8 @@ async def _connect(servers: list[str], explicit: bool, timeout: float = 30.0) ->
                     f"cannot connect to NATS at {where}: {e} ({hint})") from e
             log.warning("NATS at %s not reachable yet (%s); retrying", where, e)
             await asyncio.sleep(1.0)
+
+
+def _status_key(status: StatusEvent) -> str:
+    """A status event's default key: one per state, channel and attempt."""
+    return f"status:{status.id}:{status.channel or '-'}:{status.state}:{status.attempt or 0}"
