@@ -21,7 +21,7 @@ from nats.js.api import DeliverPolicy
 
 from pbxsms.bus.consumer import ConsumerRunner, Delivery, RetryPolicy
 from pbxsms.bus.embedded import EMBEDDED_DIR, EmbeddedNats
-from pbxsms.bus.kv import Bucket, ensure_kv
+from pbxsms.bus.kv import Bucket, ensure_kv, wait_all
 from pbxsms.bus.publish import Published, Publisher, PublishError
 from pbxsms.bus.stream import StreamSettings, SubjectReader, ensure_stream
 from pbxsms.core.config.loader import hide_url_password
@@ -249,17 +249,33 @@ class Runtime:
         stored, as for `publish_status`."""
         status.key = _status_key(status)
         try:
-            folded = await self.status.apply_unchanged(status, expect)
+            indexing = await self.status.apply_unchanged(status, expect)
         except PublishError:
             metrics.PUBLISH_FAILURES.labels("sms.status").inc()
             raise
         except Exception as error:
             metrics.PUBLISH_FAILURES.labels("sms.status").inc()
             raise PublishError(f"status record not stored: {error!r}") from error
-        if folded is None:
+        if indexing is None:
             return None
+        # The event in flight with the record's state index writes: one round trip.
         subject = f"sms.status.{status.id}"
-        return await self._stored(subject, await self._send(subject, status, status.key))
+        sent: asyncio.Future[Published] | None = None
+        try:
+            sent = await self._send(subject, status, status.key)
+        finally:  # the index writes are awaited whatever happened to the publish
+            try:
+                await wait_all(indexing)
+            except Exception as error:
+                if sent is not None:
+                    sent.add_done_callback(_retrieved)
+                metrics.PUBLISH_FAILURES.labels("sms.status").inc()
+                raise PublishError(f"status index not stored: {error!r}") from error
+            except BaseException:  # cancelled: the PubAck is nobody's now
+                if sent is not None:
+                    sent.add_done_callback(_retrieved)
+                raise
+        return await self._stored(subject, sent)
 
     # -- consumers ----------------------------------------------------------------
 

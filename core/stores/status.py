@@ -478,13 +478,14 @@ class StatusStore:
 
     async def apply_unchanged(self, event: StatusEvent,
                               expect: Callable[[StatusRecord | None], bool]
-                              ) -> StatusRecord | None:
+                              ) -> list[asyncio.Future[Any]] | None:
         """Fold `event` onto the record as this process last wrote or read it (knowing
         none: as a new record) if that record passes `expect` and nobody wrote it since;
         else None, with nothing written. The compare-and-set proves the record is still
-        as known, so a caller can act on it without reading it back. The state index is
-        written once the record is (nothing entered for a fold that did not happen).
-        For an event without a provider id (a message's first states)."""
+        as known, so a caller can act on it without reading it back. Once the record is
+        written, its state index writes are put in flight and returned, for the caller to
+        await with its own (`kvs.wait_all`): nothing is entered for a fold that did not
+        happen. For an event without a provider id (a message's first states)."""
         if not _valid_key(event.id) or event.provider_message_id:
             raise ValueError(f"not a first state of a usable message id: {event.id!r}")
         async with self._turn(event.id):
@@ -504,8 +505,7 @@ class StatusStore:
             finally:
                 self._reading.pop(event.id, None)  # as in `_write`
             self._learn(event.id, new, revision)
-            await kvs.wait_all(await self._index(folded, before, repair=False))
-            return folded
+            return await self._index(folded, before, repair=False)
 
     async def settle(self, message_id: str, settled: Mapping[str, Settled]) -> None:
         """Store delivery ledger entries in the message's record without a status event

@@ -260,7 +260,7 @@ async def test_an_acceptance_not_folded_by_another_instance_is_found(
 
     def event(state: State, **fields: object) -> StatusEvent:
         return StatusEvent(id=request.id, direction="outbound", state=state,
-                           channel="clicksend", attempt=1, **fields)  # type: ignore[arg-type]
+                           channel="clicksend", attempt=1, **fields)
 
     await runtime.publish_status(event(State.QUEUED))
     elsewhere = apply(await runtime.status.get(request.id), event(State.SENDING))
