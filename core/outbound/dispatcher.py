@@ -48,6 +48,7 @@ from pbxsms.core.registry import (
 )
 from pbxsms.core.serve.runtime import Runtime
 from pbxsms.core.stores.optouts import OptOut
+from pbxsms.core.stores.status import StatusRecord
 
 log = logging.getLogger("pbxsms.outbound")
 
@@ -147,51 +148,92 @@ class Dispatcher:
         if not usable_id(request.id):
             metrics.OUTBOUND.labels("-", "invalid").inc()
             raise Permanent(f"unusable id {request.id!r}: use a UUID")
-        if await self._already_accepted(request.id):
+        if await self._accepted_here(request.id):
             return None
+        try:
+            provider, message, sending = await self._prepare(request, delivery)
+        except _Refused as refused:
+            # A refusal must not follow an acceptance (a redelivery after the rules
+            # changed): read first whether there was one.
+            if await self._already_accepted(request.id):
+                return None
+            await self._refuse(request, refused.error, refused.channel)
+        if not await self._start(sending):
+            # The record is not as this process wrote it (or it has no record of it): read
+            # the record and the message's events (an `accepted` whose fold was lost).
+            if await self._already_accepted(request.id):
+                return None
+            await self._publish(sending)
+        return provider, message, request.requested_at
+
+    async def _prepare(self, request: OutboundRequest, delivery: Delivery
+                       ) -> tuple[Provider, OutboundMessage, StatusEvent]:
+        """The message, its provider and its `sending` event; `_Refused` when it cannot
+        be sent."""
         try:
             request, count = check_request(request, self.runtime.config)
             sender, channel = await resolve_sender(self.runtime, request)
             await refuse_opted_out(self.runtime, request, sender)
         except (InvalidRequest, UnroutableRequest) as error:
-            await self._refuse(request, error)
+            raise _Refused(error) from error
         try:
             media = await resolve_media(self.runtime, request) if request.is_mms else []
         except MediaInvalid as error:
-            await self._refuse(request, InvalidRequest(error.message, error.field or "media"),
-                               channel)
+            raise _Refused(InvalidRequest(error.message, error.field or "media"),
+                           channel) from error
         provider = self.runtime.providers[channel]
         try:
             count = measure(request, self.runtime.config, billing_of(provider))
         except InvalidRequest as error:
-            await self._refuse(request, error)
+            raise _Refused(error) from error
         message = OutboundMessage(id=request.id, from_=sender, to=request.to,
                                   body=request.body, segments=count.segments,
                                   media=tuple(media), subject=request.subject)
         record = self.runtime.numbers.get(sender)
-        await self._publish(self._event(message, channel, State.SENDING, delivery.attempt,
-                                        details={"from": sender, "encoding": count.encoding},
-                                        domain=record.domain if record else None,
-                                        stream_seq=delivery.stream_seq))
-        return provider, message, request.requested_at
+        sending = self._event(message, channel, State.SENDING, delivery.attempt,
+                              details={"from": sender, "encoding": count.encoding},
+                              domain=record.domain if record else None,
+                              stream_seq=delivery.stream_seq)
+        return provider, message, sending
+
+    async def _start(self, sending: StatusEvent) -> bool:
+        """Store `sending` without reading the record first, when this process knows it
+        holds no attempt to send: False, nothing stored, when it cannot tell.
+
+        Nothing reaches the carrier before its `sending` is folded into the record, so a
+        record that shows no state but `queued` (or does not exist), unchanged since this
+        process wrote or read it (the compare-and-set proves it), was never sent: in
+        particular not accepted by a process that died before folding its `accepted`."""
+        try:
+            published = await self.runtime.publish_status_unchanged(sending, _never_sent)
+        except PublishError as error:
+            raise Retry(f"status {sending.state.value} not stored: {error}") from error
+        return published is not None
+
+    async def _accepted_here(self, message_id: str) -> bool:
+        """Whether this process accepted it (its `accepted` published again: it may not
+        be stored or folded yet)."""
+        remembered = self._accepted.get(message_id)
+        if remembered is None:
+            return False
+        event = StatusEvent.model_validate_json(remembered)
+        await self._publish(event)
+        self._duplicate(message_id, event.channel or "-", event.provider_message_id)
+        return True
 
     async def _already_accepted(self, message_id: str) -> bool:
-        remembered = self._accepted.get(message_id)
-        if remembered is not None:
-            # Its `accepted` may not be stored or folded yet: publish it (again).
-            event = StatusEvent.model_validate_json(remembered)
-            await self._publish(event)
-            channel, provider_id = event.channel or "-", event.provider_message_id
-        else:
-            # Reads of a burst are pipelined by the Publisher: no batching needed here.
-            record = await self.runtime.status.get(message_id)
-            if record is None or not (record.provider_message_id or record.state in DONE):
-                return False
-            channel, provider_id = next(iter(record.channels), "-"), record.provider_message_id
+        # Reads of a burst are pipelined by the Publisher: no batching needed here.
+        record = await self.runtime.status.get(message_id)
+        if record is None or not (record.provider_message_id or record.state in DONE):
+            return False
+        self._duplicate(message_id, next(iter(record.channels), "-"),
+                        record.provider_message_id)
+        return True
+
+    def _duplicate(self, message_id: str, channel: str, provider_id: str | None) -> None:
         metrics.OUTBOUND.labels(channel, "duplicate").inc()
         log.info("outbound %s was already accepted (%s); not sending it again", message_id,
                  provider_id, extra={"msg_id": message_id})
-        return True
 
     async def _refuse(self, request: OutboundRequest,
                       error: InvalidRequest | UnroutableRequest,
@@ -290,6 +332,24 @@ class Dispatcher:
         self._accepted[event.id] = event.to_json()
         while len(self._accepted) > REMEMBERED:
             self._accepted.popitem(last=False)
+
+
+class _Refused(Exception):
+    """The request cannot be sent: `error` says why (`channel`: the provider it was for,
+    when known)."""
+
+    def __init__(self, error: InvalidRequest | UnroutableRequest,
+                 channel: str | None = None) -> None:
+        super().__init__(error.message)
+        self.error, self.channel = error, channel
+
+
+def _never_sent(record: StatusRecord | None) -> bool:
+    """Whether `record` shows no attempt to send: none, or `queued` only (a dropped
+    history entry could have been any)."""
+    return record is None or (
+        not record.provider_message_id and not record.history_dropped
+        and all(entry.state == State.QUEUED for entry in record.history))
 
 
 def _reason(result: SendResult) -> str:

@@ -21,7 +21,7 @@ from nats.js.api import DeliverPolicy
 
 from pbxsms.bus.consumer import ConsumerRunner, Delivery, RetryPolicy
 from pbxsms.bus.embedded import EMBEDDED_DIR, EmbeddedNats
-from pbxsms.bus.kv import Bucket, ensure_kv
+from pbxsms.bus.kv import Bucket, ensure_kv, wait_all
 from pbxsms.bus.publish import Published, Publisher, PublishError
 from pbxsms.bus.stream import StreamSettings, SubjectReader, ensure_stream
 from pbxsms.core.config.loader import hide_url_password
@@ -37,6 +37,7 @@ from pbxsms.core.stores.status import (
     MESSAGES_BUCKET,
     PROVIDER_IDS_BUCKET,
     Settled,
+    StatusRecord,
     StatusStore,
     retire_fold_consumer,
 )
@@ -219,8 +220,7 @@ class Runtime:
         either is not stored (the caller retries both: each is idempotent, a repeat of the
         event carries the same key).
         """
-        status.key = key or (f"status:{status.id}:{status.channel or '-'}:{status.state}:"
-                             f"{status.attempt or 0}")
+        status.key = key or _status_key(status)
         subject = f"sms.status.{status.id}"
         sent = await self._send(subject, status, status.key)
         failure: Exception | None = None
@@ -238,6 +238,44 @@ class Runtime:
                 raise failure
             raise PublishError(f"status record not stored: {failure!r}") from failure
         return published
+
+    async def publish_status_unchanged(self, status: StatusEvent,
+                                       expect: Callable[[StatusRecord | None], bool]
+                                       ) -> Published | None:
+        """`publish_status` of a state that may only follow the record as this process
+        knows it (`StatusStore.apply_unchanged`): the record is written first, and the
+        event published only once it is; None, nothing written or published, when the
+        record is not as known or fails `expect`. PublishError when either is not
+        stored, as for `publish_status`."""
+        status.key = _status_key(status)
+        try:
+            indexing = await self.status.apply_unchanged(status, expect)
+        except PublishError:
+            metrics.PUBLISH_FAILURES.labels("sms.status").inc()
+            raise
+        except Exception as error:
+            metrics.PUBLISH_FAILURES.labels("sms.status").inc()
+            raise PublishError(f"status record not stored: {error!r}") from error
+        if indexing is None:
+            return None
+        # The event in flight with the record's state index writes: one round trip.
+        subject = f"sms.status.{status.id}"
+        sent: asyncio.Future[Published] | None = None
+        try:
+            sent = await self._send(subject, status, status.key)
+        finally:  # the index writes are awaited whatever happened to the publish
+            try:
+                await wait_all(indexing)
+            except Exception as error:
+                if sent is not None:
+                    sent.add_done_callback(_retrieved)
+                metrics.PUBLISH_FAILURES.labels("sms.status").inc()
+                raise PublishError(f"status index not stored: {error!r}") from error
+            except BaseException:  # cancelled: the PubAck is nobody's now
+                if sent is not None:
+                    sent.add_done_callback(_retrieved)
+                raise
+        return await self._stored(subject, sent)
 
     # -- consumers ----------------------------------------------------------------
 
@@ -389,3 +427,8 @@ async def _connect(servers: list[str], explicit: bool, timeout: float = 30.0) ->
                     f"cannot connect to NATS at {where}: {e} ({hint})") from e
             log.warning("NATS at %s not reachable yet (%s); retrying", where, e)
             await asyncio.sleep(1.0)
+
+
+def _status_key(status: StatusEvent) -> str:
+    """A status event's default key: one per state, channel and attempt."""
+    return f"status:{status.id}:{status.channel or '-'}:{status.state}:{status.attempt or 0}"

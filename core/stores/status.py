@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from pydantic import BaseModel, Field
 
 from pbxsms.bus import kv as kvs
@@ -475,6 +475,37 @@ class StatusStore:
             repair = True
         await kvs.wait_all(await index())
         return folded[0]
+
+    async def apply_unchanged(self, event: StatusEvent,
+                              expect: Callable[[StatusRecord | None], bool]
+                              ) -> list[asyncio.Future[Any]] | None:
+        """Fold `event` onto the record as this process last wrote or read it (knowing
+        none: as a new record) if that record passes `expect` and nobody wrote it since;
+        else None, with nothing written. The compare-and-set proves the record is still
+        as known, so a caller can act on it without reading it back. Once the record is
+        written, its state index writes are put in flight and returned, for the caller to
+        await with its own (`kvs.wait_all`): nothing is entered for a fold that did not
+        happen. For an event without a provider id (a message's first states)."""
+        if not _valid_key(event.id) or event.provider_message_id:
+            raise ValueError(f"not a first state of a usable message id: {event.id!r}")
+        async with self._turn(event.id):
+            known = self._guess(event.id, absent=True)
+            assert known is not None  # absent=True: (None, 0) when nothing is known
+            value, revision = known
+            record = StatusRecord.model_validate_json(value) if value else None
+            if not expect(record):
+                return None
+            before = record.state if record is not None else None
+            folded = apply(record, event, self.max_history)
+            new = folded.model_dump_json().encode()
+            try:
+                revision = await self.messages.update(event.id, new, last=revision)
+            except KeyWrongLastSequenceError:
+                return None
+            finally:
+                self._reading.pop(event.id, None)  # as in `_write`
+            self._learn(event.id, new, revision)
+            return await self._index(folded, before, repair=False)
 
     async def settle(self, message_id: str, settled: Mapping[str, Settled]) -> None:
         """Store delivery ledger entries in the message's record without a status event

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 from aiohttp import ClientSession
@@ -11,6 +12,7 @@ from aiohttp import ClientSession
 from pbxsms.bus.publish import PublishError
 from pbxsms.core.model.events import OutboundRequest, State, StatusEvent, new_id
 from pbxsms.core.registry import OutboundMessage, Outcome
+from pbxsms.core.stores.status import StatusRecord, apply
 from pbxsms.sim.clicksend import TEST_ACCOUNT_KEY, ClickSendSimulator
 from tests.helpers import basic_auth, free_port, wait_until
 from tests.outbound.sending import (
@@ -217,6 +219,110 @@ async def test_a_redelivered_request_already_accepted_is_not_sent_again(
                   outcome="duplicate") == before + 1
 
 
+async def test_a_first_attempt_is_sent_without_reading_its_record(
+        start_sending_gateway: StartGateway, sim: ClickSendSimulator,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The record as this process wrote it (`queued` by the API) or none at all (a
+    # request published on sms.outbound): its compare-and-set proves it was never sent.
+    gateway = await start_sending_gateway()
+    runtime = gateway.runtime
+    reads: list[str] = []
+    get = runtime.status.get
+
+    async def counted(message_id: str) -> StatusRecord | None:
+        reads.append(message_id)
+        return await get(message_id)
+
+    monkeypatch.setattr(runtime.status, "get", counted)
+    queued_here = await send_via_api(gateway, "queued here")
+    published = OutboundRequest(**{"from": OURS}, to=recipient(2), body="published")
+    await runtime.publish("sms.outbound", published, published.id)
+    await wait_until(lambda: len(sim.sent_messages) == 2, message="both sent")
+    await wait_until(lambda: drained(gateway, "outbound"), message="the dispatcher")
+    assert reads == []
+    monkeypatch.undo()
+    for message_id, states in ((queued_here, ["queued", "sending", "accepted"]),
+                               (published.id, ["sending", "accepted"])):
+        record = await settled(gateway, message_id, "accepted")
+        assert [h.state.value for h in record.history] == states
+    assert sorted(str(m["custom_string"]) for m in sim.sent_messages) == sorted(
+        [queued_here, published.id])
+
+
+async def test_an_acceptance_not_folded_by_another_instance_is_found(
+        start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
+    # This process knows the record as `queued`; another instance then stored its
+    # `sending`, had it accepted and died before folding `accepted`. The record is not as
+    # known here, so the dispatcher reads it with its events before anything is sent.
+    gateway = await start_sending_gateway()
+    runtime = gateway.runtime
+    request = OutboundRequest(**{"from": OURS}, to=recipient(1), body="sent elsewhere")
+
+    def event(state: State, **fields: object) -> StatusEvent:
+        return StatusEvent(id=request.id, direction="outbound", state=state,
+                           channel="clicksend", attempt=1, **fields)
+
+    await runtime.publish_status(event(State.QUEUED))
+    elsewhere = apply(await runtime.status.get(request.id), event(State.SENDING))
+    await runtime.status.messages.put(request.id, elsewhere.model_dump_json().encode())
+    accepted = event(State.ACCEPTED, provider_message_id="1EE7BD80-F28F-6D4A-B098")
+    await runtime.publish(f"sms.status.{request.id}", accepted, "accepted elsewhere")
+    before = metric("pbxsms_outbound_messages_total", provider="clicksend",
+                    outcome="duplicate")
+    await runtime.publish("sms.outbound", request, request.id)
+    await wait_until(lambda: drained(gateway, "outbound"), message="the dispatcher")
+    assert sim.send_requests == []
+    assert metric("pbxsms_outbound_messages_total", provider="clicksend",
+                  outcome="duplicate") == before + 1
+    record = await settled(gateway, request.id, "accepted")
+    assert [h.state.value for h in record.history] == ["queued", "sending", "accepted"]
+
+
+async def test_a_record_that_shows_an_attempt_is_read_with_its_events(
+        start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
+    # This process wrote the record last, with a `sending` in it: that attempt may have
+    # been accepted with its fold lost (here: `accepted` stored on the stream only), so
+    # the record is read with its events although it is unchanged since.
+    gateway = await start_sending_gateway()
+    runtime = gateway.runtime
+    request = OutboundRequest(**{"from": OURS}, to=recipient(1), body="sent before")
+    await runtime.publish_status(StatusEvent(id=request.id, direction="outbound",
+                                             state=State.SENDING, channel="clicksend",
+                                             attempt=1))
+    accepted = StatusEvent(id=request.id, direction="outbound", state=State.ACCEPTED,
+                           channel="clicksend", attempt=1,
+                           provider_message_id="1EE7BD80-F28F-6D4A-B098-CB63CDB0DC75")
+    await runtime.publish(f"sms.status.{request.id}", accepted, "accepted, not folded")
+    before = metric("pbxsms_outbound_messages_total", provider="clicksend",
+                    outcome="duplicate")
+    await runtime.publish("sms.outbound", request, request.id)
+    await wait_until(lambda: drained(gateway, "outbound"), message="the dispatcher")
+    assert sim.send_requests == []
+    assert metric("pbxsms_outbound_messages_total", provider="clicksend",
+                  outcome="duplicate") == before + 1
+
+
+async def test_an_accepted_request_that_could_not_be_sent_now_is_not_refused(
+        start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
+    # Redelivered after the rules changed (here: no number for its extension): it was
+    # accepted, so it is a duplicate, not a failure.
+    gateway = await start_sending_gateway()
+    request = OutboundRequest(extension="999", to=recipient(1), body="accepted before")
+    await gateway.runtime.publish_status(StatusEvent(
+        id=request.id, direction="outbound", state=State.ACCEPTED, channel="clicksend",
+        provider_message_id="1EE7BD80-F28F-6D4A-B098-CB63CDB0DC74"))
+    before = metric("pbxsms_outbound_messages_total", provider="clicksend",
+                    outcome="duplicate")
+    await gateway.runtime.publish("sms.outbound", request, request.id)
+    await wait_until(lambda: drained(gateway, "outbound"), message="the dispatcher")
+    assert metric("pbxsms_outbound_messages_total", provider="clicksend",
+                  outcome="duplicate") == before + 1
+    record = await settled(gateway, request.id, "accepted")
+    assert [h.state.value for h in record.history] == ["accepted"]
+    with pytest.raises(AssertionError, match="0 of 1 dead letters"):
+        await dead_letters(gateway, 1, timeout=0.5)
+
+
 async def test_a_request_accepted_here_is_not_sent_again_before_its_status_is_stored(
         start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
     # The same id published again (another Nats-Msg-Id, e.g. after the duplicate window)
@@ -244,16 +350,21 @@ async def test_a_sending_status_not_stored_is_retried_before_anything_is_sent(
     # `sending` is stored before the request joins a batch: when its publish fails, the
     # request is retried and nothing reaches the carrier until it is stored.
     gateway = await start_sending_gateway()
-    publish = gateway.runtime.publish_status
     refused: list[tuple[str, int]] = []  # the id, and how many the carrier had by then
 
-    async def failing(status: StatusEvent, *args: object, **kwargs: object) -> object:
-        if status.state == State.SENDING and len(refused) < 2:
-            refused.append((status.id, len(sim.sent_messages)))
-            raise PublishError("stream unavailable (injected)")
-        return await publish(status, *args, **kwargs)  # type: ignore[arg-type]
+    def failing(publish: Callable[..., Awaitable[object]]) -> Callable[..., Awaitable[object]]:
+        async def publish_or_fail(status: StatusEvent, *args: object,
+                                  **kwargs: object) -> object:
+            if status.state == State.SENDING and len(refused) < 2:
+                refused.append((status.id, len(sim.sent_messages)))
+                raise PublishError("stream unavailable (injected)")
+            return await publish(status, *args, **kwargs)
 
-    monkeypatch.setattr(gateway.runtime, "publish_status", failing)
+        return publish_or_fail
+
+    # Whichever way `sending` is stored (without a read of the record, or after one).
+    for name in ("publish_status", "publish_status_unchanged"):
+        monkeypatch.setattr(gateway.runtime, name, failing(getattr(gateway.runtime, name)))
     request = OutboundRequest(**{"from": OURS}, to=recipient(1), body="sent once")
     await gateway.runtime.publish("sms.outbound", request, request.id)
     record = await settled(gateway, request.id, "accepted")

@@ -8,9 +8,10 @@ from datetime import timedelta
 
 from aiohttp import ClientSession
 
+from pbxsms.bus.kv import wait_all
 from pbxsms.core.model.events import State, StatusEvent, new_id, utcnow
 from pbxsms.core.stores.states import bucket_name
-from pbxsms.core.stores.status import StatePage, apply
+from pbxsms.core.stores.status import StatePage, StatusStore, apply
 from tests.helpers import wait_until
 from tests.support.counting import calls_of
 from tests.support.gateway import Gateway
@@ -213,3 +214,46 @@ async def test_folds_of_one_message_take_turns_instead_of_racing(
         assert record is not None and sorted(record.channels) == ["email", "mobileapp"]
         assert len(record.history) == 2
     assert store._turns == {}  # no lock outlives its folds
+
+
+async def test_a_fold_onto_the_record_as_known_is_written_only_while_it_is_so(
+        start_gateway: StartGateway) -> None:
+    # `apply_unchanged` acts on what this process knows of the record: it writes only
+    # when the compare-and-set proves nobody wrote it since, and enters the state index
+    # only then.
+    one = (await start_gateway()).runtime.status
+    two = (await start_gateway()).runtime.status
+
+    async def indexed(store: StatusStore, state: State) -> list[str]:
+        assert store.states is not None
+        return [key for key, _, _ in (await store.states.page(state)).entries]
+
+    async def fold(store: StatusStore, event: StatusEvent) -> bool:
+        indexing = await store.apply_unchanged(event, lambda record: True)
+        if indexing is None:
+            return False
+        await wait_all(indexing)
+        return True
+
+    new, queued, moved, refused = new_id(), new_id(), new_id(), new_id()
+    # Nothing known: a new record.
+    assert await fold(one, event(new, State.SENDING))
+    # Known as written here: the fold moves it on, in the index too.
+    for mid in (queued, moved, refused):
+        await one.apply(event(mid, State.QUEUED))
+    assert await fold(one, event(queued, State.SENDING, seconds=1))
+    # Written by another instance since (here: what `one` knows is older), or refused by
+    # `expect`: nothing written.
+    await two.apply(event(moved, State.ACCEPTED, seconds=2, provider_message_id="CS-1"))
+    assert not await fold(one, event(moved, State.SENDING, seconds=1))
+    assert await one.apply_unchanged(event(refused, State.SENDING, seconds=1),
+                                     lambda record: False) is None
+    # And a record this process does not know is not created over the one stored.
+    assert not await fold(two, event(queued, State.RETRYING, seconds=3))
+    for mid, states in ((new, [State.SENDING]), (queued, [State.QUEUED, State.SENDING]),
+                        (moved, [State.QUEUED, State.ACCEPTED]),
+                        (refused, [State.QUEUED])):
+        record = await one.get(mid)
+        assert record is not None and [h.state for h in record.history] == states, mid
+    assert sorted(await indexed(one, State.SENDING)) == sorted([new, queued])
+    assert await indexed(one, State.QUEUED) == [refused]
