@@ -119,8 +119,13 @@ def verdicts(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def light_cpu_ms(run: dict[str, Any]) -> float:
-    """The gateway's CPU per delivered text, in ms, of an end to end run."""
-    return run["gateway_cpu_s"] / run["delivered"] * 1000 if run["delivered"] else float("inf")
+    """The gateway's CPU per delivered text, in ms, of an end to end run (results written
+    before `gateway_cpu_s` existed: from its cores and rate)."""
+    if not run["delivered"] or not run["rps"]:
+        return float("inf")
+    if "gateway_cpu_s" in run:
+        return run["gateway_cpu_s"] / run["delivered"] * 1000
+    return run["gateway_cores"] / run["rps"] * 1000
 
 
 def table(r: dict[str, Any]) -> str:
