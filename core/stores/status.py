@@ -119,6 +119,12 @@ class StatusRecord(BaseModel):
         return self.model_dump(mode="json", exclude=PRIVATE)
 
 
+class _Ledger(BaseModel):
+    """A record read for its ledger alone: the rest (history, channels) is not built."""
+
+    settled: dict[str, Settled] = Field(default_factory=dict)
+
+
 def apply(record: StatusRecord | None, event: StatusEvent,
           max_history: int = MAX_HISTORY) -> StatusRecord:
     """Fold one status event into the record (pure; safe to repeat). The history keeps
@@ -335,7 +341,7 @@ class StatusStore:
         if value is None:
             return {}
         self._learn(message_id, value, revision)
-        return StatusRecord.model_validate_json(value).settled
+        return _Ledger.model_validate_json(value).settled
 
     def _read(self, message_id: str, done: asyncio.Future[tuple[bytes | None, int]]) -> None:
         if self._reading.get(message_id) is done:
