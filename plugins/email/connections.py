@@ -66,8 +66,10 @@ class SmtpPool:
 
         Raises what aiosmtplib raises (refusals, disconnects, timeouts).
         """
-        timeout = self.settings.timeout
-        async with asyncio.timeout(timeout):
+        if self._slots.locked():  # every connection busy: wait, up to the timeout
+            async with asyncio.timeout(self.settings.timeout):
+                await self._slots.acquire()
+        else:  # a free slot is taken at once: no timer for it (5 us an email)
             await self._slots.acquire()
         try:
             connection = await self._connection()
