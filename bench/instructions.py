@@ -3,11 +3,11 @@ per inbound text delivered to the app and by email, counted by valgrind's callgr
 
 CPU time per text (`bench.textcpu`) moves by 5-10 % from run to run on the shared machine,
 more than most single changes save. An instruction count does not depend on what else
-runs: the same code and load give the same count within about 0.5 %, so a change of a few
-µs a text shows. The gateway runs under callgrind (about 50 times slower, so the rate is
-low: each text is handled alone, as at light load); its counters are zeroed after the
-warm-up and dumped once every text reached both sinks and the folds had a moment.
-Instructions are not time (a regex pass is many cheap ones), so quote both. Needs
+runs: the same code and load give the same count within about 1 %, so a change of some
+tens of µs a text shows. The gateway runs under callgrind (about 50 times slower, so the
+rate is low: each text is handled alone, as at light load); its counters are zeroed
+after the warm-up and dumped once every text reached both sinks and the folds had a
+moment. Instructions are not time (a regex pass is many cheap ones), so quote both. Needs
 `valgrind` (Debian package).
 """
 
