@@ -124,8 +124,8 @@ def light_cpu_ms(run: dict[str, Any]) -> float:
     if not run["delivered"] or not run["rps"]:
         return float("inf")
     if "gateway_cpu_s" in run:
-        return run["gateway_cpu_s"] / run["delivered"] * 1000
-    return run["gateway_cores"] / run["rps"] * 1000
+        return float(run["gateway_cpu_s"] / run["delivered"] * 1000)
+    return float(run["gateway_cores"] / run["rps"] * 1000)
 
 
 def table(r: dict[str, Any]) -> str:

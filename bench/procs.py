@@ -222,7 +222,8 @@ class Gateway:
                  clicksend: str = "", profile: Path | None = None,
                  tables: dict[str, str] | None = None,
                  extra_env: dict[str, str] | None = None,
-                 nats_url: str | None = None, cprofile: Path | None = None) -> None:
+                 nats_url: str | None = None, cprofile: Path | None = None,
+                 wrapper: tuple[str, ...] = (), start_timeout: float = 60.0) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         config = workdir / "pbxsms.toml"
@@ -255,13 +256,14 @@ class Gateway:
         if cprofile is not None:  # stats written when `serve` returns (on SIGTERM)
             start = ("import cProfile; from pbxsms.core.cli import main; "
                      f"cProfile.run('main()', {str(cprofile)!r})")
-        command = [sys.executable, "-c", start, "serve"]
+        # `wrapper`: a command the gateway runs under (e.g. valgrind, bench/instructions.py).
+        command = [*wrapper, sys.executable, "-c", start, "serve"]
         self.process = subprocess.Popen(
             command, env=env,
             stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{self.port}"
         try:
-            wait_http(self.url + "/readyz")
+            wait_http(self.url + "/readyz", start_timeout)
         except RuntimeError:
             self.close()
             raise

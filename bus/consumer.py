@@ -26,6 +26,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from pbxsms.bus.direct import subscribe_direct
 from pbxsms.bus.filters import Subjects, filters_of, union
 from pbxsms.bus.publish import BusError
 
@@ -185,7 +186,8 @@ class ConsumerRunner:
         filters, backlog_to = await self._filters_to_start_with()
         await self.js.add_consumer(self.stream, self._config(filters))
         self._inbox = self.nc.new_inbox()
-        self._sub = await self.nc.subscribe(self._inbox, cb=self._on_message)
+        # Each delivery starts its handler's task as it is read (bus/direct.py).
+        self._sub = await subscribe_direct(self.nc, self._inbox, self._on_message)
         self._loop_task = asyncio.create_task(self._pull_loop(), name=f"consumer:{self.name}")
         self._progress_task = asyncio.create_task(self._progress_loop(),
                                                   name=f"consumer:{self.name}:progress")
@@ -309,7 +311,7 @@ class ConsumerRunner:
                 self._requested = 0
                 await asyncio.sleep(1.0)
 
-    async def _on_message(self, msg: Msg) -> None:
+    def _on_message(self, msg: Msg) -> None:
         status = (msg.headers or {}).get("Status") if msg.headers else None
         if status is not None or not msg.reply:
             # 100 heartbeat keeps the request alive; 404/408/409 end it.

@@ -25,6 +25,8 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 
+from pbxsms.bus.direct import subscribe_direct
+
 MSG_ID = "Nats-Msg-Id"
 
 
@@ -78,7 +80,8 @@ class Publisher:
         """Subscribe to the PubAcks (nats-py renews the subscription after a reconnect)."""
         if self._sub is None:
             self._prefix = self._nc.new_inbox() + "."
-            self._sub = await self._nc.subscribe(self._prefix + "*", cb=self._on_reply)
+            # Answers resolve their futures as they are read (bus/direct.py).
+            self._sub = await subscribe_direct(self._nc, self._prefix + "*", self._on_reply)
 
     async def publish(self, subject: str, payload: bytes, msg_id: str | None = None,
                       timeout: float = 5.0,
@@ -148,7 +151,7 @@ class Publisher:
                 future.set_exception(error(f"no answer from NATS within {timeout:g} s"))
         self._sweeper = loop.call_later(SWEEP, self._sweep) if self._waiting else None
 
-    async def _on_reply(self, msg: Msg) -> None:
+    def _on_reply(self, msg: Msg) -> None:
         token = msg.subject[len(self._prefix):]
         waiting = self._waiting.pop(token, None)
         if waiting is None:  # timed out already: the caller was told

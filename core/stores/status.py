@@ -21,8 +21,7 @@ import asyncio
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypeVar
@@ -118,6 +117,12 @@ class StatusRecord(BaseModel):
     def public(self) -> dict[str, Any]:
         """The record as the API shows it (JSON types), without the ledger."""
         return self.model_dump(mode="json", exclude=PRIVATE)
+
+
+class _Ledger(BaseModel):
+    """A record read for its ledger alone: the rest (history, channels) is not built."""
+
+    settled: dict[str, Settled] = Field(default_factory=dict)
 
 
 def apply(record: StatusRecord | None, event: StatusEvent,
@@ -336,7 +341,7 @@ class StatusStore:
         if value is None:
             return {}
         self._learn(message_id, value, revision)
-        return StatusRecord.model_validate_json(value).settled
+        return _Ledger.model_validate_json(value).settled
 
     def _read(self, message_id: str, done: asyncio.Future[tuple[bytes | None, int]]) -> None:
         if self._reading.get(message_id) is done:
@@ -544,17 +549,8 @@ class StatusStore:
             await self._write(message_id, change, None)
         return forgotten[0]
 
-    @asynccontextmanager
-    async def _turn(self, message_id: str) -> AsyncIterator[None]:
-        lock, users = self._turns.setdefault(message_id, (asyncio.Lock(), [0]))
-        users[0] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            users[0] -= 1
-            if not users[0]:
-                del self._turns[message_id]
+    def _turn(self, message_id: str) -> _Turn:
+        return _Turn(self._turns, message_id)
 
     def _guess(self, message_id: str, absent: bool) -> tuple[bytes | None, int] | None:
         """The record as this process last wrote or read it; else, when `absent`, none
@@ -606,6 +602,41 @@ class StatusStore:
             if record is not None and record.state == state:
                 records.append(record)
         return StatePage(records, page.next_after)
+
+
+class _Turn:
+    """`async with`: this process's turn at writing one record (see `StatusStore.apply`);
+    the record's lock is dropped when no write holds or waits for it. A class, not an
+    `asynccontextmanager`: two of these a text, and the generator's machinery cost more
+    than the lock."""
+
+    __slots__ = ("_id", "_lock", "_turns")
+
+    def __init__(self, turns: dict[str, tuple[asyncio.Lock, list[int]]],
+                 message_id: str) -> None:
+        self._turns, self._id = turns, message_id
+
+    async def __aenter__(self) -> None:
+        turn = self._turns.get(self._id)
+        if turn is None:
+            turn = self._turns[self._id] = (asyncio.Lock(), [0])
+        turn[1][0] += 1
+        self._lock = turn[0]
+        try:
+            await self._lock.acquire()
+        except BaseException:  # cancelled while waiting for the turn
+            self._leave()
+            raise
+
+    async def __aexit__(self, *_: object) -> None:
+        self._lock.release()
+        self._leave()
+
+    def _leave(self) -> None:
+        users = self._turns[self._id][1]
+        users[0] -= 1
+        if not users[0]:
+            del self._turns[self._id]
 
 
 def _shown(record: StatusRecord | None) -> StatusRecord | None:

@@ -117,16 +117,15 @@ class MobileAppDelivery:
         (`details` given) in one write of the record, and the app's message id beside
         it (one round trip); repeated as a whole when an attempt stops half-way."""
         assert settled.provider_message_id is not None
-        # Stored by the time the status is folded (the fold stores it too), so the
-        # app's `delivered` notice finds us.
-        writes: list[Awaitable[object]] = [self.runtime.status.remember_provider_id(
-            CHANNEL, settled.provider_message_id, message.id)]
-        if details is None:
-            writes.append(self.ledger.settle(CHANNEL, message.id, settled, recipient))
-        else:
-            writes.append(report(self.runtime, message, CHANNEL, State.DELIVERED,
-                                 settled.attempt, provider_message_id=settled.provider_message_id,
-                                 details=details, stream_seq=stream_seq,
-                                 settled=self.ledger.entry(CHANNEL, message.id, settled,
-                                                           recipient)))
-        return writes
+        if details is not None:
+            # The fold of the `delivered` status stores the app's message id with the
+            # record, in the same round trip, before the message is acknowledged: no
+            # write (and task) of its own, so the app's `delivered` notice finds us.
+            return [report(self.runtime, message, CHANNEL, State.DELIVERED, settled.attempt,
+                           provider_message_id=settled.provider_message_id,
+                           details=details, stream_seq=stream_seq,
+                           settled=self.ledger.entry(CHANNEL, message.id, settled,
+                                                     recipient))]
+        return [self.runtime.status.remember_provider_id(
+                    CHANNEL, settled.provider_message_id, message.id),
+                self.ledger.settle(CHANNEL, message.id, settled, recipient)]

@@ -141,3 +141,9 @@ def test_the_wakeup_yardstick_prints_its_four_figures() -> None:
     for name in ("timer_wakeup_us", "loop_turn_us", "publish_spaced_us",
                  "publish_back_to_back_us"):
         assert found[name] > 0, name
+
+
+def test_the_instruction_count_is_the_callgrind_dumps_summary() -> None:
+    from bench.instructions import summary
+    dump = "# callgrind format\nversion: 1\nevents: Ir\nsummary: 449475408\n\ntotals: 471309637\n"
+    assert summary(dump) == 449475408

@@ -9,6 +9,9 @@ from collections.abc import AsyncIterator
 import aiosmtplib
 import pytest
 from aiosmtplib import SMTPResponse
+from aiosmtplib.protocol import normalize_message_line_endings
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pbxsms.plugins.email import connections
 from pbxsms.plugins.email.connections import SmtpPool
@@ -220,3 +223,19 @@ async def test_aiosmtplib_internals_as_relied_on() -> None:
     finally:
         smtp.close()
         await server.stop()
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=40) | st.lists(st.sampled_from(
+    [b"\r\n", b"\r", b"\n", b".", b"..", b"a", b" ", b"\r\n.", b"\n."]), max_size=12).map(b"".join))
+def test_the_message_is_what_aiosmtplib_would_send(data: bytes) -> None:
+    """`_message` skips the rewrites for an email that needs none: the same bytes either way."""
+    stock = connections._LEADING_DOT.sub(b"..", normalize_message_line_endings(data)) + b".\r\n"
+    assert connections._message(data) == stock
+
+
+def test_a_composed_email_is_sent_as_it_is() -> None:
+    email = b"Subject: test\r\n\r\nhello\r\nno dot first\r\n"
+    assert connections._sendable(email)
+    assert connections._message(email) == email + b".\r\n"
+    assert not connections._sendable(EMAIL)  # a line starts with a dot
