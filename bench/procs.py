@@ -256,7 +256,7 @@ class Gateway:
         if cprofile is not None:  # stats written when `serve` returns (on SIGTERM)
             start = ("import cProfile; from pbxsms.core.cli import main; "
                      f"cProfile.run('main()', {str(cprofile)!r})")
-        # `wrapper`: a command the gateway runs under (e.g. valgrind, bench/instructions.py).
+        # `wrapper`: a command the gateway runs under (e.g. valgrind, bench/textinstructions.py).
         command = [*wrapper, sys.executable, "-c", start, "serve"]
         self.process = subprocess.Popen(
             command, env=env,

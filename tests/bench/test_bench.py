@@ -144,6 +144,6 @@ def test_the_wakeup_yardstick_prints_its_four_figures() -> None:
 
 
 def test_the_instruction_count_is_the_callgrind_dumps_summary() -> None:
-    from bench.instructions import summary
+    from bench.textinstructions import summary
     dump = "# callgrind format\nversion: 1\nevents: Ir\nsummary: 449475408\n\ntotals: 471309637\n"
     assert summary(dump) == 449475408

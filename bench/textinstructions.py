@@ -1,4 +1,4 @@
-"""`python -m bench.instructions [rate] [seconds]`: machine instructions the gateway executes
+"""`python -m bench.textinstructions [rate] [seconds]`: machine instructions the gateway executes
 per inbound text delivered to the app and by email, counted by valgrind's callgrind.
 
 CPU time per text (`bench.textcpu`) moves by 5-10 % from run to run on the shared machine,
@@ -80,7 +80,7 @@ def measure(rate: float, seconds: float) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.instructions")
+    parser = argparse.ArgumentParser(prog="python -m bench.textinstructions")
     parser.add_argument("rate", type=float, nargs="?", default=3.0)
     parser.add_argument("seconds", type=float, nargs="?", default=30.0)
     args = parser.parse_args()
