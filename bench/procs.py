@@ -218,7 +218,9 @@ class Gateway:
                  clicksend: str = "", profile: Path | None = None,
                  tables: dict[str, str] | None = None,
                  extra_env: dict[str, str] | None = None,
-                 nats_url: str | None = None, cprofile: Path | None = None) -> None:
+                 nats_url: str | None = None, cprofile: Path | None = None,
+                 wrapper: list[str] | None = None) -> None:
+        """`wrapper`: a command the gateway runs under (e.g. valgrind), given its own."""
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         config = workdir / "pbxsms.toml"
@@ -251,13 +253,13 @@ class Gateway:
         if cprofile is not None:  # stats written when `serve` returns (on SIGTERM)
             start = ("import cProfile; from pbxsms.core.cli import main; "
                      f"cProfile.run('main()', {str(cprofile)!r})")
-        command = [sys.executable, "-c", start, "serve"]
+        command = [*(wrapper or []), sys.executable, "-c", start, "serve"]
         self.process = subprocess.Popen(
             command, env=env,
             stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{self.port}"
         try:
-            wait_http(self.url + "/readyz")
+            wait_http(self.url + "/readyz", 600 if wrapper else 60)
         except RuntimeError:
             self.close()
             raise
@@ -300,12 +302,13 @@ class Bare:
     """A bare aiohttp handler in its own process; with `nats_url`, the one that also
     stores each webhook on JetStream (`bench.bare`)."""
 
-    def __init__(self, nats_url: str | None = None) -> None:
+    def __init__(self, nats_url: str | None = None, wrapper: list[str] | None = None) -> None:
         self.port = free_port()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.bare", str(self.port), *filter(None, [nats_url])])
+            [*(wrapper or []), sys.executable, "-m", "bench.bare", str(self.port),
+             *filter(None, [nats_url])])
         self.url = f"http://127.0.0.1:{self.port}"
-        wait_http(self.url + "/healthz")
+        wait_http(self.url + "/healthz", 600 if wrapper else 60)
 
     @property
     def webhook(self) -> str:
