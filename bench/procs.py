@@ -256,7 +256,8 @@ class Gateway:
         if cprofile is not None:  # stats written when `serve` returns (on SIGTERM)
             start = ("import cProfile; from pbxsms.core.cli import main; "
                      f"cProfile.run('main()', {str(cprofile)!r})")
-        # `wrapper`: a command the gateway runs under (e.g. valgrind, bench/textinstructions.py).
+        # `wrapper`: a command the gateway runs under (valgrind: bench/instructions.py,
+        # bench/textinstructions.py).
         command = [*wrapper, sys.executable, "-c", start, "serve"]
         self.process = subprocess.Popen(
             command, env=env,
@@ -306,12 +307,13 @@ class Bare:
     """A bare aiohttp handler in its own process; with `nats_url`, the one that also
     stores each webhook on JetStream (`bench.bare`)."""
 
-    def __init__(self, nats_url: str | None = None) -> None:
+    def __init__(self, nats_url: str | None = None, wrapper: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.bare", str(self.port), *filter(None, [nats_url])])
+            [*wrapper, sys.executable, "-m", "bench.bare", str(self.port),
+             *filter(None, [nats_url])])
         self.url = f"http://127.0.0.1:{self.port}"
-        wait_http(self.url + "/healthz")
+        wait_http(self.url + "/healthz", 600 if wrapper else 60)
 
     @property
     def webhook(self) -> str:

@@ -56,8 +56,10 @@ async def publish_inbound(runtime: Runtime, message: InboundMessage,
     if isinstance(decision, NoRoute):
         return await publish_unroutable(runtime, message, decision, msg_id)
     message.route = decision
-    # The conversation's write goes out first and shares the event's round trip.
-    recording = await _start_recording(runtime, message, decision)
+    # The conversation's write goes out first and shares the event's round trip; most
+    # texts continue a conversation the bucket holds already, checked without awaiting.
+    recording = (None if _conversation_held(runtime, message, decision)
+                 else await _start_recording(runtime, message, decision))
     try:
         published = await runtime.publish(inbound_subject(message), message, msg_id)
     finally:
@@ -69,6 +71,13 @@ async def publish_inbound(runtime: Runtime, message: InboundMessage,
         with contextlib.suppress(Exception):
             await recording
     return published
+
+
+def _conversation_held(runtime: Runtime, message: InboundMessage, route: Route) -> bool:
+    try:
+        return runtime.numbers.conversation_held(route, message.from_)
+    except Exception:  # `_start_recording` tries again, and reports what fails
+        return False
 
 
 async def _start_recording(runtime: Runtime, message: InboundMessage,

@@ -65,7 +65,13 @@ def to_e164(raw: object, region: str = "US") -> str:
 def classify_sender(raw: str, region: str = "US") -> Sender:
     """The sender of an inbound text: a phone number (E.164), else a short code or a name
     kept exactly as sent; InvalidNumber when it is none of these."""
-    text = raw.strip()
+    return _classified(raw.strip(), region)
+
+
+# Pure and immutable, and asked again for every text of a regular customer (a Sender
+# built each time was most of its cost). Refusals are not cached, as in `_to_e164`.
+@functools.lru_cache(maxsize=8192)
+def _classified(text: str, region: str) -> Sender:
     if _LETTER.search(text):
         if not _NAME.fullmatch(text):
             raise InvalidNumber("not a phone number, short code or sender name")

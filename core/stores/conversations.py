@@ -48,7 +48,8 @@ def key_token(text: str | None) -> str:
     """`text` as one KV key token: safe characters kept, the rest escaped as `=XX`."""
     if not text:
         return "="
-    if _ALL_PLAIN.fullmatch(text):  # the usual extension and number: nothing to escape
+    # The usual extension and number: nothing to escape (letters and digits need no regex).
+    if (text.isascii() and text.isalnum()) or _ALL_PLAIN.fullmatch(text):
         return text
     return _escaped(text)
 
@@ -142,6 +143,18 @@ class Conversations:
     def stored(self, domain: str | None, extension: str, customer: str) -> str | None:
         """The number this instance knows the bucket holds; None when it does not know."""
         return self._known.get(conversation_key(domain, extension, customer), (None, 0))[0]
+
+    def holds(self, domain: str | None, extension: str, customer: str, number: str) -> bool:
+        """Whether the bucket holds `number` for this conversation, as far as this instance
+        knows: what lets `remember` skip the write, checked without a coroutine (most texts
+        continue a conversation). Marks it most recently used."""
+        key = conversation_key(domain, extension, customer)
+        known = self._known.get(key)
+        if known is None or known[0] != number or not self._trusted():
+            return False
+        del self._known[key]  # most recently used last
+        self._known[key] = known
+        return True
 
     async def remember(self, domain: str | None, extension: str, customer: str,
                        number: str) -> asyncio.Future[Published] | None:

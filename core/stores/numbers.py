@@ -253,6 +253,14 @@ class NumberStore:
 
     # -- conversations ------------------------------------------------------------
 
+    def conversation_held(self, route: Route, customer: str) -> bool:
+        """Whether `remember_conversation` has nothing to record: no extension, or the
+        bucket holds this number for the conversation already (`Conversations.holds`)."""
+        if route.extension is None:
+            return True
+        return self.conversations.holds(route.domain, route.extension,
+                                        self._customer(customer), route.number)
+
     async def remember_conversation(self, route: Route,
                                     customer: str) -> asyncio.Future[Published] | None:
         """Start recording that `customer` texted `route.number`: the extension replies

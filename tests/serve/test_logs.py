@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
-from pbxsms.core.serve.logs import JsonFormatter, TextFormatter, TurnHandler
+from pbxsms.core.serve.logs import JsonFormatter, LeanRecord, TextFormatter, TurnHandler
 from pbxsms.sim.clicksend import ClickSendSimulator
 from pbxsms.sim.mobileapp import MobileAppSimulator
 from tests.helpers import wait_until
@@ -138,6 +138,30 @@ def test_the_text_format_is_the_stock_formatters() -> None:
     assert mine.count("[id=") == 1
     first = logger.makeRecord("pbxsms.test", logging.ERROR, "", 0, "x", (), failure)
     assert "ValueError: boom" in ours.format(first)
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="LeanRecord is 3.11's record")
+def test_the_lean_record_is_the_stock_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LeanRecord has the attributes and values of logging.LogRecord, as `setup_logging`
+    configures logging (no source, thread or process lookups), and is the stock record
+    for anything else."""
+    for flag in ("logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, flag, False)
+    monkeypatch.setattr(logging.time, "time", lambda: 1796473248.4567)  # type: ignore[attr-defined]
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        failure = sys.exc_info()
+    for pathname in ("(unknown file)", "/srv/pbxsms/core/inbound/accept.py"):
+        for args in ((), ("one", 2), ({"a": 1},), ({},), ([1],)):
+            for level, exc_info, func, sinfo in ((logging.INFO, None, None, None),
+                                                 (logging.ERROR, failure, "f", "stack")):
+                call = ("pbxsms.test", level, pathname, 7, "text %s", args, exc_info, func,
+                        sinfo)
+                assert vars(LeanRecord(*call)) == vars(logging.LogRecord(*call))
+    monkeypatch.setattr(logging, "logThreads", True)
+    threaded = ("pbxsms.test", logging.INFO, "(unknown file)", 0, "x", (), None)
+    assert vars(LeanRecord(*threaded)) == vars(logging.LogRecord(*threaded))
 
 
 class CountedWrites(io.StringIO):
