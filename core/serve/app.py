@@ -33,25 +33,60 @@ async def errors_as_json(
     started = time.perf_counter()
     try:
         return await handler(request)
-    except Refusal as refusal:
-        return json_error(refusal.status, refusal.message, refusal.field, refusal.headers)
-    except web.HTTPRequestEntityTooLarge:
-        return json_error(413, f"request body larger than {MAX_BODY} bytes")
-    except web.HTTPException as error:
-        if error.status < 400:
+    except Exception as error:
+        try:
+            answer = _answer(request, label, error)
+        finally:
+            if not _redirect(error):
+                _forget_frames(error)
+        if answer is None:
             raise
+        return answer
+    finally:
+        metrics.labelled(metrics.HTTP_LATENCY, label).observe(time.perf_counter() - started)
+
+
+def _answer(request: web.Request, label: str, error: Exception) -> web.Response | None:
+    """The JSON answer to `error`; None for a redirect, which aiohttp answers."""
+    if isinstance(error, Refusal):
+        return json_error(error.status, error.message, error.field, error.headers)
+    if isinstance(error, web.HTTPRequestEntityTooLarge):
+        return json_error(413, f"request body larger than {MAX_BODY} bytes")
+    if isinstance(error, web.HTTPException):
+        if _redirect(error):
+            return None
         message = {404: "not found", 405: "method not allowed"}.get(error.status, error.reason)
         return json_error(error.status, message, headers=_allow(error))
-    except (BusError, NatsError) as error:
+    if isinstance(error, (BusError, NatsError)):
         # NATS is down or not answering: the caller should come back, not see a 500.
         log.warning("%s %s: the message bus is unavailable: %s", request.method, label, error)
         return json_error(503, "the message bus is unavailable; try again",
                           headers={"Retry-After": "5"})
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, label)
-        return json_error(500, "internal error; see the gateway's log")
-    finally:
-        metrics.labelled(metrics.HTTP_LATENCY, label).observe(time.perf_counter() - started)
+    log.error("unhandled error on %s %s", request.method, label, exc_info=error)
+    return json_error(500, "internal error; see the gateway's log")
+
+
+def _redirect(error: Exception) -> bool:
+    return isinstance(error, web.HTTPException) and error.status < 400
+
+
+def _forget_frames(error: BaseException) -> None:
+    """Drop the tracebacks of an answered error and of the errors it was raised from.
+
+    A traceback holds its frames and they hold the request: an exception that a frame
+    also refers to (aiohttp's 404/405 handler keeps the exception it raises; `raise ...
+    from error` inside `except` leaves `error` in the frame) is a reference cycle that
+    only the garbage collector frees, and with the large youngest generation set in
+    `Server.start` thousands of refused requests would pile up in memory first."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = None
+        pending += (current.__cause__, current.__context__)
 
 
 @web.middleware
