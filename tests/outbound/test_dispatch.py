@@ -26,10 +26,21 @@ from tests.outbound.sending import (
     send_via_api,
 )
 from tests.support.carriers import settled
-from tests.support.gateway import StartGateway
+from tests.support.gateway import Gateway, StartGateway
 
 # Messages posted together travel in one call even on a slow machine.
 ONE_BATCH = 'flush_delay = "500ms"'
+
+
+async def duplicates_of(gateway: Gateway, request: OutboundRequest) -> float:
+    """Request `request` and wait until the dispatcher took it: how many times it counted
+    it as a duplicate (already accepted)."""
+    before = metric("pbxsms_outbound_messages_total", provider="clicksend",
+                    outcome="duplicate")
+    await gateway.runtime.publish("sms.outbound", request, request.id)
+    await wait_until(lambda: drained(gateway, "outbound"), message="the dispatcher")
+    return metric("pbxsms_outbound_messages_total", provider="clicksend",
+                  outcome="duplicate") - before
 
 
 async def test_a_lone_reply_is_accepted_with_clicksends_message_id(
@@ -210,13 +221,8 @@ async def test_a_redelivered_request_already_accepted_is_not_sent_again(
         id=request.id, direction="outbound", state=State.ACCEPTED, channel="clicksend",
         provider_message_id="1EE7BD80-F28F-6D4A-B098-CB63CDB0DC73"))
     await settled(gateway, request.id, "accepted")
-    before = metric("pbxsms_outbound_messages_total", provider="clicksend",
-                    outcome="duplicate")
-    await gateway.runtime.publish("sms.outbound", request, request.id)
-    await wait_until(lambda: drained(gateway, "outbound"), message="the dispatcher")
+    assert await duplicates_of(gateway, request) == 1
     assert sim.send_requests == []
-    assert metric("pbxsms_outbound_messages_total", provider="clicksend",
-                  outcome="duplicate") == before + 1
 
 
 async def test_a_first_attempt_is_sent_without_reading_its_record(
@@ -267,13 +273,8 @@ async def test_an_acceptance_not_folded_by_another_instance_is_found(
     await runtime.status.messages.put(request.id, elsewhere.model_dump_json().encode())
     accepted = event(State.ACCEPTED, provider_message_id="1EE7BD80-F28F-6D4A-B098")
     await runtime.publish(f"sms.status.{request.id}", accepted, "accepted elsewhere")
-    before = metric("pbxsms_outbound_messages_total", provider="clicksend",
-                    outcome="duplicate")
-    await runtime.publish("sms.outbound", request, request.id)
-    await wait_until(lambda: drained(gateway, "outbound"), message="the dispatcher")
+    assert await duplicates_of(gateway, request) == 1
     assert sim.send_requests == []
-    assert metric("pbxsms_outbound_messages_total", provider="clicksend",
-                  outcome="duplicate") == before + 1
     record = await settled(gateway, request.id, "accepted")
     assert [h.state.value for h in record.history] == ["queued", "sending", "accepted"]
 
@@ -293,13 +294,8 @@ async def test_a_record_that_shows_an_attempt_is_read_with_its_events(
                            channel="clicksend", attempt=1,
                            provider_message_id="1EE7BD80-F28F-6D4A-B098-CB63CDB0DC75")
     await runtime.publish(f"sms.status.{request.id}", accepted, "accepted, not folded")
-    before = metric("pbxsms_outbound_messages_total", provider="clicksend",
-                    outcome="duplicate")
-    await runtime.publish("sms.outbound", request, request.id)
-    await wait_until(lambda: drained(gateway, "outbound"), message="the dispatcher")
+    assert await duplicates_of(gateway, request) == 1
     assert sim.send_requests == []
-    assert metric("pbxsms_outbound_messages_total", provider="clicksend",
-                  outcome="duplicate") == before + 1
 
 
 async def test_an_accepted_request_that_could_not_be_sent_now_is_not_refused(
@@ -311,12 +307,7 @@ async def test_an_accepted_request_that_could_not_be_sent_now_is_not_refused(
     await gateway.runtime.publish_status(StatusEvent(
         id=request.id, direction="outbound", state=State.ACCEPTED, channel="clicksend",
         provider_message_id="1EE7BD80-F28F-6D4A-B098-CB63CDB0DC74"))
-    before = metric("pbxsms_outbound_messages_total", provider="clicksend",
-                    outcome="duplicate")
-    await gateway.runtime.publish("sms.outbound", request, request.id)
-    await wait_until(lambda: drained(gateway, "outbound"), message="the dispatcher")
-    assert metric("pbxsms_outbound_messages_total", provider="clicksend",
-                  outcome="duplicate") == before + 1
+    assert await duplicates_of(gateway, request) == 1
     record = await settled(gateway, request.id, "accepted")
     assert [h.state.value for h in record.history] == ["accepted"]
     with pytest.raises(AssertionError, match="0 of 1 dead letters"):
