@@ -205,12 +205,22 @@ def fold_onto(stored: StatusRecord | None, events: list[StatusEvent], unread: in
 def _fold_channel(record: StatusRecord, event: StatusEvent) -> None:
     channel = event.channel or "-"
     current = record.channels.get(channel)
-    # Events are folded concurrently, so they may come out of order: the newest wins, and
-    # `queued` (a channel's first state, published by another process) never replaces one.
-    if current is None or (not current.state.final and event.at >= current.at
-                           and event.state != State.QUEUED):
+    if current is None or _standing(event.state, event.at) > _standing(current.state,
+                                                                      current.at):
         record.channels[channel] = ChannelStatus(state=event.state, attempt=event.attempt,
                                                  reason=event.reason, at=event.at)
+
+
+_ORDER = {state: n for n, state in enumerate(State)}
+
+
+def _standing(state: State, at: datetime) -> tuple[bool, bool, datetime, int]:
+    """Which of two states of one channel stands: events are folded concurrently and by
+    several processes, so in any order, and the greater of the two must win whichever
+    came first. A final state over any other (it never regresses), then any state over
+    `queued` (a channel's first state, published by another process), then the newest;
+    the order of `State` breaks a tie of the same instant."""
+    return state.final, state != State.QUEUED, at, _ORDER[state]
 
 
 REACHED = frozenset({State.DELIVERED, State.SENT, State.ACCEPTED})

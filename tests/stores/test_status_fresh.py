@@ -3,6 +3,7 @@ lost (its producer died between the two) still shows, each event counted once.""
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import timedelta
 
@@ -119,25 +120,48 @@ async def test_a_flooded_message_is_read_from_its_record_and_its_newest_event(
     assert (record.history[0], record.history[-1]) == (whole.history[0], whole.history[-1])
 
 
+def test_a_channel_shows_the_state_that_stands_whatever_order_its_events_come_in() -> None:
+    """Folded in every order, a channel's events give the same state: a final one over
+    the others (the newest final, e.g. a late receipt's), then the newest; `queued` only
+    when nothing else came; the order of `State` when two came at the same instant."""
+    mid, at = new_id(), utcnow()
+
+    def at_(seconds: float, state: State) -> StatusEvent:
+        return StatusEvent(id=mid, direction="outbound", state=state, channel="clicksend",
+                           at=at + timedelta(seconds=seconds))
+
+    cases = [
+        ([at_(1, State.FAILED), at_(2, State.DELIVERED), at_(3, State.RETRYING)],
+         State.DELIVERED),
+        ([at_(1, State.DELIVERED), at_(2, State.FAILED)], State.FAILED),
+        ([at_(1, State.SENDING), at_(2, State.QUEUED)], State.SENDING),
+        ([at_(1, State.ACCEPTED), at_(1, State.SENDING)], State.ACCEPTED),
+        ([at_(1, State.SENDING), at_(2, State.ACCEPTED), at_(3, State.RETRYING)],
+         State.RETRYING),
+    ]
+    for events, stands in cases:
+        for order in itertools.permutations(events):
+            record = folded(list(order))
+            assert record is not None
+            assert record.channels["clicksend"].state == stands, [e.state for e in order]
+            assert record.state == stands
+
+
 def test_folding_onto_a_record_counts_each_event_once() -> None:
     """Whatever the folded record already holds (and in whatever order the events come),
     the read shows what folding every event would: with a history cap, the record holds
     the oldest events (folds fall behind the newest)."""
     rng = random.Random(19)
-    states = [State.SENDING, State.ACCEPTED, State.SENT, State.RETRYING]  # newest wins
+    states = [State.QUEUED, State.SENDING, State.ACCEPTED, State.SENT, State.RETRYING,
+              State.DELIVERED, State.FAILED]
     for _ in range(300):
         mid = new_id()
         seconds = rng.sample(range(100), rng.randint(2, 12))
-        channels = [rng.choice(["clicksend", "x"]) for _ in seconds]
-        # At most one final state per channel, its newest: `apply` is order-insensitive
-        # for what happens (a final state is kept, whatever comes folded after it).
-        newest = {channel: n for n, channel in sorted(
-            enumerate(channels), key=lambda one: seconds[one[0]])}
-        finals = {channel: n for channel, n in newest.items() if rng.random() < 0.5}
-        events = [event(mid, rng.choice([State.DELIVERED, State.FAILED])
-                        if finals.get(channel) == n else rng.choice(states), at,
-                        channel=channel, reason=rng.choice([None, "r"]))
-                  for n, (at, channel) in enumerate(zip(seconds, channels, strict=True))]
+        # Any states, several finals of one channel among them: `apply` is
+        # order-insensitive (a final state over the others, the newest of them).
+        events = [event(mid, rng.choice(states), at, channel=rng.choice(["clicksend", "x"]),
+                        reason=rng.choice([None, "r"]))
+                  for at in seconds]
         capped = rng.random() < 0.5
         cap = rng.randint(2, 5) if capped else 200
         if capped:  # the oldest ones were folded
