@@ -2,7 +2,8 @@
 
 A resend is a new send with an id derived from the failed one's and a counter, so a
 resend asked twice (or by two operators at once) is one send: the second finds the first
-(or is deduplicated by `Nats-Msg-Id`); only once that one failed too is there a next.
+(or is deduplicated by `Nats-Msg-Id`); only once that one failed too is there a next,
+whether the original or the failed resend is asked for.
 A redelivery republishes the inbound event under its own id, routed again by the
 message settings of now: each channel's ledger keeps it from reaching a person who
 already has it, unless the operator forces it (the ledger entries are forgotten first).
@@ -72,22 +73,26 @@ async def resend(runtime: Runtime, message_id: str) -> Resent:
     request = await stored_message(runtime, record)
     if not isinstance(request, OutboundRequest):
         raise Refusal(410, f"the text of {message_id} is no longer stored", field="id")
+    # A failed resend is resent as the next of its original's resends: resent under its
+    # own id instead, it and its original would each start a chain, and asked for both
+    # the person would get the text twice.
+    original = request.resend_of or message_id
     for n in range(1, MAX_RESENDS + 1):
-        new_id = resend_id(message_id, n)
+        new_id = resend_id(original, n)
         earlier = await runtime.status.get(new_id)
         if earlier is not None and earlier.state in RESENDABLE:
             continue  # that resend failed too: this is the next one
         if earlier is not None:
             # Queued, sent or maybe sent: never published again (past the duplicate
             # window a publish would be new, and an `unknown` one may have arrived).
-            return Resent(new_id, message_id, duplicate=True)
-        again = request.model_copy(update={"id": new_id, "resend_of": message_id})
+            return Resent(new_id, original, duplicate=True)
+        again = request.model_copy(update={"id": new_id, "resend_of": original})
         # A resend published but not yet folded is the same request: deduplicated.
         queued = await queue_outbound(runtime, again)
-        log.info("outbound %s resent as %s%s", message_id, new_id,
+        log.info("outbound %s resent as %s%s", original, new_id,
                  " (already resent)" if queued.duplicate else "", extra={"msg_id": new_id})
-        return Resent(new_id, message_id, queued.duplicate)
-    raise Refusal(409, f"{message_id} was resent {MAX_RESENDS} times already", field="id")
+        return Resent(new_id, original, queued.duplicate)
+    raise Refusal(409, f"{original} was resent {MAX_RESENDS} times already", field="id")
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,30 @@ async def test_a_dead_lettered_send_is_resent_once(
     assert shown["message"]["body"] == "see you at 10" and shown["state"] == "failed"
 
 
+async def test_a_failed_resend_and_its_original_resent_together_are_one_send(
+        sim: ClickSendSimulator, start_sending_gateway: Any) -> None:
+    """The next resend of a text whose first resend failed too is one send, whether the
+    operator asks it of the original, of the failed resend, or of both."""
+    gateway = await start_sending_gateway()
+    to = recipient(8)
+    sim.force_status(to, "INVALID_RECIPIENT")
+    original = await send_via_api(gateway, "call me back", to=to)
+    await settled(gateway, original, "failed")
+    status, first = await api(gateway, "POST", f"/api/v1/messages/{original}/resend")
+    assert status == 202, first
+    await settled(gateway, first["id"], "failed")
+    sim.force_status(to, None)
+
+    status, second = await api(gateway, "POST", f"/api/v1/messages/{first['id']}/resend")
+    assert status == 202 and not second["duplicate"], second
+    assert second["resend_of"] == original
+    status, again = await api(gateway, "POST", f"/api/v1/messages/{original}/resend")
+    assert (status, again["id"], again["duplicate"]) == (202, second["id"], True), again
+    await settled(gateway, second["id"], "accepted")
+    await wait_until(lambda: drained(gateway, "outbound"), 10.0, "the outbound consumer")
+    assert [m["custom_string"] for m in sent_to(sim, to)] == [second["id"]]
+
+
 async def test_only_a_failed_send_is_resent(sim: ClickSendSimulator,
                                             start_sending_gateway: Any) -> None:
     gateway = await start_sending_gateway()
