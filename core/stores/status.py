@@ -214,13 +214,16 @@ def _fold_channel(record: StatusRecord, event: StatusEvent) -> None:
 _ORDER = {state: n for n, state in enumerate(State)}
 
 
-def _standing(state: State, at: datetime) -> tuple[bool, bool, datetime, int]:
+def _standing(state: State, at: datetime) -> tuple[int, float, int]:
     """Which of two states of one channel stands: events are folded concurrently and by
     several processes, so in any order, and the greater of the two must win whichever
-    came first. A final state over any other (it never regresses), then any state over
-    `queued` (a channel's first state, published by another process), then the newest;
-    the order of `State` breaks a tie of the same instant."""
-    return state.final, state != State.QUEUED, at, _ORDER[state]
+    came first. A final state over any other, the first of them (a final state is never
+    undone: a late receipt stays in the history only); then any state over `queued` (a
+    channel's first state, published by another process); then the newest. The order of
+    `State` breaks a tie of the same instant."""
+    if state.final:
+        return 2, -at.timestamp(), _ORDER[state]
+    return int(state != State.QUEUED), at.timestamp(), _ORDER[state]
 
 
 REACHED = frozenset({State.DELIVERED, State.SENT, State.ACCEPTED})

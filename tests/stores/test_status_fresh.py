@@ -122,8 +122,9 @@ async def test_a_flooded_message_is_read_from_its_record_and_its_newest_event(
 
 def test_a_channel_shows_the_state_that_stands_whatever_order_its_events_come_in() -> None:
     """Folded in every order, a channel's events give the same state: a final one over
-    the others (the newest final, e.g. a late receipt's), then the newest; `queued` only
-    when nothing else came; the order of `State` when two came at the same instant."""
+    the others (the first final: a late receipt never undoes it), then the newest;
+    `queued` only when nothing else came; the order of `State` when two came at the same
+    instant."""
     mid, at = new_id(), utcnow()
 
     def at_(seconds: float, state: State) -> StatusEvent:
@@ -132,8 +133,10 @@ def test_a_channel_shows_the_state_that_stands_whatever_order_its_events_come_in
 
     cases = [
         ([at_(1, State.FAILED), at_(2, State.DELIVERED), at_(3, State.RETRYING)],
+         State.FAILED),
+        ([at_(1, State.DELIVERED), at_(2, State.FAILED)], State.DELIVERED),
+        ([at_(1, State.SENT), at_(2, State.DELIVERED), at_(3, State.FAILED)],
          State.DELIVERED),
-        ([at_(1, State.DELIVERED), at_(2, State.FAILED)], State.FAILED),
         ([at_(1, State.SENDING), at_(2, State.QUEUED)], State.SENDING),
         ([at_(1, State.ACCEPTED), at_(1, State.SENDING)], State.ACCEPTED),
         ([at_(1, State.SENDING), at_(2, State.ACCEPTED), at_(3, State.RETRYING)],
@@ -158,7 +161,7 @@ def test_folding_onto_a_record_counts_each_event_once() -> None:
         mid = new_id()
         seconds = rng.sample(range(100), rng.randint(2, 12))
         # Any states, several finals of one channel among them: `apply` is
-        # order-insensitive (a final state over the others, the newest of them).
+        # order-insensitive (a final state over the others, the first of them).
         events = [event(mid, rng.choice(states), at, channel=rng.choice(["clicksend", "x"]),
                         reason=rng.choice([None, "r"]))
                   for at in seconds]
