@@ -36,7 +36,7 @@ from pbxsms.core.media.fetch import FetchPolicy
 from pbxsms.core.media.inbound import awaiting_media
 from pbxsms.core.media.store import media_store
 from pbxsms.core.media.types import EXTENSIONS as MEDIA_EXTENSIONS
-from pbxsms.core.messages.replay import RESENDABLE, Resent, resend, resend_id
+from pbxsms.core.messages.replay import RESENDABLE, Resent, next_resend_id, resend, resend_id
 from pbxsms.core.model.events import (
     InboundMessage,
     MediaItem,
@@ -164,6 +164,7 @@ __all__ = [
     "metrics",
     "modify",
     "new_id",
+    "next_resend_id",
     "no_media_links",
     "ok",
     "opted_out",

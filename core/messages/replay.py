@@ -42,6 +42,16 @@ def resend_id(message_id: str, n: int = 1) -> str:
     return str(uuid.uuid5(RESEND_NAMESPACE, message_id if n == 1 else f"{message_id}/{n}"))
 
 
+def next_resend_id(message_id: str, resend_of: str | None = None) -> str:
+    """The id of the resend that carries `message_id` again: the next of its original's
+    resends when it is itself a resend (`resend_of` names the original)."""
+    if resend_of is None:
+        return resend_id(message_id)
+    n = next((n for n in range(1, MAX_RESENDS + 1) if resend_id(resend_of, n) == message_id),
+             0)
+    return resend_id(resend_of, n + 1)
+
+
 async def _record(runtime: Runtime, message_id: str, direction: str) -> StatusRecord:
     record = await runtime.status.get(message_id)
     if record is None:

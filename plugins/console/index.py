@@ -109,6 +109,7 @@ class Entry(BaseModel):
     provider: str | None = None
     stream_seq: int = 0
     redelivered_at: datetime | None = None
+    resend_of: str | None = None  # outbound: the failed message this one sends again
 
 
 class Dead(BaseModel):
@@ -352,11 +353,12 @@ class Index:
         # only an extension is listed under "no number".
         ours = request.from_ or ""
         await self._add(request.id, "outbound", ours, request.to, request.body,
-                        request.requested_at, State.QUEUED.value, request.provider, seq)
+                        request.requested_at, State.QUEUED.value, request.provider, seq,
+                        resend_of=request.resend_of)
 
     async def _add(self, message_id: str, direction: Literal["inbound", "outbound"],
                    ours: str, customer: str, body: str, at: datetime, state: str,
-                   provider: str | None, seq: int) -> None:
+                   provider: str | None, seq: int, resend_of: str | None = None) -> None:
         if not _key_ok(message_id):
             raise Permanent(f"not a usable message id: {message_id!r}")
         pointer, _ = await self.messages.get(f"i.{message_id}")
@@ -386,7 +388,7 @@ class Index:
             return
         entry = Entry(id=message_id, conv=conv, n=n, direction=direction, ours=ours,
                       customer=customer, body=body, at=at, state=state, provider=provider,
-                      stream_seq=seq)
+                      stream_seq=seq, resend_of=resend_of)
         await self.messages.put(f"m.{conv}.{n}", entry.model_dump_json().encode())
 
     async def _status(self, event: StatusEvent, delivery: Delivery) -> None:

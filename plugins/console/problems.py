@@ -24,7 +24,7 @@ from pbxsms.core.plugin_api import (
     RouteRegister,
     State,
     inbound_subject,
-    resend_id,
+    next_resend_id,
 )
 from pbxsms.core.plugin_api import resend as resend_message
 from pbxsms.plugins.console.index import Dead, Entry
@@ -65,8 +65,11 @@ def register(console: Console, register: RouteRegister) -> None:
             if not visible_entry(ctx, entry):
                 continue
             reason = next((h.reason for h in reversed(record.history) if h.reason), "")
+            # Sent again once the resend that would carry it exists (a failed resend's is
+            # the next of its original's).
             resent = entry is not None and entry.direction == "outbound" and (
-                await console.index.entry(resend_id(record.id))) is not None
+                await console.index.entry(next_resend_id(record.id, entry.resend_of))
+            ) is not None
             rows.append({"record": record, "entry": entry, "reason": reason,
                          "resent": resent, "resendable": record.state in RESENDABLE})
         dead = []

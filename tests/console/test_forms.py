@@ -259,3 +259,50 @@ async def test_an_unroutable_text_is_delivered_again_once_its_number_exists(
     copies = [m for m in stored if m.id == message_id]
     assert [m.route is not None for m in copies] == [False, True]
     assert copies[1].route is not None and copies[1].route.extension == "103"
+
+
+async def test_a_failed_resend_is_offered_again_and_its_original_is_not(
+        console_gateway: Gateway, sim: ClickSendSimulator) -> None:
+    await add_user(console_gateway, "admin")
+    runtime, index = console_gateway.runtime, console_of(console_gateway).index
+    sim.force_status(CUSTOMER, "INVALID_RECIPIENT")
+    failed = await queue_outbound(runtime, OutboundRequest.model_validate(
+        {"from": OURS_A, "to": CUSTOMER, "body": "see you at 5"}))
+    original = failed.request.id
+
+    async def failed_and_indexed(message_id: str) -> bool:
+        record = await runtime.status.get(message_id)
+        return (record is not None and record.state == State.FAILED
+                and await index.entry(message_id) is not None)
+
+    await wait_until(lambda: failed_and_indexed(original), message="the send failed")
+    first = await resend(runtime, original)  # fails too: the recipient is still refused
+    await wait_until(lambda: failed_and_indexed(first.id), message="the resend failed")
+
+    def offers(page: str) -> dict[str, bool]:
+        """Per row of the page (by message id): whether it offers "Send again"."""
+        rows = page.split("<li>")[1:]
+        return {match.group(1): "Send again" in row for row in rows
+                if (match := re.search(r"#m-([0-9a-f-]+)", row))}
+
+    sim.force_status(CUSTOMER, None)
+    async with ClientSession(cookie_jar=jar()) as http:
+        csrf = await sign_in(http, console_gateway)
+        async with http.get(f"{console_gateway.url}/console/problems") as response:
+            assert offers(await response.text()) == {original: False, first.id: True}
+        async with http.post(f"{console_gateway.url}/console/problems/resend",
+                             data={"csrf": csrf, "id": first.id},
+                             headers={"Origin": console_gateway.url}) as response:
+            assert re.findall(r'id="notice">([^<]+)<', await response.text()) == [
+                "Sent again: the new message is queued."]
+        await wait_until(lambda: any(m["body"] == "see you at 5" for m in sim.sent_messages),
+                         message="the second resend at ClickSend")
+
+        async def neither_offered() -> bool:
+            async with http.get(f"{console_gateway.url}/console/problems") as response:
+                return offers(await response.text()) == {original: False, first.id: False}
+
+        await wait_until(neither_offered, message="both rows sent again")
+    # The original's resend is that one too: one send reached ClickSend.
+    assert (await resend(runtime, original)).duplicate
+    assert sum(m["body"] == "see you at 5" for m in sim.sent_messages) == 1
