@@ -222,8 +222,10 @@ class Dispatcher:
         return True
 
     async def _already_accepted(self, message_id: str) -> bool:
+        # An `accepted` whose producer died before folding it is folded now, so that the
+        # message leaves `sending` in the state index and its receipts find it.
         # Reads of a burst are pipelined by the Publisher: no batching needed here.
-        record = await self.runtime.status.get(message_id)
+        record = await self.runtime.status.catch_up(message_id)
         if record is None or not (record.provider_message_id or record.state in DONE):
             return False
         self._duplicate(message_id, next(iter(record.channels), "-"),

@@ -175,6 +175,15 @@ def folded_in(entry: HistoryEntry, history: list[HistoryEntry]) -> bool:
     return entry in history
 
 
+def unfolded(stored: StatusRecord | None, events: list[StatusEvent]) -> list[StatusEvent]:
+    """Those of `events` that `stored` has not folded (see `fold_onto`)."""
+    folded = stored.history if stored is not None else []
+    newest = folded[-1].at if stored is not None and stored.history_dropped and folded else None
+    return [event for event in events
+            if not (folded_in(_entry(event), folded)
+                    or (newest is not None and event.at <= newest))]
+
+
 def fold_onto(stored: StatusRecord | None, events: list[StatusEvent], unread: int = 0,
               max_history: int = MAX_HISTORY) -> StatusRecord | None:
     """`stored` (the folded record, if any) with those of `events` it has not folded yet
@@ -185,14 +194,9 @@ def fold_onto(stored: StatusRecord | None, events: list[StatusEvent], unread: in
     either, unless `stored` dropped entries (`history_dropped`): a dropped entry is older
     than every entry kept but the first, so then only events newer than the newest entry
     are folded, and a folded event is never counted twice."""
-    # As stored: the folds below change the record (and its history) in place.
-    folded = list(stored.history) if stored is not None else []
-    newest = folded[-1].at if stored is not None and stored.history_dropped and folded else None
     stored_at = stored.updated_at if stored is not None else None
     record, changed_at = stored, None
-    for event in events:
-        if folded_in(_entry(event), folded) or (newest is not None and event.at <= newest):
-            continue
+    for event in unfolded(stored, events):
         record = apply(record, event, max_history)
         changed_at = max(changed_at or event.at, event.at)
     if record is not None and changed_at is not None:
@@ -312,6 +316,28 @@ class StatusStore:
             if value is not None:
                 self._learn(message_id, value, revision)
             return _shown(StatusRecord.model_validate_json(value) if value else None)
+        stored, events, unread = await self._record_and_events(message_id)
+        return _shown(fold_onto(stored, events, unread, self.max_history))
+
+    async def catch_up(self, message_id: str) -> StatusRecord | None:
+        """`get`, with the events the record lacks folded into it and written (its
+        state index and provider id too): for a process that finds an event whose
+        producer died before folding it, e.g. an `accepted` on a redelivery, which
+        would otherwise stay out of `in_state` and receipt matching."""
+        if self.events is None or not _valid_key(message_id):
+            return await self.get(message_id)
+        stored, events, _ = await self._record_and_events(message_id)
+        record = stored
+        for event in unfolded(stored, events):
+            record = await self.apply(event, repair=True)
+        return _shown(record)
+
+    async def _record_and_events(self, message_id: str
+                    ) -> tuple[StatusRecord | None, list[StatusEvent], int]:
+        """The record as stored, its events on `sms.status.<id>` (the first
+        `read_events`, and the newest when there are more) and how many were not read
+        nor are known to be in the record. One round trip: both are asked together."""
+        assert self.events is not None
         subject = f"sms.status.{message_id}"
         reading = await self.events.first(subject, self.read_events)
         value, revision = await self.messages.get(message_id)
@@ -325,13 +351,14 @@ class StatusStore:
         events = []
         for _, data in found:
             try:
-                events.append(StatusEvent.model_validate_json(data))
+                event = StatusEvent.model_validate_json(data)
             except ValueError:
                 continue  # not a status event (no producer of ours wrote it): never folded
+            if event.id == message_id:
+                events.append(event)
         # The unread (flooded) events are counted by the folded record, if there is one.
         unread = max(0, read.more - 1) if stored is None else 0
-        return _shown(fold_onto(stored, [e for e in events if e.id == message_id], unread,
-                                self.max_history))
+        return stored, events, unread
 
     async def settled(self, message_id: str) -> dict[str, Settled]:
         """The delivery ledger of a message (its record, read from the stream's leader).

@@ -233,13 +233,16 @@ async def test_a_first_attempt_is_sent_without_reading_its_record(
     gateway = await start_sending_gateway()
     runtime = gateway.runtime
     reads: list[str] = []
-    get = runtime.status.get
 
-    async def counted(message_id: str) -> StatusRecord | None:
-        reads.append(message_id)
-        return await get(message_id)
+    def counting(read: Callable[[str], Awaitable[StatusRecord | None]]
+                 ) -> Callable[[str], Awaitable[StatusRecord | None]]:
+        async def counted(message_id: str) -> StatusRecord | None:
+            reads.append(message_id)
+            return await read(message_id)
+        return counted
 
-    monkeypatch.setattr(runtime.status, "get", counted)
+    for name in ("get", "catch_up"):
+        monkeypatch.setattr(runtime.status, name, counting(getattr(runtime.status, name)))
     queued_here = await send_via_api(gateway, "queued here")
     published = OutboundRequest(**{"from": OURS}, to=recipient(2), body="published")
     await runtime.publish("sms.outbound", published, published.id)
@@ -296,6 +299,17 @@ async def test_a_record_that_shows_an_attempt_is_read_with_its_events(
     await runtime.publish(f"sms.status.{request.id}", accepted, "accepted, not folded")
     assert await duplicates_of(gateway, request) == 1
     assert sim.send_requests == []
+    # And it is folded now: the record as stored, the state index and receipt matching
+    # all know it was accepted (else it would be listed as sending for ever, and a
+    # carrier that echoes nothing of ours could not match its receipts).
+    value, _ = await runtime.status.messages.get(request.id)
+    assert value is not None
+    assert StatusRecord.model_validate_json(value).state == State.ACCEPTED
+    assert await runtime.status.find_by_provider_id(
+        "clicksend", "1EE7BD80-F28F-6D4A-B098-CB63CDB0DC75") == request.id
+    assert [r.id for r in (await runtime.status.in_state(State.ACCEPTED)).records] == [
+        request.id]
+    assert (await runtime.status.in_state(State.SENDING)).records == []
 
 
 async def test_an_accepted_request_that_could_not_be_sent_now_is_not_refused(
