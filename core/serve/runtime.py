@@ -172,6 +172,8 @@ class Runtime:
             self._http = None
         if self._numbers is not None:
             await self._numbers.stop()
+        if self._status is not None:
+            await self._status.close()  # its sweep writes through the connection
         if self.nc is not None and not self.nc.is_closed:
             try:
                 await asyncio.wait_for(self.nc.drain(), 5.0)

@@ -5,6 +5,11 @@ index older versions kept in one bucket (`sms_states`, keys `<state>.<id>`).
 A bucket per state lets a page be read by sequence with no subject filter, which the
 server answers from per-block totals; a `<state>.>` filter over one shared bucket made it
 match the filter against every key stored (100-400 ms a page at 200,000 stored).
+
+`sending` is entered only once a message has been in it for `LINGER`: most sends are
+accepted a few ms after it, and then neither the entry nor its erasure is written (two
+of a send's nine requests). The status store keeps the others until then
+(core/stores/status.py).
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ LEGACY_BUCKET = "sms_states"
 # Entries moved from the old bucket per round trip.
 MOVE_PAGE = 1000
 _STATES = frozenset(state.value for state in State)
+# Seconds a message is in `sending` before its index entry is written (a store's
+# `linger`, set from this).
+LINGER = 2.0
 
 
 def bucket_name(state: State) -> str:

@@ -10,21 +10,24 @@ channel's status event in one compare-and-set. The store indexes provider ids (e
 `message_id`) back to ours for delivery receipts, and indexes messages by current state
 (core/stores/states.py: an entry per message, erased when it moves on) so that e.g. the
 unroutable messages can be listed page by page in the order they got there, however many
-are stored. A channel in a final state is never moved back by a late or repeated event,
-and no channel by an event older than its current state (events are folded concurrently);
-the event still appears in the history.
+are stored; a message enters `sending` there only once it has been in it for `LINGER`
+(the store remembers it until then and a sweep enters it). A channel in a final state is
+never moved back by a late or repeated event, and no channel by an event older than its
+current state (events are folded concurrently); the event still appears in the history.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from nats.js import JetStreamContext
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
@@ -34,7 +37,7 @@ from pbxsms.bus import kv as kvs
 from pbxsms.bus.kv import Bucket
 from pbxsms.bus.stream import SubjectReader
 from pbxsms.core.model.events import SenderType, State, StatusEvent, utcnow
-from pbxsms.core.stores.states import StateIndex
+from pbxsms.core.stores.states import LINGER, StateIndex
 
 log = logging.getLogger("pbxsms.status")
 
@@ -123,6 +126,22 @@ class _Ledger(BaseModel):
     """A record read for its ledger alone: the rest (history, channels) is not built."""
 
     settled: dict[str, Settled] = Field(default_factory=dict)
+
+
+class _Current(BaseModel):
+    """A record read for its state alone (the sweep of lingering `sending` entries)."""
+
+    state: State
+
+
+class _Lingering(NamedTuple):
+    """A `sending` entry not written yet (see `StatusStore._linger`)."""
+
+    since: float  # when the record entered `sending` (time.monotonic)
+    value: bytes  # the entry's value: the time of that fold, as an entry written then
+    # An entry may be stored already (an earlier attempt's, or another process's): the
+    # record's leaving `sending` erases it even if this one was never written.
+    stored: bool
 
 
 def apply(record: StatusRecord | None, event: StatusEvent,
@@ -303,6 +322,13 @@ class StatusStore:
         # The ledger read of each record in flight (`settled`), shared by the callers
         # that come while it is.
         self._reading: dict[str, asyncio.Future[tuple[bytes | None, int]]] = {}
+        # Records this process moved into `sending` whose entry is not written yet, oldest
+        # first: entered by the sweep once they have been there `linger` seconds, dropped
+        # when they leave it sooner (see `_index`).
+        self.linger = LINGER
+        self._lingering: dict[str, _Lingering] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def get(self, message_id: str) -> StatusRecord | None:
         """The message's status now: its record with its events on `sms.status.<id>`
@@ -477,7 +503,7 @@ class StatusStore:
 
         async def index() -> list[asyncio.Future[Any]]:
             return await self._index(folded[0], before[0] if before else None,
-                                     repair or repeated[0])
+                                     repair or repeated[0], event.state)
 
         # The writes beside the record's are put in flight first, then awaited with it:
         # one round trip for all, and no task for each. The provider id does not depend
@@ -550,7 +576,7 @@ class StatusStore:
             finally:
                 self._reading.pop(event.id, None)  # as in `_write`
             self._learn(event.id, new, revision)
-            return await self._index(folded, before, repair=False)
+            return await self._index(folded, before, False, event.state)
 
     async def settle(self, message_id: str, settled: Mapping[str, Settled]) -> None:
         """Store delivery ledger entries in the message's record without a status event
@@ -610,18 +636,111 @@ class StatusStore:
         if value is not None:
             self._learn(message_id, value, revision)
 
-    async def _index(self, record: StatusRecord, before: State | None,
-                     repair: bool) -> list[asyncio.Future[Any]]:
-        """The state index writes of a fold, put in flight."""
-        # An unchanged state needs no write, except to repair one lost to a crash;
-        # `in_state` re-checks each record, so a stale entry is never shown.
-        if self.states is None or (before == record.state and not repair):
+    async def _index(self, record: StatusRecord, before: State | None, repair: bool,
+                     said: State | None = None) -> list[asyncio.Future[Any]]:
+        """The state index writes of a fold (`said`: the state its event said), put in
+        flight. `sending` is entered later, by the sweep, if the record is still in it
+        after `linger` (see `_linger`), and its erasure written only if it may be stored."""
+        if self.states is None:
             return []
-        writes: list[asyncio.Future[Any]] = [await self.states.send_enter(
-            record.state, record.id, record.updated_at.isoformat().encode())]
-        if before is not None and before != record.state:
-            writes.append(await self.states.send_leave(before, record.id))
+        state, moved = record.state, before != record.state
+        writes: list[asyncio.Future[Any]] = []
+        if state == State.SENDING and (moved or (said == State.SENDING and not repair)):
+            # Into `sending`, or another attempt while in it (a redelivery after a crash
+            # enters a message its first attempt did not).
+            self._linger(record, stored=not moved)
+        elif moved or repair:
+            # An unchanged state needs no write, except to repair one lost to a crash;
+            # `in_state` re-checks each record, so a stale entry is never shown.
+            writes.append(await self.states.send_enter(
+                state, record.id, record.updated_at.isoformat().encode()))
+            if state == State.SENDING:
+                self._lingering.pop(record.id, None)  # entered now
+        if before is not None and moved:
+            lingering = (self._lingering.pop(record.id, None) if before == State.SENDING
+                         else None)
+            if lingering is None or lingering.stored:
+                writes.append(await self.states.send_leave(before, record.id))
         return writes
+
+    def _linger(self, record: StatusRecord, stored: bool) -> None:
+        """Remember that `record` is in `sending` with the entry it would have had now,
+        for the sweep; a record already remembered keeps its time and place."""
+        known = self._lingering.get(record.id)
+        if known is None:
+            self._lingering[record.id] = _Lingering(
+                time.monotonic(), record.updated_at.isoformat().encode(), stored)
+        elif stored and not known.stored:
+            self._lingering[record.id] = known._replace(stored=True)
+        if self._sweeper is None and not self._closed:
+            self._sweeper = asyncio.get_running_loop().create_task(
+                self._sweep(), name="status-sending-sweep")
+
+    async def _sweep(self) -> None:
+        """Enter in `sending` the records still in it `linger` seconds after they
+        entered it, oldest first, at most every quarter of `linger`; ends when none is
+        left (`_linger` starts it again)."""
+        try:
+            while self._lingering:
+                oldest = next(iter(self._lingering.values())).since
+                await asyncio.sleep(max(oldest + self.linger - time.monotonic(),
+                                        self.linger / 4))
+                due = self._due()
+                try:
+                    await self._enter_lingering(due)
+                except Exception as error:  # kept, tried again at the next sweep
+                    log.warning("state index: %d messages in sending not entered yet (%s)",
+                                len(due), error)
+                    await asyncio.sleep(self.linger)
+        finally:
+            self._sweeper = None
+
+    def _due(self) -> list[str]:
+        """The lingering records whose `linger` is over, oldest first."""
+        until = time.monotonic() - self.linger
+        due = []
+        for message_id, lingering in self._lingering.items():
+            if lingering.since > until:
+                break  # remembered in the order they entered `sending`
+            due.append(message_id)
+        return due
+
+    async def _enter_lingering(self, due: list[str]) -> None:
+        """Enter `due` in `sending` if their records are still in it, in order, each
+        with the time it entered it. The records' turns are held meanwhile, so that no
+        fold moves one on between its read and its entry (and skips the erasure)."""
+        assert self.states is not None
+        async with contextlib.AsyncExitStack() as turns:
+            for message_id in due:
+                await turns.enter_async_context(self._turn(message_id))
+            # A fold that had its turn first may have moved one on (and dropped it).
+            until = time.monotonic() - self.linger
+            due = [message_id for message_id in due
+                   if (lingering := self._lingering.get(message_id)) is not None
+                   and lingering.since <= until]
+            records = await self.messages.get_many(due)
+            writes: list[asyncio.Future[Any]] = []
+            for message_id in due:
+                value, revision = records[message_id]
+                if value is None:
+                    continue
+                self._learn(message_id, value, revision)
+                if _Current.model_validate_json(value).state == State.SENDING:
+                    writes.append(await self.states.send_enter(
+                        State.SENDING, message_id, self._lingering[message_id].value))
+            await kvs.wait_all(writes)
+            for message_id in due:
+                del self._lingering[message_id]
+
+    async def close(self) -> None:
+        """Stop the sweep (nothing of the store is left running). What it had not entered
+        yet stays out of the index; the records are right, and a redelivery of the
+        request enters them."""
+        self._closed = True
+        sweeper = self._sweeper
+        if sweeper is not None:
+            sweeper.cancel()
+            await asyncio.wait([sweeper])
 
     async def in_state(self, state: State, limit: int = 100, after: int = 0,
                        since: datetime | None = None) -> StatePage:

@@ -9,9 +9,11 @@ from collections.abc import Awaitable, Callable
 import pytest
 from aiohttp import ClientSession
 
+from pbxsms.bus.embedded import EmbeddedNats
 from pbxsms.bus.publish import PublishError
 from pbxsms.core.model.events import OutboundRequest, State, StatusEvent, new_id
 from pbxsms.core.registry import OutboundMessage, Outcome
+from pbxsms.core.stores.states import bucket_name
 from pbxsms.core.stores.status import StatusRecord, apply
 from pbxsms.sim.clicksend import TEST_ACCOUNT_KEY, ClickSendSimulator
 from tests.helpers import basic_auth, free_port, wait_until
@@ -26,6 +28,7 @@ from tests.outbound.sending import (
     send_via_api,
 )
 from tests.support.carriers import settled
+from tests.support.counting import Requests
 from tests.support.gateway import Gateway, StartGateway
 
 # Messages posted together travel in one call even on a slow machine.
@@ -63,6 +66,65 @@ async def test_a_lone_reply_is_accepted_with_clicksends_message_id(
         return found == message_id
 
     await wait_until(indexed, message="ClickSend's message id indexed to ours")
+
+
+def requests_about(seen: list[tuple[str, bytes]], message_id: str) -> list[str]:
+    """The requests the gateway made for one send among what the server took: those
+    naming the message (its writes, events and index entries) and the opt-out read;
+    not the request itself, its delivery, the answers or acks."""
+    return [subject for subject, data in seen
+            if not subject.startswith(("_INBOX.", "$JS.ACK.", "$JS.EVENT.", "sms.outbound"))
+            and (message_id in subject or message_id.encode() in data
+                 or subject == "$JS.API.STREAM.MSG.GET.KV_sms_optouts")]
+
+
+async def test_a_quickly_accepted_send_costs_7_requests_and_no_sending_index_entry(
+        start_sending_gateway: StartGateway, sim: ClickSendSimulator,
+        nats_server: EmbeddedNats) -> None:
+    # `sending` enters the state index only once a message has lingered in it
+    # (core/stores/states.py LINGER): a send accepted at once writes neither the entry
+    # nor its erasure, 2 of the 9 requests it cost before.
+    gateway = await start_sending_gateway()
+    gateway.runtime.status.linger = 600.0  # nothing lingers that long here
+    request = OutboundRequest(**{"from": OURS}, to=recipient(1), body="quick")
+    async with Requests(nats_server.url) as spy:
+        await gateway.runtime.publish("sms.outbound", request, request.id)
+        # Acked once `accepted` is stored and folded; read nothing meanwhile.
+        await wait_until(lambda: len(sim.sent_messages) == 1, message="the send")
+        await wait_until(lambda: drained(gateway, "outbound"), message="the dispatcher")
+        made = requests_about(await spy.until_now(), request.id)
+    await settled(gateway, request.id, "accepted")
+    [sent] = sim.sent_messages
+    assert sorted(made) == sorted([
+        "$JS.API.STREAM.MSG.GET.KV_sms_optouts",  # the opt-out read
+        f"$KV.sms_messages.{request.id}", f"sms.status.{request.id}",  # sending
+        f"$KV.sms_messages.{request.id}", f"sms.status.{request.id}",  # accepted ...
+        f"$KV.{bucket_name(State.ACCEPTED)}.{request.id}",  # ... its index entry
+        f"$KV.sms_provider_ids.clicksend.{sent['message_id']}",  # ... its provider id
+    ]), made
+    assert not [s for s in made if bucket_name(State.SENDING) in s]
+
+
+async def test_a_send_the_carrier_holds_is_listed_in_sending_then_leaves_it(
+        start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
+    gateway = await start_sending_gateway()
+    store = gateway.runtime.status
+    store.linger = 0.2
+    sim.fail_next("delay", delay=2.0)  # ClickSend answers after 2 s
+    message_id = await send_via_api(gateway, "held at the carrier")
+
+    async def listed() -> list[str]:
+        return [r.id for r in (await store.in_state(State.SENDING)).records]
+
+    async def held() -> bool:
+        return await listed() == [message_id]
+
+    await wait_until(held, message="the held send listed in sending")
+    assert not sim.sent_messages, "listed only while the carrier held it"
+    await settled(gateway, message_id, "accepted")
+    assert store.states is not None
+    # Its entry was written, so its erasure was too: the index holds nothing stale.
+    assert (await store.states.page(State.SENDING)).entries == []
 
 
 async def test_2500_queued_messages_go_out_in_3_calls_and_end_accepted(

@@ -223,6 +223,7 @@ async def test_a_fold_onto_the_record_as_known_is_written_only_while_it_is_so(
     # only then.
     one = (await start_gateway()).runtime.status
     two = (await start_gateway()).runtime.status
+    one.linger = 0.1  # `sending` is entered once it has lingered (test_sending_index.py)
 
     async def indexed(store: StatusStore, state: State) -> list[str]:
         assert store.states is not None
@@ -255,5 +256,6 @@ async def test_a_fold_onto_the_record_as_known_is_written_only_while_it_is_so(
                         (refused, [State.QUEUED])):
         record = await one.get(mid)
         assert record is not None and [h.state for h in record.history] == states, mid
+    await wait_until(lambda: not one._lingering, message="the sweep")
     assert sorted(await indexed(one, State.SENDING)) == sorted([new, queued])
     assert await indexed(one, State.QUEUED) == [refused]
