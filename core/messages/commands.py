@@ -25,7 +25,8 @@ def messages() -> None:
 @_options
 def list_command(state: str, limit: int, as_json: bool, env_file: Path | None,
                  url: str | None) -> None:
-    """List the messages now in a state, newest first (`dead`: the dead letters)."""
+    """List the messages now in a state, in the order they reached it (`dead`: the dead
+    letters)."""
     query = urllib.parse.urlencode({"status": state, "limit": limit})
     status, payload = _api(env_file, url).call("GET", f"/api/v1/messages?{query}")
     if status != 200:
