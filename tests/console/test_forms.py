@@ -289,7 +289,11 @@ async def test_a_failed_resend_is_offered_again_and_its_original_is_not(
     async with ClientSession(cookie_jar=jar()) as http:
         csrf = await sign_in(http, console_gateway)
         async with http.get(f"{console_gateway.url}/console/problems") as response:
-            assert offers(await response.text()) == {original: False, first.id: True}
+            page = await response.text()
+        assert offers(page) == {original: False, first.id: True}
+        # The resend's row links to the send it carries again.
+        (resent_row,) = [row for row in page.split("<li>") if f"#m-{first.id}" in row]
+        assert f'#m-{original}">an earlier failed one</a> again' in resent_row
         async with http.post(f"{console_gateway.url}/console/problems/resend",
                              data={"csrf": csrf, "id": first.id},
                              headers={"Origin": console_gateway.url}) as response:
