@@ -49,7 +49,9 @@ async def test_no_session_goes_to_login_then_sign_in_and_out(
     await browser.type("#name", "admin")
     await browser.type("#password", "wrong password!")
     await browser.click("#sign-in")
-    assert "Wrong user name or password" in await browser.text("#login-error")
+    # The click returns before the answer's page loads: wait for its error.
+    await browser.wait_for(lambda d: "Wrong user name or password" in d.find_element(
+        By.ID, "login-error").text, message="the sign-in refused")
     await browser.type("#password", PASSWORD)
     await browser.click("#sign-in")
     await browser.wait_for(lambda d: d.current_url.endswith("/console/numbers"),
@@ -153,7 +155,9 @@ async def test_a_form_posted_from_another_origin_is_refused(
         await browser.get(f"http://127.0.0.1:{port}/")
         await browser.click("#go")
         await browser.wait_for(lambda d: "/console/t/" in d.current_url, message="posted")
-        assert "not sent from the console's own pages" in await browser.text("main")
+        await browser.wait_for(lambda d: "not sent from the console's own pages" in
+                               d.find_element(By.TAG_NAME, "main").text,
+                               message="the forged post refused")
     finally:
         await runner.cleanup()
     assert not any(m["body"] == "forged" for m in sim.sent_messages)
