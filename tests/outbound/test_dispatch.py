@@ -28,7 +28,7 @@ from tests.outbound.sending import (
     send_via_api,
 )
 from tests.support.carriers import settled
-from tests.support.counting import Requests
+from tests.support.counting import Requests, calls_of
 from tests.support.gateway import Gateway, StartGateway
 
 # Messages posted together travel in one call even on a slow machine.
@@ -288,30 +288,19 @@ async def test_a_redelivered_request_already_accepted_is_not_sent_again(
 
 
 async def test_a_first_attempt_is_sent_without_reading_its_record(
-        start_sending_gateway: StartGateway, sim: ClickSendSimulator,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        start_sending_gateway: StartGateway, sim: ClickSendSimulator) -> None:
     # The record as this process wrote it (`queued` by the API) or none at all (a
     # request published on sms.outbound): its compare-and-set proves it was never sent.
     gateway = await start_sending_gateway()
     runtime = gateway.runtime
-    reads: list[str] = []
-
-    def counting(read: Callable[[str], Awaitable[StatusRecord | None]]
-                 ) -> Callable[[str], Awaitable[StatusRecord | None]]:
-        async def counted(message_id: str) -> StatusRecord | None:
-            reads.append(message_id)
-            return await read(message_id)
-        return counted
-
-    for name in ("get", "catch_up"):
-        monkeypatch.setattr(runtime.status, name, counting(getattr(runtime.status, name)))
-    queued_here = await send_via_api(gateway, "queued here")
-    published = OutboundRequest(**{"from": OURS}, to=recipient(2), body="published")
-    await runtime.publish("sms.outbound", published, published.id)
-    await wait_until(lambda: len(sim.sent_messages) == 2, message="both sent")
-    await wait_until(lambda: drained(gateway, "outbound"), message="the dispatcher")
-    assert reads == []
-    monkeypatch.undo()
+    with calls_of(runtime.status, "get") as gets, \
+            calls_of(runtime.status, "catch_up") as catch_ups:
+        queued_here = await send_via_api(gateway, "queued here")
+        published = OutboundRequest(**{"from": OURS}, to=recipient(2), body="published")
+        await runtime.publish("sms.outbound", published, published.id)
+        await wait_until(lambda: len(sim.sent_messages) == 2, message="both sent")
+        await wait_until(lambda: drained(gateway, "outbound"), message="the dispatcher")
+    assert gets == [] and catch_ups == []
     for message_id, states in ((queued_here, ["queued", "sending", "accepted"]),
                                (published.id, ["sending", "accepted"])):
         record = await settled(gateway, message_id, "accepted")
