@@ -59,17 +59,18 @@ def register(console: Console, register: RouteRegister) -> None:
                    *(await runtime.status.in_state(State.UNKNOWN, LIMIT)).records,
                    *(await runtime.status.in_state(State.UNROUTABLE, LIMIT)).records]
         entries = await console.index.entries([r.id for r in records])
+        # A send was sent again once the resend that would carry it exists (a failed
+        # resend's is the next of its original's): all looked up in one read.
+        resend_ids = {message_id: next_resend_id(message_id, entry.resend_of)
+                      for message_id, entry in entries.items() if entry.direction == "outbound"}
+        resends = await console.index.entries(list(resend_ids.values()))
         rows: list[dict[str, Any]] = []
         for record in records:
             entry = entries.get(record.id)
             if not visible_entry(ctx, entry):
                 continue
             reason = next((h.reason for h in reversed(record.history) if h.reason), "")
-            # Sent again once the resend that would carry it exists (a failed resend's is
-            # the next of its original's).
-            resent = entry is not None and entry.direction == "outbound" and (
-                await console.index.entry(next_resend_id(record.id, entry.resend_of))
-            ) is not None
+            resent = resend_ids.get(record.id) in resends
             rows.append({"record": record, "entry": entry, "reason": reason,
                          "resent": resent, "resendable": record.state in RESENDABLE})
         dead = []
